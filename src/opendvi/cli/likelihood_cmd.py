@@ -1,0 +1,54 @@
+"""``opendvi likelihood``: the pedigree likelihood of every family of a case."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from opendvi.cli.output import OutputFormat, console, fmt_log, jnum, print_json
+from opendvi.io.case_json import read_case
+
+
+def likelihood(
+    case_file: Path = typer.Argument(..., help="A dvi-case/1 JSON file."),
+    output_format: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json."),
+) -> None:
+    """Natural-log likelihood of each family's reference data, per marker and in total."""
+    case, notes = read_case(case_file).with_unseen_alleles()
+    results = []
+    for fam in case.families:
+        ll = fam.loglik(case.markers, theta=case.theta)
+        results.append((fam.id, ll))
+    if output_format is OutputFormat.json:
+        print_json(
+            {
+                "case": case.name,
+                "theta": case.theta,
+                "families": [
+                    {
+                        "family": fid,
+                        "loglik": {m: jnum(v) for m, v in ll.per_marker.items()},
+                        "loglik_total": jnum(ll.total),
+                    }
+                    for fid, ll in results
+                ],
+                "notes": notes,
+            }
+        )
+        return
+    out = console()
+    for fid, ll in results:
+        table = Table(title=f"Family {fid}: ln L = {fmt_log(ll.total)}", title_justify="left")
+        table.add_column("marker")
+        table.add_column("ln L", justify="right")
+        for m, v in ll.per_marker.items():
+            table.add_row(m, fmt_log(v))
+        out.print(table)
+    for note in notes:
+        out.print(f"note: {note}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("likelihood")(likelihood)
