@@ -22,9 +22,29 @@ from opendvi.io.case_json import write_case
 from opendvi.io.frequencies import read_familias_frequencies
 
 FUSION_6C = [
-    "D3S1358", "D1S1656", "D2S441", "D10S1248", "D13S317", "Penta E", "D16S539", "D18S51",
-    "D2S1338", "CSF1PO", "Penta D", "TH01", "vWA", "D21S11", "D7S820", "D5S818", "TPOX",
-    "D8S1179", "D12S391", "D19S433", "SE33", "D22S1045", "FGA",
+    "D3S1358",
+    "D1S1656",
+    "D2S441",
+    "D10S1248",
+    "D13S317",
+    "Penta E",
+    "D16S539",
+    "D18S51",
+    "D2S1338",
+    "CSF1PO",
+    "Penta D",
+    "TH01",
+    "vWA",
+    "D21S11",
+    "D7S820",
+    "D5S818",
+    "TPOX",
+    "D8S1179",
+    "D12S391",
+    "D19S433",
+    "SE33",
+    "D22S1045",
+    "FGA",
 ]
 
 
@@ -36,16 +56,26 @@ def main(freq_path: str, out: str = "src/opendvi/data/demo-case.json") -> None:
     markers = [db.marker(n, female=female, male=male) for n in FUSION_6C if n in db]
     peds = {
         "F1": (missing_person_family({"father": "F1-R1", "mother": "F1-R2"}, missing="M1"), ["M1"]),
-        "F2": (missing_person_family({"full_sibling": ["F2-R1", "F2-R2"]}, missing="M2",
-                                      sexes={"F2-R2": "F"}), ["M2"]),
+        "F2": (missing_person_family({"full_sibling": ["F2-R1", "F2-R2"]}, missing="M2", sexes={"F2-R2": "F"}), ["M2"]),
         "F3": (missing_person_family({"child": ["F3-R1"], "spouse": "F3-R2"}, missing="M3"), ["M3"]),
-        "F4": (Pedigree([
-            Individual("F4-FA", sex="M"), Individual("F4-R1", sex="F"),
-            Individual("M4a", "F4-FA", "F4-R1", "M"), Individual("M4b", "F4-FA", "F4-R1", "M"),
-            Individual("F4-R2", "F4-FA", "F4-R1", "F"),
-        ]), ["M4a", "M4b"]),
-        "F5": (missing_person_family({"paternal_half_sibling": ["F5-R1"], "paternal_uncle": ["F5-R2"]},
-                                     missing="M5", missing_sex="F"), ["M5"]),
+        "F4": (
+            Pedigree(
+                [
+                    Individual("F4-FA", sex="M"),
+                    Individual("F4-R1", sex="F"),
+                    Individual("M4a", "F4-FA", "F4-R1", "M"),
+                    Individual("M4b", "F4-FA", "F4-R1", "M"),
+                    Individual("F4-R2", "F4-FA", "F4-R1", "F"),
+                ]
+            ),
+            ["M4a", "M4b"],
+        ),
+        "F5": (
+            missing_person_family(
+                {"paternal_half_sibling": ["F5-R1"], "paternal_uncle": ["F5-R2"]}, missing="M5", missing_sex="F"
+            ),
+            ["M5"],
+        ),
     }
     families = []
     truth: dict[str, dict[str, tuple[str, ...]]] = {}

@@ -55,9 +55,7 @@ class PedigreeError(OpenDVIError):
         if len(self.problems) == 1:
             msg = f"{prefix}invalid pedigree: {self.problems[0]}"
         else:
-            msg = f"{prefix}invalid pedigree ({len(self.problems)} problems): " + "; ".join(
-                self.problems
-            )
+            msg = f"{prefix}invalid pedigree ({len(self.problems)} problems): " + "; ".join(self.problems)
         super().__init__(msg)
 
 

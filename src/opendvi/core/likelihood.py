@@ -41,6 +41,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -53,6 +54,9 @@ from opendvi.core.profiles import Genotype, check_genotype
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
+
+#: ``np.einsum`` in its sublist form (the stubs do not describe that form).
+_einsum = cast(Any, np.einsum)
 
 #: Largest joint table of founder alleles enumerated under theta > 0.
 THETA_TABLE_LIMIT = 4_000_000
@@ -86,15 +90,38 @@ def pedigree_loglik(
     theta: float = 0.0,
     dropout: Mapping[str, float] | None = None,
 ) -> LogLikelihood:
-    """Log-likelihood of every marker. ``genotypes`` maps person -> marker -> genotype."""
+    """Log-likelihood of every marker. ``genotypes`` maps person -> marker -> genotype.
+
+    Markers whose factor graphs have the same shape (same typed people) are
+    eliminated together, as one batch with a leading marker axis: the result
+    is the same as :func:`marker_loglik` marker by marker, with the Python
+    overhead paid once per batch.
+    """
+    if not (0.0 <= theta < 1.0):
+        raise LikelihoodError(f"theta must be in [0, 1), found {theta!r}")
     result = LogLikelihood()
+    groups: dict[tuple[object, ...], list[tuple[str, _Problem]]] = {}
     for marker in markers:
-        per_person = {
-            pid: g[marker.name] for pid, g in genotypes.items() if marker.name in g
-        }
-        result.per_marker[marker.name] = marker_loglik(
-            pedigree, marker, per_person, theta=theta, dropout=dropout
-        )
+        per_person = {pid: g[marker.name] for pid, g in genotypes.items() if marker.name in g}
+        problem = _Problem.build(pedigree, marker, per_person, dropout or {}, theta)
+        result.per_marker[marker.name] = 0.0
+        if problem is None:
+            continue
+        if theta > 0.0:
+            result.per_marker[marker.name] = problem.solve()
+            continue
+        # same graph shape, and similar allele counts (padding stays cheap)
+        n_work = len(problem.full)
+        key = (max(8, -(-n_work // 8) * 8), *(f[0] for f in problem.factors))
+        groups.setdefault(key, []).append((marker.name, problem))
+    for members in groups.values():
+        if len(members) == 1:
+            name, problem = members[0]
+            result.per_marker[name] = problem.solve()
+            continue
+        values = _solve_batch([prob for _, prob in members])
+        for (name, _), val in zip(members, values, strict=True):
+            result.per_marker[name] = val
     return result
 
 
@@ -120,6 +147,59 @@ def marker_loglik(
     return problem.solve()
 
 
+@dataclass(frozen=True)
+class GenotypeTable:
+    """Joint probability of the data and one untyped person's genotype.
+
+    ``P(data, target has paternal allele a and maternal allele b) =
+    exp(log_scale) * table[a, b]`` over the marker's alleles in order (for a
+    male at an X marker, ``table[a]`` over his single allele). The
+    probability of an unordered genotype {a, b} is ``table[a, b] + table[b, a]``
+    for a != b.
+    """
+
+    log_scale: float
+    table: FloatArray
+
+    def unordered(self) -> FloatArray:
+        """``U[a, b]`` = P(data, genotype {a, b}) / exp(log_scale), symmetric."""
+        t = self.table
+        if t.ndim == 1:
+            return np.diag(t)
+        u = t + t.T
+        np.fill_diagonal(u, np.diag(t))
+        return u
+
+
+def marker_genotype_table(
+    pedigree: Pedigree,
+    marker: Marker,
+    genotypes: Mapping[str, Genotype],
+    target: str,
+    *,
+    theta: float = 0.0,
+    dropout: Mapping[str, float] | None = None,
+) -> GenotypeTable:
+    """The joint probability of the observed data and each genotype of the
+    untyped person ``target``, in one elimination pass.
+
+    Summing the table gives ``P(data)``; dividing by it gives the target's
+    genotype distribution given the data. This is what turns a pairwise LR
+    into a table look-up: for a missing person M, ``P(refs, M = g)`` for every
+    genotype g at once.
+    """
+    if not (0.0 <= theta < 1.0):
+        raise LikelihoodError(f"theta must be in [0, 1), found {theta!r}")
+    problem = _Problem.build(pedigree, marker, genotypes, dropout or {}, theta, target=target)
+    assert problem is not None
+    log_scale, tab = problem.eliminate(problem.target_vars)
+    n = marker.n_alleles
+    full = np.zeros((n,) * len(problem.target_vars))
+    idx = np.ix_(*[problem.domains[v] for v in problem.target_vars])
+    full[idx] = tab
+    return GenotypeTable(log_scale=log_scale, table=full)
+
+
 # ---------------------------------------------------------------------------
 # building the factor graph
 # ---------------------------------------------------------------------------
@@ -134,6 +214,9 @@ class _Problem:
         self.factors: list[tuple[tuple[int, ...], FloatArray]] = []
         self.founder_vars: list[int] = []
         self.p: FloatArray = np.zeros(0)
+        self.full: IntArray = np.zeros(0, dtype=np.intp)
+        self.identity: FloatArray = np.zeros((0, 0))
+        self.target_vars: list[int] = []
 
     def new_var(self, domain: IntArray) -> int:
         self.domains.append(domain)
@@ -147,6 +230,7 @@ class _Problem:
         genotypes: Mapping[str, Genotype],
         dropout: Mapping[str, float],
         theta: float,
+        target: str | None = None,
     ) -> _Problem | None:
         typed: dict[int, Genotype] = {}
         for pid, gt in genotypes.items():
@@ -155,12 +239,15 @@ class _Problem:
             i = ped.index(pid)
             check_genotype(gt, marker, sex=ped.sex[i], who=pid)
             typed[i] = gt
-        if not typed:
+        target_idx = ped.index(target) if target is not None else None
+        if target_idx is not None and target_idx in typed:
+            raise LikelihoodError(f"{target}: the target person of a genotype table must be untyped")
+        if not typed and target_idx is None:
             return None
         is_x = marker.is_x
-        # -- prune: keep typed people and all their ancestors
+        # -- prune: keep typed people (and the target) and all their ancestors
         keep: set[int] = set()
-        stack = list(typed)
+        stack = list(typed) + ([target_idx] if target_idx is not None else [])
         while stack:
             i = stack.pop()
             if i in keep:
@@ -172,9 +259,7 @@ class _Problem:
         if is_x:
             for i in keep:
                 if ped.sex[i] is None:
-                    raise ProfileError(
-                        f"{ped.ids[i]}: sex unknown, needed at X marker {marker.name}"
-                    )
+                    raise ProfileError(f"{ped.ids[i]}: sex unknown, needed at X marker {marker.name}")
         # -- working allele space (lumping of unobserved alleles)
         observed = sorted({marker.index[a] for gt in typed.values() for a in gt})
         n = marker.n_alleles
@@ -182,9 +267,7 @@ class _Problem:
         Mf_full = marker.female_matrix
         Mm_full = marker.male_matrix
         unobserved = np.array([a for a in range(n) if a not in set(observed)], dtype=np.intp)
-        lump = len(unobserved) >= 2 and all(
-            M is None or is_lumpable(M, unobserved) for M in (Mf_full, Mm_full)
-        )
+        lump = target is None and len(unobserved) >= 2 and _lumpable(marker, unobserved)
         if lump:
             work = np.array(observed, dtype=np.intp)
             k = len(work)
@@ -216,16 +299,18 @@ class _Problem:
         prob = cls(theta)
         prob.p = p
         full = np.arange(n_work, dtype=np.intp)
+        prob.full = full
+        prob.identity = np.eye(n_work)
 
         # -- variables
         pat: dict[int, int] = {}
         mat: dict[int, int] = {}
         order = [i for i in ped.topological_order if i in keep]
         for i in order:
-            gt = typed.get(i)
+            g0 = typed.get(i)
             male_x = is_x and ped.sex[i] == "M"
-            if gt is not None and (len(gt) == 2 or male_x):
-                dom = np.unique(to_work[[marker.index[a] for a in gt]])
+            if g0 is not None and (len(g0) == 2 or male_x):
+                dom = np.array(sorted({int(to_work[marker.index[a]]) for a in g0}), dtype=np.intp)
             else:
                 dom = full
             if not male_x:
@@ -237,7 +322,7 @@ class _Problem:
             f, m = int(ped.father[i]), int(ped.mother[i])
             male_x = is_x and ped.sex[i] == "M"
             if f < 0:
-                for v in ([mat[i]] if male_x else [pat[i], mat[i]]):
+                for v in [mat[i]] if male_x else [pat[i], mat[i]]:
                     prob.founder_vars.append(v)
                     if theta == 0.0:
                         prob.factors.append(((v,), p[prob.domains[v]].copy()))
@@ -249,18 +334,22 @@ class _Problem:
                         prob.add_transmission((mat[f],), pat[i], Mm)
                     else:
                         prob.add_transmission((pat[f], mat[f]), pat[i], Mm)
-            gt = typed.get(i)
-            if gt is not None:
+            g1 = typed.get(i)
+            if g1 is not None:
                 d = float(dropout.get(ped.ids[i], 0.0))
                 if not (0.0 <= d < 1.0):
                     raise LikelihoodError(f"{ped.ids[i]}: dropout must be in [0, 1), found {d!r}")
-                obs = [int(to_work[marker.index[a]]) for a in gt]
+                obs = [int(to_work[marker.index[a]]) for a in g1]
                 if male_x:
                     v = mat[i]
                     tab = np.where(prob.domains[v] == obs[0], 1.0 - d, 0.0)
                     prob.factors.append(((v,), tab))
                 else:
                     prob.add_observation(pat[i], mat[i], obs, d)
+        if target_idx is not None:
+            prob.target_vars = (
+                [mat[target_idx]] if is_x and ped.sex[target_idx] == "M" else [pat[target_idx], mat[target_idx]]
+            )
         return prob
 
     def add_transmission(self, parent_vars: tuple[int, ...], child: int, M: FloatArray | None) -> None:
@@ -268,10 +357,12 @@ class _Problem:
         tabs = []
         for v in parent_vars:
             pdom = self.domains[v]
-            if M is None:
+            if pdom is self.full and cdom is self.full:
+                t = self.identity if M is None else M
+            elif M is None:
                 t = (pdom[:, None] == cdom[None, :]).astype(float)
             else:
-                t = M[np.ix_(pdom, cdom)]
+                t = M[pdom][:, cdom]
             tabs.append(t)
         if len(tabs) == 1:
             self.factors.append(((parent_vars[0], child), np.array(tabs[0], dtype=float)))
@@ -301,30 +392,27 @@ class _Problem:
     # variable elimination
     # -----------------------------------------------------------------------
     def solve(self) -> float:
-        keep_vars = set(self.founder_vars) if self.theta > 0.0 else set()
+        """ln P(data)."""
+        log_scale, table = self.eliminate(())
+        val = float(table)
+        if val == 0.0 or log_scale == -math.inf:
+            return -math.inf
+        return log_scale + math.log(val)
+
+    def eliminate(self, out_vars: Sequence[int]) -> tuple[float, FloatArray]:
+        """Sum out every variable but ``out_vars``: returns ``(log_scale, T)``
+        with ``P(data, out_vars = x) = exp(log_scale) * T[x]``."""
         factors = list(self.factors)
-        log_scale = 0.0
+        keep = set(out_vars)
+        if self.theta > 0.0:
+            keep.update(self.founder_vars)
         sizes = [len(d) for d in self.domains]
-        # quick exit: an empty domain or all-zero factor
-        for _, tab in factors:
-            if tab.size == 0 or not tab.any():
-                return -math.inf
-        remaining = {v for vars_, _ in factors for v in vars_} - keep_vars
-        while remaining:
-            # greedy: the variable whose elimination builds the smallest table
-            best_v, best_cost = -1, math.inf
-            for v in remaining:
-                scope: set[int] = set()
-                for vars_, _ in factors:
-                    if v in vars_:
-                        scope.update(vars_)
-                cost = 1
-                for u in scope:
-                    cost *= sizes[u]
-                if cost < best_cost:
-                    best_v, best_cost = v, cost
-            v = best_v
+        order = _elimination_order([f[0] for f in factors], sizes, keep)
+        log_scale = 0.0
+        for v in order:
             involved = [f for f in factors if v in f[0]]
+            if not involved:
+                continue
             factors = [f for f in factors if v not in f[0]]
             scope_vars: list[int] = []
             for vars_, _ in involved:
@@ -334,37 +422,40 @@ class _Problem:
             new = _contract(involved, scope_vars)
             mx = float(new.max()) if new.size else 0.0
             if mx == 0.0:
-                return -math.inf
+                return -math.inf, np.zeros([len(self.domains[u]) for u in out_vars])
             log_scale += math.log(mx)
             factors.append((tuple(scope_vars), new / mx))
-            remaining.discard(v)
         if self.theta == 0.0:
-            total = log_scale
-            for vars_, tab in factors:
-                assert not vars_
-                val = float(tab)
-                if val == 0.0:
-                    return -math.inf
-                total += math.log(val)
-            return total
-        return log_scale + self._theta_sum(factors)
+            return log_scale, _contract(factors, list(out_vars))
+        return self._theta_weight(factors, list(out_vars), log_scale)
 
-    def _theta_sum(self, factors: list[tuple[tuple[int, ...], FloatArray]]) -> float:
-        fvars = self.founder_vars
+    def _theta_weight(
+        self, factors: list[tuple[tuple[int, ...], FloatArray]], out_vars: list[int], log_scale: float
+    ) -> tuple[float, FloatArray]:
+        """Weight the joint table of founder alleles with the Balding-Nichols
+        sampling probability of those alleles, and sum them out."""
+        fvars = list(self.founder_vars)
+        rest = [v for v in out_vars if v not in fvars]
+        all_vars = fvars + rest
         size = 1
-        for v in fvars:
+        for v in all_vars:
             size *= len(self.domains[v])
         if size > THETA_TABLE_LIMIT:
             raise LikelihoodError(
                 f"theta correction over {len(fvars)} founder alleles needs a table of {size:,} entries "
                 f"(limit {THETA_TABLE_LIMIT:,}); type more founders or set theta to 0"
             )
-        table = _contract(factors, fvars, eliminate_none=True)
+        table = _contract(factors, all_vars)
+        shape_out = [len(self.domains[v]) for v in out_vars]
         nz = np.nonzero(table)
         if len(nz[0]) == 0:
-            return -math.inf
+            return -math.inf, np.zeros(shape_out)
         vals = table[nz]
-        alleles = np.stack([self.domains[v][idx] for v, idx in zip(fvars, nz, strict=True)], axis=1)
+        alleles = (
+            np.stack([self.domains[v][idx] for v, idx in zip(fvars, nz[: len(fvars)], strict=True)], axis=1)
+            if fvars
+            else np.zeros((len(vals), 0), dtype=np.intp)
+        )
         th = self.theta
         logw = np.zeros(len(vals))
         for j in range(alleles.shape[1]):
@@ -372,22 +463,140 @@ class _Problem:
             b = (alleles[:, :j] == a[:, None]).sum(axis=1)
             logw += np.log(b * th + (1.0 - th) * self.p[a]) - math.log1p((j - 1) * th)
         mx = float(np.max(logw))
-        s = float(np.sum(vals * np.exp(logw - mx)))
-        if s == 0.0:
-            return -math.inf
-        return mx + math.log(s)
+        w = vals * np.exp(logw - mx)
+        # scatter into the output variables' table
+        out = np.zeros(shape_out)
+        pos = {v: k for k, v in enumerate(all_vars)}
+        if out_vars:
+            idx = tuple(nz[pos[v]] for v in out_vars)
+            np.add.at(out, idx, w)
+        else:
+            out = np.asarray(w.sum())
+        return log_scale + mx, out
+
+
+def _solve_batch(problems: Sequence[_Problem]) -> list[float]:
+    """ln P(data) of several markers whose factor graphs share one shape.
+
+    Tables are padded with zeros to the largest domain of each variable
+    (a padded state has probability 0, so the sums are unchanged) and
+    stacked along a leading marker axis.
+    """
+    first = problems[0]
+    n_vars = len(first.domains)
+    K = len(problems)
+    sizes = [max(len(p.domains[v]) for p in problems) for v in range(n_vars)]
+    factors: list[tuple[tuple[int, ...], FloatArray]] = []
+    for fi, (vars_, _) in enumerate(first.factors):
+        arr = np.zeros((K, *(sizes[v] for v in vars_)))
+        for k, prob in enumerate(problems):
+            tab = prob.factors[fi][1]
+            region: tuple[Any, ...] = (k, *(slice(0, d) for d in tab.shape))
+            arr[region] = tab
+        factors.append((vars_, arr))
+    order = _elimination_order([f[0] for f in factors], sizes, set())
+    log_scale = np.zeros(K)
+    dead = np.zeros(K, dtype=bool)
+    for v in order:
+        involved = [f for f in factors if v in f[0]]
+        if not involved:
+            continue
+        factors = [f for f in factors if v not in f[0]]
+        scope_vars: list[int] = []
+        for vars_, _ in involved:
+            for u in vars_:
+                if u != v and u not in scope_vars:
+                    scope_vars.append(u)
+        new = _contract(involved, scope_vars, batch=True)
+        mx = new.reshape(K, -1).max(axis=1)
+        zero = mx <= 0.0
+        dead |= zero
+        mx = np.where(zero, 1.0, mx)
+        log_scale += np.log(mx)
+        factors.append((tuple(scope_vars), new / mx.reshape((K,) + (1,) * (new.ndim - 1))))
+    final = _contract(factors, [], batch=True) if factors else np.ones(K)
+    out: list[float] = []
+    for k in range(K):
+        val = float(final[k])
+        out.append(-math.inf if dead[k] or val <= 0.0 else float(log_scale[k]) + math.log(val))
+    return out
+
+
+_ORDER_CACHE: dict[tuple[object, ...], tuple[int, ...]] = {}
+_ORDER_CACHE_MAX = 4096
+
+
+def _lumpable(marker: Marker, unobserved: IntArray) -> bool:
+    """Whether the alleles ``unobserved`` can be merged exactly under both
+    sexes' mutation matrices (memoised per marker and allele set)."""
+    if marker.female_lumpable and marker.male_lumpable:
+        return True
+    cache = marker.lump_cache
+    key = unobserved.tobytes()
+    hit = cache.get(key)
+    if hit is None:
+        hit = all(M is None or is_lumpable(M, unobserved) for M in (marker.female_matrix, marker.male_matrix))
+        if len(cache) < 10_000:
+            cache[key] = hit
+    return hit
+
+
+def _elimination_order(scopes: Sequence[tuple[int, ...]], sizes: Sequence[int], keep: set[int]) -> tuple[int, ...]:
+    """Greedy min-size elimination order (cached by graph shape and size class).
+
+    Any order is exact; a good one keeps the intermediate tables small. The
+    order depends on the sizes only through whether a variable is pinned
+    (typed, 1-2 states) or free, so markers of one pedigree share it.
+    """
+    n_vars = len(sizes)
+    key = (tuple(scopes), tuple(s > 2 for s in sizes), tuple(sorted(keep)))
+    hit = _ORDER_CACHE.get(key)
+    if hit is not None:
+        return hit
+    nbrs: list[set[int]] = [set() for _ in range(n_vars)]
+    for sc in scopes:
+        for u in sc:
+            nbrs[u].update(sc)
+    for u in range(n_vars):
+        nbrs[u].discard(u)
+    remaining = {u for sc in scopes for u in sc} - keep
+    order: list[int] = []
+    while remaining:
+        best_v, best_cost = -1, math.inf
+        for v in remaining:
+            cost = sizes[v]
+            for u in nbrs[v]:
+                cost *= sizes[u]
+            if cost < best_cost or (cost == best_cost and v < best_v):
+                best_v, best_cost = v, cost
+        v = best_v
+        order.append(v)
+        remaining.discard(v)
+        for u in nbrs[v]:
+            nbrs[u].discard(v)
+            nbrs[u].update(w for w in nbrs[v] if w != u)
+        nbrs[v] = set()
+    result = tuple(order)
+    if len(_ORDER_CACHE) >= _ORDER_CACHE_MAX:
+        _ORDER_CACHE.clear()
+    _ORDER_CACHE[key] = result
+    return result
 
 
 def _contract(
     factors: Sequence[tuple[tuple[int, ...], FloatArray]],
     out_vars: Sequence[int],
     *,
-    eliminate_none: bool = False,
+    batch: bool = False,
 ) -> FloatArray:
-    """Product of ``factors`` summed over every variable not in ``out_vars``."""
+    """Product of ``factors`` summed over every variable not in ``out_vars``.
+
+    With ``batch``, every table has a leading axis (one entry per marker)
+    that is kept.
+    """
     if not factors:
         return np.ones(())
-    labels: dict[int, int] = {}
+    labels: dict[int, int] = {-1: 0} if batch else {}
     for vars_, _ in factors:
         for u in vars_:
             labels.setdefault(u, len(labels))
@@ -395,10 +604,36 @@ def _contract(
         labels.setdefault(u, len(labels))
     if len(labels) > 52:
         raise LikelihoodError("pedigree too entangled for exact elimination at this marker")
-    args: list[object] = []
-    for vars_, tab in factors:
-        args.append(tab)
-        args.append([labels[u] for u in vars_])
-    args.append([labels[u] for u in out_vars])
-    result = np.einsum(*args, optimize=len(factors) > 2)
-    return np.asarray(result, dtype=float)
+    lead = [0] if batch else []
+
+    def lab(vs: Sequence[int]) -> list[int]:
+        return lead + [labels[u] for u in vs]
+
+    out_labels = lab(out_vars)
+    if len(factors) == 1 and not batch:
+        vars_, tab = factors[0]
+        summed = tuple(k for k, u in enumerate(vars_) if u not in out_vars)
+        red = tab.sum(axis=summed) if summed else tab
+        kept = [u for u in vars_ if u in out_vars]
+        if kept == list(out_vars):
+            return np.asarray(red, dtype=float)
+    if len(factors) <= 2:
+        args: list[object] = []
+        for vars_, tab in factors:
+            args.append(tab)
+            args.append(lab(vars_))
+        args.append(out_labels)
+        return np.asarray(_einsum(*args), dtype=float)
+    # several factors: multiply pairwise (smallest first), summing each
+    # variable out as soon as no remaining factor needs it
+    pending = sorted(factors, key=lambda f: f[1].size)
+    cur_vars: list[int] = list(pending[0][0])
+    cur: FloatArray = pending[0][1]
+    for k in range(1, len(pending)):
+        vars_, tab = pending[k]
+        later = {u for f in pending[k + 1 :] for u in f[0]} | set(out_vars)
+        union = cur_vars + [u for u in vars_ if u not in cur_vars]
+        keep_vars = [u for u in union if u in later]
+        cur = _einsum(cur, lab(cur_vars), tab, lab(vars_), lab(keep_vars))
+        cur_vars = keep_vars
+    return np.asarray(_einsum(cur, lab(cur_vars), out_labels), dtype=float)

@@ -98,9 +98,7 @@ class Marker:
         if len(self.alleles) == 0:
             problems.append("no alleles")
         if len(self.alleles) != len(self.frequencies):
-            problems.append(
-                f"{len(self.alleles)} alleles but {len(self.frequencies)} frequencies"
-            )
+            problems.append(f"{len(self.alleles)} alleles but {len(self.frequencies)} frequencies")
         seen: set[str] = set()
         for a in self.alleles:
             if not isinstance(a, str) or not a.strip():
@@ -160,6 +158,21 @@ class Marker:
         """Mutation matrix for a father's alleles, or None (identity)."""
         return self._matrix(self.male)
 
+    @cached_property
+    def lump_cache(self) -> dict[bytes, bool]:
+        """Memo of which allele sets can be lumped (used by the likelihood)."""
+        return {}
+
+    @cached_property
+    def female_lumpable(self) -> bool:
+        """Whether any set of alleles can be merged exactly under the female model."""
+        return _universally_lumpable(self.female_matrix)
+
+    @cached_property
+    def male_lumpable(self) -> bool:
+        """Whether any set of alleles can be merged exactly under the male model."""
+        return _universally_lumpable(self.male_matrix)
+
     @property
     def has_mutation(self) -> bool:
         return self.female_matrix is not None or self.male_matrix is not None
@@ -181,8 +194,10 @@ class Marker:
         bad = [a for a in new if not a or not a.strip()]
         if bad:
             raise MarkerError(f"marker {self.name}: invalid allele label {bad[0]!r}")
-        if self.female is not None and self.female.model == "custom" or (
-            self.male is not None and self.male.model == "custom"
+        if (
+            (self.female is not None
+            and self.female.model == "custom")
+            or (self.male is not None and self.male.model == "custom")
         ):
             raise MarkerError(
                 f"marker {self.name}: allele(s) {', '.join(new)} are not in the custom mutation "
@@ -234,6 +249,25 @@ def make_marker(
         male=male if male is not None else female,
         database_size=database_size,
     )
+
+
+def _universally_lumpable(M: FloatArray | None) -> bool:
+    """True when off-diagonal entries depend only on the target allele
+    (M_ij = c_j, i != j) and M_ii - c_i is the same for all i: then every
+    partition of the alleles is exactly lumpable (equal and proportional
+    models are of this kind)."""
+    if M is None:
+        return True
+    n = M.shape[0]
+    if n < 3:
+        return True
+    off = M.copy()
+    np.fill_diagonal(off, np.nan)
+    c = np.nanmax(off, axis=0)
+    if not np.allclose(np.nanmin(off, axis=0), c, rtol=1e-12, atol=0.0):
+        return False
+    d = np.diag(M) - c
+    return bool(np.allclose(d, d[0], rtol=1e-12, atol=1e-15))
 
 
 def _allele_label(a: str | int | float) -> str:

@@ -76,9 +76,7 @@ class MutationModel:
         known = {"model", "rate", "rate2", "range", "matrix", "transform"}
         extra = set(spec) - known
         if extra:
-            raise MutationModelError(
-                f"marker {marker}: unknown mutation parameter(s) {', '.join(sorted(extra))}"
-            )
+            raise MutationModelError(f"marker {marker}: unknown mutation parameter(s) {', '.join(sorted(extra))}")
 
         def num(name: str, default: float) -> float:
             value = spec.get(name, default)
@@ -135,13 +133,10 @@ class MutationModel:
         """Check the parameters that do not depend on the alleles."""
 
         def bad(name: str, value: object, why: str) -> MutationModelError:
-            return MutationModelError(
-                f"marker {marker}: {self.model} mutation parameter {name}={value!r} {why}"
-            )
+            return MutationModelError(f"marker {marker}: {self.model} mutation parameter {name}={value!r} {why}")
 
-        if self.model in ("equal", "proportional", "onestep", "stepwise"):
-            if not (0.0 <= self.rate <= 1.0) or math.isnan(self.rate):
-                raise bad("rate", self.rate, "must be in [0, 1]")
+        if self.model in ("equal", "proportional", "onestep", "stepwise") and not (0.0 <= self.rate <= 1.0):
+            raise bad("rate", self.rate, "must be in [0, 1]")
         if self.model == "stepwise":
             if not (0.0 <= self.rate2 <= 1.0) or math.isnan(self.rate2):
                 raise bad("rate2", self.rate2, "must be in [0, 1]")
@@ -294,9 +289,7 @@ def stationary(M: FloatArray, p: FloatArray, *, marker: str) -> FloatArray:
     try:
         v = np.linalg.solve(X, b)
     except np.linalg.LinAlgError:
-        raise MutationModelError(
-            f"marker {marker}: the stationary transform has no solution for this model"
-        ) from None
+        raise MutationModelError(f"marker {marker}: the stationary transform has no solution for this model") from None
     denom = 1.0 - float(np.sum(np.diag(M) * v))
     d = R * v / (denom * p)
     if np.any(d * (1.0 - np.diag(M)) > 1.0 + 1e-12) or np.any(d < 0):
@@ -320,6 +313,5 @@ def is_lumpable(M: FloatArray, block: NDArray[np.intp]) -> bool:
     out_part = rows[:, outside]
     into = rows[:, block].sum(axis=1)
     return bool(
-        np.allclose(out_part, out_part[0], rtol=1e-12, atol=0.0)
-        and np.allclose(into, into[0], rtol=1e-12, atol=0.0)
+        np.allclose(out_part, out_part[0], rtol=1e-12, atol=0.0) and np.allclose(into, into[0], rtol=1e-12, atol=0.0)
     )

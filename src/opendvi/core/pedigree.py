@@ -47,7 +47,7 @@ class Pedigree:
     who is not female, a person who is his own ancestor.
     """
 
-    __slots__ = ("ids", "father", "mother", "sex", "_index", "__dict__")
+    __slots__ = ("__dict__", "_index", "father", "ids", "mother", "sex")
 
     def __init__(self, individuals: Iterable[Individual], *, where: str | None = None) -> None:
         people = list(individuals)
@@ -65,9 +65,7 @@ class Pedigree:
         for person in people:
             if (person.father is None) != (person.mother is None):
                 which = "father" if person.father is None else "mother"
-                problems.append(
-                    f"{person.id} has a single parent (no {which}); give both parents or neither"
-                )
+                problems.append(f"{person.id} has a single parent (no {which}); give both parents or neither")
             if person.sex not in (None, *SEXES):
                 problems.append(f"{person.id} has sex {person.sex!r}; expected 'M', 'F' or unknown")
             for role, pid, want in (("father", person.father, "M"), ("mother", person.mother, "F")):
@@ -81,9 +79,7 @@ class Pedigree:
                     problems.append(f"{person.id}'s {role} {pid!r} is not in the pedigree")
                 elif parent.sex != want:
                     sex = "unknown" if parent.sex is None else parent.sex
-                    problems.append(
-                        f"{pid} is {person.id}'s {role} but has sex {sex} (a {role} must be {want})"
-                    )
+                    problems.append(f"{pid} is {person.id}'s {role} but has sex {sex} (a {role} must be {want})")
         if not problems:
             cycle = _find_cycle(people)
             if cycle:
@@ -92,12 +88,8 @@ class Pedigree:
             raise PedigreeError(problems, where=where)
         self.ids: tuple[str, ...] = tuple(ids)
         self._index = {pid: i for i, pid in enumerate(ids)}
-        self.father: IntArray = np.array(
-            [self._index[p.father] if p.father else -1 for p in people], dtype=np.intp
-        )
-        self.mother: IntArray = np.array(
-            [self._index[p.mother] if p.mother else -1 for p in people], dtype=np.intp
-        )
+        self.father: IntArray = np.array([self._index[p.father] if p.father else -1 for p in people], dtype=np.intp)
+        self.mother: IntArray = np.array([self._index[p.mother] if p.mother else -1 for p in people], dtype=np.intp)
         self.sex: tuple[str | None, ...] = tuple(p.sex for p in people)
 
     # -- access ---------------------------------------------------------------
@@ -225,9 +217,7 @@ class Pedigree:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Pedigree):
             return NotImplemented
-        return sorted(self.individuals, key=lambda p: p.id) == sorted(
-            other.individuals, key=lambda p: p.id
-        )
+        return sorted(self.individuals, key=lambda p: p.id) == sorted(other.individuals, key=lambda p: p.id)
 
     def __hash__(self) -> int:
         return hash(tuple(sorted((p.id, p.father, p.mother, p.sex) for p in self.individuals)))
@@ -277,9 +267,7 @@ def parent_child(*, parent_sex: str = "M", child_sex: str = "M") -> Pedigree:
     """Parent ``P`` and child ``C`` (the other parent ``O`` untyped)."""
     other = "F" if parent_sex == "M" else "M"
     fa, mo = ("P", "O") if parent_sex == "M" else ("O", "P")
-    return Pedigree(
-        [Individual("P", sex=parent_sex), Individual("O", sex=other), Individual("C", fa, mo, child_sex)]
-    )
+    return Pedigree([Individual("P", sex=parent_sex), Individual("O", sex=other), Individual("C", fa, mo, child_sex)])
 
 
 def trio(*, child_sex: str = "M") -> Pedigree:
@@ -368,6 +356,7 @@ def cousins(degree: int = 1, *, removal: int = 0, half: bool = False) -> Pedigre
     people = [Individual("A1", sex="M"), Individual("A2", sex="F")]
     if half:
         people.append(Individual("A3", sex="F"))
+
     def line(tag: str, depth: int, top_mother: str) -> None:
         prev, mother = "A1", top_mother
         for g in range(1, depth + 1):

@@ -70,13 +70,9 @@ def check_genotype(gt: Genotype, marker: Marker, *, sex: str | None, who: str) -
     """Raise :class:`ProfileError` if ``gt`` does not fit the marker or the sex."""
     unknown = [a for a in gt if a not in marker.index]
     if unknown:
-        raise ProfileError(
-            f"{who}, marker {marker.name}: allele {unknown[0]} is not in the marker's allele list"
-        )
+        raise ProfileError(f"{who}, marker {marker.name}: allele {unknown[0]} is not in the marker's allele list")
     if marker.is_x:
         if sex is None:
             raise ProfileError(f"{who}, X marker {marker.name}: typed person of unknown sex")
         if sex == "M" and len(set(gt)) > 1:
-            raise ProfileError(
-                f"{who}, X marker {marker.name}: a male has one X allele, found {'/'.join(gt)}"
-            )
+            raise ProfileError(f"{who}, X marker {marker.name}: a male has one X allele, found {'/'.join(gt)}")

@@ -18,9 +18,7 @@ from opendvi.core.pedigree import Pedigree
 from opendvi.core.profiles import Genotype
 
 
-def simulate_marker(
-    pedigree: Pedigree, marker: Marker, rng: np.random.Generator
-) -> dict[str, Genotype]:
+def simulate_marker(pedigree: Pedigree, marker: Marker, rng: np.random.Generator) -> dict[str, Genotype]:
     """One genotype per person (allele indices drawn, labels returned)."""
     n = marker.n_alleles
     p = marker.p

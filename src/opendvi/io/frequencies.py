@@ -65,9 +65,7 @@ class FrequencyDatabase:
         try:
             return self.tables[canonical_marker_name(name)]
         except KeyError:
-            raise MarkerError(
-                f"marker {name} is not in the frequency database {self.source or ''}".rstrip()
-            ) from None
+            raise MarkerError(f"marker {name} is not in the frequency database {self.source or ''}".rstrip()) from None
 
     def marker(
         self,
@@ -111,14 +109,19 @@ def _add_table(
 ) -> None:
     key = canonical_marker_name(name)
     if key in db.tables:
-        raise FileFormatError(f"marker {name} appears twice (first at line {db.tables[key].line})", path=path, line=line, field="marker")
+        raise FileFormatError(
+            f"marker {name} appears twice (first at line {db.tables[key].line})", path=path, line=line, field="marker"
+        )
     if not rows:
         raise FileFormatError(f"marker {name} has no alleles", path=path, line=line, field="marker")
     seen: dict[str, int] = {}
     for allele, _f, ln in rows:
         if allele in seen:
             raise FileFormatError(
-                f"marker {name}: allele {allele} listed twice (also line {seen[allele]})", path=path, line=ln, field="allele"
+                f"marker {name}: allele {allele} listed twice (also line {seen[allele]})",
+                path=path,
+                line=ln,
+                field="allele",
             )
         seen[allele] = ln
     total = math.fsum(f for _, f, _ in rows)
@@ -180,10 +183,10 @@ def read_familias_frequencies(path: str | Path, *, database_size: int | None = N
         if current is None:
             raise FileFormatError(f"allele line {s!r} before any marker name", path=str(p), line=ln, field="marker")
         if len(parts) != 2:
-            raise FileFormatError(
-                f"expected 'allele<TAB>frequency', found {len(parts)} fields", path=str(p), line=ln
-            )
-        rows.append((_parse_allele(parts[0], path=str(p), line=ln), _parse_frequency(parts[1], path=str(p), line=ln), ln))
+            raise FileFormatError(f"expected 'allele<TAB>frequency', found {len(parts)} fields", path=str(p), line=ln)
+        rows.append(
+            (_parse_allele(parts[0], path=str(p), line=ln), _parse_frequency(parts[1], path=str(p), line=ln), ln)
+        )
     if current is not None:
         _add_table(db, current, rows, path=str(p), line=start)
     if not db.tables:
@@ -215,13 +218,16 @@ def read_long_csv(
         if population is None:
             if len(pops) > 1:
                 raise FileFormatError(
-                    f"the file holds {len(pops)} populations ({', '.join(pops[:6])}{'...' if len(pops) > 6 else ''}); choose one",
+                    f"the file holds {len(pops)} populations ({', '.join(pops[:6])}"
+                    f"{'...' if len(pops) > 6 else ''}); choose one",
                     path=str(p),
                     field="population",
                 )
         elif population not in pops:
             raise FileFormatError(
-                f"population {population!r} not in the file (found {', '.join(pops[:6])})", path=str(p), field="population"
+                f"population {population!r} not in the file (found {', '.join(pops[:6])})",
+                path=str(p),
+                field="population",
             )
     elif population is not None:
         raise FileFormatError("the file has no population column", path=str(p), field="population")
@@ -278,7 +284,9 @@ def _col(header: list[str], names: tuple[str, ...], *, path: str) -> int:
     for n in names:
         if n in header:
             return header.index(n)
-    raise FileFormatError(f"missing column {names[0]!r} (header: {', '.join(header)})", path=path, line=1, field=names[0])
+    raise FileFormatError(
+        f"missing column {names[0]!r} (header: {', '.join(header)})", path=path, line=1, field=names[0]
+    )
 
 
 def _looks_numeric(s: str) -> bool:
