@@ -147,6 +147,67 @@ def marker_loglik(
     return problem.solve()
 
 
+@dataclass
+class KinshipLR:
+    """A likelihood ratio between two hypotheses, per marker and in total (natural log)."""
+
+    log_lr: dict[str, float]
+    numerator: LogLikelihood
+    denominator: LogLikelihood
+
+    @property
+    def total_log_lr(self) -> float:
+        num, den = self.numerator.total, self.denominator.total
+        if den == -math.inf:
+            return math.nan if num == -math.inf else math.inf
+        return num - den
+
+    @property
+    def lr(self) -> float:
+        """The total LR (may overflow to inf for very large values: use the log)."""
+        x = self.total_log_lr
+        return math.exp(x) if x < 709.0 else math.inf
+
+
+def kinship_lr(
+    hypothesis: Pedigree,
+    alternative: Pedigree,
+    markers: Sequence[Marker],
+    genotypes: Mapping[str, Mapping[str, Genotype]],
+    *,
+    theta: float = 0.0,
+    dropout: Mapping[str, float] | None = None,
+) -> KinshipLR:
+    """LR of ``hypothesis`` against ``alternative``: two pedigrees over the
+    same typed people (e.g. paternity: a trio against the same people
+    unrelated).
+
+    >>> from opendvi.core.markers import make_marker
+    >>> from opendvi.core.pedigree import parent_child, Pedigree, Individual
+    >>> m = make_marker("M", ["a", "b", "c"], [0.2, 0.3, 0.5])
+    >>> h1 = parent_child()  # P is the father of C
+    >>> h2 = Pedigree([Individual("P", sex="M"), Individual("C", sex="M")])
+    >>> res = kinship_lr(h1, h2, [m], {"P": {"M": ("a", "b")}, "C": {"M": ("a", "c")}})
+    >>> round(res.lr, 12)  # paternity index 1 / (4 p_a)
+    1.25
+    """
+    typed = {pid for pid, g in genotypes.items() if g}
+    for ped, label in ((hypothesis, "hypothesis"), (alternative, "alternative")):
+        absent = sorted(typed - set(ped.ids))
+        if absent:
+            raise LikelihoodError(f"typed people {', '.join(absent)} are not in the {label} pedigree")
+    num = pedigree_loglik(hypothesis, markers, genotypes, theta=theta, dropout=dropout)
+    den = pedigree_loglik(alternative, markers, genotypes, theta=theta, dropout=dropout)
+    log_lr: dict[str, float] = {}
+    for m in markers:
+        a, b = num.per_marker[m.name], den.per_marker[m.name]
+        if b == -math.inf:
+            log_lr[m.name] = math.nan if a == -math.inf else math.inf
+        else:
+            log_lr[m.name] = a - b
+    return KinshipLR(log_lr=log_lr, numerator=num, denominator=den)
+
+
 @dataclass(frozen=True)
 class GenotypeTable:
     """Joint probability of the data and one untyped person's genotype.
