@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from opendvi.cli.output import console, fmt_log
+from opendvi.core.case import Case
 from opendvi.data import demo_case_path
 from opendvi.io.case_json import read_case
 
@@ -29,8 +31,30 @@ def demo() -> None:
         ll = fam.loglik(case.markers, theta=case.theta)
         table.add_row(fam.id, ", ".join(fam.references), ", ".join(fam.missing), fmt_log(ll.total))
     out.print(table)
+    _identification(case, out)
     for note in notes:
         out.print(f"note: {note}")
+
+
+def _identification(case: Case, out: Console) -> None:
+    """Pairwise LRs, undisputed identifications and the best joint solution."""
+    from opendvi.cli.dvi_cmd import glr_table, joint_table, pairwise_table, tie_note, undisputed_table
+    from opendvi.dvi import DVIProblem, find_undisputed, group_remains, pairwise_lr, solve_joint
+
+    problem = DVIProblem(case)
+    pw = pairwise_lr(problem)
+    out.print(pairwise_table(problem, pw, title="Pairwise LR of each remains and missing person (exclusions)"))
+    und = find_undisputed(problem, pairwise=pw)
+    out.print(undisputed_table(und, 1e4))
+    res = solve_joint(problem, pw, top=5)
+    out.print(joint_table(res))
+    note = tie_note(res)
+    if note:
+        out.print(note)
+    out.print(glr_table(res))
+    groups = group_remains(problem)
+    for g in groups.groups:
+        out.print(f"Remains {', '.join(g)} match each other directly: fragments of one person.")
 
 
 def register(app: typer.Typer) -> None:

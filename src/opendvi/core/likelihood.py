@@ -314,7 +314,9 @@ class _Problem:
             if i in keep:
                 continue
             keep.add(i)
-            for par in (ped.father[i], ped.mother[i]):
+            # at an X marker a son inherits nothing from his father
+            father = -1 if is_x and ped.sex[i] == "M" else ped.father[i]
+            for par in (father, ped.mother[i]):
                 if par >= 0:
                     stack.append(int(par))
         if is_x:
@@ -467,6 +469,10 @@ class _Problem:
         keep = set(out_vars)
         if self.theta > 0.0:
             keep.update(self.founder_vars)
+            # a founder allele that no factor mentions is summed with its
+            # Balding-Nichols weight (a factor of ones keeps it in the table)
+            seen = {u for vars_, _ in factors for u in vars_}
+            factors.extend(((v,), np.ones(len(self.domains[v]))) for v in keep if v not in seen)
         sizes = [len(d) for d in self.domains]
         order = _elimination_order([f[0] for f in factors], sizes, keep)
         log_scale = 0.0

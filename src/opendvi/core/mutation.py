@@ -161,6 +161,7 @@ class MutationModel:
     # -- the matrix ---------------------------------------------------------
     def matrix(self, alleles: Sequence[str], freqs: FloatArray, *, marker: str) -> FloatArray:
         """The transmission matrix over ``alleles`` (in that order)."""
+        self.validate(marker=marker)  # a model built directly, not through from_dict
         n = len(alleles)
         p = np.asarray(freqs, dtype=float)
         if self.model == "trivial":
@@ -279,7 +280,10 @@ def stationary(M: FloatArray, p: FloatArray, *, marker: str) -> FloatArray:
     n = len(p)
     if n == 1:
         return M.copy()
-    R = 1.0 - float(np.sum(np.diag(M) * p))
+    # R = 1 - sum_i M_ii p_i, written sum_i p_i (1 - M_ii) so that it is
+    # exactly 0 for a model that never mutates (frequencies may sum to
+    # 1 - 1e-16, which would otherwise leave a singular system or NaNs)
+    R = float(np.sum(p * (1.0 - np.diag(M))))
     if R == 0.0:
         return M.copy()
     X = M.T - np.eye(n)
@@ -290,7 +294,15 @@ def stationary(M: FloatArray, p: FloatArray, *, marker: str) -> FloatArray:
         v = np.linalg.solve(X, b)
     except np.linalg.LinAlgError:
         raise MutationModelError(f"marker {marker}: the stationary transform has no solution for this model") from None
-    denom = 1.0 - float(np.sum(np.diag(M) * v))
+    denom = float(np.sum(v * (1.0 - np.diag(M))))  # 1 - sum_k M_kk v_k, as sum v = 1
+    if not (denom > 0.0 and np.all(np.isfinite(v))):
+        # e.g. stepwise with rate2 = 0 and a microvariant alone in its group:
+        # that allele never mutates, the stationary distribution v is not
+        # unique and the PM formula is undefined
+        raise MutationModelError(
+            f"marker {marker}: the stationary transform is undefined for this model "
+            "(some alleles never mutate into the others)"
+        )
     d = R * v / (denom * p)
     if np.any(d * (1.0 - np.diag(M)) > 1.0 + 1e-12) or np.any(d < 0):
         raise MutationModelError(

@@ -80,10 +80,13 @@ class Pedigree:
                 elif parent.sex != want:
                     sex = "unknown" if parent.sex is None else parent.sex
                     problems.append(f"{pid} is {person.id}'s {role} but has sex {sex} (a {role} must be {want})")
-        if not problems:
-            cycle = _find_cycle(people)
-            if cycle:
-                problems.append("cycle: " + " -> ".join(cycle) + " (a person is his own ancestor)")
+        # the cycle search runs even when other problems were found, so that
+        # every problem is reported at once (self-parenthood is reported above)
+        cycle = _find_cycle(
+            [Individual(q.id, *(None if x == q.id else x for x in (q.father, q.mother))) for q in people]
+        )
+        if cycle:
+            problems.append("cycle: " + " -> ".join(cycle) + " (a person is his own ancestor)")
         if problems:
             raise PedigreeError(problems, where=where)
         self.ids: tuple[str, ...] = tuple(ids)
@@ -418,8 +421,15 @@ def missing_person_family(
     if unknown:
         raise PedigreeError([f"unknown relation(s) {', '.join(sorted(unknown))}; known: {', '.join(RELATIONS)}"])
     people: dict[str, Individual] = {}
+    problems: list[str] = []
+    single = ("father", "mother", "spouse", *(r for r in RELATIONS if r.endswith(("grandfather", "grandmother"))))
+    for rel in single:
+        if len(ids(rel)) > 1:
+            problems.append(f"relation {rel} takes one id, found {', '.join(ids(rel))}")
 
     def put(pid: str, father: str | None, mother: str | None, sex: str) -> None:
+        if pid in people:
+            problems.append(f"id {pid!r} is given for two relations")
         people[pid] = Individual(pid, father, mother, sex)
 
     fa = (ids("father") or ["_FA"])[0]
@@ -458,13 +468,15 @@ def missing_person_family(
     for unc in ids("maternal_uncle"):
         put(unc, mgf, mgm, sexes.get(unc, "M"))
     kids = ids("child")
-    if kids:
+    if kids or ids("spouse"):  # a spouse without children is an unrelated founder
         spouse = (ids("spouse") or ["_SP"])[0]
         spouse_sex = "F" if missing_sex == "M" else "M"
         put(spouse, None, None, spouse_sex)
         cf, cm = (missing, spouse) if missing_sex == "M" else (spouse, missing)
         for kid in kids:
             put(kid, cf, cm, sexes.get(kid, "M"))
+    if problems:
+        raise PedigreeError(problems)
     # drop untyped helper parents nobody needs (both parents of the missing
     # person are always kept: the missing person needs both).
     return Pedigree(people.values())

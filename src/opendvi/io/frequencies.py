@@ -174,7 +174,8 @@ def read_familias_frequencies(path: str | Path, *, database_size: int | None = N
         if not s:
             continue
         parts = s.split("\t") if "\t" in s else s.split()
-        if len(parts) == 1 or (len(parts) >= 2 and not _looks_numeric(parts[-1])):
+        # a marker name has no tab and no trailing number ("Penta D" has a space)
+        if "\t" not in s and (len(parts) == 1 or not _looks_numeric(parts[-1])):
             # a marker name (may contain a space: "Penta D")
             if current is not None:
                 _add_table(db, current, rows, path=str(p), line=start)
@@ -265,9 +266,75 @@ def read_frequencies(path: str | Path, **kwargs: object) -> FrequencyDatabase:
     raw = _read_bytes(p)
     head = raw[:4096].decode("utf-8-sig", errors="replace").splitlines()
     first = head[0].lower() if head else ""
+    if _is_ladder_header(first):
+        return read_ladder_csv(p, **kwargs)  # type: ignore[arg-type]
     if p.suffix.lower() == ".csv" or ("allele" in first and "," in first):
         return read_long_csv(p, **kwargs)  # type: ignore[arg-type]
     return read_familias_frequencies(p, **kwargs)  # type: ignore[arg-type]
+
+
+def _is_ladder_header(first: str) -> bool:
+    cells = [c.strip().strip('"').lower() for c in first.split(",")]
+    return len(cells) > 1 and cells[0] == "allele" and not ({"frequency", "freq", "marker", "locus"} & set(cells))
+
+
+def read_ladder_csv(
+    path: str | Path, *, database_size: int | None = None, population: str | None = None
+) -> FrequencyDatabase:
+    """Read the ladder layout: an ``Allele`` column, then one column per
+    marker holding each allele's frequency (blank or 0 = absent), as in
+    ``FBI_extended_Cauc_022024.csv``. The amelogenin column (sex proportions,
+    not allele frequencies) is skipped."""
+    if population is not None:
+        raise FileFormatError("the ladder layout has no population column", path=str(path), field="population")
+    p = Path(path)
+    raw = _read_bytes(p)
+    text = raw.decode("utf-8-sig") if _is_utf8(raw) else raw.decode("latin-1")
+    rows = list(csv.reader(text.splitlines()))
+    if not rows:
+        raise FileFormatError("empty file", path=str(p))
+    header = [h.strip() for h in rows[0]]
+    if not header or header[0].lower() != "allele":
+        raise FileFormatError("the first column must be 'Allele'", path=str(p), line=1, field="Allele")
+    db = FrequencyDatabase(source=str(p), sha256=hashlib.sha256(raw).hexdigest(), database_size=database_size)
+    columns: dict[int, list[tuple[str, float, int]]] = {j: [] for j in range(1, len(header)) if header[j]}
+    for j in list(columns):
+        if canonical_marker_name(header[j]) == "AMEL":
+            del columns[j]
+    for ln, row in enumerate(rows[1:], start=2):
+        if not row or all(not c.strip() for c in row):
+            continue
+        label = row[0].strip()
+        if label.upper() in ("N", "2N", "SIZE", "SAMPLE SIZE"):
+            sizes = {
+                int(float(row[j].replace(",", ".")))
+                for j in columns
+                if j < len(row) and _looks_numeric(row[j]) and 0 < float(row[j].replace(",", ".")) < 1e12
+            }
+            if database_size is None and len(sizes) == 1 and all(s > 1 for s in sizes):
+                n = sizes.pop()
+                # "N" counts alleles (2 per person); "2N" says so explicitly
+                db.database_size = n // 2 if label.upper() in ("N", "2N") else n
+            continue
+        numeric = [
+            j
+            for j in columns
+            if j < len(row) and row[j].strip() and _looks_numeric(row[j]) and float(row[j].replace(",", ".")) != 0.0
+        ]
+        if not numeric:
+            continue
+        allele = _parse_allele(label, path=str(p), line=ln)
+        for j in numeric:
+            columns[j].append((allele, _parse_frequency(row[j], path=str(p), line=ln), ln))
+        for j in columns:
+            if j < len(row) and row[j].strip() and not _looks_numeric(row[j]):
+                raise FileFormatError(f"frequency {row[j]!r} is not a number", path=str(p), line=ln, field=header[j])
+    for j, entries in columns.items():
+        if entries:
+            _add_table(db, header[j], entries, path=str(p), line=1)
+    if not db.tables:
+        raise FileFormatError("no frequencies found", path=str(p))
+    return db
 
 
 def write_familias_frequencies(db: FrequencyDatabase | Mapping[str, FrequencyTable], path: str | Path) -> None:

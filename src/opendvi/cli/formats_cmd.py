@@ -1,0 +1,244 @@
+"""``opendvi convert`` and ``opendvi case build``: field formats in and out.
+
+Thin: the work is in :mod:`opendvi.io.convert`. Any problem with an input is
+one line (file, line or element, what was wrong) and exit status 2; nothing
+is written unless every input is valid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from opendvi.core.errors import FileFormatError, OpenDVIError
+from opendvi.io.convert import (
+    FORMATS,
+    Dataset,
+    case_of,
+    guess_format,
+    load,
+    mutation_models,
+    save_case,
+    save_freqs,
+    save_profiles,
+)
+from opendvi.io.frequencies import FrequencyDatabase
+
+case_app = typer.Typer(help="Assemble and inspect dvi-case/1 files.", no_args_is_help=True)
+
+
+def _err() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _notes(notes: list[str], quiet: bool) -> None:
+    if quiet:
+        return
+    err = _err()
+    for n in notes:
+        err.print(f"opendvi: note: {n}", markup=False)
+
+
+def _guard(exc: BaseException) -> OpenDVIError:
+    """Unexpected library errors (OSError, ValueError from a parser) as one line."""
+    if isinstance(exc, OpenDVIError):
+        return exc
+    return FileFormatError(f"{type(exc).__name__}: {exc}")
+
+
+def _freqs(path: Path | None, population: str | None, datasets: list[Dataset]) -> FrequencyDatabase | None:
+    """A frequency file, or a case (JSON, .fam) whose markers serve (put first)."""
+    if path is None:
+        return None
+    fmt = guess_format(path)
+    if fmt in ("json", "fam"):
+        ds = load(path, fmt)
+        assert ds.case is not None
+        ds.case = replace(ds.case, remains=(), families=())
+        datasets.insert(0, ds)
+        return None
+    return load(path, "freq", population=population).freqs
+
+
+def _check_format(fmt: str | None, what: str) -> None:
+    if fmt is not None and fmt not in FORMATS:
+        raise FileFormatError(f"unknown {what} format {fmt!r} (expected one of {', '.join(FORMATS)})")
+
+
+_FROM = typer.Option(None, "--from", help=f"Input format: {', '.join(FORMATS)} (default: from the file).")
+_TO = typer.Option(None, "--to", help=f"Output format: {', '.join(FORMATS)} (default: from the extension).")
+_FREQS = typer.Option(None, "--freqs", help="Frequency file (Familias list, ladder CSV, long CSV) for the markers.")
+_POP = typer.Option(None, "--population", help="Population to take from a long CSV with several.")
+_MUT = typer.Option(
+    "none", "--mutation", help="Mutation model for markers from --freqs: none, equal, proportional, stepwise."
+)
+_FRATE = typer.Option(0.001, "--female-rate", help="Female mutation rate (with --mutation).")
+_MRATE = typer.Option(0.002, "--male-rate", help="Male mutation rate (with --mutation).")
+_RANGE = typer.Option(0.1, "--range", help="Stepwise range.")
+_RATE2 = typer.Option(1e-6, "--rate2", help="Stepwise rate2 (to and from microvariants).")
+_SKIPMIX = typer.Option(False, "--skip-mixtures", help="Leave mixtures out (with a note) instead of failing.")
+_SKIPUNK = typer.Option(
+    False,
+    "--skip-unknown-markers",
+    help="Leave out markers absent from the frequencies (with a note) instead of failing.",
+)
+_QUIET = typer.Option(False, "--quiet", "-q", help="Do not print notes.")
+
+
+def convert(
+    input_file: Path = typer.Argument(..., help="File to read."),
+    output_file: Path = typer.Argument(..., help="File to write."),
+    from_format: str | None = _FROM,
+    to_format: str | None = _TO,
+    as_role: str = typer.Option("remains", "--as", help="Profiles are 'remains' (default) or 'references'."),
+    families: Path | None = typer.Option(None, "--families", help="Families table naming the reference samples."),
+    freqs: Path | None = _FREQS,
+    population: str | None = _POP,
+    mutation: str = _MUT,
+    female_rate: float = _FRATE,
+    male_rate: float = _MRATE,
+    range_: float = _RANGE,
+    rate2: float = _RATE2,
+    name: str | None = typer.Option(None, "--name", help="Case name (default: the output file's stem)."),
+    skip_mixtures: bool = _SKIPMIX,
+    skip_unknown_markers: bool = _SKIPUNK,
+    quiet: bool = _QUIET,
+) -> None:
+    """Convert INPUT to OUTPUT (json, fam, genemapper, cmf, ped, freq, profiles-csv, families-csv, xlsx)."""
+    notes: list[str] = []
+    try:
+        _check_format(from_format, "input")
+        _check_format(to_format, "output")
+        if as_role not in ("remains", "references"):
+            raise FileFormatError(f"--as must be 'remains' or 'references', found {as_role!r}")
+        if as_role == "references" and families is None:
+            raise FileFormatError("--as references needs --families FILE (the families table that names the samples)")
+        ds = load(input_file, from_format)
+        out_fmt = to_format or guess_format(output_file, output=True)
+        datasets: list[Dataset] = [ds]
+        if families is not None:
+            datasets.append(load(families))
+        fdb = _freqs(freqs, population, datasets)
+        # profiles or frequencies on their own, to a format that needs no case
+        if (
+            ds.profiles is not None
+            and families is None
+            and fdb is None
+            and out_fmt in ("cmf", "profiles-csv", "xlsx", "genemapper")
+        ):
+            notes += ds.notes
+            save_profiles(ds.profiles, output_file, out_fmt)
+        elif ds.freqs is not None and families is None and out_fmt in ("freq", "json", "fam"):
+            notes += ds.notes
+            save_freqs(ds.freqs, output_file, out_fmt, notes=notes)
+        else:
+            case = case_of(
+                datasets,
+                role=as_role,
+                name=name or output_file.stem,
+                freqs=fdb,
+                mutation=mutation_models(
+                    mutation, female_rate=female_rate, male_rate=male_rate, range_=range_, rate2=rate2
+                ),
+                skip_mixtures=skip_mixtures,
+                skip_unknown_markers=skip_unknown_markers,
+                notes=notes,
+            )
+            if ds.profiles is not None and not case.remains and not case.families:
+                raise FileFormatError("no single-source profile left to convert", path=str(input_file))
+            save_case(case, output_file, out_fmt, notes=notes)
+    except Exception as exc:
+        raise _guard(exc) from None
+    _notes(notes, quiet)
+    typer.echo(f"wrote {output_file} ({out_fmt})")
+
+
+def build(
+    remains: list[Path] = typer.Option(
+        [], "--remains", help="Profiles of the remains (GeneMapper, CMF, profiles CSV/Excel)."
+    ),
+    families: list[Path] = typer.Option(
+        [], "--families", help="Families: families CSV/Excel, ped text, .fam or case JSON."
+    ),
+    references: list[Path] = typer.Option([], "--references", help="Reference profiles named by the families tables."),
+    freqs: Path | None = _FREQS,
+    population: str | None = _POP,
+    output: Path = typer.Option(..., "-o", "--output", help="The dvi-case/1 JSON to write."),
+    name: str | None = typer.Option(None, "--name", help="Case name (default: the output file's stem)."),
+    theta: float | None = typer.Option(None, "--theta", help="Subpopulation correction (Fst)."),
+    mutation: str = _MUT,
+    female_rate: float = _FRATE,
+    male_rate: float = _MRATE,
+    range_: float = _RANGE,
+    rate2: float = _RATE2,
+    skip_mixtures: bool = _SKIPMIX,
+    skip_unknown_markers: bool = _SKIPUNK,
+    quiet: bool = _QUIET,
+) -> None:
+    """Assemble a dvi-case/1 JSON from remains, families, references and frequencies."""
+    notes: list[str] = []
+    try:
+        datasets: list[Dataset] = []
+        for f in remains:
+            ds = load(f)
+            if ds.profiles is None:
+                raise FileFormatError(f"--remains expects a profile file, found a {ds.format} file", path=str(f))
+            datasets.append(ds)
+        for f in families:
+            ds = load(f)
+            if ds.family_table is None and ds.families is None and ds.case is None:
+                raise FileFormatError(
+                    f"--families expects families (CSV/Excel, ped, .fam, JSON), found a {ds.format} file", path=str(f)
+                )
+            datasets.append(ds)
+        refs: list[Dataset] = []
+        for f in references:
+            ds = load(f)
+            if ds.profiles is None:
+                raise FileFormatError(f"--references expects a profile file, found a {ds.format} file", path=str(f))
+            refs.append(ds)
+        fdb = _freqs(freqs, population, datasets)
+        if refs:
+            # reference profiles are linked through the families tables
+            from opendvi.io.profiles import ProfileSet
+
+            merged = ProfileSet(source=",".join(str(r) for r in references))
+            for ds in refs:
+                merged.records += ds.profiles.records if ds.profiles else []
+                notes += ds.notes
+            datasets.append(Dataset(source=merged.source, format="profiles", profiles=merged, family_table=None))
+            tables = [d for d in datasets if d.family_table is not None]
+            if not tables:
+                raise FileFormatError("--references needs a families table (--families CSV/Excel) naming the samples")
+            # attach the references to the first table's dataset
+            tables[0].profiles = merged
+            datasets.pop()
+        case = case_of(
+            datasets,
+            name=name or output.stem,
+            freqs=fdb,
+            theta=theta,
+            mutation=mutation_models(
+                mutation, female_rate=female_rate, male_rate=male_rate, range_=range_, rate2=rate2
+            ),
+            skip_mixtures=skip_mixtures,
+            skip_unknown_markers=skip_unknown_markers,
+            notes=notes,
+        )
+        save_case(case, output, "json", notes=notes)
+    except Exception as exc:
+        raise _guard(exc) from None
+    _notes(notes, quiet)
+    typer.echo(
+        f"wrote {output}: {len(case.markers)} markers, {len(case.remains)} remains, {len(case.families)} families, "
+        f"{sum(len(f.missing) for f in case.families)} missing persons"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("convert")(convert)
+    case_app.command("build")(build)
+    app.add_typer(case_app, name="case")

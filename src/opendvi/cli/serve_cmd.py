@@ -1,0 +1,86 @@
+"""``opendvi serve`` (the case-work service) and ``opendvi audit verify``.
+
+The database is ``DATABASE_URL`` when set, else SQLite in ``--data-dir``
+(default: ``OPENDVI_DATA_DIR`` or the user's data directory).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+
+
+def _data_dir_option() -> Path | None:
+    return typer.Option(None, "--data-dir", help="Folder of the SQLite database (DATABASE_URL wins).")
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8000, "--port", help="Port to listen on."),
+    data_dir: Path | None = _data_dir_option(),
+    demo: bool = typer.Option(True, "--demo/--no-demo", help="Load the bundled demo case (operation 'demo')."),
+) -> None:
+    """Start the case-work service (web pages and JSON API) on http://HOST:PORT."""
+    import uvicorn
+
+    from opendvi.service import bootstrap
+    from opendvi.service.app import create_app
+    from opendvi.service.settings import Settings
+    from opendvi.store.db import database_url
+
+    settings = Settings.from_env(data_dir=data_dir)
+    url = database_url(url=settings.database_url, data_dir=settings.data_dir)
+    app = create_app(settings=settings)
+    factory = app.state.sessionmaker
+    generated = bootstrap.ensure_admin(factory, password=settings.admin_password)
+    if demo and bootstrap.load_demo(factory):
+        typer.echo("Loaded the bundled demo case into operation 'demo'.")
+    shown = url.split("@")[-1] if "@" in url else url
+    typer.echo(f"Database: {shown}")
+    if generated == bootstrap.EXISTS:
+        typer.echo("An administrator exists already (OPENDVI_ADMIN_PASSWORD is used only for the first one).")
+    elif generated:
+        typer.echo("")
+        typer.echo("Administrator account created. Sign in as 'admin' with this one-time password")
+        typer.echo("(it is not stored anywhere; change it or create other users after signing in):")
+        typer.echo("")
+        typer.echo(f"    {generated}")
+        typer.echo("")
+    else:
+        typer.echo("Administrator 'admin' created with the password in OPENDVI_ADMIN_PASSWORD.")
+    if host not in ("127.0.0.1", "localhost", "::1") and not settings.secure_cookies:
+        typer.echo("warning: listening beyond this machine without secure cookies; put opendvi behind HTTPS "
+                   "and set OPENDVI_ENV=production", err=True)
+    typer.echo(f"opendvi is serving on http://{host}:{port}  (API docs: http://{host}:{port}/api/docs)")
+    sys.stdout.flush()
+    uvicorn.run(app, host=host, port=port, log_level=os.environ.get("OPENDVI_LOG_LEVEL", "warning"),
+                proxy_headers=True)
+
+
+@audit_app.command("verify")
+def audit_verify(data_dir: Path | None = _data_dir_option()) -> None:
+    """Check the audit log's hash chain; exit status 1 on a break."""
+    from opendvi.store.audit import verify_chain
+    from opendvi.store.db import database_url, make_engine, session_factory, upgrade
+
+    engine = make_engine(database_url(data_dir=data_dir))
+    upgrade(engine)
+    with session_factory(engine)() as db:
+        report = verify_chain(db)
+    if report.ok:
+        typer.echo(f"audit log intact: {report.entries} entries, head {report.head_hash}")
+        return
+    typer.echo(f"audit log BROKEN: {len(report.problems)} problem(s)", err=True)
+    for p in report.problems:
+        typer.echo(f"  {p}", err=True)
+    raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    app.add_typer(audit_app, name="audit")

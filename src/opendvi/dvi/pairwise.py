@@ -1,0 +1,111 @@
+"""Pairwise likelihood ratios of every remains against every missing person.
+
+LR(V, M) = P(references, g_V | V is M) / P(references, g_V | V unrelated),
+marker by marker (``likelihood.md``); the other missing persons of M's
+family stay untyped. Beside each LR: the exclusion count, the number of
+markers at which V = M is impossible once the mutation models are removed
+(a Mendelian incompatibility).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from opendvi.dvi.errors import DVIError
+from opendvi.dvi.problem import DVIProblem, safe_exp
+
+
+@dataclass
+class PairwiseResult:
+    """``log_lr[V][M]`` (natural log; ``-inf`` for an LR of 0) and
+    ``exclusions[V][M]`` for every admissible pairing; a pairing that is not
+    admissible is absent (``None`` from :meth:`lr`)."""
+
+    remains: tuple[str, ...]
+    missing: tuple[str, ...]
+    log_lr: dict[str, dict[str, float]] = field(default_factory=dict)
+    exclusions: dict[str, dict[str, int]] = field(default_factory=dict)
+    per_marker: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
+
+    def lr(self, rid: str, mp: str) -> float | None:
+        v = self.log_lr.get(rid, {}).get(mp)
+        if v is None:
+            return None
+        return safe_exp(v)
+
+    def admissible(self, rid: str, mp: str) -> bool:
+        return mp in self.log_lr.get(rid, {})
+
+    def pairs(self) -> Iterable[tuple[str, str, float]]:
+        for rid, row in self.log_lr.items():
+            for mp, v in row.items():
+                yield rid, mp, v
+
+
+#: Build a missing person's genotype table (one elimination for every
+#: genotype) when at least this many distinct genotypes will be placed on it
+#: at a marker; below it, direct evaluations batched over markers are cheaper.
+TABLE_MIN_GENOTYPES = 3
+
+
+def pairwise_marker_log_lr(problem: DVIProblem, rid: str, mp: str) -> tuple[dict[str, float], int]:
+    """Per-marker ln LR(V = M) and the exclusion count of one pairing."""
+    fid = problem.family_of(mp)
+    r = problem.remains[rid]
+    cache = problem.cache
+    typed = [m for m in problem.markers if r.genotypes.get(m.name)]
+    items = [(m, ((mp, r.genotypes[m.name], r.dropout),)) for m in typed]
+    nums = cache.family_markers(fid, items)
+    out: dict[str, float] = {m.name: 0.0 for m in problem.markers}
+    excl = 0
+    mut_items = []
+    for (m, _), num in zip(items, nums, strict=True):
+        gt = r.genotypes[m.name]
+        den = cache.unrelated_marker(fid, m, gt, r.dropout, r.sex)
+        if den == -math.inf:
+            raise DVIError(
+                f"family {fid}: the references are impossible at marker {m.name} (likelihood 0) "
+                "even before any remains is placed; check the genotypes or add a mutation model"
+            )
+        out[m.name] = -math.inf if num == -math.inf else num - den
+        if m.has_mutation:
+            mut_items.append((m, ((mp, gt, r.dropout),)))
+        elif num == -math.inf:
+            excl += 1
+    if mut_items:
+        excl += sum(v == -math.inf for v in cache.family_markers(fid, mut_items, mutation=False))
+    return out, excl
+
+
+def _prepare_tables(problem: DVIProblem) -> None:
+    """Genotype tables for the (family, marker, missing person) that many
+    distinct genotypes will meet."""
+    for fid, fam in problem.families.items():
+        for mp in fam.missing:
+            pairing = [problem.remains[r] for r in problem.remains if mp in problem.admissible[r]]
+            for m in problem.markers:
+                distinct = {(s.genotypes[m.name], s.dropout) for s in pairing if s.genotypes.get(m.name)}
+                if len(distinct) >= TABLE_MIN_GENOTYPES:
+                    problem.cache.prepare_table(fid, m, mp)
+                    if m.has_mutation:
+                        problem.cache.prepare_table(fid, m, mp, mutation=False)
+
+
+def pairwise_lr(problem: DVIProblem, *, keep_markers: bool = False) -> PairwiseResult:
+    """LR and exclusion count of every admissible pairing of ``problem``."""
+    _prepare_tables(problem)
+    res = PairwiseResult(remains=tuple(problem.remains), missing=tuple(problem.missing))
+    for rid in problem.remains:
+        res.log_lr[rid] = {}
+        res.exclusions[rid] = {}
+        for mp in problem.admissible[rid]:
+            per, excl = pairwise_marker_log_lr(problem, rid, mp)
+            vals = list(per.values())
+            total = -math.inf if any(v == -math.inf for v in vals) else math.fsum(vals)
+            res.log_lr[rid][mp] = total
+            res.exclusions[rid][mp] = excl
+            if keep_markers:
+                res.per_marker[(rid, mp)] = per
+    return res

@@ -1,0 +1,207 @@
+"""Remains-to-remains matching: fragments of one person, consensus profiles,
+and direct matching against a missing person's own sample (personal effects).
+
+Direct-match LR of two profiles o1, o2 (same person vs two unrelated people),
+marker by marker, summing over the true genotype g (with dropout, exactly)::
+
+    LR = sum_g P(o1 | g) P(o2 | g) P(g) / (P(o1) P(o2)),   P(o) = sum_g P(o | g) P(g)
+
+P(g) is Hardy-Weinberg, or with theta the Balding-Nichols probability of
+one person's genotype (a/a: p_a (theta + (1 - theta) p_a); a/b: 2 (1 - theta)
+p_a p_b); P(o | g) is the dropout model of ``likelihood.md``. A marker typed
+in only one of the two contributes 1.
+
+>>> from opendvi.core.case import Sample
+>>> from opendvi.core.markers import make_marker
+>>> m = make_marker("M", ["a", "b", "c"], [0.1, 0.2, 0.7])
+>>> s1 = Sample("A", genotypes={"M": ("a", "b")})
+>>> round(math.exp(direct_match_log_lr(s1, Sample("B", genotypes={"M": ("a", "b")}), [m])), 9)  # 1 / (2 * 0.1 * 0.2)
+25.0
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from opendvi.core.case import Sample
+from opendvi.core.markers import Marker
+from opendvi.core.profiles import Genotype
+from opendvi.dvi.problem import DVIProblem
+
+DEFAULT_GROUP_THRESHOLD = 1e4
+
+
+def _obs_prob(gt: Genotype, d: float, g1: np.ndarray, g2: np.ndarray, idx: dict[str, int]) -> np.ndarray:
+    """P(observed gt | true genotype (g1, g2)) for arrays of genotypes."""
+    if len(gt) == 2 and gt[0] != gt[1]:
+        a, b = idx[gt[0]], idx[gt[1]]
+        hit = ((g1 == a) & (g2 == b)) | ((g1 == b) & (g2 == a))
+        return np.where(hit, (1.0 - d) ** 2, 0.0)
+    a = idx[gt[0]]
+    hom = (g1 == a) & (g2 == a)
+    if len(gt) == 2:
+        return np.where(hom, 1.0 - d * d, 0.0)
+    het = (g1 == a) ^ (g2 == a)
+    return np.where(hom, 1.0 - d * d, np.where(het, d * (1.0 - d), 0.0))
+
+
+def marker_direct_log_lr(
+    marker: Marker,
+    gt1: Genotype,
+    d1: float,
+    gt2: Genotype,
+    d2: float,
+    *,
+    theta: float = 0.0,
+    hemizygous: bool = False,
+) -> float:
+    """ln of the direct-match LR at one marker (``hemizygous``: a male at an X marker)."""
+    observed = sorted({a for a in (*gt1, *gt2)})
+    idx = {a: i for i, a in enumerate(observed)}
+    p = np.array([marker.p[marker.index[a]] for a in observed] + [0.0])
+    p[-1] = max(0.0, 1.0 - float(p[:-1].sum()))
+    k = len(p)
+    if hemizygous:
+        g = np.arange(k)
+        pg = p.copy()
+
+        def prob(gt: Genotype, d: float) -> np.ndarray:
+            if len(set(gt)) > 1:
+                return np.zeros(k)
+            return np.where(g == idx[gt[0]], 1.0 - d, 0.0)
+
+        o1, o2 = prob(gt1, d1), prob(gt2, d2)
+    else:
+        i1, i2 = np.triu_indices(k)
+        pg = np.where(i1 == i2, p[i1] * (theta + (1.0 - theta) * p[i1]), 2.0 * (1.0 - theta) * p[i1] * p[i2])
+        o1 = _obs_prob(gt1, d1, i1, i2, idx)
+        o2 = _obs_prob(gt2, d2, i1, i2, idx)
+    num = float(np.sum(o1 * o2 * pg))
+    if num == 0.0:
+        return -math.inf
+    return math.log(num) - math.log(float(np.sum(o1 * pg))) - math.log(float(np.sum(o2 * pg)))
+
+
+def direct_match_log_lr(
+    a: Sample, b: Sample, markers: Sequence[Marker], *, theta: float = 0.0, per_marker: dict[str, float] | None = None
+) -> float:
+    """ln LR(a and b are the same person : two unrelated people)."""
+    if a.sex is not None and b.sex is not None and a.sex != b.sex:
+        return -math.inf
+    sex = a.sex or b.sex
+    total = 0.0
+    for m in markers:
+        g1, g2 = a.genotypes.get(m.name), b.genotypes.get(m.name)
+        if not g1 or not g2:
+            continue
+        if m.is_x and sex is None:
+            continue
+        v = marker_direct_log_lr(m, g1, a.dropout, g2, b.dropout, theta=theta, hemizygous=m.is_x and sex == "M")
+        if per_marker is not None:
+            per_marker[m.name] = v
+        if v == -math.inf:
+            return -math.inf
+        total += v
+    return total
+
+
+@dataclass
+class RemainsMatching:
+    """Direct matches between remains, the groups they form, and matches with
+    personal-effects samples."""
+
+    log_lr: dict[tuple[str, str], float]
+    groups: list[list[str]]
+    conflicts: list[tuple[str, str, float]] = field(default_factory=list)
+    personal_effects: dict[tuple[str, str], float] = field(default_factory=dict)
+    threshold: float = DEFAULT_GROUP_THRESHOLD
+
+
+def group_remains(problem: DVIProblem, *, threshold: float = DEFAULT_GROUP_THRESHOLD) -> RemainsMatching:
+    """Group the remains that are fragments of one person.
+
+    Rule: two remains are linked when their direct-match LR is at least
+    ``threshold``; groups are the connected sets of linked remains (two or
+    more). A pair inside a group whose LR is below 1 (the data speak against
+    it, e.g. an exclusion) is reported in ``conflicts``: single linkage can
+    chain, and such a group needs a reviewer.
+    """
+    ids = list(problem.remains)
+    samples = problem.remains
+    log_t = math.log(threshold)
+    lrs: dict[tuple[str, str], float] = {}
+    parent = {r: r for r in ids}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for i, a in enumerate(ids):
+        for b in ids[i + 1 :]:
+            v = direct_match_log_lr(samples[a], samples[b], problem.markers, theta=problem.theta)
+            lrs[(a, b)] = v
+            if v >= log_t:
+                parent[find(a)] = find(b)
+    comps: dict[str, list[str]] = {}
+    for r in ids:
+        comps.setdefault(find(r), []).append(r)
+    groups = [g for g in comps.values() if len(g) > 1]
+    groups.sort(key=lambda g: ids.index(g[0]))
+    conflicts = []
+    for g in groups:
+        for i, a in enumerate(g):
+            for b in g[i + 1 :]:
+                v = lrs[(a, b)]
+                if v < 0:
+                    conflicts.append((a, b, v))
+    pe: dict[tuple[str, str], float] = {}
+    for mp, sample in problem.personal_effects.items():
+        for r in ids:
+            if mp in problem.admissible[r]:
+                pe[(r, mp)] = direct_match_log_lr(samples[r], sample, problem.markers, theta=problem.theta)
+    return RemainsMatching(lrs, groups, conflicts, pe, threshold)
+
+
+def consensus_profile(samples: Iterable[Sample], *, id: str | None = None) -> tuple[Sample, list[str]]:
+    """One profile for a group of fragments of one person.
+
+    Per marker: the alleles seen in any fragment. Two alleles give the
+    heterozygote; one allele gives the homozygote ``(a, a)`` when some
+    fragment reports it as a homozygote, else the one-allele form ``(a,)``
+    (its partner may have dropped out everywhere); more than two alleles is a
+    conflict: the marker is left out and reported. The consensus' dropout
+    probability is the smallest of the fragments' (conservative: it
+    understates the evidence for a homozygote). The sex is the fragments'
+    common sex. Returns the profile and notes on conflicts.
+    """
+    group = list(samples)
+    notes: list[str] = []
+    sexes = {s.sex for s in group if s.sex is not None}
+    if len(sexes) > 1:
+        notes.append(f"fragments disagree on sex ({', '.join(sorted(sexes))}); sex left unknown")
+    names: list[str] = []
+    for s in group:
+        for mname in s.genotypes:
+            if mname not in names:
+                names.append(mname)
+    gts: dict[str, Genotype] = {}
+    for mname in names:
+        seen = [s.genotypes[mname] for s in group if s.genotypes.get(mname)]
+        alleles = sorted({a for gt in seen for a in gt})
+        if len(alleles) > 2:
+            notes.append(f"marker {mname}: alleles {', '.join(alleles)} in the fragments; left out")
+        elif len(alleles) == 2:
+            gts[mname] = (alleles[0], alleles[1])
+        elif any(len(gt) == 2 for gt in seen):
+            gts[mname] = (alleles[0], alleles[0])
+        else:
+            gts[mname] = (alleles[0],)
+    dropout = min((s.dropout for s in group), default=0.0)
+    sex = next(iter(sexes)) if len(sexes) == 1 else None
+    return Sample(id or "+".join(s.id for s in group), sex=sex, genotypes=gts, dropout=dropout), notes

@@ -1,0 +1,306 @@
+"""GeneMapper ID / ID-X genotype tables (tab-separated exports).
+
+Two layouts are read:
+
+* long (the "Genotypes" table): one row per sample and marker, columns
+  ``Sample Name``, ``Marker``, ``Allele 1`` .. ``Allele n``, optionally
+  ``Sample File``, ``Sample Type``, ``Panel``, ``Dye``, ``Size n``, ``Height n``;
+* wide (one row per sample): ``Sample File``, ``Sample Name``, then a column
+  per marker whose cell lists the alleles separated by commas
+  (``"11, 12, , , "``), each optionally followed by a ``Height`` column.
+
+Quirks handled: amelogenin as ``AMEL``/``Amelogenin``/``AM`` with calls
+``X, Y`` / ``X`` / ``XY`` (it gives the sample's sex, it is not a genotype);
+``OL`` off-ladder calls kept and reported; allelic-ladder, positive and
+negative control rows dropped (with a note); trailing tabs and CRLF; a column
+the reader does not know is an error, not a silently dropped marker.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from opendvi.core.errors import FileFormatError
+from opendvi.io.normalise import (
+    OFF_LADDER,
+    is_amelogenin,
+    is_marker_name,
+    marker_name,
+    normalise_allele,
+    read_text,
+    sex_from_amelogenin,
+)
+from opendvi.io.profiles import ProfileRecord, ProfileSet
+
+_META = {
+    "samplefile",
+    "samplename",
+    "sampletype",
+    "panel",
+    "dye",
+    "runname",
+    "analysismethod",
+    "ud1",
+    "ud2",
+    "ud3",
+    "comments",
+    "qualityscore",
+    "aqs",
+    "sqs",
+    "ads",
+    "gqs",
+    "ahd",
+    "amr",
+    "bin",
+    "pup",
+    "ofl",
+    "spk",
+    "sp",
+    "bd",
+    "cc",
+    "oba",
+    "mpp",
+    "specimencategory",
+}
+_CONTROL = re.compile(
+    r"(ladder|control|blank|^(pc|nc|rb|ntc|pos|neg|ctrl)([ _\-]|\d|$)|\b9947a?\b|\b2800m\b|\b007\b)",
+    re.IGNORECASE,
+)
+_ALLELE_COL = re.compile(r"^allele\s*(\d+)$", re.IGNORECASE)
+_HEIGHT_COL = re.compile(r"^height\s*(\d+)?$", re.IGNORECASE)
+_SIZE_COL = re.compile(r"^(size|area|data\s*point)\s*(\d+)?$", re.IGNORECASE)
+
+
+def _key(h: str) -> str:
+    return re.sub(r"[\s_\-.]+", "", h).lower()
+
+
+def is_control(sample: str, sample_type: str | None = None) -> bool:
+    """Ladder and control rows: by the ``Sample Type`` column or the name."""
+    if sample_type:
+        t = sample_type.strip().lower()
+        if "ladder" in t or "control" in t or "blank" in t:
+            return True
+    return bool(_CONTROL.search(sample.strip()))
+
+
+def read_genemapper(path: str | Path) -> ProfileSet:
+    """Read a GeneMapper ID/ID-X genotype table (long or wide layout)."""
+    p = Path(path)
+    text = read_text(p)
+    lines = text.splitlines()
+    delim = "\t" if not lines or "\t" in lines[0] or "," not in lines[0] else ","
+    if delim == ",":  # a comma-separated long table (SampleName,Marker,Allele1,...)
+        import csv
+
+        rows = [list(r) for r in csv.reader(lines)]
+    else:
+        rows = [line.rstrip("\r\n").split("\t") for line in lines]
+    while rows and not any(c.strip() for c in rows[-1]):
+        rows.pop()
+    if not rows:
+        raise FileFormatError("empty file", path=str(p))
+    header = [h.strip() for h in rows[0]]
+    while header and not header[-1]:
+        header.pop()
+    keys = [_key(h) for h in header]
+    if "samplename" not in keys:
+        raise FileFormatError(
+            f"not a GeneMapper table: no 'Sample Name' column (header: {', '.join(header[:6])})",
+            path=str(p),
+            line=1,
+            field="header",
+        )
+    if "marker" in keys:
+        return _read_long(p, header, keys, rows)
+    return _read_wide(p, header, keys, rows)
+
+
+def _bad_column(p: Path, h: str) -> FileFormatError:
+    hint = ""
+    k = _key(h)
+    for cand in ("Sample File", "Sample Name", "Sample Type", "Marker", "Height", "Allele 1"):
+        ck = _key(cand)
+        if len(k) == len(ck) and sorted(k) == sorted(ck):
+            hint = f" (did you mean {cand!r}?)"
+    return FileFormatError(
+        f"unknown column {h!r}: neither a GeneMapper column nor a marker name{hint}",
+        path=str(p),
+        line=1,
+        field="header",
+    )
+
+
+def _alleles(cells: list[str], *, p: Path, line: int, marker: str, amel: bool) -> tuple[str, ...]:
+    out: list[str] = []
+    for c in cells:
+        t = c.strip()
+        if not t:
+            continue
+        if amel:
+            out.append(t.upper())
+            continue
+        a = normalise_allele(t)
+        if a is None:
+            raise FileFormatError(
+                f"allele {t!r} is not an STR allele (a number such as 12 or 9.3, or OL)",
+                path=str(p),
+                line=line,
+                field=marker,
+            )
+        out.append(a)
+    return tuple(out)
+
+
+def _sex(cells: tuple[str, ...], *, p: Path, line: int, marker: str, notes: list[str]) -> str | None:
+    try:
+        return sex_from_amelogenin(cells)
+    except ValueError as exc:
+        notes.append(f"{p}: line {line}: {marker}: {exc}; sex left unknown")
+        return None
+
+
+def _read_wide(p: Path, header: list[str], keys: list[str], rows: list[list[str]]) -> ProfileSet:
+    i_name = keys.index("samplename")
+    i_type = keys.index("sampletype") if "sampletype" in keys else None
+    columns: list[tuple[int, str, int | None]] = []  # (col, marker, height col)
+    seen: set[str] = set()
+    for j, h in enumerate(header):
+        k = keys[j]
+        if k in _META or _HEIGHT_COL.match(h) or _SIZE_COL.match(h) or not h:
+            continue
+        if not is_marker_name(h):
+            raise _bad_column(p, h)
+        m = marker_name(h)
+        if m in seen:
+            raise FileFormatError(f"marker {h} has two columns", path=str(p), line=1, field=h)
+        seen.add(m)
+        hcol = j + 1 if j + 1 < len(header) and _HEIGHT_COL.match(header[j + 1]) else None
+        columns.append((j, m, hcol))
+    if not columns:
+        raise FileFormatError("no marker columns", path=str(p), line=1, field="header")
+    out = ProfileSet(source=str(p), format="genemapper")
+    for ln, row in enumerate(rows[1:], start=2):
+        if not any(c.strip() for c in row):
+            continue
+        name = row[i_name].strip() if i_name < len(row) else ""
+        if not name:
+            raise FileFormatError("empty sample name", path=str(p), line=ln, field="Sample Name")
+        stype = row[i_type] if i_type is not None and i_type < len(row) else None
+        if is_control(name, stype):
+            out.notes.append(f"{p}: line {ln}: {name}: ladder or control row dropped")
+            continue
+        rec = ProfileRecord(id=name, line=ln)
+        for j, m, hcol in columns:
+            cell = row[j] if j < len(row) else ""
+            amel = is_amelogenin(m)
+            alleles = _alleles(cell.split(","), p=p, line=ln, marker=m, amel=amel)
+            if amel:
+                rec.sex = _sex(alleles, p=p, line=ln, marker=m, notes=out.notes)
+                continue
+            if alleles:
+                rec.genotypes[m] = alleles
+                if hcol is not None and hcol < len(row):
+                    rec.heights[m] = tuple(
+                        _height(x, p=p, line=ln, marker=m) for x in row[hcol].split(",") if x.strip()
+                    )
+        _flag(out, rec)
+        out.records.append(rec)
+    _finish(out, p)
+    return out
+
+
+def _height(text: str, *, p: Path, line: int, marker: str) -> float | None:
+    t = text.strip()
+    try:
+        return float(t)
+    except ValueError:
+        raise FileFormatError(f"peak height {t!r} is not a number", path=str(p), line=line, field=marker) from None
+
+
+def _read_long(p: Path, header: list[str], keys: list[str], rows: list[list[str]]) -> ProfileSet:
+    i_name = keys.index("samplename")
+    i_marker = keys.index("marker")
+    i_type = keys.index("sampletype") if "sampletype" in keys else None
+    allele_cols: list[tuple[int, int]] = []
+    height_cols: dict[int, int] = {}
+    for j, h in enumerate(header):
+        ma = _ALLELE_COL.match(h)
+        if ma:
+            allele_cols.append((int(ma.group(1)), j))
+            continue
+        mh = _HEIGHT_COL.match(h)
+        if mh and mh.group(1):
+            height_cols[int(mh.group(1))] = j
+            continue
+        if keys[j] in _META or keys[j] == "marker" or _SIZE_COL.match(h) or not h:
+            continue
+        raise _bad_column(p, h)
+    if not allele_cols:
+        raise FileFormatError("no 'Allele 1' column", path=str(p), line=1, field="header")
+    allele_cols.sort()
+    out = ProfileSet(source=str(p), format="genemapper")
+    by_id: dict[str, ProfileRecord] = {}
+    for ln, row in enumerate(rows[1:], start=2):
+        if not any(c.strip() for c in row):
+            continue
+        name = row[i_name].strip() if i_name < len(row) else ""
+        if not name:
+            raise FileFormatError("empty sample name", path=str(p), line=ln, field="Sample Name")
+        stype = row[i_type] if i_type is not None and i_type < len(row) else None
+        if is_control(name, stype):
+            if name not in {n.split(": ")[-1] for n in out.notes}:
+                out.notes.append(f"{p}: line {ln}: ladder or control rows dropped: {name}")
+            continue
+        raw_marker = row[i_marker].strip() if i_marker < len(row) else ""
+        if not raw_marker:
+            raise FileFormatError("empty marker name", path=str(p), line=ln, field="Marker")
+        if not is_marker_name(raw_marker):
+            raise FileFormatError(f"unknown marker {raw_marker!r}", path=str(p), line=ln, field="Marker")
+        m = marker_name(raw_marker)
+        rec = by_id.get(name)
+        if rec is None:
+            rec = ProfileRecord(id=name, line=ln)
+            by_id[name] = rec
+            out.records.append(rec)
+        cells = [row[j] if j < len(row) else "" for _, j in allele_cols]
+        amel = is_amelogenin(m)
+        alleles = _alleles(cells, p=p, line=ln, marker=m, amel=amel)
+        if m in rec.genotypes or (amel and rec.sex is not None):
+            raise FileFormatError(f"sample {name}: marker {m} appears twice", path=str(p), line=ln, field="Marker")
+        if amel:
+            rec.sex = _sex(alleles, p=p, line=ln, marker=m, notes=out.notes)
+            continue
+        if alleles:
+            rec.genotypes[m] = alleles
+            hs = [row[height_cols[n]] for n, _ in allele_cols if n in height_cols and height_cols[n] < len(row)]
+            if hs:
+                rec.heights[m] = tuple(_height(x, p=p, line=ln, marker=m) for x in hs if x.strip())
+    for rec in out.records:
+        _flag(out, rec)
+    _finish(out, p)
+    return out
+
+
+def _flag(out: ProfileSet, rec: ProfileRecord) -> None:
+    for m in rec.mixture_markers:
+        out.notes.append(
+            f"{out.source}: {rec.where()}: sample {rec.id}: {len(set(rec.genotypes[m]))} alleles at {m}: a mixture, "
+            "not a single-source profile"
+        )
+        break
+    for m in rec.off_ladder_markers:
+        out.notes.append(f"{out.source}: {rec.where()}: sample {rec.id}, marker {m}: off-ladder call ({OFF_LADDER})")
+
+
+def _finish(out: ProfileSet, p: Path) -> None:
+    ids: dict[str, int | None] = {}
+    for r in out.records:
+        if r.id in ids:
+            raise FileFormatError(
+                f"sample {r.id!r} appears twice (also line {ids[r.id]})", path=str(p), line=r.line, field="Sample Name"
+            )
+        ids[r.id] = r.line
+    if not out.records:
+        raise FileFormatError("no samples (only ladder or control rows, or none at all)", path=str(p))

@@ -1,0 +1,247 @@
+"""A case as integer arrays: the screening's working form.
+
+Remains' genotypes become *observation codes*: per marker, every distinct
+observation among the remains (an unordered genotype {a, b}, or one allele
+``a`` seen with dropout probability ``d``) gets a number, and code 0 is
+"untyped" (ln LR 0). The codes of all markers are laid end to end, so that
+one family row of likelihood ratios is one contiguous vector and a remains is
+a vector of positions into it (scikit-allel style: allele strings stay at the
+edges).
+
+Missing persons are the *rows*: one per (family, missing person), in case
+order, each with its family's references as allele-index arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from opendvi.core.case import Case, Family
+from opendvi.core.errors import OpenDVIError
+from opendvi.core.markers import Marker, canonical_marker_name
+
+IntArray = NDArray[np.int64]
+FloatArray = NDArray[np.float64]
+
+#: Sex codes used in the arrays.
+SEX_CODE = {"M": 0, "F": 1, None: -1}
+
+#: Observation-code kinds.
+KIND_UNTYPED, KIND_EXACT, KIND_ONE = 0, 1, 2
+
+
+class ScreeningError(OpenDVIError):
+    """Screening cannot be done as asked (an unsupported marker, a bad
+    setting, a work directory of another run); the message says what to change."""
+
+
+def is_amelogenin(marker: Marker) -> bool:
+    """A marker named AMEL / Amelogenin with alleles X and Y (a sex test, not an STR)."""
+    return canonical_marker_name(marker.name) == "AMEL" and {a.upper() for a in marker.alleles} <= {"X", "Y"}
+
+
+def amelogenin_sex(gt: tuple[str, ...] | None) -> str | None:
+    if not gt:
+        return None
+    alleles = {a.strip().upper() for a in gt}
+    if "Y" in alleles:
+        return "M"
+    if alleles == {"X"} and len(gt) == 2:
+        return "F"
+    return None
+
+
+@dataclass
+class MarkerCodes:
+    """The observation codes of one marker: ``kind[c]``, alleles ``a[c]``,
+    ``b[c]`` (``b = a`` for one-allele codes) and dropout ``d[c]``."""
+
+    kind: NDArray[np.int8]
+    a: IntArray
+    b: IntArray
+    d: FloatArray
+
+    def __len__(self) -> int:
+        return len(self.kind)
+
+
+@dataclass
+class Encoded:
+    """Everything the tables and the kernel need, as arrays."""
+
+    markers: tuple[Marker, ...]
+    theta: float
+    remains_ids: tuple[str, ...]
+    remains_sex: NDArray[np.int8]
+    #: flat positions into a row of the table, shape (n_remains, n_markers)
+    positions: NDArray[np.int32]
+    offsets: IntArray  # (n_markers + 1,)
+    codes: list[MarkerCodes]
+    # rows = missing persons
+    row_family: IntArray  # index into families
+    row_missing: tuple[str, ...]
+    row_sex: NDArray[np.int8]
+    families: tuple[Family, ...]
+    #: pairings restriction: remains index -> sorted array of allowed rows
+    restricted: NDArray[np.bool_]
+    allowed_ptr: IntArray
+    allowed_rows: NDArray[np.int32]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_remains(self) -> int:
+        return len(self.remains_ids)
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.row_missing)
+
+    @property
+    def width(self) -> int:
+        """Length of one row of the table (all markers' codes)."""
+        return int(self.offsets[-1])
+
+
+def encode_case(case: Case) -> Encoded:
+    """Encode a case (alleles absent from the frequency tables must already
+    have been added: :meth:`Case.with_unseen_alleles`)."""
+    notes: list[str] = []
+    amel = [m for m in case.markers if is_amelogenin(m)]
+    markers = tuple(m for m in case.markers if not is_amelogenin(m))
+    if not markers:
+        raise ScreeningError(f"case {case.name}: no marker to screen on")
+    xs = [m.name for m in markers if m.is_x]
+    if xs:
+        raise ScreeningError(
+            f"case {case.name}: X-chromosomal markers ({', '.join(xs)}) are not supported by screening; "
+            "remove them or use `opendvi pairwise`"
+        )
+    # -- remains: sexes and codes
+    rem_sex = np.empty(len(case.remains), dtype=np.int8)
+    positions = np.zeros((len(case.remains), len(markers)), dtype=np.int32)
+    codes: list[MarkerCodes] = []
+    offsets = np.zeros(len(markers) + 1, dtype=np.int64)
+    for i, r in enumerate(case.remains):
+        sex = r.sex
+        if amel:
+            a_sex = amelogenin_sex(r.genotypes.get(amel[0].name))
+            if sex is None and a_sex is not None:
+                sex = a_sex
+            elif sex is not None and a_sex is not None and a_sex != sex:
+                notes.append(f"remains {r.id}: recorded sex {sex} but Amelogenin says {a_sex}; the record is used")
+        rem_sex[i] = SEX_CODE[sex]
+    for j, m in enumerate(markers):
+        table: dict[tuple[int, int, int, float], int] = {(KIND_UNTYPED, -1, -1, 0.0): 0}
+        idx = m.index
+        for i, r in enumerate(case.remains):
+            gt = r.genotypes.get(m.name)
+            if not gt:
+                continue
+            if len(gt) == 2 or r.dropout == 0.0:
+                a, b = sorted((idx[gt[0]], idx[gt[-1]]))
+                key = (KIND_EXACT, a, b, 0.0)
+            else:
+                a = idx[gt[0]]
+                key = (KIND_ONE, a, a, float(r.dropout))
+            c = table.get(key)
+            if c is None:
+                c = table[key] = len(table)
+            positions[i, j] = c
+        kinds = np.array([k[0] for k in table], dtype=np.int8)
+        codes.append(
+            MarkerCodes(
+                kind=kinds,
+                a=np.array([k[1] for k in table], dtype=np.int64),
+                b=np.array([k[2] for k in table], dtype=np.int64),
+                d=np.array([k[3] for k in table], dtype=float),
+            )
+        )
+        offsets[j + 1] = offsets[j] + len(table)
+    positions += offsets[:-1].astype(np.int32)[None, :]
+    # -- rows
+    row_family: list[int] = []
+    row_missing: list[str] = []
+    row_sex: list[int] = []
+    row_of: dict[str, int] = {}
+    for fi, fam in enumerate(case.families):
+        for mp in fam.missing:
+            row_of[mp] = len(row_missing)
+            row_family.append(fi)
+            row_missing.append(mp)
+            row_sex.append(SEX_CODE[fam.sex_of(mp)])
+    # -- pairings
+    restricted = np.zeros(len(case.remains), dtype=np.bool_)
+    ptr = np.zeros(len(case.remains) + 1, dtype=np.int64)
+    allowed: list[int] = []
+    if case.pairings:
+        for i, r in enumerate(case.remains):
+            lst = case.pairings.get(r.id)
+            if lst is not None:
+                restricted[i] = True
+                rows = sorted({row_of[mp] for mp in lst if mp in row_of})
+                missing = [mp for mp in lst if mp not in row_of]
+                if missing:
+                    raise ScreeningError(f"pairings: {r.id} -> {missing[0]}: not a missing person of the case")
+                allowed.extend(rows)
+            ptr[i + 1] = len(allowed)
+    return Encoded(
+        markers=markers,
+        theta=case.theta,
+        remains_ids=tuple(r.id for r in case.remains),
+        remains_sex=rem_sex,
+        positions=positions,
+        offsets=offsets,
+        codes=codes,
+        row_family=np.array(row_family, dtype=np.int64),
+        row_missing=tuple(row_missing),
+        row_sex=np.array(row_sex, dtype=np.int8),
+        families=tuple(case.families),
+        restricted=restricted,
+        allowed_ptr=ptr,
+        allowed_rows=np.array(allowed, dtype=np.int32),
+        notes=notes,
+    )
+
+
+def log_denominator(codes: MarkerCodes, p: FloatArray) -> FloatArray:
+    """ln P(observation | unrelated person), Hardy-Weinberg, per code (0 for untyped)."""
+    a, b, d = codes.a, codes.b, codes.d
+    out = np.zeros(len(codes))
+    ex = codes.kind == KIND_EXACT
+    pa, pb = p[a[ex]], p[b[ex]]
+    out[ex] = np.log(np.where(a[ex] == b[ex], pa * pb, 2.0 * pa * pb))
+    one = codes.kind == KIND_ONE
+    pa = p[a[one]]
+    dd = d[one]
+    out[one] = np.log((1.0 - dd * dd) * pa * pa + dd * (1.0 - dd) * 2.0 * pa * (1.0 - pa))
+    return out
+
+
+def code_numerators(U: FloatArray, codes: MarkerCodes) -> FloatArray:
+    """``sum_g P(obs | g) U[g]`` for every code, from ordered tables ``U``
+    of shape (B, n, n) (P(obs | g) without the factor that cancels against the
+    denominator: exact codes use U[a, b] + U[b, a]; one-allele codes
+    (1 - d^2) U[a, a] + d (1 - d) sum_{x != a} (U[a, x] + U[x, a]))."""
+    B = U.shape[0]
+    out = np.zeros((B, len(codes)))
+    ex = np.nonzero(codes.kind == KIND_EXACT)[0]
+    if len(ex):
+        a, b = codes.a[ex], codes.b[ex]
+        het = (a != b).astype(float)
+        out[:, ex] = U[:, a, b] + het[None, :] * U[:, b, a]
+    one = np.nonzero(codes.kind == KIND_ONE)[0]
+    if len(one):
+        a = codes.a[one]
+        d = codes.d[one]
+        hom = U[:, a, a]
+        rows = U.sum(axis=2)[:, a] + U.sum(axis=1)[:, a] - 2.0 * hom
+        out[:, one] = (1.0 - d * d)[None, :] * hom + (d * (1.0 - d))[None, :] * rows
+    return out
+
+
+def family_typed_at(fam: Family, marker: str) -> bool:
+    return any(marker in g and g[marker] for g in fam.genotypes.values())
+

@@ -1,0 +1,500 @@
+"""The screening driver: shards, kernels, top-K merging, resuming, Dask."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from opendvi.core.case import Case
+from opendvi.screening._encode import Encoded, ScreeningError, encode_case
+from opendvi.screening._shard import ShardTables, shard_tables
+
+#: Shard size (rows = missing persons) used when none is given.
+DEFAULT_SHARD_SIZE = 5000
+#: Threshold candidates buffered per block of remains before a kernel re-run.
+_BUFFER = 1 << 15
+MANIFEST = "manifest.json"
+LOCK = "lock"
+
+
+@dataclass
+class ScreenStats:
+    """What a screening run did (for benchmarks and the progress line)."""
+
+    n_remains: int = 0
+    n_rows: int = 0
+    n_markers: int = 0
+    width: int = 0
+    n_shards: int = 0
+    shards_computed: int = 0
+    shards_resumed: int = 0
+    rows_template: int = 0
+    rows_engine: int = 0
+    engine_calls: int = 0
+    seconds_tables: float = 0.0
+    seconds_kernel: float = 0.0
+    max_shard_table_bytes: int = 0
+    lookups: int = 0
+
+    @property
+    def lookups_per_second(self) -> float:
+        return self.lookups / self.seconds_kernel if self.seconds_kernel > 0 else math.nan
+
+
+@dataclass
+class ScreenResult:
+    """The kept pairings: per remains its top-K candidates and every pairing
+    at or above the threshold, best first (``rank`` 1, 2, ...).
+
+    Arrays are parallel, sorted by remains (case order), then rank.
+    """
+
+    remains_ids: tuple[str, ...]
+    missing_ids: tuple[str, ...]
+    family_ids: tuple[str, ...]  # per row (missing person)
+    remains: NDArray[np.int64]
+    rows: NDArray[np.int64]
+    log_lr: NDArray[np.float64]
+    exclusions: NDArray[np.int16]
+    rank: NDArray[np.int32]
+    top: int
+    threshold: float | None
+    notes: list[str] = field(default_factory=list)
+    stats: ScreenStats = field(default_factory=ScreenStats)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def log10_lr(self) -> NDArray[np.float64]:
+        return self.log_lr / math.log(10.0)
+
+    def candidates(self) -> dict[str, list[dict[str, Any]]]:
+        """``{remains: [{missing, family, lr, log10_lr, exclusions}, ...]}``, best first;
+        every remains is present (an empty list when it has no admissible pairing)."""
+        out: dict[str, list[dict[str, Any]]] = {rid: [] for rid in self.remains_ids}
+        l10 = self.log10_lr
+        for i in range(len(self.rows)):
+            r = int(self.rows[i])
+            s = float(self.log_lr[i])
+            out[self.remains_ids[int(self.remains[i])]].append(
+                {
+                    "missing": self.missing_ids[r],
+                    "family": self.family_ids[r],
+                    "lr": _safe_exp(s),
+                    "log10_lr": float(l10[i]),
+                    "exclusions": int(self.exclusions[i]),
+                }
+            )
+        return out
+
+    def pairs(self) -> Iterator[tuple[str, str, float, int]]:
+        """(remains, missing person, ln LR, exclusions) of every kept pairing."""
+        for i in range(len(self.rows)):
+            yield (
+                self.remains_ids[int(self.remains[i])],
+                self.missing_ids[int(self.rows[i])],
+                float(self.log_lr[i]),
+                int(self.exclusions[i]),
+            )
+
+
+def _safe_exp(x: float) -> float:
+    if x > 709.0:
+        return math.inf
+    return math.exp(x)
+
+
+# ---------------------------------------------------------------------------
+# one shard
+# ---------------------------------------------------------------------------
+
+
+def compute_shard(enc: Encoded, r0: int, r1: int, top: int, log_thr: float, *, parallel: bool = True,
+                  use_templates: bool = True,
+                  floor: tuple[NDArray[np.float64], NDArray[np.int64]] | None = None) -> dict[str, Any]:
+    """Tables and scores of rows ``r0 .. r1``: this shard's top-K lists and
+    threshold pairs, as plain arrays (what a shard file and a Dask task hold).
+
+    ``floor`` (per remains: the score and row of the K-th best candidate so
+    far) lets the kernel skip candidates that cannot enter the final top-K;
+    the merged result is the same with or without it.
+    """
+    from opendvi.screening import _kernel_numba_fns as K
+
+    t0 = time.perf_counter()
+    tabs = shard_tables(enc, r0, r1, use_templates=use_templates, threads=K.numba_threads() if parallel else 1)
+    return score_shard(enc, r0, r1, tabs, time.perf_counter() - t0, top, log_thr, parallel=parallel, floor=floor)
+
+
+def score_shard(enc: Encoded, r0: int, r1: int, tabs: ShardTables, seconds_tables: float, top: int,
+                log_thr: float, *, parallel: bool = True,
+                floor: tuple[NDArray[np.float64], NDArray[np.int64]] | None = None) -> dict[str, Any]:
+    """The kernel part of :func:`compute_shard`, on tables already made."""
+    from opendvi.screening import _kernel_numba_fns as K
+
+    t1 = time.perf_counter()
+    n_blocks = max(1, 4 * (K.numba_threads() if parallel else 1))
+    cap = _BUFFER
+    kern = K.score_parallel if parallel else K.score_serial
+    pos = enc.positions if enc.width >= 1 << 16 else enc.positions.astype(np.uint16)
+    row_sex = enc.row_sex[r0:r1]
+    row_ids = np.arange(r0, r1, dtype=np.int64)
+    perm = np.argsort(row_sex, kind="stable").astype(np.int64)
+    while True:
+        top_s, top_r, top_x, top_n, worst, floor_s, floor_r = K.new_topk(enc.n_remains, top)
+        if floor is not None:
+            floor_s[:] = floor[0]
+            floor_r[:] = floor[1]
+        buf_v = np.zeros((n_blocks, cap), dtype=np.int64)
+        buf_r = np.zeros((n_blocks, cap), dtype=np.int64)
+        buf_s = np.zeros((n_blocks, cap))
+        buf_x = np.zeros((n_blocks, cap), dtype=np.int16)
+        buf_n = np.zeros(n_blocks, dtype=np.int64)
+        kern(tabs.lt, tabs.ex, perm, row_ids, row_sex, pos, enc.remains_sex, enc.restricted, enc.allowed_ptr,
+             enc.allowed_rows, log_thr, top_s, top_r, top_x, top_n, worst, floor_s, floor_r, buf_v, buf_r,
+             buf_s, buf_x, buf_n)
+        if int(buf_n.max(initial=0)) <= cap:
+            break
+        cap = int(buf_n.max()) + 1
+    t2 = time.perf_counter()
+    mask = np.arange(top)[None, :] < top_n[:, None]
+    vv = np.nonzero(mask)
+    thr_parts = [slice(0, int(buf_n[b])) for b in range(n_blocks)]
+    return {
+        "r0": r0,
+        "r1": r1,
+        "top_v": vv[0].astype(np.int64),
+        "top_s": top_s[mask],
+        "top_r": top_r[mask],
+        "top_x": top_x[mask],
+        "thr_v": np.concatenate([buf_v[b, sl] for b, sl in enumerate(thr_parts)]),
+        "thr_s": np.concatenate([buf_s[b, sl] for b, sl in enumerate(thr_parts)]),
+        "thr_r": np.concatenate([buf_r[b, sl] for b, sl in enumerate(thr_parts)]),
+        "thr_x": np.concatenate([buf_x[b, sl] for b, sl in enumerate(thr_parts)]),
+        "notes": list(tabs.notes),
+        "n_template": tabs.n_template,
+        "n_engine": tabs.n_engine,
+        "engine_calls": tabs.engine_calls,
+        "table_bytes": tabs.nbytes,
+        "seconds_tables": seconds_tables,
+        "seconds_kernel": t2 - t1,
+        "lookups": int(_n_lookups(enc, r0, r1)),
+    }
+
+
+def _n_lookups(enc: Encoded, r0: int, r1: int) -> int:
+    """Sex-admissible (remains, row) pairs times markers."""
+    rs = enc.row_sex[r0:r1]
+    vs = enc.remains_sex
+    n_unknown = int((vs < 0).sum())
+    pairs = 0
+    for code in (0, 1):
+        pairs += int((rs == code).sum()) * (int((vs == code).sum()) + n_unknown)
+    return pairs * len(enc.markers)
+
+
+# ---------------------------------------------------------------------------
+# the driver
+# ---------------------------------------------------------------------------
+
+ProgressFn = Callable[[int, int], None]
+
+
+def screen(
+    case: Case,
+    *,
+    top: int = 20,
+    threshold: float | None = 1e4,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    work_dir: str | Path | None = None,
+    fingerprint: str | None = None,
+    dask: str | None = None,
+    dask_processes: bool = True,
+    progress: ProgressFn | None = None,
+    parallel: bool = True,
+    use_templates: bool = True,
+    stop_after: int | None = None,
+) -> ScreenResult:
+    """Screen every remains against every missing person of ``case``.
+
+    Parameters
+    ----------
+    top:
+        Candidates kept per remains (best first).
+    threshold:
+        Also keep every pairing with LR >= threshold (``None``: none).
+    shard_size:
+        Missing persons per shard; memory grows with it, not with the case.
+    work_dir:
+        Directory for finished shards; a run with the same case and settings
+        resumes from it (finished shards are not recomputed).
+    fingerprint:
+        Identifies the case for resuming (default: a hash of the encoded case).
+    dask:
+        ``"local:N"`` (a LocalCluster of N workers) or ``"tcp://HOST:PORT"``.
+    progress:
+        Called with (missing persons done, total) after each shard.
+    stop_after:
+        Stop after this many newly computed shards (for tests of resuming);
+        the result is then partial.
+    """
+    if top < 0:
+        raise ScreeningError(f"top must be >= 0, found {top}")
+    if threshold is not None and not threshold > 0:
+        raise ScreeningError(f"threshold must be a positive LR, found {threshold}")
+    if shard_size < 1:
+        raise ScreeningError(f"shard size must be >= 1, found {shard_size}")
+    case, notes = case.with_unseen_alleles()
+    enc = encode_case(case)
+    notes = list(notes) + list(enc.notes)
+    log_thr = math.log(threshold) if threshold is not None else math.inf
+    specs = [(i, r0, min(enc.n_rows, r0 + shard_size)) for i, r0 in enumerate(range(0, enc.n_rows, shard_size))]
+    stats = ScreenStats(
+        n_remains=enc.n_remains, n_rows=enc.n_rows, n_markers=len(enc.markers), width=enc.width, n_shards=len(specs)
+    )
+    wd: Path | None = Path(work_dir) if work_dir is not None else None
+    settings = {
+        "format": "opendvi-screen-shards/1",
+        "fingerprint": fingerprint or _fingerprint(enc),
+        "top": top,
+        "threshold": threshold,
+        "shard_size": shard_size,
+        "n_shards": len(specs),
+    }
+    done: set[int] = set()
+    if wd is not None:
+        done = _open_work_dir(wd, settings)
+        _lock(wd)
+    try:
+        return _screen_shards(enc, specs, done, wd, top, threshold, log_thr, notes, stats, dask=dask,
+                              dask_processes=dask_processes, progress=progress, parallel=parallel,
+                              use_templates=use_templates, stop_after=stop_after)
+    finally:
+        if wd is not None:
+            (wd / LOCK).unlink(missing_ok=True)
+
+
+def _screen_shards(enc: Encoded, specs: list[tuple[int, int, int]], done: set[int], wd: Path | None, top: int,
+                   threshold: float | None, log_thr: float, notes: list[str], stats: ScreenStats, *,
+                   dask: str | None, dask_processes: bool, progress: ProgressFn | None, parallel: bool,
+                   use_templates: bool, stop_after: int | None) -> ScreenResult:
+    from opendvi.screening import _kernel_numba_fns as K
+
+    state = K.new_topk(enc.n_remains, top)
+    merge: Any = K.merge_topk
+    thr: list[tuple[NDArray[Any], ...]] = []
+    rows_done = 0
+
+    def absorb(res: dict[str, Any]) -> None:
+        nonlocal rows_done
+        merge(*state, res["top_v"], res["top_s"], res["top_r"], res["top_x"])
+        if len(res["thr_v"]):
+            thr.append((res["thr_v"], res["thr_s"], res["thr_r"], res["thr_x"]))
+        notes.extend(res["notes"])
+        stats.rows_template += int(res["n_template"])
+        stats.rows_engine += int(res["n_engine"])
+        stats.engine_calls += int(res["engine_calls"])
+        stats.seconds_tables += float(res["seconds_tables"])
+        stats.seconds_kernel += float(res["seconds_kernel"])
+        stats.lookups += int(res["lookups"])
+        stats.max_shard_table_bytes = max(stats.max_shard_table_bytes, int(res["table_bytes"]))
+        rows_done += int(res["r1"]) - int(res["r0"])
+        if progress is not None:
+            progress(rows_done, enc.n_rows)
+
+    for i, _r0, _r1 in specs:
+        if i in done:
+            assert wd is not None
+            absorb(_load_shard(wd, i))
+            stats.shards_resumed += 1
+    todo = [s for s in specs if s[0] not in done]
+    if stop_after is not None:
+        todo = todo[:stop_after]
+
+    def finished(i: int, res: dict[str, Any]) -> None:
+        if wd is not None:
+            _save_shard(wd, i, res)
+        stats.shards_computed += 1
+        absorb(res)
+
+    if dask:
+        from opendvi.screening._dask import run_on_dask
+
+        run_on_dask(dask, enc, todo, top, log_thr, finished, processes=dask_processes, use_templates=use_templates)
+    else:
+        _run_pipelined(enc, todo, top, log_thr, state, finished, parallel=parallel, use_templates=use_templates)
+    return _finish(enc, state, thr, top, threshold, notes, stats)
+
+
+def _run_pipelined(enc: Encoded, todo: list[tuple[int, int, int]], top: int, log_thr: float,
+                   state: tuple[NDArray[Any], ...], finished: Callable[[int, dict[str, Any]], None], *,
+                   parallel: bool, use_templates: bool) -> None:
+    """In-process: the tables of the next shard are made in a background
+    thread while the kernel (which releases the GIL) scores this one; each
+    shard's kernel starts from the floors of the shards before it."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    def tables(r0: int, r1: int) -> tuple[ShardTables, float]:
+        t = time.perf_counter()
+        tabs = shard_tables(enc, r0, r1, use_templates=use_templates)
+        return tabs, time.perf_counter() - t
+
+    if not todo:
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        nxt: Future[tuple[ShardTables, float]] | None = pool.submit(tables, todo[0][1], todo[0][2])
+        for k, (i, r0, r1) in enumerate(todo):
+            assert nxt is not None
+            tabs, secs = nxt.result()
+            nxt = pool.submit(tables, todo[k + 1][1], todo[k + 1][2]) if k + 1 < len(todo) else None
+            seed = (state[5], state[6]) if top > 0 else None
+            finished(i, score_shard(enc, r0, r1, tabs, secs, top, log_thr, parallel=parallel, floor=seed))
+            del tabs
+
+
+def _finish(enc: Encoded, state: tuple[NDArray[Any], ...], thr: list[tuple[NDArray[Any], ...]], top: int,
+            threshold: float | None, notes: list[str], stats: ScreenStats) -> ScreenResult:
+    top_s, top_r, top_x, top_n = state[:4]
+    mask = np.arange(top)[None, :] < top_n[:, None]
+    v = np.nonzero(mask)[0].astype(np.int64)
+    s, r, x = top_s[mask], top_r[mask], top_x[mask]
+    if thr:
+        v = np.concatenate([v] + [t[0] for t in thr])
+        s = np.concatenate([s] + [t[1] for t in thr])
+        r = np.concatenate([r] + [t[2] for t in thr])
+        x = np.concatenate([x] + [t[3] for t in thr])
+    # unique (remains, row), then order: remains, score desc, row asc
+    key = v * max(1, enc.n_rows) + r
+    _, first = np.unique(key, return_index=True)
+    v, s, r, x = v[first], s[first], r[first], x[first]
+    order = np.lexsort((r, -s, v))
+    v, s, r, x = v[order], s[order], r[order], x[order]
+    rank = np.zeros(len(v), dtype=np.int32)
+    if len(v):
+        starts = np.r_[0, np.nonzero(np.diff(v))[0] + 1]
+        counts = np.diff(np.r_[starts, len(v)])
+        rank = (np.arange(len(v)) - np.repeat(starts, counts) + 1).astype(np.int32)
+    fam_of_row = tuple(enc.families[int(fi)].id for fi in enc.row_family)
+    return ScreenResult(
+        remains_ids=enc.remains_ids,
+        missing_ids=enc.row_missing,
+        family_ids=fam_of_row,
+        remains=v,
+        rows=r,
+        log_lr=s,
+        exclusions=x.astype(np.int16),
+        rank=rank,
+        top=top,
+        threshold=threshold,
+        notes=list(dict.fromkeys(notes)),
+        stats=stats,
+    )
+
+
+# ---------------------------------------------------------------------------
+# shard files
+# ---------------------------------------------------------------------------
+
+
+def _fingerprint(enc: Encoded) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps([m.name for m in enc.markers]).encode())
+    h.update(json.dumps([list(m.alleles) for m in enc.markers]).encode())
+    h.update(np.ascontiguousarray(enc.positions).tobytes())
+    h.update(enc.remains_sex.tobytes())
+    h.update(json.dumps(enc.remains_ids).encode())
+    h.update(json.dumps(enc.row_missing).encode())
+    for fam in enc.families:
+        h.update(fam.id.encode())
+        h.update(json.dumps(sorted((k, sorted(v.items())) for k, v in fam.genotypes.items())).encode())
+    h.update(repr(enc.theta).encode())
+    return h.hexdigest()
+
+
+def _open_work_dir(wd: Path, settings: dict[str, Any]) -> set[int]:
+    wd.mkdir(parents=True, exist_ok=True)
+    mf = wd / MANIFEST
+    if mf.exists():
+        old = json.loads(mf.read_text())
+        if old != settings:
+            diff = [k for k in settings if old.get(k) != settings[k]]
+            raise ScreeningError(
+                f"{wd}: holds shards of another run (different {', '.join(diff)}); "
+                "remove the directory or choose another work directory"
+            )
+    else:
+        tmp = mf.with_name(MANIFEST + ".tmp")
+        tmp.write_text(json.dumps(settings, indent=2) + "\n")
+        os.replace(tmp, mf)
+    done = set()
+    for p in wd.glob("shard-*.npz"):
+        try:
+            done.add(int(p.stem.split("-")[1]))
+        except ValueError:
+            continue
+    return {i for i in done if i < int(settings["n_shards"])}
+
+
+def _lock(wd: Path) -> None:
+    """One run per work directory: a lock file holding the process id."""
+    path = wd / LOCK
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(path.read_text().strip() or "0")
+            except (OSError, ValueError):
+                pid = 0
+            if pid > 0 and pid != os.getpid() and _alive(pid):
+                raise ScreeningError(f"{wd}: in use by another screening run (process {pid})") from None
+            path.unlink(missing_ok=True)  # a stale lock (that process is gone)
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(str(os.getpid()))
+        return
+    raise ScreeningError(f"{wd}: cannot take the lock file {path}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_ARRAYS = ("top_v", "top_s", "top_r", "top_x", "thr_v", "thr_s", "thr_r", "thr_x")
+
+
+def _save_shard(wd: Path, i: int, res: dict[str, Any]) -> None:
+    path = wd / f"shard-{i:06d}.npz"
+    tmp = wd / f"shard-{i:06d}.tmp.npz"
+    meta = {k: v for k, v in res.items() if k not in _ARRAYS}
+    np.savez(tmp, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+             **{k: res[k] for k in _ARRAYS})
+    os.replace(tmp, path)
+
+
+def _load_shard(wd: Path, i: int) -> dict[str, Any]:
+    with np.load(wd / f"shard-{i:06d}.npz") as z:
+        res: dict[str, Any] = json.loads(bytes(z["meta"]).decode())
+        for k in _ARRAYS:
+            res[k] = z[k]
+    res["seconds_tables"] = 0.0
+    res["seconds_kernel"] = 0.0
+    res["lookups"] = 0
+    return res

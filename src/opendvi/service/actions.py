@@ -1,0 +1,195 @@
+"""The service's write actions, shared by the JSON API and the web pages.
+
+Each runs in one transaction: committed when it succeeds, rolled back (with
+nothing written, audit entry included) when it fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from opendvi import __version__
+from opendvi.core.errors import OpenDVIError
+from opendvi.io.case_json import case_from_dict
+from opendvi.service.deps import Principal
+from opendvi.service.matching import match_case
+from opendvi.store import repositories as repo
+from opendvi.store.errors import ConflictError, ImportValidationError
+from opendvi.store.models import Identification, MatchingRun, utcnow
+
+MAX_IMPORT_BYTES = 50 * 1024 * 1024
+
+
+def _commit(db: Session) -> None:
+    try:
+        db.commit()
+    except IntegrityError as exc:
+        db.rollback()
+        raise ConflictError(f"the change conflicts with another one: {exc.orig}") from None
+
+
+def import_case(
+    db: Session,
+    *,
+    principal: Principal,
+    operation_code: str,
+    data: Any,
+    filename: str,
+    raw: bytes | None = None,
+    laboratory: str | None = None,
+    kit: str | None = None,
+) -> repo.ImportSummary:
+    """Import a ``dvi-case/1`` document (parsed JSON or raw bytes): all or nothing."""
+    try:
+        if raw is not None:
+            if len(raw) > MAX_IMPORT_BYTES:
+                raise ImportValidationError([f"file is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MiB"],
+                                            filename=filename)
+            try:
+                data = json.loads(raw.decode("utf-8-sig"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise ImportValidationError([f"not valid UTF-8 JSON: {exc}"], filename=filename) from None
+        body = raw if raw is not None else json.dumps(data, sort_keys=True).encode("utf-8")
+        try:
+            case = case_from_dict(data, path=filename)
+            case.with_unseen_alleles()
+        except OpenDVIError as exc:
+            raise ImportValidationError([str(exc)], filename=filename) from None
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise ImportValidationError([f"{filename}: malformed dvi-case/1 document ({exc})"],
+                                        filename=filename) from None
+        operation = repo.get_operation(db, code=operation_code)
+        summary = repo.import_case(db, case=case, operation=operation, filename=filename,
+                                   sha256=hashlib.sha256(body).hexdigest(), by=principal.user,
+                                   laboratory=laboratory, kit=kit)
+        _commit(db)
+        return summary
+    except BaseException:
+        db.rollback()
+        raise
+
+
+#: file formats the service imports, by what they hold
+FILE_FORMATS = {
+    "json": "a dvi-case/1 case (markers, remains, families)",
+    "fam": "a Familias .fam file (markers, families, remains)",
+    "genemapper": "GeneMapper export (remains profiles)",
+    "cmf": "CODIS CMF XML (remains profiles)",
+    "profiles-csv": "profile table, CSV (remains profiles)",
+    "xlsx": "Excel workbook with a profiles sheet (remains profiles)",
+}
+
+
+def import_file(
+    db: Session,
+    *,
+    principal: Principal,
+    operation_code: str,
+    raw: bytes,
+    filename: str,
+    laboratory: str | None = None,
+    kit: str | None = None,
+) -> repo.ImportSummary:
+    """Import an uploaded file of any format :data:`FILE_FORMATS` lists
+    (the format is told from the name and the first line): all or nothing."""
+    import tempfile
+    from pathlib import Path
+
+    from opendvi.io.convert import load
+
+    if len(raw) > MAX_IMPORT_BYTES:
+        raise ImportValidationError([f"file is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MiB"],
+                                    filename=filename)
+    suffix = Path(filename).suffix.lower()
+    if suffix == ".json" or raw.lstrip()[:1] == b"{":
+        return import_case(db, principal=principal, operation_code=operation_code, data=None, raw=raw,
+                           filename=filename, laboratory=laboratory, kit=kit)
+    try:
+        with tempfile.TemporaryDirectory(prefix="opendvi-import-") as tmp:
+            safe = "upload" + (suffix if suffix.isascii() and len(suffix) <= 6 else "")
+            path = Path(tmp) / safe
+            path.write_bytes(raw)
+            try:
+                ds = load(path)
+                notes = list(ds.notes)
+                samples = ds.profiles.samples(notes=notes) if ds.profiles is not None else None
+            except OpenDVIError as exc:
+                raise ImportValidationError([str(exc).replace(str(path), filename)], filename=filename) from None
+        sha = hashlib.sha256(raw).hexdigest()
+        operation = repo.get_operation(db, code=operation_code)
+        if ds.case is not None:
+            summary = repo.import_case(db, case=ds.case, operation=operation, filename=filename, sha256=sha,
+                                       by=principal.user, notes=notes, laboratory=laboratory, kit=kit)
+        elif samples is not None:
+            summary = repo.import_remains_profiles(db, samples=samples, operation=operation, filename=filename,
+                                                   sha256=sha, file_format=ds.format, by=principal.user,
+                                                   notes=notes, laboratory=laboratory, kit=kit)
+        else:
+            raise ImportValidationError(
+                [f"a {ds.format} file is not imported through the service; accepted: "
+                 + "; ".join(FILE_FORMATS.values())], filename=filename)
+        _commit(db)
+        return summary
+    except BaseException:
+        db.rollback()
+        raise
+
+
+def run_matching(db: Session, *, principal: Principal, operation_code: str, top_k: int = 10) -> MatchingRun:
+    try:
+        operation = repo.get_operation(db, code=operation_code)
+        stored = repo.build_case(db, operation=operation)
+        if not stored.case.remains:
+            raise ConflictError(f"operation {operation_code} has no typed remains to match")
+        started = utcnow()
+        try:
+            result = match_case(stored.case, top_k=top_k)
+        except OpenDVIError as exc:
+            raise ConflictError(f"matching failed: {exc}") from None
+        params = dict(result.parameters)
+        if result.notes:
+            params["notes"] = result.notes
+        run = repo.record_run(db, operation=operation, stored=stored, candidates=result.candidates,
+                              software_version=f"opendvi {__version__}", engine=result.engine, parameters=params,
+                              started_at=started, by=principal.user)
+        _commit(db)
+        return run
+    except BaseException:
+        db.rollback()
+        raise
+
+
+def propose(db: Session, *, principal: Principal, candidate_id: int, note: str = "") -> Identification:
+    try:
+        cand = repo.get_candidate(db, candidate_id=candidate_id)
+        ident = repo.propose_identification(db, candidate=cand, by=principal.user, note=note)
+        _commit(db)
+        return ident
+    except BaseException:
+        db.rollback()
+        raise
+
+
+def decide(db: Session, *, principal: Principal, identification_id: int, action: str, reason: str = "",
+           expected_version: int | None = None) -> Identification:
+    try:
+        ident = repo.decide_identification(db, identification_id=identification_id, action=action,
+                                           by=principal.user, reason=reason, expected_version=expected_version)
+        _commit(db)
+        return ident
+    except BaseException:
+        db.rollback()
+        raise
+
+
+def commit(db: Session) -> None:
+    try:
+        _commit(db)
+    except BaseException:
+        db.rollback()
+        raise

@@ -1,0 +1,67 @@
+"""The FastAPI application: ``create_app()``.
+
+The JSON API lives under ``/api`` (OpenAPI at ``/api/openapi.json``, docs at
+``/api/docs``); the web pages at ``/``. Migrations run when the app is
+created; the first administrator is created by :mod:`opendvi.service.bootstrap`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from fastapi import FastAPI, Request, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import Engine
+
+from opendvi import __version__
+from opendvi.service import errors
+from opendvi.service.routes import api, pages
+from opendvi.service.settings import Settings
+from opendvi.store import db as store_db
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'",
+}
+
+
+def create_app(*, settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    """The service on ``engine`` (else the configured database), migrated to the newest schema."""
+    settings = settings or Settings.from_env()
+    settings.check()
+    if engine is None:
+        engine = store_db.make_engine(store_db.database_url(url=settings.database_url, data_dir=settings.data_dir))
+    store_db.upgrade(engine)
+    app = FastAPI(
+        title="opendvi case-work service",
+        version=__version__,
+        description="Disaster victim identification by DNA: operations, remains, families, matching, "
+        "identifications with four-eyes review, and a hash-chained audit log. Every endpoint checks the "
+        "caller's role; every error has the shape {\"error\": {status, code, message, details}}.",
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = store_db.session_factory(engine)
+    app.state.templates = Jinja2Templates(directory=str(TEMPLATES))
+    errors.install(app)
+    app.include_router(api.router)
+    app.include_router(pages.router)
+
+    @app.middleware("http")
+    async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        for k, val in SECURITY_HEADERS.items():
+            response.headers.setdefault(k, val)
+        return response
+
+    return app

@@ -1,0 +1,130 @@
+"""Typed dependencies: the database session, the signed-in user, role checks, CSRF.
+
+Authentication: a session cookie (``opendvi_session``, HttpOnly, SameSite=Strict,
+Secure outside development) set by the sign-in page or ``POST /api/auth/login``,
+or ``Authorization: Bearer <token>`` with the token that endpoint returns.
+Requests that change something and are authenticated by the cookie must
+carry the session's CSRF token (form field ``csrf_token`` or header
+``X-CSRF-Token``); bearer requests carry no ambient credential and need none.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from opendvi.service.errors import APIError, LoginRequired
+from opendvi.service.policy import PERMISSIONS, allowed
+from opendvi.store import repositories as repo
+from opendvi.store.models import Role, User
+
+SESSION_COOKIE = "opendvi_session"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    factory = request.app.state.sessionmaker
+    with factory() as session:
+        try:
+            yield session
+        except BaseException:
+            session.rollback()
+            raise
+
+
+DB = Annotated[Session, Depends(get_db)]
+
+
+@dataclass(frozen=True)
+class UserSnapshot:
+    """The signed-in user's name and role, usable after the database session closed."""
+
+    username: str
+    role: Role
+    full_name: str = ""
+
+
+@dataclass
+class Principal:
+    """The signed-in user of a request."""
+
+    user: User
+    token: str
+    csrf: str
+    via_cookie: bool
+
+    @property
+    def username(self) -> str:
+        return self.user.username
+
+    def can(self, permission: str) -> bool:
+        return allowed(self.user.role, permission)
+
+
+def _token_of(request: Request) -> tuple[str | None, bool]:
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip(), False
+    return request.cookies.get(SESSION_COOKIE), True
+
+
+async def sent_csrf_token(request: Request) -> str | None:
+    """The CSRF token a changing request carries (header, else form field)."""
+    if request.method in SAFE_METHODS:
+        return None
+    sent = request.headers.get("x-csrf-token")
+    if sent is None and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        form = await request.form()
+        value = form.get("csrf_token")
+        sent = value if isinstance(value, str) else None
+    return sent
+
+
+def current_principal(
+    request: Request, db: DB, sent_csrf: Annotated[str | None, Depends(sent_csrf_token)]
+) -> Principal:
+    """The signed-in user (a plain function: FastAPI runs it in a worker thread, off the event loop)."""
+    token, via_cookie = _token_of(request)
+    if not token:
+        raise LoginRequired()
+    row = repo.get_auth_session(db, token=token)
+    if row is None:
+        raise LoginRequired()
+    principal = Principal(user=row.user, token=token, csrf=row.csrf_token, via_cookie=via_cookie)
+    # a detached snapshot for error pages, rendered after the session closed
+    request.state.user = UserSnapshot(username=row.user.username, role=row.user.role,
+                                      full_name=row.user.full_name)
+    request.state.csrf = row.csrf_token
+    if via_cookie and request.method not in SAFE_METHODS and (
+        not sent_csrf or not hmac.compare_digest(sent_csrf, row.csrf_token)
+    ):
+        raise APIError(403, "missing or wrong CSRF token: reload the page and try again", code="csrf")
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require(permission: str) -> Callable[..., Principal]:
+    """A dependency that lets through only the roles holding ``permission``."""
+    if permission not in PERMISSIONS:
+        raise KeyError(permission)
+
+    def _check(principal: CurrentPrincipal) -> Principal:
+        if not principal.can(permission):
+            raise APIError(
+                403,
+                f"your role ({principal.user.role.value}) may not do this ({permission})",
+                code="forbidden",
+            )
+        return principal
+
+    _check.permission = permission  # type: ignore[attr-defined]
+    return _check

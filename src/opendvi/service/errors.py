@@ -1,0 +1,127 @@
+"""One error shape for every error of the service.
+
+Every error response is JSON of the form::
+
+    {"error": {"status": 409, "code": "conflict", "message": "...", "details": [...]}}
+
+whatever raised it: an :class:`APIError`, a store error, a validation error
+of FastAPI, an unknown route, or an unexpected exception (500, message
+without internals). Web pages (``text/html`` requested) get the same fields
+rendered as a page.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, cast
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from opendvi.core.errors import OpenDVIError
+from opendvi.store.errors import (
+    ConflictError,
+    ImportValidationError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+
+log = logging.getLogger("opendvi.service")
+
+_CODES = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+          409: "conflict", 413: "too_large", 415: "unsupported_media_type", 422: "invalid", 500: "internal_error"}
+
+
+class APIError(Exception):
+    """An error with an HTTP status, a machine code, a message and details."""
+
+    def __init__(self, status: int, message: str, *, code: str | None = None, details: list[Any] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code or _CODES.get(status, "error")
+        self.message = message
+        self.details = details or []
+        self.headers = headers
+
+
+class LoginRequired(APIError):
+    def __init__(self) -> None:
+        super().__init__(401, "sign in first", code="unauthenticated")
+
+
+def error_body(status: int, code: str, message: str, details: list[Any] | None = None) -> dict[str, Any]:
+    return {"error": {"status": status, "code": code, "message": message, "details": details or []}}
+
+
+def _wants_html(request: Request) -> bool:
+    if request.url.path.startswith("/api/"):
+        return False
+    return "text/html" in request.headers.get("accept", "")
+
+
+def _respond(request: Request, err: APIError) -> Response:
+    if _wants_html(request):
+        if err.status == 401:
+            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        from opendvi.service.deps import Principal
+        from opendvi.service.policy import ROLE_TITLES
+
+        user = getattr(request.state, "user", None)
+        csrf = getattr(request.state, "csrf", "")
+        # ``user`` is a detached snapshot (name and role): enough for the page's menu
+        principal = Principal(user=cast(Any, user), token="", csrf=csrf, via_cookie=True) if user else None
+        templates = request.app.state.templates
+        return templates.TemplateResponse(
+            request, "error.html", {"error": err, "user": user, "principal": principal, "csrf": csrf,
+                                    "role_titles": ROLE_TITLES},
+            status_code=err.status, headers=err.headers,
+        )
+    return JSONResponse(error_body(err.status, err.code, err.message, err.details), status_code=err.status,
+                        headers=err.headers)
+
+
+def from_exception(exc: Exception) -> APIError:
+    if isinstance(exc, APIError):
+        return exc
+    if isinstance(exc, ImportValidationError):
+        return APIError(422, str(exc), code=exc.code, details=exc.problems)
+    if isinstance(exc, NotFoundError):
+        return APIError(404, str(exc), code=exc.code)
+    if isinstance(exc, ConflictError):
+        return APIError(409, str(exc), code=exc.code)
+    if isinstance(exc, PermissionDeniedError):
+        return APIError(403, str(exc), code=exc.code)
+    if isinstance(exc, OpenDVIError):
+        return APIError(422, str(exc), code="invalid")
+    return APIError(500, "internal error (logged on the server)", code="internal_error")
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(APIError)
+    async def _api(request: Request, exc: APIError) -> Response:
+        return _respond(request, exc)
+
+    @app.exception_handler(OpenDVIError)
+    async def _domain(request: Request, exc: OpenDVIError) -> Response:
+        return _respond(request, from_exception(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        details = [
+            {"loc": list(e.get("loc", ())), "message": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        return _respond(request, APIError(422, "the request is not valid", code="invalid", details=details))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = dict(exc.headers) if exc.headers else None
+        return _respond(request, APIError(exc.status_code, str(exc.detail), headers=headers))
+
+    @app.exception_handler(Exception)
+    async def _other(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return _respond(request, from_exception(exc))

@@ -1,0 +1,52 @@
+"""Who may do what: one table, checked by every endpoint (``docs/service.md``).
+
+Least privilege: names of missing persons and donors are seen only by the
+intake officer and the family liaison (the liaison only for confirmed
+identifications); the laboratory and DVI sides work on barcodes and codes.
+"""
+
+from __future__ import annotations
+
+from opendvi.store.models import Role
+
+A = Role.administrator
+I = Role.intake_officer  # noqa: E741
+L = Role.laboratory_analyst
+D = Role.dvi_analyst
+R = Role.reviewer
+F = Role.family_liaison
+
+PERMISSIONS: dict[str, frozenset[Role]] = {
+    "users.manage": frozenset({A}),
+    "operations.read": frozenset({A, L, D, R}),
+    "operations.create": frozenset({A, L}),
+    "imports.create": frozenset({A, L}),
+    "remains.read": frozenset({A, L, D, R}),
+    "remains.write": frozenset({A, L}),
+    "candidates.read": frozenset({A, D, R}),
+    "matching.run": frozenset({D}),
+    "families.read": frozenset({A, I, D, R}),
+    "persons.write": frozenset({I}),
+    "identifications.read": frozenset({A, D, R, F}),
+    "identifications.propose": frozenset({D}),
+    "identifications.decide": frozenset({R}),
+    "identifications.withdraw": frozenset({D, R}),
+    "audit.read": frozenset({A, R}),
+    "audit.verify": frozenset({A}),
+    # not an endpoint: who sees names in the responses of the endpoints above
+    "names.read": frozenset({I, F}),
+}
+
+
+def allowed(role: Role, permission: str) -> bool:
+    return role in PERMISSIONS[permission]
+
+
+ROLE_TITLES = {
+    A: "Administrator",
+    I: "Intake officer",
+    L: "Laboratory analyst",
+    D: "DVI analyst",
+    R: "Reviewer",
+    F: "Family liaison",
+}

@@ -1,0 +1,159 @@
+"""What the service shows of each object, by role (names only where allowed).
+
+The same functions feed the JSON API and the web pages, so a page can never
+show what the API would refuse.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from opendvi.service.deps import Principal
+from opendvi.store import repositories as repo
+from opendvi.store.models import (
+    AuditEntry,
+    Candidate,
+    Family,
+    Identification,
+    IdentificationState,
+    MatchingRun,
+    MissingPerson,
+    Operation,
+    Remains,
+    User,
+)
+
+
+def iso(x: Any) -> str | None:
+    """ISO 8601; times stored without a zone (SQLite) are UTC."""
+    if x is None:
+        return None
+    if isinstance(x, datetime) and x.tzinfo is None:
+        x = x.replace(tzinfo=UTC)
+    return str(x.isoformat())
+
+
+def lr_text(log10_lr: float | None) -> str:
+    """An LR for people: ``1.2e+23``, ``0`` for an exclusion."""
+    if log10_lr is None:
+        return "0"
+    if abs(log10_lr) < 4:
+        return f"{10 ** log10_lr:.4g}"
+    mant = 10 ** (log10_lr - math.floor(log10_lr))
+    return f"{mant:.2f}e{math.floor(log10_lr):+d}"
+
+
+def user_public(u: User) -> dict[str, Any]:
+    return {"username": u.username, "full_name": u.full_name, "role": u.role.value, "active": u.active}
+
+
+def operation_public(db: Session, op: Operation, *, counts: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "code": op.code, "name": op.name, "kind": op.kind, "received_on": iso(op.received_on),
+        "expected_count": op.expected_count,
+        "frequency_database_sha256": op.frequency_database.sha256 if op.frequency_database else None,
+    }
+    if counts:
+        out["dashboard"] = repo.operation_dashboard(db, operation=op)
+        run = repo.latest_run(db, operation=op)
+        out["latest_run"] = run_public(run) if run else None
+    return out
+
+
+def run_public(run: MatchingRun) -> dict[str, Any]:
+    return {
+        "id": run.id, "software_version": run.software_version, "engine": run.engine,
+        "frequency_database_sha256": run.frequency_database_sha256, "parameters": run.parameters,
+        "n_remains": run.n_remains, "n_missing": run.n_missing, "started_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at),
+        "mutation_models": run.mutation_models,
+    }
+
+
+def remains_public(db: Session, r: Remains, *, profiles: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "barcode": r.barcode, "operation": r.operation.code, "bag": r.bag, "sample_type": r.sample_type,
+        "laboratory": r.laboratory, "kit": r.kit, "sex": r.sex,
+    }
+    versions = repo.profiles_of(db, remains=r)
+    out["profile_version"] = versions[-1].version if versions else None
+    out["n_markers_typed"] = len(versions[-1].genotypes) if versions else 0
+    active = repo.list_identifications(db, remains=r, states=[IdentificationState.proposed,
+                                                                 IdentificationState.confirmed])
+    out["identification"] = (
+        {"id": active[0].id, "state": active[0].state.value, "missing_person": active[0].missing_person.code}
+        if active else None
+    )
+    if profiles:
+        out["profiles"] = [
+            {"version": p.version, "created_at": iso(p.created_at), "dropout": p.dropout,
+             "laboratory": p.laboratory, "kit": p.kit, "genotypes": p.genotypes}
+            for p in versions
+        ]
+    return out
+
+
+def candidate_public(c: Candidate, *, per_marker: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": c.id, "run_id": c.run_id, "remains": c.remains.barcode, "missing_person": c.missing_person.code,
+        "family": c.missing_person.family.code, "log10_lr": c.log10_lr, "lr": lr_text(c.log10_lr),
+        "posterior": c.posterior, "exclusions": c.exclusions, "n_markers": c.n_markers, "rank": c.rank,
+    }
+    if per_marker:
+        out["per_marker"] = [
+            {"marker": m, "log10_lr": v, "lr": lr_text(v) if m in c.per_marker.get("typed", []) else "1",
+             "typed": m in c.per_marker.get("typed", [])}
+            for m, v in c.per_marker.get("log10_lr", {}).items()
+        ]
+    return out
+
+
+def person_name(db: Session, mp: MissingPerson) -> str | None:
+    det = repo.missing_person_details(db, missing_person=mp)
+    return det.full_name if det else None
+
+
+def identification_public(db: Session, i: Identification, principal: Principal) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": i.id, "state": i.state.value, "version": i.version, "remains": i.remains.barcode,
+        "operation": i.remains.operation.code, "missing_person": i.missing_person.code,
+        "family": i.missing_person.family.code, "candidate_id": i.candidate_id,
+        "log10_lr": i.candidate.log10_lr if i.candidate else None,
+        "posterior": i.candidate.posterior if i.candidate else None,
+        "proposed_by": i.proposed_by.username, "proposed_at": iso(i.proposed_at), "proposal_note": i.proposal_note,
+        "decided_by": i.decided_by.username if i.decided_by else None, "decided_at": iso(i.decided_at),
+        "decision_reason": i.decision_reason,
+    }
+    if principal.can("names.read") and i.state == IdentificationState.confirmed:
+        out["missing_person_name"] = person_name(db, i.missing_person)
+    return out
+
+
+def family_public(db: Session, fam: Family, principal: Principal) -> dict[str, Any]:
+    names = principal.can("names.read")
+    donors = {d.member_id: d for d in repo.donors_of(db, family=fam)}
+    missing = {m.member_id: m for m in repo.missing_of(db, family=fam)}
+    members = []
+    for m in fam.members:
+        row: dict[str, Any] = {"id": m.code, "father": m.father, "mother": m.mother, "sex": m.sex,
+                               "missing": m.id in missing, "donor": None}
+        if m.id in donors:
+            d = donors[m.id]
+            prof = repo.current_profile(db, donor=d)
+            row["donor"] = {"barcode": d.barcode, "relationship": d.relationship_to_missing, "consent": d.consent,
+                            "profile_version": prof.version if prof else None}
+        if m.id in missing and names:
+            row["name"] = person_name(db, missing[m.id])
+        members.append(row)
+    return {"code": fam.code, "members": members,
+            "missing_persons": [mp.code for mp in missing.values()]}
+
+
+def audit_public(e: AuditEntry) -> dict[str, Any]:
+    return {"seq": e.seq, "at": e.at, "username": e.username, "action": e.action, "object_type": e.object_type,
+            "object_id": e.object_id, "details": json.loads(e.details), "hash": e.hash, "prev_hash": e.prev_hash}

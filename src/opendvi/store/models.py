@@ -1,0 +1,443 @@
+"""The case-work database: SQLAlchemy 2 models.
+
+The tables, grouped by what they hold (``docs/service.md`` draws them):
+
+* who works: ``users`` (role, argon2 password hash), ``auth_sessions``
+  (server-side sessions, token stored hashed);
+* what arrived: ``operations`` (a body exchange or a recovery), ``remains``
+  (barcodes, bag, sample type, laboratory, kit), ``imports``;
+* who is missing: ``families``, ``pedigree_members``, ``missing_persons``
+  (genetic side, codes only) and ``missing_person_details`` (names and other
+  personal data, in their own table, read only by the roles that need them),
+  ``donors`` (relatives who gave a reference sample: relationship, consent)
+  and ``donor_details`` (their names);
+* DNA: ``profiles`` (versioned: a re-typed sample keeps its history),
+  ``frequency_databases`` (markers with frequencies and mutation models, and
+  the SHA-256 of their canonical JSON);
+* matching: ``matching_runs`` (provenance: software version, frequency
+  database and hash, mutation models, parameters, times), ``candidates``;
+* decisions: ``identifications`` (proposed -> confirmed / rejected /
+  withdrawn; by whom, when, why; row-versioned, and at most one active per
+  remains, enforced by a partial unique index);
+* ``audit_log`` (append-only, hash-chained) and ``audit_head`` (its last
+  sequence number and hash).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}  # noqa: RUF012
+
+
+class Role(enum.StrEnum):
+    """The roles of the service (least privilege; ``docs/service.md``)."""
+
+    administrator = "administrator"
+    intake_officer = "intake_officer"
+    laboratory_analyst = "laboratory_analyst"
+    dvi_analyst = "dvi_analyst"
+    reviewer = "reviewer"
+    family_liaison = "family_liaison"
+
+
+class IdentificationState(enum.StrEnum):
+    proposed = "proposed"
+    confirmed = "confirmed"
+    rejected = "rejected"
+    withdrawn = "withdrawn"
+
+
+ACTIVE_STATES = (IdentificationState.proposed.value, IdentificationState.confirmed.value)
+
+
+def _enum(e: type[enum.Enum], name: str) -> Enum:
+    return Enum(e, name=name, native_enum=False, length=32, validate_strings=True,
+                values_callable=lambda x: [m.value for m in x])
+
+
+# ---------------------------------------------------------------------------
+# people who work
+# ---------------------------------------------------------------------------
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    full_name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[Role] = mapped_column(_enum(Role, "role"))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AuthSession(Base):
+    """A signed-in session: the token is stored as its SHA-256 only."""
+
+    __tablename__ = "auth_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    user: Mapped[User] = relationship()
+
+
+# ---------------------------------------------------------------------------
+# what arrived
+# ---------------------------------------------------------------------------
+
+
+class FrequencyDatabase(Base):
+    """Markers with frequencies and mutation models (``dvi-case/1`` markers)."""
+
+    __tablename__ = "frequency_databases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    theta: Mapped[float] = mapped_column(Float, default=0.0)
+    markers: Mapped[list[Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Operation(Base):
+    """A body exchange or a recovery: one batch of remains."""
+
+    __tablename__ = "operations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32), default="exchange")
+    received_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    expected_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    frequency_database_id: Mapped[int | None] = mapped_column(
+        ForeignKey("frequency_databases.id"), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    frequency_database: Mapped[FrequencyDatabase | None] = relationship()
+
+
+class Import(Base):
+    """One file imported through the service (all or nothing)."""
+
+    __tablename__ = "imports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    operation_id: Mapped[int | None] = mapped_column(ForeignKey("operations.id"), nullable=True)
+    format: Mapped[str] = mapped_column(String(32))
+    filename: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Remains(Base):
+    """A post-mortem sample, known by its barcode."""
+
+    __tablename__ = "remains"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    barcode: Mapped[str] = mapped_column(String(64), unique=True)
+    operation_id: Mapped[int] = mapped_column(ForeignKey("operations.id"), index=True)
+    bag: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    sample_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    laboratory: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    kit: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    sex: Mapped[str | None] = mapped_column(String(1), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    operation: Mapped[Operation] = relationship()
+
+
+# ---------------------------------------------------------------------------
+# who is missing
+# ---------------------------------------------------------------------------
+
+
+class Family(Base):
+    __tablename__ = "families"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    members: Mapped[list[PedigreeMember]] = relationship(
+        back_populates="family", order_by="PedigreeMember.position", cascade="all, delete-orphan"
+    )
+
+
+class PedigreeMember(Base):
+    """One person of a family's pedigree (ids inside the family)."""
+
+    __tablename__ = "pedigree_members"
+    __table_args__ = (UniqueConstraint("family_id", "code", name="uq_pedigree_members_family_code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    family_id: Mapped[int] = mapped_column(ForeignKey("families.id", ondelete="CASCADE"), index=True)
+    code: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    father: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    mother: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    sex: Mapped[str | None] = mapped_column(String(1), nullable=True)
+
+    family: Mapped[Family] = relationship(back_populates="members")
+
+
+class MissingPerson(Base):
+    """The genetic side of a missing person: a code and a pedigree place."""
+
+    __tablename__ = "missing_persons"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    family_id: Mapped[int] = mapped_column(ForeignKey("families.id", ondelete="CASCADE"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("pedigree_members.id", ondelete="CASCADE"), unique=True)
+    sex: Mapped[str | None] = mapped_column(String(1), nullable=True)
+
+    family: Mapped[Family] = relationship()
+    member: Mapped[PedigreeMember] = relationship()
+
+
+class MissingPersonDetails(Base):
+    """Personal data of a missing person (names): its own table."""
+
+    __tablename__ = "missing_person_details"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    missing_person_id: Mapped[int] = mapped_column(
+        ForeignKey("missing_persons.id", ondelete="CASCADE"), unique=True
+    )
+    full_name: Mapped[str] = mapped_column(String(300))
+    date_of_birth: Mapped[date | None] = mapped_column(Date, nullable=True)
+    place_last_seen: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    notes: Mapped[str | None] = mapped_column(Text, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Donor(Base):
+    """A relative who gave a reference sample (AM), known by its barcode."""
+
+    __tablename__ = "donors"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    barcode: Mapped[str] = mapped_column(String(64), unique=True)
+    family_id: Mapped[int] = mapped_column(ForeignKey("families.id", ondelete="CASCADE"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("pedigree_members.id", ondelete="CASCADE"), unique=True)
+    relationship_to_missing: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    consent: Mapped[str] = mapped_column(String(32), default="identification")
+    consent_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+
+    family: Mapped[Family] = relationship()
+    member: Mapped[PedigreeMember] = relationship()
+
+
+class DonorDetails(Base):
+    """Personal data of a donor (name, contact): its own table."""
+
+    __tablename__ = "donor_details"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    donor_id: Mapped[int] = mapped_column(ForeignKey("donors.id", ondelete="CASCADE"), unique=True)
+    full_name: Mapped[str] = mapped_column(String(300))
+    contact: Mapped[str | None] = mapped_column(String(300), nullable=True)
+
+
+# ---------------------------------------------------------------------------
+# DNA profiles
+# ---------------------------------------------------------------------------
+
+
+class Profile(Base):
+    """One typing of a remains or of a donor; a re-typing adds a version."""
+
+    __tablename__ = "profiles"
+    __table_args__ = (
+        UniqueConstraint("remains_id", "version", name="uq_profiles_remains_version"),
+        UniqueConstraint("donor_id", "version", name="uq_profiles_donor_version"),
+        CheckConstraint(
+            "(remains_id IS NULL) <> (donor_id IS NULL)", name="one_subject"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    remains_id: Mapped[int | None] = mapped_column(ForeignKey("remains.id", ondelete="CASCADE"), nullable=True)
+    donor_id: Mapped[int | None] = mapped_column(ForeignKey("donors.id", ondelete="CASCADE"), nullable=True)
+    version: Mapped[int] = mapped_column(Integer)
+    genotypes: Mapped[dict[str, Any]] = mapped_column(JSON)
+    dropout: Mapped[float] = mapped_column(Float, default=0.0)
+    laboratory: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    kit: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    import_id: Mapped[int | None] = mapped_column(ForeignKey("imports.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# ---------------------------------------------------------------------------
+# matching
+# ---------------------------------------------------------------------------
+
+
+class MatchingRun(Base):
+    """One matching of an operation's remains against the families, with its provenance."""
+
+    __tablename__ = "matching_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    operation_id: Mapped[int] = mapped_column(ForeignKey("operations.id"), index=True)
+    software_version: Mapped[str] = mapped_column(String(64))
+    engine: Mapped[str] = mapped_column(String(128))
+    frequency_database_id: Mapped[int] = mapped_column(ForeignKey("frequency_databases.id"))
+    frequency_database_sha256: Mapped[str] = mapped_column(String(64))
+    mutation_models: Mapped[dict[str, Any]] = mapped_column(JSON)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    n_remains: Mapped[int] = mapped_column(Integer, default=0)
+    n_missing: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+
+
+class Candidate(Base):
+    """A (remains, missing person) pair kept by a matching run."""
+
+    __tablename__ = "candidates"
+    __table_args__ = (
+        UniqueConstraint("run_id", "remains_id", "missing_person_id", name="uq_candidates_run_pair"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("matching_runs.id", ondelete="CASCADE"), index=True)
+    remains_id: Mapped[int] = mapped_column(ForeignKey("remains.id"), index=True)
+    missing_person_id: Mapped[int] = mapped_column(ForeignKey("missing_persons.id"), index=True)
+    remains_profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id"))
+    log10_lr: Mapped[float | None] = mapped_column(Float, nullable=True)  # None = LR 0
+    posterior: Mapped[float] = mapped_column(Float)
+    exclusions: Mapped[int] = mapped_column(Integer)
+    n_markers: Mapped[int] = mapped_column(Integer)
+    rank: Mapped[int] = mapped_column(Integer)
+    per_marker: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    remains: Mapped[Remains] = relationship()
+    missing_person: Mapped[MissingPerson] = relationship()
+    run: Mapped[MatchingRun] = relationship()
+
+
+class Identification(Base):
+    """A decision that remains are a missing person.
+
+    At most one *active* (proposed or confirmed) identification per remains:
+    a partial unique index, so two concurrent proposals end with one winner.
+    ``version`` is bumped by every change; a decision updates only the version
+    it read (optimistic locking in the database).
+    """
+
+    __tablename__ = "identifications"
+    __table_args__ = (
+        Index(
+            "uq_identifications_active_remains",
+            "remains_id",
+            unique=True,
+            sqlite_where=text("state IN ('proposed', 'confirmed')"),
+            postgresql_where=text("state IN ('proposed', 'confirmed')"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    remains_id: Mapped[int] = mapped_column(ForeignKey("remains.id"), index=True)
+    missing_person_id: Mapped[int] = mapped_column(ForeignKey("missing_persons.id"), index=True)
+    candidate_id: Mapped[int | None] = mapped_column(ForeignKey("candidates.id"), nullable=True)
+    state: Mapped[IdentificationState] = mapped_column(_enum(IdentificationState, "identification_state"))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    proposed_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    proposed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    proposal_note: Mapped[str] = mapped_column(Text, default="")
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    decision_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    remains: Mapped[Remains] = relationship()
+    missing_person: Mapped[MissingPerson] = relationship()
+    candidate: Mapped[Candidate | None] = relationship()
+    proposed_by: Mapped[User] = relationship(foreign_keys=[proposed_by_id])
+    decided_by: Mapped[User | None] = relationship(foreign_keys=[decided_by_id])
+
+
+# ---------------------------------------------------------------------------
+# audit
+# ---------------------------------------------------------------------------
+
+
+class AuditEntry(Base):
+    """One audit entry. ``hash`` = SHA-256 of the previous hash and this
+    entry's canonical JSON (``opendvi.store.audit``). Append-only: database
+    triggers refuse UPDATE and DELETE."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, unique=True)
+    at: Mapped[str] = mapped_column(String(40))  # ISO 8601 UTC, hashed as written
+    username: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    action: Mapped[str] = mapped_column(String(64))
+    object_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    object_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    details: Mapped[str] = mapped_column(Text)  # canonical JSON, hashed as written
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The last sequence number and hash of the audit chain (one row).
+
+    Appenders lock this row, so concurrent appends never fork the chain, and
+    ``audit verify`` detects a deleted tail."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    hash: Mapped[str] = mapped_column(String(64))

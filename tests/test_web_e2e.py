@@ -1,0 +1,177 @@
+"""End to end in headless Chromium (Debian's package) driven by Playwright.
+
+`opendvi serve` runs in a subprocess on a fresh SQLite data dir; a laboratory
+analyst imports the demo case, a DVI analyst runs matching and proposes, a
+reviewer confirms, the administrator sees the audit entry. Screenshots go to
+``$OPENDVI_TEST_ARTIFACTS`` (default ``build/test-artifacts/e2e``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from opendvi.data import demo_case_path
+
+CHROMIUM = Path("/usr/bin/chromium")
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = Path(os.environ.get("OPENDVI_TEST_ARTIFACTS", REPO / "build" / "test-artifacts")) / "e2e"
+ADMIN_PASSWORD = "e2e-admin-password-1"
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+               "--disable-sync", "--no-first-run"]
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent (apt-get install chromium)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    data_dir = tmp_path_factory.mktemp("e2e-data")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["OPENDVI_ADMIN_PASSWORD"] = ADMIN_PASSWORD
+    env["OPENDVI_ENV"] = "development"
+    log = (data_dir / "server.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "opendvi.cli.main", "serve", "--port", str(port), "--data-dir", str(data_dir),
+         "--no-demo"], env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("server did not start:\n" + (data_dir / "server.log").read_text())
+            time.sleep(0.3)
+        tok = httpx.post(f"{base}/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}).json()
+        h = {"Authorization": f"Bearer {tok['token']}"}
+        for user, role in (("lab", "laboratory_analyst"), ("dvi", "dvi_analyst"), ("reviewer", "reviewer")):
+            r = httpx.post(f"{base}/api/users", json={"username": user, "password": f"{user}-e2e-password",
+                                                      "role": role}, headers=h)
+            assert r.status_code == 201, r.text
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extra")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        yield b
+        b.close()
+
+
+def _sign_in(browser: Any, base: str, user: str, password: str) -> Any:
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.goto(f"{base}/")
+    assert "/login" in page.url
+    page.fill("#username", user)
+    page.fill("#password", password)
+    page.click("#sign-in")
+    page.wait_for_selector("#whoami")
+    assert user in page.inner_text("#whoami")
+    return page
+
+
+def _shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_sign_in_import_match_propose_confirm_audit(server: str, browser: Any) -> None:
+    base = server
+    # a wrong password is refused on the page
+    page = browser.new_context().new_page()
+    page.goto(f"{base}/login")
+    page.fill("#username", "lab")
+    page.fill("#password", "wrong")
+    page.click("#sign-in")
+    assert "Wrong username or password" in page.inner_text("#login-error")
+    page.context.close()
+
+    # laboratory analyst: a new operation, then the demo case imported into it
+    lab = _sign_in(browser, base, "lab", "lab-e2e-password")
+    _shot(lab, "01-lab-home")
+    lab.fill("input[name=code]", "EX-E2E")
+    lab.fill("input[name=name]", "Exchange seen end to end")
+    lab.fill("input[name=expected_count]", "8")
+    lab.click("form[action='/operations'] button")
+    lab.wait_for_url(f"{base}/operations/EX-E2E")
+    lab.goto(f"{base}/imports")
+    lab.select_option("#operation", "EX-E2E")
+    lab.set_input_files("#file", str(demo_case_path()))
+    lab.click("#import")
+    result = lab.wait_for_selector("#import-result")
+    assert "8 new remains" in result.inner_text()
+    _shot(lab, "02-lab-imported")
+    # a broken file is refused with its errors shown
+    bad = ARTIFACTS.parent / "broken-case.json"
+    bad.parent.mkdir(parents=True, exist_ok=True)
+    bad.write_text('{"format": "dvi-case/1", "markers": []}')
+    lab.set_input_files("#file", str(bad))
+    lab.click("#import")
+    assert "markers" in lab.wait_for_selector("#import-errors").inner_text()
+    _shot(lab, "03-lab-import-refused")
+    lab.click("text=Sign out")
+    lab.wait_for_url(f"{base}/login")
+
+    # DVI analyst: matching, the candidates of V1, the match page, a proposal
+    dvi = _sign_in(browser, base, "dvi", "dvi-e2e-password")
+    dvi.goto(f"{base}/operations/EX-E2E")
+    dvi.click("#run-matching")
+    dvi.wait_for_selector("#run")
+    assert dvi.inner_text("[data-count=matched] b") != "0"
+    _shot(dvi, "04-dvi-dashboard")
+    dvi.goto(f"{base}/remains?q=V1")
+    dvi.click("#remains >> text=V1")
+    dvi.wait_for_selector("#candidates")
+    _shot(dvi, "05-dvi-candidates")
+    dvi.click("#candidates a.match-link >> nth=0")
+    dvi.wait_for_selector("#pedigree svg")
+    assert dvi.locator("#per-marker tr").count() == 24
+    assert "M1" in dvi.inner_text("h1")
+    _shot(dvi, "06-dvi-match-page")
+    dvi.fill("#note", "LR above 1e20, no exclusion")
+    dvi.click("#propose")
+    dvi.wait_for_selector("#identifications .proposed")
+    _shot(dvi, "07-dvi-proposed")
+
+    # reviewer: confirms
+    rev = _sign_in(browser, base, "reviewer", "reviewer-e2e-password")
+    rev.goto(f"{base}/identifications?state=proposed")
+    rev.click("#identifications button.confirm >> nth=0")
+    rev.wait_for_selector("#identifications .confirmed")
+    _shot(rev, "08-reviewer-confirmed")
+
+    # administrator: the audit entry and an intact chain
+    admin = _sign_in(browser, base, "admin", ADMIN_PASSWORD)
+    admin.goto(f"{base}/audit")
+    row = admin.wait_for_selector("tr[data-action='identification.confirm']")
+    assert "reviewer" in row.inner_text()
+    assert "intact" in admin.inner_text("#chain")
+    _shot(admin, "09-admin-audit")
+    for p in (dvi, rev, admin):
+        p.context.close()
