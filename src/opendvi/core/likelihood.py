@@ -475,23 +475,10 @@ class _Problem:
             factors.extend(((v,), np.ones(len(self.domains[v]))) for v in keep if v not in seen)
         sizes = [len(d) for d in self.domains]
         order = _elimination_order([f[0] for f in factors], sizes, keep)
-        log_scale = 0.0
-        for v in order:
-            involved = [f for f in factors if v in f[0]]
-            if not involved:
-                continue
-            factors = [f for f in factors if v not in f[0]]
-            scope_vars: list[int] = []
-            for vars_, _ in involved:
-                for u in vars_:
-                    if u != v and u not in scope_vars:
-                        scope_vars.append(u)
-            new = _contract(involved, scope_vars)
-            mx = float(new.max()) if new.size else 0.0
-            if mx == 0.0:
-                return -math.inf, np.zeros([len(self.domains[u]) for u in out_vars])
-            log_scale += math.log(mx)
-            factors.append((tuple(scope_vars), new / mx))
+        factors, scales, dead = _eliminate_vars(factors, order)
+        if dead[0]:
+            return -math.inf, np.zeros([len(self.domains[u]) for u in out_vars])
+        log_scale = float(scales[0])
         if self.theta == 0.0:
             return log_scale, _contract(factors, list(out_vars))
         return self._theta_weight(factors, list(out_vars), log_scale)
@@ -562,8 +549,28 @@ def _solve_batch(problems: Sequence[_Problem]) -> list[float]:
             arr[region] = tab
         factors.append((vars_, arr))
     order = _elimination_order([f[0] for f in factors], sizes, set())
-    log_scale = np.zeros(K)
-    dead = np.zeros(K, dtype=bool)
+    factors, log_scale, dead = _eliminate_vars(factors, order, batch=K)
+    final = _contract(factors, [], batch=True) if factors else np.ones(K)
+    out: list[float] = []
+    for k in range(K):
+        val = float(final[k])
+        out.append(-math.inf if dead[k] or val <= 0.0 else float(log_scale[k]) + math.log(val))
+    return out
+
+
+def _eliminate_vars(
+    factors: list[tuple[tuple[int, ...], FloatArray]], order: Sequence[int], *, batch: int = 0
+) -> tuple[list[tuple[tuple[int, ...], FloatArray]], FloatArray, NDArray[np.bool_]]:
+    """Sum out the variables of ``order`` one at a time.
+
+    Each new table is divided by its maximum (per marker with ``batch``, the
+    size of the leading marker axis) and the log of that maximum kept, so no
+    table underflows. Returns the remaining factors, the log scales and which
+    markers became impossible (a table of zeros).
+    """
+    n = max(batch, 1)
+    log_scale = np.zeros(n)
+    dead = np.zeros(n, dtype=bool)
     for v in order:
         involved = [f for f in factors if v in f[0]]
         if not involved:
@@ -574,19 +581,16 @@ def _solve_batch(problems: Sequence[_Problem]) -> list[float]:
             for u in vars_:
                 if u != v and u not in scope_vars:
                     scope_vars.append(u)
-        new = _contract(involved, scope_vars, batch=True)
-        mx = new.reshape(K, -1).max(axis=1)
+        new = _contract(involved, scope_vars, batch=batch > 0)
+        mx = new.reshape(n, -1).max(axis=1) if new.size else np.zeros(n)
         zero = mx <= 0.0
         dead |= zero
+        if dead.all():
+            break
         mx = np.where(zero, 1.0, mx)
         log_scale += np.log(mx)
-        factors.append((tuple(scope_vars), new / mx.reshape((K,) + (1,) * (new.ndim - 1))))
-    final = _contract(factors, [], batch=True) if factors else np.ones(K)
-    out: list[float] = []
-    for k in range(K):
-        val = float(final[k])
-        out.append(-math.inf if dead[k] or val <= 0.0 else float(log_scale[k]) + math.log(val))
-    return out
+        factors.append((tuple(scope_vars), new / (mx.reshape((n,) + (1,) * (new.ndim - 1)) if batch else mx[0])))
+    return factors, log_scale, dead
 
 
 _ORDER_CACHE: dict[tuple[object, ...], tuple[int, ...]] = {}
