@@ -267,3 +267,24 @@ def test_joint__relabelling_and_reordering_remains_changes_nothing() -> None:
     got = {tuple(sorted((k[1:], v) for k, v in r.assignment.items())): r.loglik for r in other.rows}
     for r in base.rows:
         assert got[tuple(sorted(r.assignment.items()))] == pytest.approx(r.loglik, abs=1e-12)
+
+
+def test_pairwise__marker_without_typed_references_contributes_one() -> None:
+    # likelihood.md: a marker all of whose references are untyped contributes
+    # LR 1, also under a non-stationary stepwise model (where the missing
+    # person's marginal genotype differs slightly from Hardy-Weinberg); the
+    # joint LR of the one-pair assignment agrees with the pairwise LR.
+    from opendvi.core.mutation import MutationModel
+
+    step = MutationModel("stepwise", rate=0.05, rate2=0.01, range=0.5)
+    m_step = make_marker("S", ["9", "10", "11", "12"], [0.1, 0.2, 0.3, 0.4], female=step, male=step)
+    fam = _trio_family()  # references typed at M1 only
+    case = Case("c", (M1, m_step), (Sample("V1", "M", {"M1": ("a", "c"), "S": ("9", "12")}),), (fam,))
+    problem = DVIProblem(case)
+    res = pairwise_lr(problem, keep_markers=True)
+    per = res.per_marker[("V1", "MP")]
+    assert per["S"] == 0.0
+    assert per["M1"] == pytest.approx(math.log(1 / (4 * P[0])), rel=1e-12)
+    joint = solve_joint(problem, top=10)
+    row = next(r for r in joint.rows if r.assignment == {"V1": "MP"})
+    assert row.loglik - joint.null_loglik == pytest.approx(res.log_lr["V1"]["MP"], rel=1e-12)

@@ -151,7 +151,10 @@ def undisputed_table(und: UndisputedResult, threshold: float) -> Table:
 
 def joint_table(res: JointResult, *, rows: int | None = None, glr: bool = True) -> Table:
     table = Table(
-        title=f"Best joint assignments ({res.n_assignments:,} in all, {len(res.components)} components)",
+        title=(
+            f"Best joint assignments ({res.n_assignments:,} in all, {len(res.components)} "
+            f"component{'' if len(res.components) == 1 else 's'})"
+        ),
         title_justify="left",
     )
     table.add_column("#", justify="right")

@@ -170,6 +170,17 @@ class LikelihoodCache:
             if not placed:
                 out.append(self.family_null(fid, marker, mutation=mutation))
                 continue
+            if len(placed) == 1 and not self._refs[fid][marker.name]:
+                # no reference typed at this marker: a single placed remains
+                # contributes LR 1 (likelihood.md), i.e. its own probability
+                # as an unrelated person. (With non-stationary mutation models
+                # the missing person's marginal differs slightly from
+                # Hardy-Weinberg; the convention fixes the LR at 1.) Two or more
+                # remains placed in one family keep their relationship.
+                mp, gt, d = placed[0]
+                sex = self.families[fid].sex_of(mp)
+                out.append(self.family_null(fid, marker, mutation=mutation) + self.single_marker(marker, gt, d, sex))
+                continue
             key = (fid, marker.name, placed, mutation)
             val = self._fam.get(key)
             if val is None:
