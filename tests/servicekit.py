@@ -137,3 +137,38 @@ def assert_error_shape(response: Any, status: int | None = None) -> dict[str, An
     if status is not None:
         assert response.status_code == status, body
     return err
+
+
+def family_files(suffix: str) -> tuple[bytes, bytes]:
+    """A families template (one family: two typed parents, a missing son) and
+    the parents' profiles (profile CSV, demo markers), codes ending in ``suffix``."""
+    fam = (
+        "family,id,father,mother,sex,missing,sample\n"
+        f"FT{suffix},FA,,,M,,BC-FA{suffix}\n"
+        f"FT{suffix},MO,,,F,,BC-MO{suffix}\n"
+        f"FT{suffix},MP{suffix},FA,MO,M,yes,\n"
+    )
+    prof = (
+        "sample,D3S1358,D3S1358,TH01,TH01\n"
+        f"BC-FA{suffix},14,15,6,9.3\n"
+        f"BC-MO{suffix},15,17,7,9.3\n"
+    )
+    return fam.encode(), prof.encode()
+
+
+def frequencies_long_csv(*, drop: str | None = None, scale: float = 1.0) -> bytes:
+    """The demo case's frequencies as a long CSV with two populations (``A``
+    as in the demo, ``B`` the same); ``drop`` leaves one marker out."""
+    import json
+
+    from opendvi.data import demo_case_path
+
+    case = json.loads(Path(demo_case_path()).read_text())
+    lines = ["marker,allele,frequency,population"]
+    for pop in ("A", "B"):
+        for m in case["markers"]:
+            if m["name"] == drop:
+                continue
+            for a, f in zip(m["alleles"], m["frequencies"], strict=True):
+                lines.append(f"{m['name']},{a},{f * scale:.8f},{pop}")
+    return ("\n".join(lines) + "\n").encode()

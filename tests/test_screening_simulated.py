@@ -173,3 +173,16 @@ def test_screen__partial_references_dropout_and_non_template_families() -> None:
     assert_same(got, want)
     assert gx == wx
     assert all(row["E-MP"] == 0.0 for row in got.values() if "E-MP" in row)
+
+
+def test_templates__every_simulated_single_missing_shape_is_templated() -> None:
+    """The shapes of large operations all take the fast path (a guard on speed, not on values)."""
+    from opendvi.screening._simulate import FAMILY_SHAPES, _relations_shape
+
+    rng = np.random.default_rng(0)
+    for _, rel in FAMILY_SHAPES:
+        for _ in range(3):
+            shape = _relations_shape(rel, rng)
+            fam = Family(id="F", pedigree=shape.ped, genotypes={t: {"M": ("1", "2")} for t in shape.typed},
+                         missing=tuple(shape.missing))
+            assert match_template(fam, "MP") is not None, rel

@@ -19,7 +19,16 @@ from fastapi.testclient import TestClient
 from opendvi.data import demo_case_path
 from opendvi.service.policy import PERMISSIONS
 from opendvi.store.models import Role
-from tests.servicekit import ROLE_USERS, SECRET_NAME, assert_error_shape, bearer, make_app, migrated_engine
+from tests.servicekit import (
+    ROLE_USERS,
+    SECRET_NAME,
+    assert_error_shape,
+    bearer,
+    family_files,
+    frequencies_long_csv,
+    make_app,
+    migrated_engine,
+)
 
 ROLES = [u for u in ROLE_USERS if u != "reviewer2"]
 _counter = itertools.count()
@@ -65,6 +74,8 @@ ENDPOINTS: list[tuple[str, str, str | None]] = [
     ("GET", "/api/operations/{code}", "operations.read"),
     ("POST", "/api/operations/{code}/imports", "imports.create"),
     ("POST", "/api/operations/{code}/imports/file", "imports.create"),
+    ("POST", "/api/operations/{code}/imports/families", "families.import"),
+    ("POST", "/api/operations/{code}/imports/frequencies", "frequencies.import"),
     ("POST", "/api/operations/{code}/matching-runs", "matching.run"),
     ("GET", "/api/matching-runs/{run_id}", "candidates.read"),
     ("GET", "/api/remains", "remains.read"),
@@ -90,8 +101,10 @@ ENDPOINTS: list[tuple[str, str, str | None]] = [
     ("GET", "/operations/{code}", "operations.read"),
     ("POST", "/operations/{code}/match", "matching.run"),
     ("POST", "/operations", "operations.create"),
-    ("GET", "/imports", "imports.create"),
+    ("GET", "/imports", "imports.page"),
     ("POST", "/imports", "imports.create"),
+    ("POST", "/imports/families", "families.import"),
+    ("POST", "/imports/frequencies", "frequencies.import"),
     ("GET", "/remains", "remains.read"),
     ("GET", "/remains/{barcode}", "remains.read"),
     ("GET", "/candidates/{candidate_id}", "candidates.read"),
@@ -102,6 +115,7 @@ ENDPOINTS: list[tuple[str, str, str | None]] = [
     ("POST", "/missing-persons/{code}/details", "persons.write"),
     ("GET", "/users", "users.manage"),
     ("POST", "/users", "users.manage"),
+    ("POST", "/users/{username}", "users.manage"),
     ("GET", "/audit", "audit.read"),
 ]
 PUBLIC = {("GET", "/api/health"), ("POST", "/api/auth/login"), ("GET", "/login"), ("POST", "/login")}
@@ -154,6 +168,7 @@ def _request(world: dict[str, Any], method: str, template: str, headers: dict[st
         ("POST", "/candidates/{candidate_id}/propose"): {"note": "n"},
         ("POST", "/missing-persons/{code}/details"): {"full_name": f"{SECRET_NAME} M1"},
         ("POST", "/users"): {"username": f"page{n}", "role": "reviewer"},
+        ("POST", "/users/{username}"): {"role": "laboratory_analyst", "active": "yes"},
     }
     if (method, template) in bodies:
         kwargs["json"] = bodies[(method, template)]
@@ -161,6 +176,17 @@ def _request(world: dict[str, Any], method: str, template: str, headers: dict[st
         kwargs["data"] = forms[(method, template)]
     elif (method, template) == ("POST", "/api/operations/{code}/imports/file"):
         kwargs["files"] = {"file": ("demo.json", json.dumps(world["case"]).encode(), "application/json")}
+    elif (method, template) in (("POST", "/api/operations/{code}/imports/families"), ("POST", "/imports/families")):
+        fam, prof = family_files(str(n))
+        if not template.startswith("/api/"):
+            kwargs["data"] = {"operation": "demo"}
+        kwargs["files"] = {"families": ("families.csv", fam, "text/csv"),
+                           "profiles": ("profiles.csv", prof, "text/csv")}
+    elif (method, template) in (("POST", "/api/operations/{code}/imports/frequencies"),
+                                ("POST", "/imports/frequencies")):
+        kwargs["data"] = {"population": "A"} if template.startswith("/api/") else {"operation": "demo",
+                                                                                     "population": "A"}
+        kwargs["files"] = {"file": ("freqs.csv", frequencies_long_csv(), "text/csv")}
     elif (method, template) == ("POST", "/imports"):
         kwargs["data"] = {"operation": "demo"}
         kwargs["files"] = {"file": ("demo.json", json.dumps(world["case"]).encode(), "application/json")}

@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from opendvi.data import demo_case_path
+from tests.servicekit import family_files, frequencies_long_csv
 
 CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[1]
@@ -174,4 +175,66 @@ def test_sign_in_import_match_propose_confirm_audit(server: str, browser: Any) -
     assert "intact" in admin.inner_text("#chain")
     _shot(admin, "09-admin-audit")
     for p in (dvi, rev, admin):
+        p.context.close()
+
+
+def test_admin_users_page_and_intake_families_import(server: str, browser: Any, tmp_path: Path) -> None:
+    base = server
+    tok = httpx.post(f"{base}/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}).json()
+    h = {"Authorization": f"Bearer {tok['token']}"}
+    assert httpx.post(f"{base}/api/operations", json={"code": "FAM-E2E", "name": "families"},
+                      headers=h).status_code == 201
+    # an operation without markers takes those of a frequency file
+    r = httpx.post(f"{base}/api/operations/FAM-E2E/imports/frequencies", headers=h, data={"population": "A"},
+                   files={"file": ("freqs.csv", frequencies_long_csv(), "text/csv")})
+    assert r.status_code == 201 and r.json()["markers"] == 23, r.text
+    # administrator: two new users, a role change, a deactivation
+    admin = _sign_in(browser, base, "admin", ADMIN_PASSWORD)
+    admin.goto(f"{base}/users")
+    passwords = {}
+    for user in ("intake", "leaver"):
+        admin.fill("#new-user input[name=username]", user)
+        admin.select_option("#new-user select[name=role]", "dvi_analyst")
+        admin.click("#new-user button")
+        message = admin.wait_for_selector("#user-message").inner_text()
+        assert user in message
+        passwords[user] = message.rsplit(": ", 1)[1].strip()
+    admin.select_option("#user-intake select[name=role]", "intake_officer")
+    admin.click("#user-intake button")
+    assert "Intake officer" in admin.wait_for_selector("#user-intake").inner_text()
+    admin.select_option("#user-leaver select[name=active]", "no")
+    admin.click("#user-leaver button")
+    admin.wait_for_selector("#user-message")
+    assert admin.inner_text("#user-leaver td:nth-child(4)") == "no"
+    _shot(admin, "10-admin-users")
+    admin.goto(f"{base}/audit")
+    assert admin.locator("tr[data-action='user.update']").count() >= 2
+    # the deactivated user cannot sign in
+    page = browser.new_context().new_page()
+    page.goto(f"{base}/login")
+    page.fill("#username", "leaver")
+    page.fill("#password", passwords["leaver"])
+    page.click("#sign-in")
+    assert "Wrong username or password" in page.inner_text("#login-error")
+    page.context.close()
+
+    # the intake officer registers a family with its reference profiles
+    fam, prof = family_files("E2E")
+    (tmp_path / "families.csv").write_bytes(fam)
+    (tmp_path / "profiles.csv").write_bytes(prof)
+    intake = _sign_in(browser, base, "intake", passwords["intake"])
+    intake.click("header >> text=Imports")
+    intake.select_option("#families-operation", "FAM-E2E")
+    intake.set_input_files("#families-file", str(tmp_path / "families.csv"))
+    intake.click("#import-families")
+    assert "BC-FAE2E" in intake.wait_for_selector("#import-errors").inner_text()  # no profiles given
+    assert intake.input_value("#families-operation") == "FAM-E2E"  # the form keeps the operation
+    intake.set_input_files("#families-file", str(tmp_path / "families.csv"))
+    intake.set_input_files("#profiles-file", str(tmp_path / "profiles.csv"))
+    intake.click("#import-families")
+    assert "2 donors" in intake.wait_for_selector("#import-result").inner_text()
+    _shot(intake, "11-intake-families-imported")
+    intake.goto(f"{base}/families")
+    assert "BC-MOE2E" in intake.inner_text("body")
+    for p in (admin, intake):
         p.context.close()

@@ -550,6 +550,8 @@ def _solve_batch(problems: Sequence[_Problem]) -> list[float]:
         factors.append((vars_, arr))
     order = _elimination_order([f[0] for f in factors], sizes, set())
     factors, log_scale, dead = _eliminate_vars(factors, order, batch=K)
+    if dead.all():  # stopped early: the remaining factors need not be multiplied
+        return [-math.inf] * K
     final = _contract(factors, [], batch=True) if factors else np.ones(K)
     out: list[float] = []
     for k in range(K):
@@ -566,7 +568,8 @@ def _eliminate_vars(
     Each new table is divided by its maximum (per marker with ``batch``, the
     size of the leading marker axis) and the log of that maximum kept, so no
     table underflows. Returns the remaining factors, the log scales and which
-    markers became impossible (a table of zeros).
+    markers became impossible (a table of zeros). When every marker is
+    impossible it stops at once: the remaining factors are then meaningless.
     """
     n = max(batch, 1)
     log_scale = np.zeros(n)

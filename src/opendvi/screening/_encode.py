@@ -240,8 +240,3 @@ def code_numerators(U: FloatArray, codes: MarkerCodes) -> FloatArray:
         rows = U.sum(axis=2)[:, a] + U.sum(axis=1)[:, a] - 2.0 * hom
         out[:, one] = (1.0 - d * d)[None, :] * hom + (d * (1.0 - d))[None, :] * rows
     return out
-
-
-def family_typed_at(fam: Family, marker: str) -> bool:
-    return any(marker in g and g[marker] for g in fam.genotypes.values())
-

@@ -208,14 +208,6 @@ def new_topk(n_remains: int, k: int) -> tuple[np.ndarray, ...]:
     )
 
 
-def gather_bound(table: np.ndarray, pos: np.ndarray, repeats: int) -> float:  # pragma: no cover - benchmark helper
-    """Plain NumPy gather of ``table[pos]`` ``repeats`` times (the bandwidth bound)."""
-    s = 0.0
-    for _ in range(repeats):
-        s += float(table[pos].sum())
-    return s
-
-
 def numba_threads() -> int:
     """Threads numba's parallel kernels use."""
     import numba

@@ -33,7 +33,7 @@ from opendvi.core.likelihood import marker_genotype_table, marker_loglik
 from opendvi.core.markers import Marker
 from opendvi.core.pedigree import Individual, Pedigree
 from opendvi.core.profiles import Genotype
-from opendvi.screening._encode import KIND_EXACT, KIND_ONE, MarkerCodes, code_numerators, log_denominator
+from opendvi.screening._encode import KIND_EXACT, KIND_ONE, MarkerCodes, code_numerators
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -333,10 +333,6 @@ def finish_tables(
     return lt, ex, bad
 
 
-def hw_log_denominator(codes: MarkerCodes, marker: Marker) -> FloatArray:
-    return log_denominator(codes, marker.p)
-
-
 def batch_size(n: int, budget: int = 1 << 18) -> int:
     """Families per NumPy batch so that one (B, n, n) array stays near ``budget`` elements."""
     return max(16, budget // max(1, n * n))
@@ -346,7 +342,6 @@ __all__ = [
     "engine_table",
     "exclusion_flags",
     "finish_tables",
-    "hw_log_denominator",
     "template_tables",
     "theta_codes",
 ]

@@ -193,3 +193,126 @@ def commit(db: Session) -> None:
     except BaseException:
         db.rollback()
         raise
+
+
+def import_families(
+    db: Session,
+    *,
+    principal: Principal,
+    operation_code: str,
+    families_raw: bytes,
+    families_name: str,
+    profiles_raw: bytes | None = None,
+    profiles_name: str | None = None,
+) -> repo.ImportSummary:
+    """Import a families template (CSV or Excel: family, id, father, mother,
+    sex, missing, sample barcode) with the reference profiles of its members
+    from a profiles file (CSV, Excel, GeneMapper or CODIS CMF) matched by
+    sample barcode; markers are the operation's. All or nothing."""
+    import tempfile
+    from pathlib import Path
+
+    from opendvi.io.convert import assemble_case, load
+
+    def _write(tmp: str, raw: bytes, name: str, stem: str) -> Path:
+        suffix = Path(name).suffix.lower()
+        path = Path(tmp) / (stem + (suffix if suffix.isascii() and len(suffix) <= 6 else ""))
+        path.write_bytes(raw)
+        return path
+
+    try:
+        for raw_, name_ in ((families_raw, families_name), (profiles_raw, profiles_name)):
+            if raw_ is not None and len(raw_) > MAX_IMPORT_BYTES:
+                raise ImportValidationError([f"{name_}: file is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MiB"],
+                                            filename=families_name)
+        operation = repo.get_operation(db, code=operation_code)
+        fdb = operation.frequency_database
+        if fdb is None:
+            raise ImportValidationError(
+                [f"operation {operation.code} has no markers yet: import a dvi-case/1 or Familias file first"],
+                filename=families_name)
+        notes: list[str] = []
+        with tempfile.TemporaryDirectory(prefix="opendvi-import-") as tmp:
+            fpath = _write(tmp, families_raw, families_name, "families")
+            names = {str(fpath): families_name}
+            try:
+                fds = load(fpath, "xlsx" if fpath.suffix in (".xlsx", ".xlsm") else "families-csv")
+                if fds.family_table is None:
+                    raise ImportValidationError(
+                        [f"{families_name}: no families sheet (columns family, id, father, mother, sex, missing, "
+                         "sample)"], filename=families_name)
+                table = fds.family_table
+                samples: dict[str, Any] = {}
+                if profiles_raw is None and fds.profiles is not None:  # a workbook with a profiles sheet
+                    notes.extend(fds.notes)
+                    samples = {s.id: s for s in fds.profiles.samples(notes=notes)}
+                if profiles_raw is not None:
+                    ppath = _write(tmp, profiles_raw, profiles_name or "profiles", "profiles")
+                    names[str(ppath)] = profiles_name or "profiles"
+                    ds = load(ppath)
+                    notes.extend(ds.notes)
+                    if ds.profiles is None:
+                        raise ImportValidationError(
+                            [f"{profiles_name}: a {ds.format} file holds no profiles"], filename=families_name)
+                    samples = {s.id: s for s in ds.profiles.samples(notes=notes)}
+                families = table.build(samples, notes=notes)
+                markers = case_from_dict({"format": "dvi-case/1", "name": operation.code, "theta": fdb.theta,
+                                          "markers": fdb.markers, "remains": [], "families": []}).markers
+                case = assemble_case(name=operation.code, families=families, markers=markers, theta=fdb.theta,
+                                     notes=notes)
+            except OpenDVIError as exc:
+                msg = str(exc)
+                for path, shown in names.items():
+                    msg = msg.replace(path, shown)
+                raise ImportValidationError([msg], filename=families_name) from None
+        barcodes = {(fid, pid): code for fid, _people, _miss, codes in table.families for pid, code in codes.items()}
+        sha = hashlib.sha256(families_raw + (profiles_raw or b"")).hexdigest()
+        filename = families_name if profiles_name is None else f"{families_name} + {profiles_name}"[:255]
+        summary = repo.import_case(db, case=case, operation=operation, filename=filename, sha256=sha,
+                                   by=principal.user, notes=notes, donor_barcodes=barcodes,
+                                   file_format="families-table")
+        _commit(db)
+        return summary
+    except BaseException:
+        db.rollback()
+        raise
+
+
+def import_frequencies(
+    db: Session,
+    *,
+    principal: Principal,
+    operation_code: str,
+    raw: bytes,
+    filename: str,
+    population: str | None = None,
+) -> dict[str, Any]:
+    """Import a frequency database (Familias list, ladder CSV, long CSV with
+    ``population``) as the operation's frequencies: all or nothing."""
+    import tempfile
+    from pathlib import Path
+
+    from opendvi.io.frequencies import read_frequencies
+
+    try:
+        if len(raw) > MAX_IMPORT_BYTES:
+            raise ImportValidationError([f"file is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MiB"],
+                                        filename=filename)
+        operation = repo.get_operation(db, code=operation_code)
+        with tempfile.TemporaryDirectory(prefix="opendvi-import-") as tmp:
+            suffix = Path(filename).suffix.lower()
+            path = Path(tmp) / ("frequencies" + (suffix if suffix.isascii() and len(suffix) <= 6 else ""))
+            path.write_bytes(raw)
+            try:
+                fdb = read_frequencies(path, population=population) if population else read_frequencies(path)
+            except OpenDVIError as exc:
+                raise ImportValidationError([str(exc).replace(str(path), filename)], filename=filename) from None
+        tables = {key: (t.name, t.alleles, t.frequencies) for key, t in fdb.tables.items()}
+        summary = repo.import_frequencies(db, tables=tables, operation=operation, filename=filename,
+                                          sha256=hashlib.sha256(raw).hexdigest(), file_format="frequencies",
+                                          population=population, by=principal.user)
+        _commit(db)
+        return summary
+    except BaseException:
+        db.rollback()
+        raise

@@ -21,6 +21,14 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "operations.read": frozenset({A, L, D, R}),
     "operations.create": frozenset({A, L}),
     "imports.create": frozenset({A, L}),
+    # families template + reference profiles: the intake officer registers
+    # families (codes and barcodes only, no names), the laboratory brings profiles
+    "families.import": frozenset({A, I, L}),
+    # the frequencies every LR rests on: the DVI analyst (who answers for the
+    # matching) and the administrator
+    "frequencies.import": frozenset({A, D}),
+    # the imports page: whoever may import something
+    "imports.page": frozenset({A, I, L, D}),
     "remains.read": frozenset({A, L, D, R}),
     "remains.write": frozenset({A, L}),
     "candidates.read": frozenset({A, D, R}),

@@ -459,6 +459,70 @@ def get_or_create_frequency_database(
     return fdb
 
 
+def import_frequencies(
+    session: Session,
+    *,
+    tables: Mapping[str, tuple[str, tuple[str, ...], tuple[float, ...]]],
+    operation: Operation,
+    filename: str,
+    sha256: str,
+    file_format: str,
+    population: str | None,
+    by: User | None,
+) -> dict[str, Any]:
+    """Give ``operation`` a new frequency database: ``tables`` maps a
+    canonical marker key to (name, alleles, frequencies). An operation with
+    markers keeps them (and their mutation models) and takes the new
+    frequencies, which must cover every one of its markers; an operation
+    without markers takes every marker of the file (no mutation model).
+    Every problem is listed; nothing is written on error."""
+    from opendvi.core.markers import canonical_marker_name
+
+    old = operation.frequency_database
+    problems: list[str] = []
+    markers: list[dict[str, Any]] = []
+    if old is not None:
+        for m in old.markers:
+            t = tables.get(canonical_marker_name(m["name"]))
+            if t is None:
+                problems.append(f"marker {m['name']} of operation {operation.code} is not in the file")
+                continue
+            markers.append({**m, "alleles": list(t[1]), "frequencies": list(t[2])})
+        theta = old.theta
+    else:
+        markers = [{"name": name, "chromosome": "autosomal", "alleles": list(al), "frequencies": list(fr),
+                    "mutation": None} for name, al, fr in tables.values()]
+        theta = 0.0
+    if not tables:
+        problems.append("the file holds no frequencies")
+    if problems:
+        raise ImportValidationError(problems, filename=filename)
+    for m in markers:
+        total = sum(m["frequencies"])
+        m["frequencies"] = [f / total for f in m["frequencies"]]
+    try:
+        case_from_dict({"format": "dvi-case/1", "name": operation.code, "theta": theta, "markers": markers,
+                        "remains": [], "families": []})
+    except Exception as exc:  # a marker the case format refuses
+        raise ImportValidationError([str(exc)], filename=filename) from None
+    name = f"{filename} ({population})" if population else filename
+    fdb = get_or_create_frequency_database(session, name=name[:200], markers=markers, theta=theta)
+    operation.frequency_database = fdb
+    imp = Import(operation_id=operation.id, format=file_format, filename=filename, sha256=sha256,
+                 user_id=by.id if by else None)
+    session.add(imp)
+    session.flush()
+    summary = {"import_id": imp.id, "operation": operation.code, "frequency_database": fdb.id,
+               "frequency_database_sha256": fdb.sha256, "markers": len(markers), "population": population,
+               "replaced": old.sha256 if old is not None else None}
+    imp.summary = summary
+    session.flush()
+    audit.append(session, action="import.frequencies", username=by.username if by else None,
+                 object_type="import", object_id=imp.id,
+                 details={"filename": filename, "sha256": sha256, **summary})
+    return summary
+
+
 # ---------------------------------------------------------------------------
 # importing a dvi-case/1 case
 # ---------------------------------------------------------------------------
@@ -495,6 +559,8 @@ def import_case(
     laboratory: str | None = None,
     kit: str | None = None,
     notes: Sequence[str] = (),
+    donor_barcodes: Mapping[tuple[str, str], str] | None = None,
+    file_format: str = "dvi-case/1",
 ) -> ImportSummary:
     """Import a case's remains (into ``operation``), families, donors and
     profiles. Checks everything first and raises
@@ -502,8 +568,14 @@ def import_case(
     the caller's transaction makes the writes all or nothing.
 
     Re-importing the same case changes nothing; a changed genotype adds a
-    profile version (re-typing)."""
+    profile version (re-typing). ``donor_barcodes`` maps (family, member) to
+    the reference sample's barcode (default: the member's id)."""
     problems: list[str] = []
+    bc_of = dict(donor_barcodes or {})
+
+    def donor_bc(fid: str, pid: str) -> str:
+        return bc_of.get((fid, pid), pid)
+
     # remains: barcodes unique across operations
     barcodes = [r.id for r in case.remains]
     existing_remains = {
@@ -529,7 +601,7 @@ def import_case(
     for mp in session.execute(select(MissingPerson).where(MissingPerson.code.in_(list(mp_codes)))).scalars():
         if mp.family.code != mp_codes[mp.code]:
             problems.append(f"missing person {mp.code}: code already used in family {mp.family.code}")
-    donor_codes = {pid: f.id for f in case.families for pid in f.references}
+    donor_codes = {donor_bc(f.id, pid): f.id for f in case.families for pid in f.references}
     for d in session.execute(select(Donor).where(Donor.barcode.in_(list(donor_codes)))).scalars():
         if d.family.code != donor_codes[d.barcode]:
             problems.append(f"reference sample {d.barcode}: barcode already used in family {d.family.code}")
@@ -542,6 +614,10 @@ def import_case(
     for code in seen_codes:
         if code in remains_ids:
             problems.append(f"{code}: used both as a remains barcode and as a family member")
+    if donor_codes:
+        for bc in session.execute(select(Remains.barcode).where(Remains.barcode.in_(list(donor_codes)))).scalars():
+            if bc not in remains_ids:
+                problems.append(f"reference sample {bc}: barcode already registered as a remains")
     if operation.frequency_database is not None:
         old_names = {m["name"] for m in operation.frequency_database.markers}
         new_names = {m.name for m in case.markers}
@@ -556,7 +632,7 @@ def import_case(
     fdb = get_or_create_frequency_database(session, name=case.name, markers=data["markers"], theta=case.theta)
     operation.frequency_database = fdb
     imp = Import(
-        operation_id=operation.id, format="dvi-case/1", filename=filename, sha256=sha256,
+        operation_id=operation.id, format=file_format, filename=filename, sha256=sha256,
         user_id=by.id if by else None,
     )
     session.add(imp)
@@ -602,9 +678,10 @@ def import_case(
                 summary.missing_persons_new += 1
         session.flush()
         for pid in f.references:
-            donor = session.execute(select(Donor).where(Donor.barcode == pid)).scalar_one_or_none()
+            dbc = donor_bc(f.id, pid)
+            donor = session.execute(select(Donor).where(Donor.barcode == dbc)).scalar_one_or_none()
             if donor is None:
-                donor = Donor(barcode=pid, family_id=fam.id, member_id=members[pid].id)
+                donor = Donor(barcode=dbc, family_id=fam.id, member_id=members[pid].id)
                 session.add(donor)
                 session.flush()
                 summary.donors_new += 1

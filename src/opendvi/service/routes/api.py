@@ -243,6 +243,48 @@ async def import_file(
     return summary.as_dict()
 
 
+@router.post("/operations/{code}/imports/families", tags=["imports"], status_code=201)
+async def import_families(
+    code: Code,
+    db: DB,
+    families: UploadFile = File(..., description="families template, CSV or Excel (family, id, father, mother, "
+                                                 "sex, missing, sample)"),
+    profiles: UploadFile | None = File(None, description="the references' profiles: CSV, Excel, GeneMapper or "
+                                                         "CODIS CMF, matched by sample barcode"),
+    principal: Principal = P("families.import"),
+) -> dict[str, Any]:
+    """Register families (pedigrees, missing persons, reference donors) from the families template, with
+    the reference profiles matched by sample barcode; markers are the operation's. All or nothing."""
+    fam_raw = await families.read(actions.MAX_IMPORT_BYTES + 1)
+    prof_raw = await profiles.read(actions.MAX_IMPORT_BYTES + 1) if profiles is not None else None
+    summary = await run_in_threadpool(
+        lambda: actions.import_families(
+            db, principal=principal, operation_code=code, families_raw=fam_raw,
+            families_name=(families.filename or "families.csv")[:255], profiles_raw=prof_raw,
+            profiles_name=((profiles.filename or "profiles.csv")[:255]) if profiles is not None else None)
+    )
+    return summary.as_dict()
+
+
+@router.post("/operations/{code}/imports/frequencies", tags=["imports"], status_code=201)
+async def import_frequencies(
+    code: Code,
+    db: DB,
+    file: UploadFile = File(..., description="Familias frequency list, ladder CSV or long CSV"),
+    population: str | None = Form(None, max_length=128, description="the population of a long CSV"),
+    principal: Principal = P("frequencies.import"),
+) -> dict[str, Any]:
+    """Set the operation's allele frequencies from a file: its markers keep their mutation models and take
+    the new frequencies (the file must cover them all); an operation without markers takes the file's.
+    All or nothing; later matching runs record the new database and its hash."""
+    raw = await file.read(actions.MAX_IMPORT_BYTES + 1)
+    filename = (file.filename or "frequencies.txt")[:255]
+    return await run_in_threadpool(
+        lambda: actions.import_frequencies(db, principal=principal, operation_code=code, raw=raw,
+                                           filename=filename, population=population or None)
+    )
+
+
 @router.post("/operations/{code}/matching-runs", tags=["matching"], status_code=201)
 def run_matching(code: Code, db: DB, body: MatchingIn | None = None,
                  principal: Principal = P("matching.run")) -> dict[str, Any]:

@@ -161,9 +161,62 @@ def operation_create(
 
 
 @router.get("/imports")
-def imports_page(request: Request, db: DB, principal: Principal = P("imports.create")) -> Response:
+def imports_page(request: Request, db: DB, principal: Principal = P("imports.page")) -> Response:
     return render(request, "imports.html", principal, operations=repo.list_operations(db), result=None,
                   problems=None, formats=actions.FILE_FORMATS)
+
+
+@router.post("/imports/frequencies")
+async def imports_frequencies_submit(
+    request: Request,
+    db: DB,
+    operation: str = Form(..., max_length=64),
+    file: UploadFile = File(...),
+    population: str = Form("", max_length=128),
+    principal: Principal = P("frequencies.import"),
+) -> Response:
+    raw = await file.read(actions.MAX_IMPORT_BYTES + 1)
+    filename = (file.filename or "frequencies.txt")[:255]
+    try:
+        summary = await run_in_threadpool(
+            lambda: actions.import_frequencies(db, principal=principal, operation_code=operation, raw=raw,
+                                               filename=filename, population=population.strip() or None)
+        )
+    except ImportValidationError as exc:
+        return render(request, "imports.html", principal, status_code=422, operations=repo.list_operations(db),
+                      result=None, problems=exc.problems, message=str(exc), formats=actions.FILE_FORMATS,
+                      selected=operation)
+    return render(request, "imports.html", principal, operations=repo.list_operations(db), result=None,
+                  freq_result=summary, problems=None, formats=actions.FILE_FORMATS, selected=operation)
+
+
+@router.post("/imports/families")
+async def imports_families_submit(
+    request: Request,
+    db: DB,
+    operation: str = Form(..., max_length=64),
+    families: UploadFile = File(...),
+    profiles: UploadFile | None = File(None),
+    principal: Principal = P("families.import"),
+) -> Response:
+    fam_raw = await families.read(actions.MAX_IMPORT_BYTES + 1)
+    prof_raw = await profiles.read(actions.MAX_IMPORT_BYTES + 1) if profiles is not None and profiles.filename \
+        else None
+    prof_name = (profiles.filename or "profiles.csv")[:255] if prof_raw is not None and profiles is not None \
+        else None
+    try:
+        summary = await run_in_threadpool(
+            lambda: actions.import_families(db, principal=principal, operation_code=operation,
+                                            families_raw=fam_raw,
+                                            families_name=(families.filename or "families.csv")[:255],
+                                            profiles_raw=prof_raw, profiles_name=prof_name)
+        )
+    except ImportValidationError as exc:
+        return render(request, "imports.html", principal, status_code=422, operations=repo.list_operations(db),
+                      result=None, problems=exc.problems, message=str(exc), formats=actions.FILE_FORMATS,
+                      selected=operation)
+    return render(request, "imports.html", principal, operations=repo.list_operations(db),
+                  result=summary.as_dict(), problems=None, formats=actions.FILE_FORMATS, selected=operation)
 
 
 @router.post("/imports")
@@ -185,9 +238,10 @@ async def imports_submit(
         )
     except ImportValidationError as exc:
         return render(request, "imports.html", principal, status_code=422, operations=repo.list_operations(db),
-                      result=None, problems=exc.problems, message=str(exc), formats=actions.FILE_FORMATS)
+                      result=None, problems=exc.problems, message=str(exc), formats=actions.FILE_FORMATS,
+                      selected=operation)
     return render(request, "imports.html", principal, operations=repo.list_operations(db),
-                  result=summary.as_dict(), problems=None, formats=actions.FILE_FORMATS)
+                  result=summary.as_dict(), problems=None, formats=actions.FILE_FORMATS, selected=operation)
 
 
 # ---------------------------------------------------------------------------
@@ -336,6 +390,25 @@ def users_submit(
     return render(request, "users.html", principal, users=[v.user_public(u) for u in repo.list_users(db)],
                   roles=[r.value for r in Role],
                   message=f"User {username} created. One-time password (shown once): {password}")
+
+
+@router.post("/users/{username}")
+def users_update(
+    request: Request,
+    username: str,
+    db: DB,
+    role: Role = Form(...),
+    active: str = Form("yes", pattern="^(yes|no)$"),
+    principal: Principal = P("users.manage"),
+) -> Response:
+    is_active = active == "yes"
+    if username == principal.username and (not is_active or role != Role.administrator):
+        raise APIError(409, "you cannot deactivate or demote yourself", code="conflict")
+    repo.update_user(db, username=username, role=role, active=is_active, by=principal.username)
+    actions.commit(db)
+    return render(request, "users.html", principal, users=[v.user_public(u) for u in repo.list_users(db)],
+                  roles=[r.value for r in Role],
+                  message=f"User {username}: {ROLE_TITLES[role]}, {'active' if is_active else 'deactivated'}.")
 
 
 @router.get("/audit")
