@@ -124,3 +124,11 @@ def test_read_cmf__corrupted_files_raise_only_file_format_error(tmp_path: Path, 
         read_cmf(f)
     except FileFormatError as exc:
         assert "\n" not in str(exc)
+
+
+def test_read_cmf__unknown_encoding_in_declaration_is_a_format_error(tmp_path: Path) -> None:
+    # found by Hypothesis: encoding="tf-8" made the XML parser raise LookupError
+    path = tmp_path / "bad-encoding.xml"
+    path.write_bytes(b'<?xml version="1.0" encoding="tf-8"?><CODISImportFile/>')
+    with pytest.raises(FileFormatError, match="encoding"):
+        read_cmf(path)

@@ -54,6 +54,8 @@ def _parse_xml(raw: bytes, *, path: str) -> ET.Element:
     except ET.ParseError as exc:
         line = exc.position[0] if getattr(exc, "position", None) else None
         raise FileFormatError(f"invalid XML: {exc}", path=path, line=line) from None
+    except (LookupError, UnicodeError, ValueError) as exc:  # e.g. encoding="tf-8" in the declaration
+        raise FileFormatError(f"invalid XML declaration or encoding: {exc}", path=path, line=1) from None
     return root
 
 
