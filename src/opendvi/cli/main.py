@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "opendvi.cli.dvi_cmd",
     "opendvi.cli.formats_cmd",
     "opendvi.cli.screen_cmd",
+    "opendvi.cli.power_cmd",
 )
 
 

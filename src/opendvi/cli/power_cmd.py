@@ -1,0 +1,116 @@
+"""``opendvi power``: how well each family's references can identify its
+missing person, and which relative to type next (``docs/power.md``)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from opendvi.cli.output import OutputFormat, console, jnum, print_json
+
+
+def _clean(x: object) -> object:
+    """JSON-safe numbers (inf as "inf", nan as null), recursively."""
+    if isinstance(x, float):
+        return jnum(x)
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_clean(v) for v in x]
+    return x
+
+
+def _parse_candidates(text: str | None) -> list[list[str]]:
+    """"Uncle,HalfSib,PGF+PGM" -> [["Uncle"], ["HalfSib"], ["PGF", "PGM"]]."""
+    if not text:
+        return []
+    out = []
+    for part in text.split(","):
+        names = [x.strip() for x in part.split("+") if x.strip()]
+        if names:
+            out.append(names)
+    return out
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f} %"
+
+
+def power(
+    case_file: Path = typer.Argument(..., help="A dvi-case/1 JSON file or a .npz store (opendvi simulate)."),
+    candidates: str | None = typer.Option(
+        None, "--candidates", help="Untyped relatives to rank as the next sample, by pedigree id: "
+        "Uncle,HalfSib (each alone) or PGF+PGM (a set typed together)."),
+    family: list[str] = typer.Option([], "--family", help="Only this family (repeatable)."),
+    method: str = typer.Option("auto", "--method", help="auto, exact (grid convolution with a bound) or simulation."),
+    nsim: int = typer.Option(100_000, "--nsim", min=1, help="Draws when simulating."),
+    seed: int = typer.Option(1, "--seed", help="Random seed when simulating."),
+    grid: float = typer.Option(2e-4, "--grid", help="Grid width in log10 units of the exact method."),
+    mutations: str = typer.Option(
+        "forrel", "--mutations", help="forrel (drop a marker's mutation model where the references are "
+        "consistent without it) or kept."),
+    rank_by: str = typer.Option("e_log10_lr", "--rank-by", help="e_log10_lr, inclusion (at 1e4) or exclusion."),
+    output_format: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json."),
+) -> None:
+    """Exclusion power, the LR distribution of the true missing person and
+    inclusion power P(LR >= 1 .. 1e6) of every family; with --candidates, the
+    expected power after typing each candidate, best first."""
+    from opendvi.power import PowerSettings, case_power
+    from opendvi.screening import read_store
+
+    if case_file.suffix.lower() == ".npz":
+        case = read_store(case_file)[0]
+    else:
+        from opendvi.io.case_json import read_case
+
+        case = read_case(case_file)
+    settings = PowerSettings(method=method, nsim=nsim, seed=seed, grid=grid, mutations=mutations, rank_by=rank_by)
+    results = case_power(case, families=family or None, candidates=_parse_candidates(candidates),
+                         settings=settings)
+    if output_format is OutputFormat.json:
+        print_json([_clean(r.to_json()) for r in results])
+        return
+    out = console()
+    for r in results:
+        s = r.summary
+        inc = s.inclusion
+        err = inc.bound if inc.method == "exact" else inc.se
+        assert err is not None
+        how = (f"exact, bound {float(err.max()):.1g}" if inc.method == "exact"
+               else f"simulation, {inc.nsim} draws, seed {inc.seed}, se <= {float(err.max()):.1g}")
+        out.print(f"[bold]Family {r.family}, missing person {r.missing}[/bold]")
+        out.print(
+            f"exclusion power {s.ep_total:.6f} (expected excluding markers {s.expected_mismatch:.2f}); "
+            f"E[log10 LR] {s.e_log10_lr:.2f} (sd {s.sd_log10_lr:.2f}); "
+            f"log10 E[LR] {s.log10_e_lr:.2f}", markup=False
+        )
+        t = Table(title=f"inclusion power P(LR >= t) ({how})", title_justify="left")
+        for key in inc.as_dict():
+            t.add_column(key, justify="right")
+        t.add_row(*(_pct(v) for v in inc.as_dict().values()))
+        out.print(t)
+        mt = Table(title="per marker", title_justify="left")
+        for col in ("marker", "exclusion", "E[LR]", "E[log10 LR]", "sd", "mutation"):
+            mt.add_column(escape(col), justify="left" if col in ("marker", "mutation") else "right")
+        for m in s.markers:
+            mt.add_row(m.marker, f"{m.ep:.4f}", f"{m.e_lr:.4g}", f"{m.e_log10_lr:.3f}",
+                       f"{math.sqrt(m.var_log10_lr):.3f}", m.mutation)
+        out.print(mt)
+        if r.next:
+            nt = Table(title="next relative to type (expected after typing, best first)", title_justify="left")
+            for col in ("rank", "candidate", "exclusion", "E[log10 LR]", "IP(1e4)"):
+                nt.add_column(escape(col), justify="left" if col == "candidate" else "right")
+            for k, c in enumerate(r.next, start=1):
+                nt.add_row(str(k), c.name, f"{c.summary.ep_total:.6f}", f"{c.summary.e_log10_lr:.2f}",
+                           _pct(c.summary.inclusion.at(1e4)) if 1e4 in c.summary.inclusion.thresholds else "-")
+            out.print(nt)
+        for note in r.notes:
+            out.print(f"note: {note}", markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("power")(power)
