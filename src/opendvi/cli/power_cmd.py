@@ -112,5 +112,78 @@ def power(
             out.print(f"note: {note}", markup=False)
 
 
+ROW_FIELDS = ("family", "missing", "n_typed", "ep_total", "expected_mismatch", "e_log10_lr", "sd_log10_lr",
+              "inclusion", "bound", "weak", "next_candidate", "next_inclusion", "next_e_log10_lr", "next_exclusion",
+              "path")
+
+
+def power_registry(
+    case_file: Path = typer.Argument(..., help="A dvi-case/1 JSON file or a .npz store (opendvi simulate)."),
+    level: float = typer.Option(0.9, "--level", help="A family is weak when P(LR >= threshold) is below this."),
+    threshold: float = typer.Option(1e4, "--threshold", help="The LR threshold of the level."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Write every family's row to a .csv file."),
+    next_limit: int | None = typer.Option(
+        None, "--next-limit", min=0, help="Best next relative for at most this many weak families (weakest first)."),
+    grid: float = typer.Option(5e-3, "--grid", help="Grid width in log10 units of the first pass."),
+    output_format: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json (weak families)."),
+) -> None:
+    """Power of every family of a registry, batched by pedigree shape; the
+    families too weak to identify their missing person (inclusion power at
+    the threshold below the level), each with its best next relative."""
+    import csv
+    import time
+
+    from rich.console import Console
+
+    from opendvi.power import registry_power
+    from opendvi.screening import read_store
+
+    t0 = time.perf_counter()
+    if case_file.suffix.lower() == ".npz":
+        case = read_store(case_file)[0]
+    else:
+        from opendvi.io.case_json import read_case
+
+        case = read_case(case_file)
+    res = registry_power(case, level=level, threshold=threshold, grid=grid, next_limit=next_limit)
+    key = res.key
+    if output is not None:
+        with open(output, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(ROW_FIELDS)
+            for r in res.rows:
+                w.writerow([r.family, r.missing, r.n_typed, f"{r.ep_total:.10g}", f"{r.expected_mismatch:.6g}",
+                            f"{r.e_log10_lr:.6g}", f"{r.sd_log10_lr:.6g}", f"{r.inclusion[key]:.6g}",
+                            f"{r.inclusion_bound[key]:.2g}", int(r.weak), r.next_candidate or "",
+                            "" if r.next_inclusion is None else f"{r.next_inclusion:.6g}",
+                            "" if r.next_e_log10_lr is None else f"{r.next_e_log10_lr:.6g}",
+                            "" if r.next_exclusion is None else f"{r.next_exclusion:.10g}", r.path])
+    weak = res.weak()
+    if output_format is OutputFormat.json:
+        print_json(_clean({"level": level, "threshold": threshold, "n_families": len(res.rows),
+                           "fraction_weak": res.fraction_weak, "weak": [r.to_json() for r in weak],
+                           "notes": res.notes}))
+        return
+    err = Console(stderr=True, highlight=False)
+    st = res.stats
+    err.print(f"{st.n_rows} missing persons: {st.n_weak} weak ({100 * res.fraction_weak:.1f} %) at "
+              f"P(LR >= {threshold:g}) < {level:g}; {st.n_template} by shape, {st.n_engine} by the general engine, "
+              f"{st.n_refined} refined; {time.perf_counter() - t0:.1f} s", markup=False)
+    out = console()
+    t = Table(title=f"weak families (P(LR >= {threshold:g}) < {level:g}), weakest first", title_justify="left")
+    for col in ("family", "missing", "typed", "IP", "E[log10 LR]", "next relative", "IP after", "E after"):
+        t.add_column(escape(col), justify="left" if col in ("family", "missing", "next relative") else "right")
+    for r in weak[:50]:
+        t.add_row(r.family, r.missing, str(r.n_typed), _pct(r.inclusion[key]), f"{r.e_log10_lr:.2f}",
+                  r.next_candidate or "-", "-" if r.next_inclusion is None else _pct(r.next_inclusion),
+                  "-" if r.next_e_log10_lr is None else f"{r.next_e_log10_lr:.2f}")
+    out.print(t)
+    if len(weak) > 50:
+        out.print(f"... and {len(weak) - 50} more" + (f" (all in {output})" if output else ""), markup=False)
+    for note in res.notes[:20]:
+        err.print(f"note: {note}", markup=False)
+
+
 def register(app: typer.Typer) -> None:
     app.command("power")(power)
+    app.command("power-registry")(power_registry)

@@ -38,6 +38,7 @@ from opendvi.power._inclusion import (
     simulate_log10_lr,
     simulated_inclusion,
 )
+from opendvi.power._registry import RegistryPower, RegistryRow, registry_power
 
 __all__ = [
     "THRESHOLDS",
@@ -48,12 +49,15 @@ __all__ = [
     "MarkerPower",
     "PowerError",
     "PowerSettings",
+    "RegistryPower",
+    "RegistryRow",
     "Summary",
     "case_power",
     "exact_inclusion",
     "family_power",
     "marker_power",
     "poisson_binomial",
+    "registry_power",
     "simulate_log10_lr",
     "simulated_inclusion",
     "untyped_relatives",

@@ -18,6 +18,7 @@ every other pedigree, theta > 0 and references with dropout.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -117,21 +118,25 @@ def is_haploid(marker: Marker, sex: str | None) -> bool:
     return marker.is_x and sex == "M"
 
 
+@functools.lru_cache(maxsize=256)
+def _triu(n: int) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.bool_]]:
+    iu, ju = np.triu_indices(n)
+    return iu, ju, iu != ju
+
+
 def genotype_classes(marker: Marker, sex: str | None) -> list[Genotype]:
     """The genotypes of a person of this sex at the marker, in the order of the vectors."""
     a = marker.alleles
     if is_haploid(marker, sex):
         return [(x, x) for x in a]
-    iu, ju = np.triu_indices(marker.n_alleles)
+    iu, ju, _ = _triu(marker.n_alleles)
     return [(a[i], a[j]) for i, j in zip(iu, ju, strict=True)]
 
 
 def unordered(table: FloatArray) -> FloatArray:
     """Ordered tables (..., n, n) -> unordered genotypes (..., n(n+1)/2); (..., n) unchanged."""
     if table.ndim >= 2 and table.shape[-1] == table.shape[-2]:
-        n = table.shape[-1]
-        iu, ju = np.triu_indices(n)
-        off = iu != ju
+        iu, ju, off = _triu(table.shape[-1])
         out = table[..., iu, ju].copy()
         out[..., off] += table[..., ju[off], iu[off]]
         return np.asarray(out)
@@ -143,7 +148,7 @@ def hardy_weinberg(marker: Marker, sex: str | None) -> FloatArray:
     p = marker.p
     if is_haploid(marker, sex):
         return np.array(p, dtype=float)
-    iu, ju = np.triu_indices(marker.n_alleles)
+    iu, ju, _ = _triu(marker.n_alleles)
     return np.where(iu == ju, p[iu] * p[ju], 2.0 * p[iu] * p[ju])
 
 
@@ -270,14 +275,18 @@ def mutation_choice(fam: Family, target: str, marker: Marker, *, theta: float, m
 
 
 def marker_power(fam: Family, target: str, marker: Marker, *, theta: float = 0.0, mode: str = "forrel",
-                 candidates: Sequence[str] = (), use_templates: bool = True) -> MarkerPower:
+                 candidates: Sequence[str] = (), use_templates: bool = True,
+                 choice: str | None = None) -> MarkerPower:
     """The :class:`MarkerPower` of one marker, with the current references
     (``candidates`` empty) or averaged over the genotypes of ``candidates``
-    given the data, as if they were typed next."""
+    given the data, as if they were typed next. ``choice`` is the mutation
+    choice of the baseline when already known (see :func:`mutation_choice`)."""
     sex = fam.sex_of(target)
     n_classes = len(genotype_classes(marker, sex))
     refs = _refs_at(fam, marker)
-    choice, T0 = mutation_choice(fam, target, marker, theta=theta, mode=mode, use_templates=use_templates)
+    T0: FloatArray | None = None
+    if choice is None:
+        choice, T0 = mutation_choice(fam, target, marker, theta=theta, mode=mode, use_templates=use_templates)
     if not refs and not candidates:
         return MarkerPower.trivial(marker.name, n_classes, choice)
     mutation = choice == "kept"

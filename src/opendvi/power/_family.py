@@ -274,7 +274,8 @@ def family_power(
     for j, cset in enumerate(candidates, start=1):
         cs = tuple(cset)
         check_candidates(fam, mp, cs)
-        cm = [marker_power(fam, mp, m, mode=settings.mutations, candidates=cs, **kw) for m in case.markers]
+        cm = [marker_power(fam, mp, m, mode=settings.mutations, candidates=cs, choice=b.mutation, **kw)
+              for m, b in zip(case.markers, base, strict=True)]
         result.next.append(CandidatePower(cs, Summary(cm, inclusion_of(cm, settings, seed_offset=j))))
     result.next.sort(key=lambda c: rank_key(c.summary, settings))
     return result
