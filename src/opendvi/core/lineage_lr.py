@@ -1,0 +1,413 @@
+"""Lineage likelihoods and the lineage LR of a remains as a missing person.
+
+Conventions: ``shared/design/lineage.md``; formulas and assumptions:
+``docs/lineage.md``.
+
+Y: the Y lineage of a male missing person M is the set of males joined to M
+by father–son links. Per locus, the reference of the lineage nearest to M and
+typed there (fewest links; ties: the smallest id) is taken as given; every
+other male is placed on the tree around it and the untyped ones are summed out
+exactly by peeling with the single-step kernel (1 − μ stays, μ/2 one repeat up,
+μ/2 one repeat down). The kernel is symmetric, so a link walked from son to
+father has the same kernel as from father to son: this is the founder
+approximation (the founder's haplotype is never summed over the haplotype
+space; its frequency cancels). Then
+
+    LR_Y = Π_loci P(V, refs | given) / P(refs | given)  /  f(h_V),
+
+f over the loci compared (typed in V and in a reference of the lineage).
+
+mtDNA: the mt lineage of M is the set joined by mother–child links. The
+reference nearest to M (k links) is compared with V over their common typed
+range (L positions): P = (1 − μ)^k with no difference, (1 − (1 − μ)^k)/L with
+one, 0 with two or more (a heteroplasmy matches either of its bases).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from itertools import permutations, product
+
+import numpy as np
+
+from opendvi.core.errors import LikelihoodError
+from opendvi.core.lineage import (
+    FrequencyEstimate,
+    MtHaplotype,
+    MtSystem,
+    YHaplotype,
+    YSystem,
+    mt_differences,
+    range_intersection,
+    range_length,
+    range_text,
+    variant_text,
+    y_allele_class,
+)
+from opendvi.core.pedigree import Pedigree
+
+
+@dataclass(frozen=True)
+class LineageLR:
+    """The lineage LR of one remains as one missing person in one system.
+
+    ``log_lr`` is natural log (``-inf`` for an exclusion); ``reference`` and
+    ``links`` name the nearest typed reference of the lineage; ``compared``
+    lists the loci (Y) or the range (mt) compared; ``mismatches`` counts the
+    loci (Y) or sites (mt) at which V differs from that reference;
+    ``differences`` spells them out. ``frequency`` is f(h_V) with its
+    provenance. ``note`` says why the LR is 1 when nothing was compared.
+    """
+
+    system: str
+    log_lr: float
+    reference: str | None = None
+    links: int | None = None
+    compared: tuple[str, ...] = ()
+    mismatches: int = 0
+    differences: tuple[str, ...] = ()
+    log_numerator: float = 0.0
+    frequency: FrequencyEstimate | None = None
+    note: str = ""
+
+    @property
+    def lr(self) -> float:
+        if self.log_lr == -math.inf:
+            return 0.0
+        if self.log_lr > 709.0:
+            return math.inf
+        return math.exp(self.log_lr)
+
+    @property
+    def informative(self) -> bool:
+        return self.frequency is not None
+
+
+# ---------------------------------------------------------------------------
+# Lineages in a pedigree
+# ---------------------------------------------------------------------------
+
+
+def y_lineage(pedigree: Pedigree, pid: str) -> dict[str, int]:
+    """Males joined to ``pid`` by father–son links, with their number of links
+    from ``pid`` (empty for a female)."""
+    i = pedigree.index(pid)
+    if pedigree.sex[i] != "M":
+        return {}
+    adj = _y_adjacency(pedigree)
+    return {pedigree.ids[j]: d for j, d in _bfs(adj, i).items()}
+
+
+def mt_lineage(pedigree: Pedigree, pid: str) -> dict[str, int]:
+    """People joined to ``pid`` by mother–child links, with their number of links."""
+    adj: dict[int, list[int]] = {i: [] for i in range(len(pedigree))}
+    for i in range(len(pedigree)):
+        m = int(pedigree.mother[i])
+        if m >= 0:
+            adj[i].append(m)
+            adj[m].append(i)
+    return {pedigree.ids[j]: d for j, d in _bfs(adj, pedigree.index(pid)).items()}
+
+
+def _y_adjacency(pedigree: Pedigree) -> dict[int, list[int]]:
+    adj: dict[int, list[int]] = {i: [] for i in range(len(pedigree))}
+    for i in range(len(pedigree)):
+        f = int(pedigree.father[i])
+        if f >= 0 and pedigree.sex[i] == "M":
+            adj[i].append(f)
+            adj[f].append(i)
+    return adj
+
+
+def _bfs(adj: Mapping[int, Sequence[int]], start: int) -> dict[int, int]:
+    dist = {start: 0}
+    queue = deque([start])
+    while queue:
+        u = queue.popleft()
+        for v in adj[u]:
+            if v not in dist:
+                dist[v] = dist[u] + 1
+                queue.append(v)
+    return dist
+
+
+def nearest(distances: Mapping[str, int], candidates: Sequence[str]) -> str | None:
+    """The candidate with the fewest links (ties: the smallest id)."""
+    pool = [c for c in candidates if c in distances]
+    if not pool:
+        return None
+    return min(pool, key=lambda c: (distances[c], c))
+
+
+# ---------------------------------------------------------------------------
+# Y: single-step kernel and peeling on the lineage tree
+# ---------------------------------------------------------------------------
+
+
+def single_step_kstep(d: int, k: int, rate: float) -> float:
+    """P(net change d after k father–son links), single-step symmetric kernel.
+
+    >>> single_step_kstep(0, 2, 0.1)  # (1 - μ)² + μ²/2
+    0.8150000000000001
+    """
+    if k < 0:
+        raise LikelihoodError(f"number of links must be >= 0, found {k}")
+    d = abs(d)
+    if d > k:
+        return 0.0
+    vec = np.zeros(2 * k + 1)
+    vec[k] = 1.0
+    for _ in range(k):
+        vec = _kernel_apply(vec, rate)
+    return float(vec[k + d])
+
+
+def _kernel_apply(vec: np.ndarray, rate: float) -> np.ndarray:
+    out = (1.0 - rate) * vec
+    out[1:] += 0.5 * rate * vec[:-1]
+    out[:-1] += 0.5 * rate * vec[1:]
+    return out
+
+
+def _prune(children: Mapping[int, list[int]], root: int, typed: set[int]) -> dict[int, list[int]]:
+    """Drop subtrees without a typed node (an untyped subtree sums to 1)."""
+    keep: dict[int, list[int]] = {}
+    # iterative depth-first post-order (pedigrees can be deep)
+    order: list[int] = []
+    stack = [root]
+    while stack:
+        u = stack.pop()
+        order.append(u)
+        stack.extend(children.get(u, []))
+    useful: dict[int, bool] = {}
+    for u in reversed(order):
+        kids = [c for c in children.get(u, []) if useful[c]]
+        keep[u] = kids
+        useful[u] = bool(kids) or u in typed
+    return {u: k for u, k in keep.items() if useful.get(u) or u == root}
+
+
+def _copy_tree_prob(children: Mapping[int, list[int]], root: int, obs: Mapping[int, str], rate: float) -> float:
+    """P(values of the typed non-root nodes | root value) for one copy of a
+    locus, summing every untyped node exactly (the tree is already pruned)."""
+    classes = {y_allele_class(v)[0] for v in obs.values()}
+    if len(classes) > 1:
+        return 0.0
+    cls = classes.pop()
+    if cls == "null":
+        return 1.0
+    vals = {u: y_allele_class(v)[1] for u, v in obs.items()}
+    edges = sum(len(k) for k in children.values())
+    if edges == 0:
+        return 1.0
+    lo = min(vals.values()) - edges
+    width = max(vals.values()) + edges - lo + 1
+    order: list[int] = []
+    stack = [root]
+    while stack:
+        u = stack.pop()
+        order.append(u)
+        stack.extend(children.get(u, []))
+    msg: dict[int, np.ndarray] = {}
+    for u in reversed(order):
+        if u in vals:
+            vec = np.zeros(width)
+            vec[vals[u] - lo] = 1.0
+        else:
+            vec = np.ones(width)
+        for c in children.get(u, []):
+            vec = vec * msg.pop(c)
+        if u == root:
+            return float(vec[vals[root] - lo])
+        msg[u] = _kernel_apply(vec, rate)
+    raise AssertionError("root not reached")  # pragma: no cover
+
+
+def _rooted(adj: Mapping[int, Sequence[int]], root: int, nodes: set[int]) -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {root: []}
+    seen = {root}
+    queue = deque([root])
+    while queue:
+        u = queue.popleft()
+        for v in adj[u]:
+            if v in nodes and v not in seen:
+                seen.add(v)
+                children.setdefault(u, []).append(v)
+                children[v] = []
+                queue.append(v)
+    return children
+
+
+def y_locus_likelihood(
+    children: Mapping[int, list[int]], root: int, obs: Mapping[int, tuple[str, ...]], rate: float
+) -> float:
+    """P(typed non-root values | root value) at one locus, on a rooted tree.
+
+    A multi-copy locus: each copy mutates independently; an observed value is
+    the sorted copies, so every distinct assignment of a typed person's values
+    to the root's copies is summed.
+    """
+    if root not in obs:
+        raise LikelihoodError("the root of a lineage locus must be typed")
+    copies = len(obs[root])
+    if any(len(v) != copies for v in obs.values()):
+        return 0.0  # a change in the number of copies: not a single-step event
+    tree = _prune(children, root, set(obs))
+    others = [u for u in obs if u != root]
+    options = [sorted(set(permutations(obs[u]))) if copies > 1 else [obs[u]] for u in others]
+    total = 0.0
+    for combo in product(*options):
+        p = 1.0
+        for c in range(copies):
+            assign = {root: obs[root][c], **{u: vals[c] for u, vals in zip(others, combo, strict=True)}}
+            p *= _copy_tree_prob(tree, root, assign, rate)
+            if p == 0.0:
+                break
+        total += p
+    return total
+
+
+def y_lineage_lr(
+    pedigree: Pedigree,
+    missing: str,
+    references: Mapping[str, YHaplotype],
+    remains: YHaplotype | None,
+    system: YSystem,
+) -> LineageLR:
+    """LR_Y of a remains with haplotype ``remains`` as the missing person
+    ``missing`` of ``pedigree``; ``references`` are the typed members' Y
+    haplotypes (members outside M's Y lineage are ignored)."""
+    if not remains:
+        return LineageLR("Y", 0.0, note="remains not typed for Y")
+    dist = y_lineage(pedigree, missing)
+    if not dist:
+        return LineageLR("Y", 0.0, note=f"{missing} is not male: no Y lineage")
+    refs = {pid: h for pid, h in references.items() if pid in dist and pid != missing and h}
+    if not refs:
+        return LineageLR("Y", 0.0, note="no typed reference on the paternal line")
+    db_loci = set(system.database.loci)
+    loci = [
+        m.name
+        for m in system.markers
+        if m.name in remains and m.name in db_loci and any(m.name in h for h in refs.values())
+    ]
+    if not loci:
+        return LineageLR("Y", 0.0, note="no Y locus typed in both the remains and a paternal-line reference")
+    ref0 = nearest(dist, sorted(refs))
+    assert ref0 is not None
+    adj = _y_adjacency(pedigree)
+    index = {pid: pedigree.index(pid) for pid in dist}
+    nodes = set(index.values())
+    m_idx = index[missing]
+    log_num = 0.0
+    mismatches = 0
+    diffs: list[str] = []
+    for name in loci:
+        typed = sorted(pid for pid, h in refs.items() if name in h)
+        root_id = nearest(dist, typed)
+        assert root_id is not None
+        root = index[root_id]
+        children = _rooted(adj, root, nodes)
+        obs = {index[pid]: refs[pid][name] for pid in typed}
+        rate = system.by_name[name].rate
+        den = y_locus_likelihood(children, root, obs, rate)
+        if den == 0.0:
+            raise LikelihoodError(
+                f"Y locus {name}: the paternal-line references ({', '.join(typed)}) are impossible together "
+                "under the single-step model; check their haplotypes"
+            )
+        num = y_locus_likelihood(children, root, {**obs, m_idx: remains[name]}, rate)
+        log_num += (math.log(num) if num > 0.0 else -math.inf) - math.log(den)
+        if remains[name] != refs[root_id][name]:
+            mismatches += 1
+            diffs.append(f"{name}: {','.join(remains[name])} vs {','.join(refs[root_id][name])} ({root_id})")
+    freq = system.database.frequency(remains, loci)
+    log_lr = -math.inf if log_num == -math.inf else log_num - math.log(freq.frequency)
+    return LineageLR(
+        "Y",
+        log_lr,
+        reference=ref0,
+        links=dist[ref0],
+        compared=tuple(loci),
+        mismatches=mismatches,
+        differences=tuple(diffs),
+        log_numerator=log_num,
+        frequency=freq,
+    )
+
+
+# ---------------------------------------------------------------------------
+# mtDNA
+# ---------------------------------------------------------------------------
+
+
+def mt_transmission(differences: int, k: int, rate: float, typed_positions: int) -> float:
+    """P(the observed differences | k mother–child links), ``lineage.md``."""
+    if differences == 0:
+        return (1.0 - rate) ** k
+    if differences == 1:
+        return -math.expm1(k * math.log1p(-rate)) / typed_positions if typed_positions > 0 else 0.0
+    return 0.0
+
+
+def mt_lineage_lr(
+    pedigree: Pedigree,
+    missing: str,
+    references: Mapping[str, MtHaplotype],
+    remains: MtHaplotype | None,
+    system: MtSystem,
+) -> LineageLR:
+    """LR_mt of a remains as ``missing``: the nearest reference of the maternal
+    line (fewest mother–child links, ties: smallest id), over the typed range
+    common to both."""
+    if remains is None:
+        return LineageLR("mt", 0.0, note="remains not typed for mtDNA")
+    dist = mt_lineage(pedigree, missing)
+    refs = {pid: h for pid, h in references.items() if pid in dist and pid != missing and h is not None}
+    ref0 = nearest(dist, sorted(refs))
+    if ref0 is None:
+        return LineageLR("mt", 0.0, note="no typed reference on the maternal line")
+    ref = refs[ref0]
+    common = range_intersection(remains.range, ref.range)
+    length = range_length(common)
+    if length == 0:
+        return LineageLR("mt", 0.0, reference=ref0, links=dist[ref0], note="no typed range in common")
+    sites = mt_differences(remains, ref, common)
+    k = dist[ref0]
+    p = mt_transmission(len(sites), k, system.rate, length)
+    freq = system.database.frequency(remains, common)
+    log_num = math.log(p) if p > 0.0 else -math.inf
+    log_lr = -math.inf if p == 0.0 else log_num - math.log(freq.frequency)
+    diffs = tuple(
+        f"{variant_text(s, _spell(remains, s))} vs {variant_text(s, _spell(ref, s))} ({ref0})" for s in sites
+    )
+    return LineageLR(
+        "mt",
+        log_lr,
+        reference=ref0,
+        links=k,
+        compared=(range_text(common),),
+        mismatches=len(sites),
+        differences=diffs,
+        log_numerator=log_num,
+        frequency=freq,
+    )
+
+
+def _spell(h: MtHaplotype, site: tuple[int, int]) -> str:
+    b = h.sites.get(site)
+    if b is not None:
+        return b
+    return "-" if site[1] else "".join(sorted(h.base_at(site)))
+
+
+def combined_log_lr(by_system: Mapping[str, float]) -> float:
+    """ln of the combined LR: the sum of the systems' ln LRs (systems
+    independent given the pedigree); ``-inf`` if any system excludes."""
+    vals = list(by_system.values())
+    if any(v == -math.inf for v in vals):
+        return -math.inf
+    return math.fsum(vals)
