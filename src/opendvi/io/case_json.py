@@ -19,6 +19,7 @@ from opendvi.core.markers import CHROMOSOMES, Marker
 from opendvi.core.mutation import MutationModel
 from opendvi.core.pedigree import Individual, Pedigree
 from opendvi.core.profiles import Genotype, make_genotype
+from opendvi.io import limits
 
 FORMAT = "dvi-case/1"
 
@@ -26,17 +27,28 @@ FORMAT = "dvi-case/1"
 def read_case(path: str | Path) -> Case:
     """Read a ``dvi-case/1`` file."""
     p = Path(path)
+    limits.check_file(p)
     try:
         text = p.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise FileFormatError("file not found", path=str(p)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise FileFormatError(f"cannot read: {exc}", path=str(p)) from None
+    return case_from_dict(load_json(text, path=str(p)), path=str(p))
+
+
+def load_json(text: str | bytes, *, path: str) -> Any:
+    """``json.loads`` after the limits on size, nesting and values
+    (:mod:`opendvi.io.limits`); errors as :class:`FileFormatError`."""
+    limits.check_json(text, path)
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise FileFormatError(f"invalid JSON: {exc.msg} (column {exc.colno})", path=str(p), line=exc.lineno) from None
-    return case_from_dict(data, path=str(p))
+        raise FileFormatError(f"invalid JSON: {exc.msg} (column {exc.colno})", path=path, line=exc.lineno) from None
+    except RecursionError:  # a backstop: the depth check comes first
+        raise limits.LimitError("JSON nested too deep", path=path) from None
+    except UnicodeDecodeError as exc:
+        raise FileFormatError(f"not UTF-8: {exc.reason} at byte {exc.start}", path=path) from None
 
 
 def case_from_dict(data: Any, *, path: str | None = None) -> Case:

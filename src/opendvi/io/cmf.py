@@ -23,6 +23,7 @@ from typing import Any
 
 from opendvi.core.case import Sample
 from opendvi.core.errors import FileFormatError
+from opendvi.io import limits
 from opendvi.io.normalise import is_amelogenin, marker_name, normalise_allele, sex_from_amelogenin, write_atomic
 from opendvi.io.profiles import ProfileRecord, ProfileSet
 
@@ -47,6 +48,8 @@ def _parse_xml(raw: bytes, *, path: str) -> ET.Element:
 
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
+    lim = limits.current()
+    limits.check_xml(raw, path, lim)
     try:
         root = fromstring(raw, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
@@ -56,6 +59,7 @@ def _parse_xml(raw: bytes, *, path: str) -> ET.Element:
         raise FileFormatError(f"invalid XML: {exc}", path=path, line=line) from None
     except (LookupError, UnicodeError, ValueError) as exc:  # e.g. encoding="tf-8" in the declaration
         raise FileFormatError(f"invalid XML declaration or encoding: {exc}", path=path, line=1) from None
+    limits.check_tree_depth(root, path, lim)
     return root
 
 
@@ -97,6 +101,7 @@ def _text(el: ET.Element | None) -> str:
 def read_cmf(path: str | Path) -> ProfileSet:
     """Read a CODIS CMF 3.2 file; every specimen becomes a profile record."""
     p = Path(path)
+    limits.check_file(p)
     try:
         raw = p.read_bytes()
     except FileNotFoundError:

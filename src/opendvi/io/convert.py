@@ -71,6 +71,9 @@ def guess_format(path: str | Path, *, output: bool = False) -> str:
         raise FileFormatError(
             f"cannot tell the output format from {p.name!r}; give --to ({', '.join(FORMATS)})", path=str(p)
         )
+    from opendvi.io.limits import check_file
+
+    check_file(p)
     text = read_text(p)
     first = text.splitlines()[0] if text.strip() else ""
     low = first.lower().replace('"', "")
@@ -125,16 +128,11 @@ def load(path: str | Path, fmt: str | None = None, *, population: str | None = N
 
 
 def _load_xlsx(p: Path, ds: Dataset) -> None:
-    import openpyxl
+    from opendvi.io.limits import open_workbook
 
-    try:
-        wb = openpyxl.load_workbook(p, read_only=True)
-        names = list(wb.sheetnames)
-        wb.close()
-    except FileNotFoundError:
-        raise FileFormatError("file not found", path=str(p)) from None
-    except Exception as exc:
-        raise FileFormatError(f"not a readable Excel workbook: {exc}", path=str(p)) from None
+    wb = open_workbook(p)  # sizes and declared dimensions checked before openpyxl reads anything
+    names = list(wb.sheetnames)
+    wb.close()
     lower = {n.lower(): n for n in names}
     if "families" in lower:
         ds.family_table = read_families_table(p, sheet=lower["families"])

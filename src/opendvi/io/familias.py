@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ from opendvi.core.markers import FREQ_SUM_TOL, Marker, canonical_marker_name
 from opendvi.core.mutation import MutationModel
 from opendvi.core.pedigree import Individual, Pedigree
 from opendvi.core.profiles import Genotype
+from opendvi.io import limits
 from opendvi.io.normalise import marker_name, normalise_allele, read_text, write_text_atomic
 
 #: Familias' mutation model codes.
@@ -166,9 +168,11 @@ class _Lines:
     def integer(self, what: str, *, minimum: int = 0, maximum: int | None = None) -> int:
         s = self.raw(what).strip()
         try:
-            v = int(s)
+            v = int(s) if len(s) <= 20 else int("x")
         except ValueError:
-            raise self.error(f"expected {what} (an integer), found {s!r}", line=self.i) from None
+            raise self.error(f"expected {what} (an integer), found {s[:40]!r}", line=self.i) from None
+        # counts and indices: never more than the limit on rows (checked before anything is built on them)
+        limits.check_count(v, what, self.path, line=self.i)
         if v < minimum or (maximum is not None and v > maximum):
             rng = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
             raise self.error(f"expected {what} {rng}, found {v}", line=self.i)
@@ -200,7 +204,10 @@ class _Lines:
 def parse_fam(path: str | Path) -> FamFile:
     """Parse a ``.fam`` file into :class:`FamFile` (no interpretation)."""
     p = Path(path)
+    lim = limits.current()
+    limits.check_file(p, lim)
     text = read_text(p)
+    limits.check_text(text, p, limits=lim)
     lines = text.splitlines()
     c = _Lines(lines, str(p))
     if not lines or "familias" not in lines[0].lower():
@@ -240,7 +247,7 @@ def parse_fam(path: str | Path) -> FamFile:
             triples.append((a1, a2, m, ln))
         raw_persons.append((name, "M" if male else "F", consider, triples, start))
     names = [r[0] for r in raw_persons]
-    dup = {n for n in names if names.count(n) > 1}
+    dup = {n for n, k in Counter(names).items() if k > 1}
     if dup:
         raise FileFormatError(f"person name {sorted(dup)[0]!r} is used twice", path=str(p), field="persons")
 
@@ -287,6 +294,9 @@ def parse_fam(path: str | Path) -> FamFile:
         pname = c.string("the pedigree name") or f"Pedigree {k + 1}"
         e_fem = c.integer(f"the number of extra females of pedigree {pname}")
         e_mal = c.integer(f"the number of extra males of pedigree {pname}")
+        # each pedigree lists every person and its extras: bounded before the lists are built
+        limits.check_count((len(all_names) + e_fem + e_mal) * (n_ped + 1), "persons over all pedigrees", p,
+                           line=c.i, limits=lim, limit_name="max_cells")
         extras = [(f"{pname} extra female {j + 1}", "F") for j in range(e_fem)]
         extras += [(f"{pname} extra male {j + 1}", "M") for j in range(e_mal)]
         who = all_names + [n for n, _ in extras]
@@ -465,6 +475,7 @@ def _parse_dvi(lines: list[str], first_line: int, ff: FamFile, path: str) -> Non
             continue
         if s.startswith("["):
             depth = len(s) - len(s.lstrip("["))
+            limits.check_count(depth, "section levels", path, line=ln, limit_name="max_depth")
             name = s.strip("[]").strip()
             if depth > len(stack):
                 raise FileFormatError(f"section {s!r} is nested too deep", path=path, line=ln)

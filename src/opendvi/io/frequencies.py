@@ -27,6 +27,7 @@ from pathlib import Path
 from opendvi.core.errors import FileFormatError, MarkerError
 from opendvi.core.markers import Marker, canonical_marker_name, display_marker_name
 from opendvi.core.mutation import MutationModel
+from opendvi.io import limits
 
 #: Frequencies of a marker must sum to 1 within this before renormalising.
 SUM_TOLERANCE = 0.02
@@ -294,6 +295,7 @@ def read_ladder_csv(
     if not rows:
         raise FileFormatError("empty file", path=str(p))
     header = [h.strip() for h in rows[0]]
+    limits.check_row(len(header), p, 1)
     if not header or header[0].lower() != "allele":
         raise FileFormatError("the first column must be 'Allele'", path=str(p), line=1, field="Allele")
     db = FrequencyDatabase(source=str(p), sha256=hashlib.sha256(raw).hexdigest(), database_size=database_size)
@@ -373,8 +375,12 @@ def _is_utf8(raw: bytes) -> bool:
 
 
 def _read_bytes(p: Path) -> bytes:
+    lim = limits.current()
+    limits.check_file(p, lim)
     try:
-        return p.read_bytes()
+        raw = p.read_bytes()
+        limits.check_text(raw, p, delimiter="," if raw.count(b",") > raw.count(b"\t") else "\t", limits=lim)
+        return raw
     except FileNotFoundError:
         raise FileFormatError("file not found", path=str(p)) from None
     except OSError as exc:

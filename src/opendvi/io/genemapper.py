@@ -22,6 +22,7 @@ import re
 from pathlib import Path
 
 from opendvi.core.errors import FileFormatError
+from opendvi.io import limits
 from opendvi.io.normalise import (
     OFF_LADDER,
     is_amelogenin,
@@ -88,15 +89,25 @@ def is_control(sample: str, sample_type: str | None = None) -> bool:
 def read_genemapper(path: str | Path) -> ProfileSet:
     """Read a GeneMapper ID/ID-X genotype table (long or wide layout)."""
     p = Path(path)
+    lim = limits.current()
+    limits.check_file(p, lim)
     text = read_text(p)
+    first = text[: text.find("\n")] if "\n" in text else text
+    delim = "\t" if not first or "\t" in first or "," not in first else ","
+    limits.check_text(text, p, delimiter=delim, limits=lim)
     lines = text.splitlines()
-    delim = "\t" if not lines or "\t" in lines[0] or "," not in lines[0] else ","
     if delim == ",":  # a comma-separated long table (SampleName,Marker,Allele1,...)
         import csv
 
-        rows = [list(r) for r in csv.reader(lines)]
+        reader = csv.reader(lines)
+        try:
+            rows = [list(r) for r in reader]
+        except csv.Error as exc:
+            raise FileFormatError(f"malformed CSV: {exc}", path=str(p), line=reader.line_num) from None
     else:
         rows = [line.rstrip("\r\n").split("\t") for line in lines]
+    for k, r in enumerate(rows, start=1):
+        limits.check_row(len(r), p, k, lim)
     while rows and not any(c.strip() for c in rows[-1]):
         rows.pop()
     if not rows:

@@ -31,6 +31,7 @@ from opendvi.core.case import Case, Family, Sample
 from opendvi.core.errors import FileFormatError, OpenDVIError
 from opendvi.core.pedigree import Individual, Pedigree
 from opendvi.core.profiles import Genotype
+from opendvi.io import limits
 from opendvi.io.normalise import (
     is_amelogenin,
     is_marker_name,
@@ -53,15 +54,20 @@ def read_rows(path: str | Path, *, sheet: str | None = None) -> tuple[list[str],
     p = Path(path)
     if p.suffix.lower() in (".xlsx", ".xlsm"):
         return _xlsx_rows(p, sheet=sheet)
+    lim = limits.current()
+    limits.check_file(p, lim)
     text = read_text(p)
-    lines = text.splitlines()
-    if not lines:
+    first = text[: text.find("\n")] if "\n" in text else text
+    if not text.strip():
         raise FileFormatError("empty file", path=str(p))
-    first = lines[0]
     delim = "\t" if "\t" in first else ";" if first.count(";") > first.count(",") else ","
+    limits.check_text(text, p, delimiter=delim, limits=lim)
     reader = csv.reader(io.StringIO(text), delimiter=delim)
+    all_rows: list[list[str]] = []
     try:
-        all_rows = list(reader)
+        for r in reader:
+            limits.check_row(len(r), p, reader.line_num, lim)
+            all_rows.append(r)
     except csv.Error as exc:
         raise FileFormatError(f"malformed CSV: {exc}", path=str(p), line=reader.line_num) from None
     if not all_rows:
@@ -84,16 +90,8 @@ def _cell(v: Any) -> str:
 
 
 def _xlsx_rows(p: Path, *, sheet: str | None) -> tuple[list[str], list[Row]]:
-    try:
-        import openpyxl
-    except ImportError:  # pragma: no cover
-        raise FileFormatError("reading Excel needs openpyxl: pip install openpyxl", path=str(p)) from None
-    try:
-        wb = openpyxl.load_workbook(p, read_only=True, data_only=True)
-    except FileNotFoundError:
-        raise FileFormatError("file not found", path=str(p)) from None
-    except Exception as exc:  # openpyxl raises many kinds on a damaged file
-        raise FileFormatError(f"not a readable Excel workbook: {exc}", path=str(p)) from None
+    lim = limits.current()
+    wb = limits.open_workbook(p, lim)  # the zip and every sheet's declared dimension checked first
     try:
         if sheet is not None:
             if sheet not in wb.sheetnames:
@@ -101,14 +99,36 @@ def _xlsx_rows(p: Path, *, sheet: str | None) -> tuple[list[str], list[Row]]:
             ws = wb[sheet]
         else:
             ws = wb.worksheets[0]
-        values = [[_cell(v) for v in r] for r in ws.iter_rows(values_only=True)]
+        # the dimension was checked; read without it (a wrong one must not pad or clip rows) and stop at the caps
+        ws.reset_dimensions()
+        values: list[list[str]] = []
+        cells = 0
+        try:
+            for k, r in enumerate(ws.iter_rows(values_only=True), start=1):
+                if k > lim.max_rows:
+                    raise limits.LimitError(
+                        f"sheet {ws.title!r} has more than {lim.max_rows:,} rows: over the limit "
+                        f"({limits.env_name('max_rows')})", path=str(p), line=k)
+                row = [_cell(v) for v in r]
+                while row and not row[-1]:
+                    row.pop()
+                limits.check_row(len(row), p, k, lim)
+                cells += len(row)
+                if cells > lim.max_cells:
+                    raise limits.LimitError(
+                        f"sheet {ws.title!r} has more than {lim.max_cells:,} cells: over the limit "
+                        f"({limits.env_name('max_cells')})", path=str(p), line=k)
+                values.append(row)
+        except FileFormatError:
+            raise
+        except Exception as exc:  # a damaged sheet
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise FileFormatError(f"not a readable Excel sheet {ws.title!r}: {first}", path=str(p)) from None
     finally:
         wb.close()
     if not values:
         raise FileFormatError("empty sheet", path=str(p))
     header = values[0]
-    while header and not header[-1]:
-        header.pop()
     rows = [(k, r) for k, r in enumerate(values[1:], start=2) if any(c for c in r)]
     return header, rows
 
@@ -413,7 +433,10 @@ def read_ped(path: str | Path, *, missing_prefix: str | None = None) -> tuple[li
     the start) are missing. Returns families and
     the marker names (opendvi spelling)."""
     p = Path(path)
+    lim = limits.current()
+    limits.check_file(p, lim)
     text = read_text(p)
+    limits.check_text(text, p, delimiter="\t" if "\t" in text else " ", limits=lim)
     lines = [
         (k, ln) for k, ln in enumerate(text.splitlines(), start=1) if ln.strip() and not ln.lstrip().startswith("#")
     ]
@@ -421,6 +444,7 @@ def read_ped(path: str | Path, *, missing_prefix: str | None = None) -> tuple[li
         raise FileFormatError("empty file", path=str(p))
     split = (lambda s: s.split("\t")) if "\t" in lines[0][1] else (lambda s: s.split())
     header = [h.strip() for h in split(lines[0][1])]
+    limits.check_row(len(header), p, lines[0][0], lim)
     keys = [_norm(h) for h in header]
     base = ["id", "fid", "mid", "sex"]
     off = 1 if keys[:1] in (["famid"], ["fam"], ["family"]) else 0

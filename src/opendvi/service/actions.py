@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from opendvi import __version__
 from opendvi.core.errors import OpenDVIError
-from opendvi.io.case_json import case_from_dict
+from opendvi.io.case_json import case_from_dict, load_json
 from opendvi.service.deps import Principal
 from opendvi.service.matching import match_case
 from opendvi.store import repositories as repo
@@ -23,6 +23,15 @@ from opendvi.store.errors import ConflictError, ImportValidationError
 from opendvi.store.models import Identification, MatchingRun, utcnow
 
 MAX_IMPORT_BYTES = 50 * 1024 * 1024
+
+
+def _check_size(raw: bytes, filename: str | None) -> None:
+    """An upload over :data:`MAX_IMPORT_BYTES` is refused (413) before any parsing."""
+    if len(raw) > MAX_IMPORT_BYTES:
+        from opendvi.service.errors import APIError
+
+        raise APIError(413, f"{filename}: the file is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MiB, "
+                            "the limit of an import", code="too_large")
 
 
 def _commit(db: Session) -> None:
@@ -47,13 +56,11 @@ def import_case(
     """Import a ``dvi-case/1`` document (parsed JSON or raw bytes): all or nothing."""
     try:
         if raw is not None:
-            if len(raw) > MAX_IMPORT_BYTES:
-                raise ImportValidationError([f"file is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MiB"],
-                                            filename=filename)
-            try:
-                data = json.loads(raw.decode("utf-8-sig"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise ImportValidationError([f"not valid UTF-8 JSON: {exc}"], filename=filename) from None
+            _check_size(raw, filename)
+            try:  # size, nesting and number of values checked before parsing (opendvi.io.limits)
+                data = load_json(raw.removeprefix(b"\xef\xbb\xbf"), path=filename)
+            except OpenDVIError as exc:
+                raise ImportValidationError([str(exc)], filename=filename) from None
         body = raw if raw is not None else json.dumps(data, sort_keys=True).encode("utf-8")
         try:
             case = case_from_dict(data, path=filename)
@@ -102,9 +109,7 @@ def import_file(
 
     from opendvi.io.convert import load
 
-    if len(raw) > MAX_IMPORT_BYTES:
-        raise ImportValidationError([f"file is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MiB"],
-                                    filename=filename)
+    _check_size(raw, filename)
     suffix = Path(filename).suffix.lower()
     if suffix == ".json" or raw.lstrip()[:1] == b"{":
         return import_case(db, principal=principal, operation_code=operation_code, data=None, raw=raw,
@@ -222,9 +227,8 @@ def import_families(
 
     try:
         for raw_, name_ in ((families_raw, families_name), (profiles_raw, profiles_name)):
-            if raw_ is not None and len(raw_) > MAX_IMPORT_BYTES:
-                raise ImportValidationError([f"{name_}: file is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MiB"],
-                                            filename=families_name)
+            if raw_ is not None:
+                _check_size(raw_, name_)
         operation = repo.get_operation(db, code=operation_code)
         fdb = operation.frequency_database
         if fdb is None:
@@ -295,9 +299,7 @@ def import_frequencies(
     from opendvi.io.frequencies import read_frequencies
 
     try:
-        if len(raw) > MAX_IMPORT_BYTES:
-            raise ImportValidationError([f"file is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MiB"],
-                                        filename=filename)
+        _check_size(raw, filename)
         operation = repo.get_operation(db, code=operation_code)
         with tempfile.TemporaryDirectory(prefix="opendvi-import-") as tmp:
             suffix = Path(filename).suffix.lower()
