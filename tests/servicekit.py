@@ -112,7 +112,8 @@ def make_app(engine: Engine, *, demo: bool = True, users: bool = True) -> Any:
     from opendvi.service.settings import Settings
 
     app = create_app(settings=Settings(environment="test"), engine=engine)
-    bootstrap.ensure_admin(app.state.sessionmaker, password=ADMIN_PASSWORD)
+    # the bootstrap admin's password is one-time; the tests' admin has changed it already
+    bootstrap.ensure_admin(app.state.sessionmaker, password=ADMIN_PASSWORD, must_change_password=False)
     if users:
         add_role_users(app.state.sessionmaker)
     if demo:

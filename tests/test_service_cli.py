@@ -39,8 +39,14 @@ def test_serve__prints_a_working_one_time_password_and_loads_the_demo(tmp_path: 
         password = re.search(r"one-time password.*?\n\n\s+(\S+)\n", text, re.S)
         assert password, text
         r = httpx.post(f"{base}/api/auth/login", json={"username": "admin", "password": password.group(1)})
-        assert r.status_code == 200
+        assert r.status_code == 200 and r.json()["must_change_password"] is True
         h = {"Authorization": f"Bearer {r.json()['token']}"}
+        # a one-time password: nothing but the change until it is changed
+        blocked = httpx.get(f"{base}/api/operations/demo", headers=h)
+        assert blocked.status_code == 403 and blocked.json()["error"]["code"] == "password_change_required"
+        r = httpx.post(f"{base}/api/auth/password", headers=h,
+                       json={"old_password": password.group(1), "new_password": "grey heron over the marsh"})
+        assert r.status_code == 200, r.text
         demo = httpx.get(f"{base}/api/operations/demo", headers=h).json()
         assert demo["dashboard"]["received"] == 8
         assert (tmp_path / "opendvi.sqlite3").exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from tests.servicekit import (
     frequencies_long_csv,
     make_app,
     migrated_engine,
+    password_of,
 )
 
 ROLES = [u for u in ROLE_USERS if u != "reviewer2"]
@@ -66,6 +68,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 ENDPOINTS: list[tuple[str, str, str | None]] = [
     ("POST", "/api/auth/logout", None),
     ("GET", "/api/me", None),
+    ("POST", "/api/auth/password", None),
+    ("POST", "/api/auth/totp/setup", "account.totp"),
+    ("POST", "/api/auth/totp/enable", "account.totp"),
+    ("POST", "/api/auth/totp/disable", "account.totp"),
     ("GET", "/api/users", "users.manage"),
     ("POST", "/api/users", "users.manage"),
     ("PATCH", "/api/users/{username}", "users.manage"),
@@ -98,6 +104,11 @@ ENDPOINTS: list[tuple[str, str, str | None]] = [
     # pages
     ("POST", "/logout", None),
     ("GET", "/", None),
+    ("GET", "/account/password", None),
+    ("POST", "/account/password", None),
+    ("POST", "/account/totp/setup", "account.totp"),
+    ("POST", "/account/totp/enable", "account.totp"),
+    ("POST", "/account/totp/disable", "account.totp"),
     ("GET", "/operations/{code}", "operations.read"),
     ("POST", "/operations/{code}/match", "matching.run"),
     ("POST", "/operations", "operations.create"),
@@ -126,7 +137,8 @@ def test_matrix_covers_every_route(world: dict[str, Any]) -> None:
     from opendvi.service.routes import api, pages
 
     for route in [*api.router.routes, *pages.router.routes]:
-        path = getattr(route, "path", "")
+        # "{barcode:path}" (identifiers may hold "/") is listed as "{barcode}"
+        path = re.sub(r"\{(\w+):path\}", r"{\1}", getattr(route, "path", ""))
         for method in getattr(route, "methods", None) or ():
             if method != "HEAD":
                 routes.add((method, path))
@@ -137,8 +149,10 @@ def test_matrix_covers_every_route(world: dict[str, Any]) -> None:
         assert perm is None or perm in PERMISSIONS
 
 
-def _request(world: dict[str, Any], method: str, template: str, headers: dict[str, str]) -> Any:
+def _request(world: dict[str, Any], method: str, template: str, headers: dict[str, str],
+             user: str = "nobody") -> Any:
     n = next(_counter)
+    pw = password_of(user)
     ident = world["confirmed"] if "{identification_id}" in template and method == "GET" else world["proposed"]
     path = template.format(
         username="lab", code="M1" if "missing-persons" in template else ("F1" if "families" in template else "demo"),
@@ -161,6 +175,11 @@ def _request(world: dict[str, Any], method: str, template: str, headers: dict[st
         ("POST", "/api/identifications/{identification_id}/confirm"): {},
         ("POST", "/api/identifications/{identification_id}/reject"): {"reason": "test"},
         ("POST", "/api/identifications/{identification_id}/withdraw"): {"reason": "test"},
+        # the right current password and a new one the policy refuses: 422, nothing changes
+        ("POST", "/api/auth/password"): {"old_password": pw, "new_password": "short"},
+        ("POST", "/api/auth/totp/setup"): {"password": pw},
+        ("POST", "/api/auth/totp/enable"): {"code": "000000"},
+        ("POST", "/api/auth/totp/disable"): {"password": pw},
     }
     forms: dict[tuple[str, str], Any] = {
         ("POST", "/operations"): {"code": f"PG{n}", "name": "an exchange"},
@@ -169,6 +188,10 @@ def _request(world: dict[str, Any], method: str, template: str, headers: dict[st
         ("POST", "/missing-persons/{code}/details"): {"full_name": f"{SECRET_NAME} M1"},
         ("POST", "/users"): {"username": f"page{n}", "role": "reviewer"},
         ("POST", "/users/{username}"): {"role": "laboratory_analyst", "active": "yes"},
+        ("POST", "/account/password"): {"old_password": pw, "new_password": "short", "new_password_again": "short"},
+        ("POST", "/account/totp/setup"): {"password": pw},
+        ("POST", "/account/totp/enable"): {"code": "000000"},
+        ("POST", "/account/totp/disable"): {"password": pw},
     }
     if (method, template) in bodies:
         kwargs["json"] = bodies[(method, template)]
@@ -201,7 +224,7 @@ def test_role_matrix(world: dict[str, Any], role_user: str, method: str, templat
         headers = bearer(world["client"], role_user)  # a session of its own, ended by the call
     else:
         headers = world["headers"][role_user]
-    r = _request(world, method, template, headers)
+    r = _request(world, method, template, headers, user=role_user)
     allowed = permission is None or role in PERMISSIONS[permission]
     if allowed:
         # a rule may still refuse (e.g. withdrawing a confirmed identification), never the role

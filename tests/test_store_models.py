@@ -39,14 +39,14 @@ def test_migrations__upgrade_from_empty_and_downgrade(backend: str, tmp_path: Pa
     try:
         assert store_db.current_revision(engine) is None
         store_db.upgrade(engine)
-        assert store_db.current_revision(engine) == "0001"
+        assert store_db.current_revision(engine) == "0002"
         tables = set(store_db.table_names(engine))
         assert set(Base.metadata.tables) <= tables
         store_db.downgrade(engine, "base")
         assert set(store_db.table_names(engine)) <= {"alembic_version"}
         assert store_db.current_revision(engine) is None
         store_db.upgrade(engine)  # and up again
-        assert store_db.current_revision(engine) == "0001"
+        assert store_db.current_revision(engine) == "0002"
     finally:
         engine.dispose()
 

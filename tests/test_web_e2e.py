@@ -26,7 +26,11 @@ from tests.servicekit import family_files, frequencies_long_csv
 CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(os.environ.get("OPENDVI_TEST_ARTIFACTS", REPO / "build" / "test-artifacts")) / "e2e"
-ADMIN_PASSWORD = "e2e-admin-password-1"
+ADMIN_ONE_TIME = "e2e-admin-password-1"  # OPENDVI_ADMIN_PASSWORD: one-time, changed at the first sign-in
+ADMIN_PASSWORD = "harbour lantern 7731"
+#: the users' own passwords, set after their first sign-in with the one-time ones
+PASSWORDS = {"lab": "copper kettle 4417", "dvi": "violet ferry 2290", "reviewer": "granite orchard 5183",
+             "intake": "woollen compass 6620"}
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                "--disable-sync", "--no-first-run"]
 
@@ -44,7 +48,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data_dir = tmp_path_factory.mktemp("e2e-data")
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env["OPENDVI_ADMIN_PASSWORD"] = ADMIN_PASSWORD
+    env["OPENDVI_ADMIN_PASSWORD"] = ADMIN_ONE_TIME
     env["OPENDVI_ENV"] = "development"
     log = (data_dir / "server.log").open("w")
     proc = subprocess.Popen(
@@ -63,12 +67,21 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("server did not start:\n" + (data_dir / "server.log").read_text())
             time.sleep(0.3)
-        tok = httpx.post(f"{base}/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}).json()
+        tok = httpx.post(f"{base}/api/auth/login", json={"username": "admin", "password": ADMIN_ONE_TIME}).json()
+        assert tok["must_change_password"] is True
         h = {"Authorization": f"Bearer {tok['token']}"}
+        r = httpx.post(f"{base}/api/auth/password", json={"old_password": ADMIN_ONE_TIME,
+                                                           "new_password": ADMIN_PASSWORD}, headers=h)
+        assert r.status_code == 200, r.text
         for user, role in (("lab", "laboratory_analyst"), ("dvi", "dvi_analyst"), ("reviewer", "reviewer")):
-            r = httpx.post(f"{base}/api/users", json={"username": user, "password": f"{user}-e2e-password",
+            r = httpx.post(f"{base}/api/users", json={"username": user, "password": "one-time e2e 90210",
                                                       "role": role}, headers=h)
             assert r.status_code == 201, r.text
+            t = httpx.post(f"{base}/api/auth/login", json={"username": user, "password": "one-time e2e 90210"})
+            r = httpx.post(f"{base}/api/auth/password", json={"old_password": "one-time e2e 90210",
+                                                               "new_password": PASSWORDS[user]},
+                           headers={"Authorization": f"Bearer {t.json()['token']}"})
+            assert r.status_code == 200, r.text
         yield base
     finally:
         proc.terminate()
@@ -85,7 +98,9 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
-def _sign_in(browser: Any, base: str, user: str, password: str) -> Any:
+def _sign_in(browser: Any, base: str, user: str, password: str, *, change_to: str | None = None) -> Any:
+    """Sign in on the page; with ``change_to``, the password is a one-time one and the page that
+    asks for a new one comes first."""
     page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
     page.goto(f"{base}/")
     assert "/login" in page.url
@@ -94,6 +109,16 @@ def _sign_in(browser: Any, base: str, user: str, password: str) -> Any:
     page.click("#sign-in")
     page.wait_for_selector("#whoami")
     assert user in page.inner_text("#whoami")
+    if change_to is not None:
+        assert page.url.endswith("/account/password") and page.is_visible("#must-change")
+        page.goto(f"{base}/families")  # every page sends him back until he has changed it
+        assert page.url.endswith("/account/password")
+        page.fill("#old_password", password)
+        page.fill("#new_password", change_to)
+        page.fill("#new_password_again", change_to)
+        page.click("#change-password")
+        assert "changed" in page.wait_for_selector("#account-message").inner_text()
+        page.goto(f"{base}/")
     return page
 
 
@@ -114,7 +139,7 @@ def test_sign_in_import_match_propose_confirm_audit(server: str, browser: Any) -
     page.context.close()
 
     # laboratory analyst: a new operation, then the demo case imported into it
-    lab = _sign_in(browser, base, "lab", "lab-e2e-password")
+    lab = _sign_in(browser, base, "lab", PASSWORDS["lab"])
     _shot(lab, "01-lab-home")
     lab.fill("input[name=code]", "EX-E2E")
     lab.fill("input[name=name]", "Exchange seen end to end")
@@ -140,7 +165,7 @@ def test_sign_in_import_match_propose_confirm_audit(server: str, browser: Any) -
     lab.wait_for_url(f"{base}/login")
 
     # DVI analyst: matching, the candidates of V1, the match page, a proposal
-    dvi = _sign_in(browser, base, "dvi", "dvi-e2e-password")
+    dvi = _sign_in(browser, base, "dvi", PASSWORDS["dvi"])
     dvi.goto(f"{base}/operations/EX-E2E")
     dvi.click("#run-matching")
     dvi.wait_for_selector("#run")
@@ -161,7 +186,7 @@ def test_sign_in_import_match_propose_confirm_audit(server: str, browser: Any) -
     _shot(dvi, "07-dvi-proposed")
 
     # reviewer: confirms
-    rev = _sign_in(browser, base, "reviewer", "reviewer-e2e-password")
+    rev = _sign_in(browser, base, "reviewer", PASSWORDS["reviewer"])
     rev.goto(f"{base}/identifications?state=proposed")
     rev.click("#identifications button.confirm >> nth=0")
     rev.wait_for_selector("#identifications .confirmed")
@@ -222,7 +247,7 @@ def test_admin_users_page_and_intake_families_import(server: str, browser: Any, 
     fam, prof = family_files("E2E")
     (tmp_path / "families.csv").write_bytes(fam)
     (tmp_path / "profiles.csv").write_bytes(prof)
-    intake = _sign_in(browser, base, "intake", passwords["intake"])
+    intake = _sign_in(browser, base, "intake", passwords["intake"], change_to=PASSWORDS["intake"])
     intake.click("header >> text=Imports")
     intake.select_option("#families-operation", "FAM-E2E")
     intake.set_input_files("#families-file", str(tmp_path / "families.csv"))

@@ -47,12 +47,13 @@ def serve(
     elif generated:
         typer.echo("")
         typer.echo("Administrator account created. Sign in as 'admin' with this one-time password")
-        typer.echo("(it is not stored anywhere; change it or create other users after signing in):")
+        typer.echo("(it is not stored anywhere; you will be asked to choose your own at the first sign-in):")
         typer.echo("")
         typer.echo(f"    {generated}")
         typer.echo("")
     else:
-        typer.echo("Administrator 'admin' created with the password in OPENDVI_ADMIN_PASSWORD.")
+        typer.echo("Administrator 'admin' created with the password in OPENDVI_ADMIN_PASSWORD "
+                   "(a one-time password: change it at the first sign-in).")
     if host not in ("127.0.0.1", "localhost", "::1") and not settings.secure_cookies:
         typer.echo("warning: listening beyond this machine without secure cookies; put opendvi behind HTTPS "
                    "and set OPENDVI_ENV=production", err=True)

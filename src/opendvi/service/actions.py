@@ -18,7 +18,9 @@ from opendvi.core.errors import OpenDVIError
 from opendvi.io.case_json import case_from_dict, load_json
 from opendvi.service.deps import Principal
 from opendvi.service.matching import match_case
+from opendvi.service.policy import EVIDENCE_OVERRIDABLE
 from opendvi.store import repositories as repo
+from opendvi.store.db import begin_write, end_read
 from opendvi.store.errors import ConflictError, ImportValidationError
 from opendvi.store.models import Identification, MatchingRun, utcnow
 
@@ -61,6 +63,9 @@ def import_case(
                 data = load_json(raw.removeprefix(b"\xef\xbb\xbf"), path=filename)
             except OpenDVIError as exc:
                 raise ImportValidationError([str(exc)], filename=filename) from None
+            except RecursionError:
+                raise ImportValidationError([f"{filename}: the JSON is nested too deeply"],
+                                            filename=filename) from None
         body = raw if raw is not None else json.dumps(data, sort_keys=True).encode("utf-8")
         try:
             case = case_from_dict(data, path=filename)
@@ -70,6 +75,10 @@ def import_case(
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             raise ImportValidationError([f"{filename}: malformed dvi-case/1 document ({exc})"],
                                         filename=filename) from None
+        except RecursionError:
+            raise ImportValidationError([f"{filename}: the document is nested too deeply"],
+                                        filename=filename) from None
+        begin_write(db)  # parsed and checked: one short write transaction
         operation = repo.get_operation(db, code=operation_code)
         summary = repo.import_case(db, case=case, operation=operation, filename=filename,
                                    sha256=hashlib.sha256(body).hexdigest(), by=principal.user,
@@ -126,6 +135,7 @@ def import_file(
             except OpenDVIError as exc:
                 raise ImportValidationError([str(exc).replace(str(path), filename)], filename=filename) from None
         sha = hashlib.sha256(raw).hexdigest()
+        begin_write(db)
         operation = repo.get_operation(db, code=operation_code)
         if ds.case is not None:
             summary = repo.import_case(db, case=ds.case, operation=operation, filename=filename, sha256=sha,
@@ -152,6 +162,7 @@ def run_matching(db: Session, *, principal: Principal, operation_code: str, top_
         if not stored.case.remains:
             raise ConflictError(f"operation {operation_code} has no typed remains to match")
         started = utcnow()
+        end_read(db)  # no transaction held while computing
         try:
             result = match_case(stored.case, top_k=top_k)
         except OpenDVIError as exc:
@@ -159,6 +170,7 @@ def run_matching(db: Session, *, principal: Principal, operation_code: str, top_
         params = dict(result.parameters)
         if result.notes:
             params["notes"] = result.notes
+        begin_write(db)
         run = repo.record_run(db, operation=operation, stored=stored, candidates=result.candidates,
                               software_version=f"opendvi {__version__}", engine=result.engine, parameters=params,
                               started_at=started, by=principal.user)
@@ -169,10 +181,15 @@ def run_matching(db: Session, *, principal: Principal, operation_code: str, top_
         raise
 
 
-def propose(db: Session, *, principal: Principal, candidate_id: int, note: str = "") -> Identification:
+def propose(db: Session, *, principal: Principal, candidate_id: int, note: str = "",
+            override_reason: str = "") -> Identification:
+    """Propose a candidate; refused (409) on evidence that no longer holds, unless the policy
+    (:data:`opendvi.service.policy.EVIDENCE_OVERRIDABLE`) allows it and ``override_reason`` says why."""
     try:
+        begin_write(db)
         cand = repo.get_candidate(db, candidate_id=candidate_id)
-        ident = repo.propose_identification(db, candidate=cand, by=principal.user, note=note)
+        ident = repo.propose_identification(db, candidate=cand, by=principal.user, note=note,
+                                            allow=EVIDENCE_OVERRIDABLE, override_reason=override_reason)
         _commit(db)
         return ident
     except BaseException:
@@ -181,10 +198,12 @@ def propose(db: Session, *, principal: Principal, candidate_id: int, note: str =
 
 
 def decide(db: Session, *, principal: Principal, identification_id: int, action: str, reason: str = "",
-           expected_version: int | None = None) -> Identification:
+           expected_version: int | None = None, override_reason: str = "") -> Identification:
     try:
+        begin_write(db)
         ident = repo.decide_identification(db, identification_id=identification_id, action=action,
-                                           by=principal.user, reason=reason, expected_version=expected_version)
+                                           by=principal.user, reason=reason, expected_version=expected_version,
+                                           allow=EVIDENCE_OVERRIDABLE, override_reason=override_reason)
         _commit(db)
         return ident
     except BaseException:
@@ -271,6 +290,7 @@ def import_families(
                 raise ImportValidationError([msg], filename=families_name) from None
         barcodes = {(fid, pid): code for fid, _people, _miss, codes in table.families for pid, code in codes.items()}
         sha = hashlib.sha256(families_raw + (profiles_raw or b"")).hexdigest()
+        begin_write(db)
         filename = families_name if profiles_name is None else f"{families_name} + {profiles_name}"[:255]
         summary = repo.import_case(db, case=case, operation=operation, filename=filename, sha256=sha,
                                    by=principal.user, notes=notes, donor_barcodes=barcodes,
@@ -310,6 +330,7 @@ def import_frequencies(
             except OpenDVIError as exc:
                 raise ImportValidationError([str(exc).replace(str(path), filename)], filename=filename) from None
         tables = {key: (t.name, t.alleles, t.frequencies) for key, t in fdb.tables.items()}
+        begin_write(db)
         summary = repo.import_frequencies(db, tables=tables, operation=operation, filename=filename,
                                           sha256=hashlib.sha256(raw).hexdigest(), file_format="frequencies",
                                           population=population, by=principal.user)

@@ -7,8 +7,10 @@ created; the first administrator is created by :mod:`opendvi.service.bootstrap`.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request, Response
 from fastapi.templating import Jinja2Templates
@@ -16,11 +18,20 @@ from sqlalchemy import Engine
 
 from opendvi import __version__
 from opendvi.service import errors
+from opendvi.service.deps import SESSION_COOKIE
+from opendvi.service.limits import BodyLimitMiddleware
 from opendvi.service.routes import api, pages
 from opendvi.service.settings import Settings
+from opendvi.service.throttle import LoginThrottle
 from opendvi.store import db as store_db
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+def url_part(value: object) -> str:
+    """One path segment or query value: every character but letters, digits and ``-._~`` percent-encoded."""
+    return quote(str(value), safe="")
+
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -51,11 +62,21 @@ def create_app(*, settings: Settings | None = None, engine: Engine | None = None
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.sessionmaker = store_db.session_factory(engine)
+    # reads begin without a lock; writes call store_db.begin_write (docs/service.md, Concurrency)
+    app.state.sessionmaker = store_db.session_factory(engine, reads_first=True)
     app.state.templates = Jinja2Templates(directory=str(TEMPLATES))
+    # identifiers go into URLs percent-encoded whole ("/", "#", "?", spaces): {{ x|u }}
+    app.state.templates.env.filters["u"] = url_part
+    app.state.login_throttle = LoginThrottle(account_free=settings.login_failures,
+                                             address_free=4 * settings.login_failures,
+                                             cap=settings.login_lock_max_s)
+    app.state.login_slots = threading.BoundedSemaphore(settings.login_parallel)
     errors.install(app)
     app.include_router(api.router)
     app.include_router(pages.router)
+    # the body limit wraps everything: nothing is read, parsed or authenticated past it
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
+                       anonymous_max_bytes=settings.anonymous_max_body_bytes, session_cookie=SESSION_COOKIE)
 
     @app.middleware("http")
     async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -22,8 +22,11 @@ DEMO_OPERATION = "demo"
 EXISTS = "exists"
 
 
-def ensure_admin(factory: sessionmaker[Session], *, username: str = "admin", password: str | None = None) -> str | None:
-    """Create the first administrator if there is none.
+def ensure_admin(factory: sessionmaker[Session], *, username: str = "admin", password: str | None = None,
+                 must_change_password: bool = True) -> str | None:
+    """Create the first administrator if there is none. His password (generated, or
+    ``OPENDVI_ADMIN_PASSWORD``, known to whoever set up the machine) is a one-time
+    password: he must change it at his first sign-in.
 
     Returns the password when one was generated (to print once), :data:`EXISTS`
     when an administrator exists already, else None (created with ``password``).
@@ -35,7 +38,7 @@ def ensure_admin(factory: sessionmaker[Session], *, username: str = "admin", pas
         generated = password is None
         pw = password if password is not None else generate_password()
         repo.create_user(db, username=username, password_hash=hash_password(pw), role=Role.administrator,
-                         full_name="Administrator", by=None)
+                         full_name="Administrator", by=None, must_change_password=must_change_password)
     return pw if generated else None
 
 

@@ -18,13 +18,21 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from opendvi.service.errors import APIError, LoginRequired
+from opendvi.service.errors import CHANGE_PASSWORD_PAGE, PASSWORD_CHANGE_REQUIRED, APIError, LoginRequired
 from opendvi.service.policy import PERMISSIONS, allowed
 from opendvi.store import repositories as repo
 from opendvi.store.models import Role, User
 
 SESSION_COOKIE = "opendvi_session"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+#: what a user whose password is a one-time one may still do: change it, look at himself, sign out
+WHILE_PASSWORD_MUST_CHANGE = frozenset({"/api/auth/password", "/api/auth/logout", "/api/me", CHANGE_PASSWORD_PAGE,
+                                        "/logout"})
+
+
+def client_address(request: Request) -> str:
+    """The client's address (uvicorn puts the proxy's forwarded one here when it trusts the proxy)."""
+    return request.client.host if request.client else "unknown"
 
 
 def get_db(request: Request) -> Iterator[Session]:
@@ -106,6 +114,9 @@ def current_principal(
         not sent_csrf or not hmac.compare_digest(sent_csrf, row.csrf_token)
     ):
         raise APIError(403, "missing or wrong CSRF token: reload the page and try again", code="csrf")
+    if row.user.must_change_password and request.url.path not in WHILE_PASSWORD_MUST_CHANGE:
+        raise APIError(403, "your password is a one-time password: change it first (POST /api/auth/password)",
+                       code=PASSWORD_CHANGE_REQUIRED)
     return principal
 
 

@@ -8,6 +8,10 @@ whatever raised it: an :class:`APIError`, a store error, a validation error
 of FastAPI, an unknown route, or an unexpected exception (500, message
 without internals). Web pages (``text/html`` requested) get the same fields
 rendered as a page.
+
+A database that is busy, locked or unreachable (``OperationalError``, a pool
+timeout, a lost connection) is 503 ``unavailable`` with ``Retry-After``:
+never a 401 or a 500, and nothing half-written (the transaction rolls back).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any, cast
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from opendvi.core.errors import OpenDVIError
@@ -31,7 +36,16 @@ from opendvi.store.errors import (
 log = logging.getLogger("opendvi.service")
 
 _CODES = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-          409: "conflict", 413: "too_large", 415: "unsupported_media_type", 422: "invalid", 500: "internal_error"}
+          409: "conflict", 413: "too_large", 415: "unsupported_media_type", 422: "invalid", 429: "too_many_attempts",
+          500: "internal_error", 503: "unavailable"}
+#: the API's code when a one-time password must be changed first (pages go to the change page)
+PASSWORD_CHANGE_REQUIRED = "password_change_required"
+CHANGE_PASSWORD_PAGE = "/account/password"
+
+
+def one_line(text: str) -> str:
+    """A message on one line (parsers' messages may hold line breaks)."""
+    return " ".join(str(text).split())
 
 
 class APIError(Exception):
@@ -65,7 +79,11 @@ def _wants_html(request: Request) -> bool:
 def _respond(request: Request, err: APIError) -> Response:
     if _wants_html(request):
         if err.status == 401:
-            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+            from urllib.parse import quote
+
+            return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+        if err.code == PASSWORD_CHANGE_REQUIRED:
+            return RedirectResponse(CHANGE_PASSWORD_PAGE, status_code=303)
         from opendvi.service.deps import Principal
         from opendvi.service.policy import ROLE_TITLES
 
@@ -87,7 +105,8 @@ def from_exception(exc: Exception) -> APIError:
     if isinstance(exc, APIError):
         return exc
     if isinstance(exc, ImportValidationError):
-        return APIError(422, str(exc), code=exc.code, details=exc.problems)
+        return APIError(422, one_line(str(exc)), code=exc.code,
+                        details=[one_line(p) if isinstance(p, str) else p for p in exc.problems])
     if isinstance(exc, NotFoundError):
         return APIError(404, str(exc), code=exc.code)
     if isinstance(exc, ConflictError):
@@ -95,7 +114,11 @@ def from_exception(exc: Exception) -> APIError:
     if isinstance(exc, PermissionDeniedError):
         return APIError(403, str(exc), code=exc.code)
     if isinstance(exc, OpenDVIError):
-        return APIError(422, str(exc), code="invalid")
+        return APIError(422, one_line(str(exc)), code="invalid")
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError
+                  | sa_exc.DisconnectionError) or (isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated):
+        return APIError(503, "the database is busy or unavailable: try again in a moment", code="unavailable",
+                        headers={"Retry-After": "5"})
     return APIError(500, "internal error (logged on the server)", code="internal_error")
 
 
@@ -107,6 +130,20 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(OpenDVIError)
     async def _domain(request: Request, exc: OpenDVIError) -> Response:
         return _respond(request, from_exception(exc))
+
+    @app.exception_handler(sa_exc.SQLAlchemyError)
+    async def _database(request: Request, exc: sa_exc.SQLAlchemyError) -> Response:
+        err = from_exception(exc)
+        if err.status == 503:
+            log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
+                        one_line(str(exc))[:300])
+        else:
+            log.error("database error on %s %s", request.method, request.url.path, exc_info=exc)
+        return _respond(request, err)
+
+    @app.exception_handler(RecursionError)
+    async def _nesting(request: Request, exc: RecursionError) -> Response:
+        return _respond(request, APIError(422, "the document is nested too deeply", code="invalid"))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:

@@ -41,9 +41,19 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "identifications.withdraw": frozenset({D, R}),
     "audit.read": frozenset({A, R}),
     "audit.verify": frozenset({A}),
+    # one's own TOTP second factor: for the roles whose decisions weigh most
+    "account.totp": frozenset({A, R}),
     # not an endpoint: who sees names in the responses of the endpoints above
     "names.read": frozenset({I, F}),
 }
+
+
+#: Evidence rules (``opendvi.store.repositories.EVIDENCE_RULES``) that a proposal or a confirmation may
+#: break when the user gives a reason (``override_reason``), recorded in the audit entry. The others are
+#: always refused (409): a superseded run, a re-typed remains or reference, changed frequencies - run
+#: matching again. Several remains of one missing person (fragmented or commingled remains) are a real
+#: case: a second active identification of a missing person passes with a reason.
+EVIDENCE_OVERRIDABLE: frozenset[str] = frozenset({"missing_person_identified"})
 
 
 def allowed(role: Role, permission: str) -> bool:

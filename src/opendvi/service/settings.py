@@ -7,6 +7,12 @@
 ``OPENDVI_ADMIN_PASSWORD`` the first administrator's password (else generated)
 ``OPENDVI_SECURE_COOKIES`` ``1``/``0``; default 1 in production, 0 in development
 ``OPENDVI_SESSION_HOURS``  how long a sign-in lasts (default 12)
+``OPENDVI_MAX_BODY_MB``    largest request body, MiB (default 64; 64 KiB
+                           for a request without a session)
+``OPENDVI_LOGIN_FAILURES`` failed sign-ins of an account before back-off
+                           (default 5; a client address: four times as many)
+``OPENDVI_LOGIN_LOCK_MAX`` longest lock after failed sign-ins, s (default 900)
+``OPENDVI_LOGIN_PARALLEL`` argon2 checks at once (default 2; more wait)
 =========================  ==================================================
 
 Outside development the settings refuse a weak or well-known administrator
@@ -21,11 +27,13 @@ from pathlib import Path
 
 from opendvi.core.errors import OpenDVIError
 
-#: Passwords that are refused outside development.
+#: Passwords that are refused outside development (and every password of the bundled list).
 WELL_KNOWN_PASSWORDS = frozenset(
     {"admin", "administrator", "password", "changeme", "change-me", "opendvi", "secret", "123456", "letmein"}
 )
 MIN_PASSWORD_LENGTH = 12
+#: a request without a session cookie or bearer token (sign-in forms) may send this much
+ANONYMOUS_MAX_BODY_BYTES = 64 * 1024
 
 
 class SettingsError(OpenDVIError):
@@ -47,6 +55,11 @@ class Settings:
     admin_password: str | None = None
     secure_cookies: bool = False
     session_hours: float = 12.0
+    max_body_bytes: int = 64 * 1024 * 1024
+    anonymous_max_body_bytes: int = ANONYMOUS_MAX_BODY_BYTES
+    login_failures: int = 5
+    login_lock_max_s: float = 900.0
+    login_parallel: int = 2
 
     @property
     def development(self) -> bool:
@@ -64,6 +77,10 @@ class Settings:
             admin_password=env.get("OPENDVI_ADMIN_PASSWORD") or None,
             secure_cookies=_flag(env.get("OPENDVI_SECURE_COOKIES"), environment != "development"),
             session_hours=float(env.get("OPENDVI_SESSION_HOURS", "12")),
+            max_body_bytes=int(float(env.get("OPENDVI_MAX_BODY_MB", "64")) * 1024 * 1024),
+            login_failures=int(env.get("OPENDVI_LOGIN_FAILURES", "5")),
+            login_lock_max_s=float(env.get("OPENDVI_LOGIN_LOCK_MAX", "900")),
+            login_parallel=int(env.get("OPENDVI_LOGIN_PARALLEL", "2")),
         )
 
     def check(self) -> None:
@@ -74,14 +91,17 @@ class Settings:
             weak = password_problem(self.admin_password)
             if weak and not self.development:
                 raise SettingsError(f"OPENDVI_ADMIN_PASSWORD is refused outside development: {weak}")
+        if self.max_body_bytes < 1024 or self.login_failures < 1 or self.login_parallel < 1:
+            raise SettingsError("OPENDVI_MAX_BODY_MB, OPENDVI_LOGIN_FAILURES and OPENDVI_LOGIN_PARALLEL must be "
+                                "positive")
         if self.environment == "production" and not self.secure_cookies:
             raise SettingsError("OPENDVI_SECURE_COOKIES=0 is refused in production (serve over HTTPS)")
 
 
-def password_problem(password: str) -> str | None:
-    """Why a password is too weak, or None."""
+def password_problem(password: str, *, username: str | None = None) -> str | None:
+    """Why a password is too weak, or None (the policy of :func:`opendvi.service.security.password_problem`)."""
+    from opendvi.service.security import password_problem as policy
+
     if password.strip().lower() in WELL_KNOWN_PASSWORDS:
         return "a well-known default password"
-    if len(password) < MIN_PASSWORD_LENGTH:
-        return f"shorter than {MIN_PASSWORD_LENGTH} characters"
-    return None
+    return policy(password, username=username)

@@ -107,6 +107,16 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: a one-time password (set by an administrator or at first start): every
+    #: route but the password change answers 403 until the user sets his own
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    password_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    #: TOTP second factor (RFC 6238, base32 secret): enabled when set
+    totp_secret: Mapped[str | None] = mapped_column(String(64), default=None)
+    #: a secret being set up, enabled once a code from it is confirmed
+    totp_pending: Mapped[str | None] = mapped_column(String(64), default=None)
+    #: the last 30-second step whose code was accepted (a code is used once)
+    totp_last_step: Mapped[int | None] = mapped_column(Integer, default=None)
 
 
 class AuthSession(Base):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -57,11 +57,15 @@ from opendvi.store.models import (
 
 
 def create_user(
-    session: Session, *, username: str, password_hash: str, role: Role, full_name: str = "", by: str | None = None
+    session: Session, *, username: str, password_hash: str, role: Role, full_name: str = "", by: str | None = None,
+    must_change_password: bool = False,
 ) -> User:
+    """A new account; ``must_change_password`` for a one-time password (the
+    user must set his own before doing anything else)."""
     if session.execute(select(User.id).where(User.username == username)).first():
         raise ConflictError(f"user {username!r} exists already")
-    user = User(username=username, password_hash=password_hash, role=role, full_name=full_name, active=True)
+    user = User(username=username, password_hash=password_hash, role=role, full_name=full_name, active=True,
+                must_change_password=must_change_password)
     session.add(user)
     try:
         session.flush()
@@ -101,15 +105,56 @@ def update_user(
         user.active = active
         changes["active"] = active
     if password_hash is not None:
+        # an administrator's reset: a one-time password, every session ended
         user.password_hash = password_hash
-        changes["password"] = "changed"
+        user.must_change_password = True
+        user.password_changed_at = utcnow()
+        changes["password"] = "reset"
     if changes:
-        if active is False or role is not None:
+        if active is False or role is not None or password_hash is not None:
             session.execute(delete(AuthSession).where(AuthSession.user_id == user.id))
         audit.append(session, action="user.update", username=by, object_type="user", object_id=username,
                      details=changes)
     session.flush()
     return user
+
+
+def change_own_password(session: Session, *, user: User, password_hash: str, keep_token: str | None = None) -> None:
+    """The user set his own password: the one-time flag goes, and every other
+    session of his ends (the one with ``keep_token`` stays)."""
+    user.password_hash = password_hash
+    user.must_change_password = False
+    user.password_changed_at = utcnow()
+    stmt = delete(AuthSession).where(AuthSession.user_id == user.id)
+    if keep_token is not None:
+        stmt = stmt.where(AuthSession.token_hash != _token_hash(keep_token))
+    session.execute(stmt)
+    audit.append(session, action="user.password_changed", username=user.username, object_type="user",
+                 object_id=user.username)
+    session.flush()
+
+
+def set_totp(session: Session, *, user: User, secret: str | None, pending: str | None, by: str | None,
+             action: str | None = None) -> None:
+    """Store a TOTP secret being set up (``pending``) or enabled (``secret``); both None turns TOTP off."""
+    user.totp_secret = secret
+    user.totp_pending = pending
+    if secret is None:
+        user.totp_last_step = None
+    if action:
+        audit.append(session, action=action, username=by, object_type="user", object_id=user.username)
+    session.flush()
+
+
+def use_totp_step(session: Session, *, user_id: int, step: int) -> bool:
+    """Record that the code of ``step`` was used; False if it (or a later one) was used already (a replay).
+    One conditional UPDATE, so two sign-ins with the same code cannot both pass."""
+    result = session.execute(
+        update(User)
+        .where(User.id == user_id, or_(User.totp_last_step.is_(None), User.totp_last_step < step))
+        .values(totp_last_step=step)
+    )
+    return bool(getattr(result, "rowcount", 0))
 
 
 def _token_hash(token: str) -> str:
@@ -241,6 +286,11 @@ def get_remains(session: Session, *, barcode: str) -> Remains:
     return r
 
 
+def like_escape(text: str) -> str:
+    """``text`` for a LIKE pattern with escape character ``\\``: ``%`` and ``_`` match themselves."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def list_remains(
     session: Session,
     *,
@@ -253,12 +303,12 @@ def list_remains(
     if operation is not None:
         stmt = stmt.where(Remains.operation_id == operation.id)
     if q:
-        like = f"%{q.lower()}%"
+        like = f"%{like_escape(q.lower())}%"
         stmt = stmt.where(
             or_(
-                func.lower(Remains.barcode).like(like),
-                func.lower(func.coalesce(Remains.bag, "")).like(like),
-                func.lower(func.coalesce(Remains.laboratory, "")).like(like),
+                func.lower(Remains.barcode).like(like, escape="\\"),
+                func.lower(func.coalesce(Remains.bag, "")).like(like, escape="\\"),
+                func.lower(func.coalesce(Remains.laboratory, "")).like(like, escape="\\"),
             )
         )
     stmt = stmt.order_by(Remains.barcode).limit(limit).offset(offset)
@@ -364,21 +414,25 @@ def set_missing_person_details(
     place_last_seen: str | None = None,
     notes: str | None = None,
     by: str | None = None,
+    only: Sequence[str] | None = None,
 ) -> MissingPersonDetails:
+    """Set the personal data (all four fields, as a PUT), or only the fields
+    named in ``only`` (a form that shows only the name leaves the others as they are)."""
+    all_fields = ("full_name", "date_of_birth", "place_last_seen", "notes")
+    fields = all_fields if only is None else tuple(f for f in all_fields if f in only)
     det = missing_person_details(session, missing_person=missing_person)
     if det is None:
         det = MissingPersonDetails(missing_person_id=missing_person.id, full_name=full_name)
         session.add(det)
-    det.full_name = full_name
-    det.date_of_birth = date_of_birth
-    det.place_last_seen = place_last_seen
-    det.notes = notes
+    values = {"full_name": full_name, "date_of_birth": date_of_birth, "place_last_seen": place_last_seen,
+              "notes": notes}
+    for f in fields:
+        setattr(det, f, values[f])
     det.updated_at = utcnow()
     session.flush()
     # the audit log names the record, never the personal data itself
     audit.append(session, action="missing_person.details", username=by, object_type="missing_person",
-                 object_id=missing_person.code, details={"fields": ["full_name", "date_of_birth",
-                                                                     "place_last_seen", "notes"]})
+                 object_id=missing_person.code, details={"fields": list(fields)})
     return det
 
 
@@ -954,14 +1008,103 @@ def list_identifications(
     return list(session.execute(stmt.order_by(Identification.id.desc())).scalars())
 
 
+#: The evidence rules of a proposal and a confirmation (``docs/service.md``).
+EVIDENCE_RULES = {
+    "superseded_run": "its matching run was superseded by a later run of the operation",
+    "newer_profile": "a profile it rests on has a newer version",
+    "newer_frequencies": "the operation's allele frequencies changed after its run",
+    "missing_person_identified": "the missing person already has another active identification",
+}
+
+
+def _aware(t: datetime) -> datetime:
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+
+
+def evidence_problems(
+    session: Session, *, candidate: Candidate, exclude_identification: int | None = None
+) -> list[tuple[str, str]]:
+    """Why the candidate's evidence no longer holds: ``(rule, reason)`` pairs of
+    :data:`EVIDENCE_RULES`. The candidate records its run and the remains' profile
+    version; the references' profiles and the frequencies are compared with the
+    run's start (``started_at``) and frequency database."""
+    problems: list[tuple[str, str]] = []
+    run = candidate.run
+    later = session.scalar(
+        select(func.max(MatchingRun.id)).where(
+            MatchingRun.operation_id == run.operation_id, MatchingRun.id > run.id,
+            MatchingRun.finished_at.is_not(None),
+        )
+    )
+    if later is not None:
+        problems.append(("superseded_run", f"its matching run #{run.id} was superseded by run #{later} of the "
+                                           "operation: use that run's candidates"))
+    remains = candidate.remains
+    current = current_profile(session, remains=remains)
+    used = session.get(Profile, candidate.remains_profile_id)
+    if current is not None and current.id != candidate.remains_profile_id:
+        problems.append(("newer_profile", f"remains {remains.barcode} was re-typed (profile version "
+                                          f"{current.version}; the run used version {used.version if used else '?'})"
+                                          ": run matching again"))
+    started = _aware(run.started_at)
+    donors = donors_of(session, family=candidate.missing_person.family)
+    for d in donors:
+        newer = [pr for pr in profiles_of(session, donor=d) if _aware(pr.created_at) > started]
+        if newer:
+            problems.append(("newer_profile", f"reference {d.barcode} of family {candidate.missing_person.family.code} "
+                                              f"has profile version {max(pr.version for pr in newer)} typed after run "
+                                              f"#{run.id} started: run matching again"))
+    op = session.get(Operation, run.operation_id)
+    if op is not None and op.frequency_database_id != run.frequency_database_id:
+        problems.append(("newer_frequencies", f"operation {op.code}'s allele frequencies changed after run "
+                                              f"#{run.id}: run matching again"))
+    others = session.execute(
+        select(Identification).where(
+            Identification.missing_person_id == candidate.missing_person_id,
+            Identification.state.in_(ACTIVE_STATES),
+            Identification.remains_id != candidate.remains_id,
+        )
+    ).scalars()
+    for other in others:
+        if other.id == exclude_identification:
+            continue
+        problems.append(("missing_person_identified", f"missing person {candidate.missing_person.code} already has "
+                                                      f"a {other.state.value} identification with remains "
+                                                      f"{other.remains.barcode} (#{other.id})"))
+    return problems
+
+
+def _check_evidence(
+    session: Session, *, candidate: Candidate, what: str, allow: Collection[str], override_reason: str,
+    exclude_identification: int | None = None,
+) -> dict[str, Any] | None:
+    """Refuse (:class:`ConflictError`, every reason) unless each problem's rule is in
+    ``allow`` and a reason is given; then what was overridden, for the audit entry."""
+    problems = evidence_problems(session, candidate=candidate, exclude_identification=exclude_identification)
+    if not problems:
+        return None
+    blocking = [msg for rule, msg in problems if rule not in allow or not override_reason.strip()]
+    if blocking:
+        hint = ""
+        if all(rule in allow for rule, _ in problems):
+            hint = " (the policy allows it with a reason: give override_reason)"
+        raise ConflictError(f"candidate {candidate.id} cannot be {what}: " + "; ".join(blocking) + hint)
+    return {"rules": sorted({rule for rule, _ in problems}), "reason": override_reason.strip(),
+            "problems": [msg for _, msg in problems]}
+
+
 def propose_identification(
-    session: Session, *, candidate: Candidate, by: User, note: str = ""
+    session: Session, *, candidate: Candidate, by: User, note: str = "", allow: Collection[str] = (),
+    override_reason: str = "",
 ) -> Identification:
     """Propose that the candidate's remains are its missing person.
 
     Refused with :class:`ConflictError` while the remains has an active
     (proposed or confirmed) identification: the database's partial unique
-    index decides between two concurrent proposals."""
+    index decides between two concurrent proposals. Refused too when the
+    candidate's evidence no longer holds (:func:`evidence_problems`), unless
+    each rule broken is in ``allow`` (the service's policy) and
+    ``override_reason`` says why; the reason goes into the audit entry."""
     active = session.execute(
         select(Identification).where(
             Identification.remains_id == candidate.remains_id, Identification.state.in_(ACTIVE_STATES)
@@ -972,6 +1115,8 @@ def propose_identification(
             f"remains {candidate.remains.barcode} already has a {active.state.value} identification "
             f"(#{active.id}); withdraw or reject it first"
         )
+    override = _check_evidence(session, candidate=candidate, what="proposed", allow=allow,
+                               override_reason=override_reason)
     ident = Identification(
         remains_id=candidate.remains_id, missing_person_id=candidate.missing_person_id, candidate_id=candidate.id,
         state=IdentificationState.proposed, version=1, proposed_by_id=by.id, proposal_note=note,
@@ -988,7 +1133,8 @@ def propose_identification(
                  object_id=ident.id, details={"remains": candidate.remains.barcode,
                                               "missing_person": candidate.missing_person.code,
                                               "candidate": candidate.id, "log10_lr": candidate.log10_lr,
-                                              "posterior": candidate.posterior, "note": note})
+                                              "posterior": candidate.posterior, "note": note,
+                                              **({"override": override} if override else {})})
     return ident
 
 
@@ -1007,14 +1153,18 @@ def decide_identification(
     by: User,
     reason: str = "",
     expected_version: int | None = None,
+    allow: Collection[str] = (),
+    override_reason: str = "",
 ) -> Identification:
     """Confirm, reject or withdraw, by one conditional UPDATE.
 
     Rules: a reviewer never confirms or rejects his own proposal; a reason
     is required to reject or withdraw; only a proposal may be confirmed or
-    rejected; only a reviewer withdraws a confirmed identification. Two
-    concurrent decisions: the first UPDATE wins, the second matches no row
-    and gets :class:`ConflictError`."""
+    rejected; only a reviewer withdraws a confirmed identification; a
+    confirmation is refused when the candidate's evidence no longer holds,
+    as a proposal is (``allow``, ``override_reason``). Two concurrent
+    decisions: the first UPDATE wins, the second matches no row and gets
+    :class:`ConflictError`."""
     if action not in _TRANSITIONS:
         raise ValueError(f"unknown action {action!r}")
     from_states, to_state = _TRANSITIONS[action]
@@ -1027,6 +1177,12 @@ def decide_identification(
         raise PermissionDeniedError(f"identification #{ident.id} is confirmed: only a reviewer may withdraw it")
     if action in ("reject", "withdraw") and not reason.strip():
         raise ConflictError(f"a reason is required to {action} an identification")
+    override = None
+    if action == "confirm" and ident.state == IdentificationState.proposed:
+        if ident.candidate is None:
+            raise ConflictError(f"identification #{ident.id} has no candidate to rest on: propose it again")
+        override = _check_evidence(session, candidate=ident.candidate, what="confirmed", allow=allow,
+                                   override_reason=override_reason, exclude_identification=ident.id)
     version = expected_version if expected_version is not None else ident.version
     conds = [
         Identification.id == ident.id,
@@ -1055,7 +1211,8 @@ def decide_identification(
     audit.append(session, action=f"identification.{action}", username=by.username, object_type="identification",
                  object_id=ident.id, details={"remains": ident.remains.barcode,
                                               "missing_person": ident.missing_person.code,
-                                              "reason": reason, "state": to_state.value})
+                                              "reason": reason, "state": to_state.value,
+                                              **({"override": override} if override else {})})
     return ident
 
 

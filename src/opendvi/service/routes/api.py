@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, File, Form, Query, Request, Response, UploadFile
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from opendvi.service import actions
+from opendvi.service import actions, auth
 from opendvi.service import views as v
 from opendvi.service.deps import DB, SESSION_COOKIE, CurrentPrincipal, Principal, require
 from opendvi.service.errors import APIError
-from opendvi.service.security import hash_password, verify_password
-from opendvi.service.settings import password_problem
+from opendvi.service.security import MAX_PASSWORD_LENGTH, hash_password
 from opendvi.store import audit
 from opendvi.store import repositories as repo
+from opendvi.store.db import begin_write
 from opendvi.store.models import IdentificationState, Role
 
 router = APIRouter(prefix="/api")
 
-Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+$")]
+#: codes chosen in the service (usernames, operations): characters safe in a URL
+Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+#: identifiers that came with imported files (barcodes, family and member codes): any characters,
+#: in a ``{x:path}`` route so that "/" works; clients percent-encode them
+Ident = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 def P(permission: str) -> Any:
@@ -35,7 +39,22 @@ def P(permission: str) -> Any:
 
 class LoginIn(BaseModel):
     username: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=1024)
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
+    totp: str | None = Field(default=None, max_length=16, description="the authenticator's code, when the "
+                                                                        "account has a second factor")
+
+
+class PasswordChangeIn(BaseModel):
+    old_password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
+    new_password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
+
+
+class PasswordIn(BaseModel):
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
+
+
+class TotpCodeIn(BaseModel):
+    code: str = Field(min_length=6, max_length=16)
 
 
 class UserCreate(BaseModel):
@@ -48,7 +67,11 @@ class UserCreate(BaseModel):
 class UserUpdate(BaseModel):
     role: Role | None = None
     active: bool | None = None
-    password: str | None = Field(default=None, min_length=1, max_length=1024)
+    password: str | None = Field(default=None, min_length=1, max_length=1024,
+                                 description="a one-time password: the user must change it at sign-in, and "
+                                             "every session of the user ends")
+    totp: bool | None = Field(default=None, description="false turns the user's second factor off (a lost "
+                                                        "authenticator)")
 
 
 class OperationCreate(BaseModel):
@@ -88,11 +111,15 @@ class DonorUpdate(BaseModel):
 class ProposeIn(BaseModel):
     candidate_id: int = Field(ge=1, le=2**62)
     note: str = Field(default="", max_length=10_000)
+    override_reason: str = Field(default="", max_length=10_000,
+                                 description="why an evidence rule the policy lets pass is broken (audited)")
 
 
 class DecisionIn(BaseModel):
     reason: str = Field(default="", max_length=10_000)
     version: int | None = Field(default=None, ge=1, le=2**62)
+    override_reason: str = Field(default="", max_length=10_000,
+                                 description="confirm: why an evidence rule the policy lets pass is broken")
 
 
 Id = Annotated[int, Field(ge=1, le=2**62)]
@@ -113,27 +140,52 @@ def health() -> dict[str, Any]:
 
 @router.post("/auth/login", tags=["auth"])
 def login(body: LoginIn, request: Request, response: Response, db: DB) -> dict[str, Any]:
-    """Sign in: sets the session cookie and returns a bearer token and the CSRF token."""
+    """Sign in: sets the session cookie and returns a bearer token and the CSRF token.
+    ``must_change_password`` true: the password is a one-time one, and every route but
+    ``POST /api/auth/password`` answers 403 until it is changed. 401 ``totp_required``: send
+    the authenticator's code as ``totp``. 429 after repeated failures (``Retry-After``)."""
     settings = request.app.state.settings
-    try:
-        user = repo.get_user(db, username=body.username)
-    except Exception:
-        user = None
-    if not verify_password(user.password_hash if user else None, body.password) or user is None or not user.active:
-        audit.append(db, action="auth.login_failed", username=None, object_type="user",
-                     object_id=body.username[:64])
-        actions.commit(db)
-        raise APIError(401, "wrong username or password", code="unauthenticated")
-    token, row = repo.create_auth_session(db, user=user, ttl=timedelta(hours=settings.session_hours))
-    audit.append(db, action="auth.login", username=user.username, object_type="user", object_id=user.username)
-    actions.commit(db)
-    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict", secure=settings.secure_cookies,
-                        max_age=int(settings.session_hours * 3600), path="/")
-    return {"token": token, "csrf_token": row.csrf_token, "user": v.user_public(user)}
+    signed = auth.sign_in(db, request, username=body.username, password=body.password, totp_code=body.totp)
+    response.set_cookie(SESSION_COOKIE, signed.token, httponly=True, samesite="strict",
+                        secure=settings.secure_cookies, max_age=int(settings.session_hours * 3600), path="/")
+    return {"token": signed.token, "csrf_token": signed.session.csrf_token, "user": v.user_public(signed.user),
+            "must_change_password": signed.must_change_password}
+
+
+@router.post("/auth/password", tags=["auth"])
+def change_password(body: PasswordChangeIn, request: Request, db: DB, principal: CurrentPrincipal) -> dict[str, Any]:
+    """Change one's own password (NIST SP 800-63B policy: 12 characters or more, not a common
+    password); the user's other sessions end, this one stays."""
+    auth.change_password(db, request, principal, old_password=body.old_password, new_password=body.new_password)
+    return {"ok": True, "must_change_password": False}
+
+
+@router.post("/auth/totp/setup", tags=["auth"])
+def totp_setup(body: PasswordIn, request: Request, db: DB,
+               principal: Principal = P("account.totp")) -> dict[str, Any]:
+    """Start the TOTP second factor (reviewers and administrators): a secret and its
+    ``otpauth://`` URI for the authenticator app; enabled by ``POST /api/auth/totp/enable``."""
+    return auth.totp_setup(db, request, principal, password=body.password)
+
+
+@router.post("/auth/totp/enable", tags=["auth"])
+def totp_enable(body: TotpCodeIn, db: DB, principal: Principal = P("account.totp")) -> dict[str, Any]:
+    """Enable the second factor with a code of the secret set up; sign-ins then need ``totp``."""
+    auth.totp_enable(db, principal, code=body.code)
+    return {"ok": True, "totp": True}
+
+
+@router.post("/auth/totp/disable", tags=["auth"])
+def totp_disable(body: PasswordIn, request: Request, db: DB,
+                 principal: Principal = P("account.totp")) -> dict[str, Any]:
+    """Turn one's own second factor off (the password is asked again)."""
+    auth.totp_disable(db, request, principal, password=body.password)
+    return {"ok": True, "totp": False}
 
 
 @router.post("/auth/logout", tags=["auth"])
 def logout(principal: CurrentPrincipal, response: Response, db: DB) -> dict[str, Any]:
+    begin_write(db)
     repo.delete_auth_session(db, token=principal.token)
     audit.append(db, action="auth.logout", username=principal.username, object_type="user",
                  object_id=principal.username)
@@ -157,17 +209,14 @@ def list_users(db: DB, principal: Principal = P("users.manage")) -> list[dict[st
     return [v.user_public(u) for u in repo.list_users(db)]
 
 
-def _check_password(password: str, request: Request) -> None:
-    problem = password_problem(password)
-    if problem and not request.app.state.settings.development:
-        raise APIError(422, f"password refused: {problem}", code="invalid")
-
-
 @router.post("/users", tags=["users"], status_code=201)
 def create_user(body: UserCreate, request: Request, db: DB, principal: Principal = P("users.manage")) -> dict[str, Any]:
-    _check_password(body.password, request)
-    user = repo.create_user(db, username=body.username, password_hash=hash_password(body.password), role=body.role,
-                            full_name=body.full_name, by=principal.username)
+    """A new user with a one-time password: he must change it at his first sign-in."""
+    auth.check_new_password(body.password, body.username)
+    password_hash = hash_password(body.password)
+    begin_write(db)
+    user = repo.create_user(db, username=body.username, password_hash=password_hash, role=body.role,
+                            full_name=body.full_name, by=principal.username, must_change_password=True)
     actions.commit(db)
     return v.user_public(user)
 
@@ -175,13 +224,20 @@ def create_user(body: UserCreate, request: Request, db: DB, principal: Principal
 @router.patch("/users/{username}", tags=["users"])
 def update_user(username: Code, body: UserUpdate, request: Request, db: DB,
                 principal: Principal = P("users.manage")) -> dict[str, Any]:
+    """Role, activity, a password reset (a one-time password; every session of the user ends) or
+    the second factor turned off."""
     if body.password is not None:
-        _check_password(body.password, request)
+        auth.check_new_password(body.password, username)
     if username == principal.username and (body.active is False or (body.role and body.role != Role.administrator)):
         raise APIError(409, "you cannot deactivate or demote yourself", code="conflict")
+    password_hash = hash_password(body.password) if body.password else None
+    begin_write(db)
     user = repo.update_user(db, username=username, role=body.role, active=body.active,
-                            password_hash=hash_password(body.password) if body.password else None,
-                            by=principal.username)
+                            password_hash=password_hash, by=principal.username)
+    if body.totp is False and (user.totp_secret or user.totp_pending):
+        repo.set_totp(db, user=user, secret=None, pending=None, by=principal.username, action="user.totp_disabled")
+    elif body.totp is True:
+        raise APIError(422, "a second factor is turned on by its user (POST /api/auth/totp/setup)", code="invalid")
     actions.commit(db)
     return v.user_public(user)
 
@@ -198,6 +254,7 @@ def list_operations(db: DB, principal: Principal = P("operations.read")) -> list
 
 @router.post("/operations", tags=["operations"], status_code=201)
 def create_operation(body: OperationCreate, db: DB, principal: Principal = P("operations.create")) -> dict[str, Any]:
+    begin_write(db)
     op = repo.create_operation(db, code=body.code, name=body.name, kind=body.kind, received_on=body.received_on,
                                expected_count=body.expected_count, by=principal.username)
     actions.commit(db)
@@ -316,28 +373,29 @@ def list_remains(
     return [v.remains_public(db, r) for r in repo.list_remains(db, operation=op, q=q, limit=limit, offset=offset)]
 
 
-@router.get("/remains/{barcode}", tags=["remains"])
-def get_remains(barcode: Code, db: DB, principal: Principal = P("remains.read")) -> dict[str, Any]:
+@router.get("/remains/{barcode:path}/candidates", tags=["remains"])
+def remains_candidates(barcode: Ident, db: DB, principal: Principal = P("candidates.read")) -> list[dict[str, Any]]:
+    """Candidates of the latest run that included the remains: LR, posterior, exclusions."""
+    r = repo.get_remains(db, barcode=barcode)
+    return [v.candidate_public(c) for c in repo.candidates_for_remains(db, remains=r)]
+
+
+@router.get("/remains/{barcode:path}", tags=["remains"])
+def get_remains(barcode: Ident, db: DB, principal: Principal = P("remains.read")) -> dict[str, Any]:
     """One remains with every version of its profile."""
     return v.remains_public(db, repo.get_remains(db, barcode=barcode), profiles=True)
 
 
-@router.patch("/remains/{barcode}", tags=["remains"])
+@router.patch("/remains/{barcode:path}", tags=["remains"])
 def update_remains(
-    barcode: Code, body: RemainsUpdate, db: DB, principal: Principal = P("remains.write")
+    barcode: Ident, body: RemainsUpdate, db: DB, principal: Principal = P("remains.write")
 ) -> dict[str, Any]:
     """Bag, sample type, laboratory and kit of a remains."""
+    begin_write(db)
     r = repo.update_remains(db, barcode=barcode, bag=body.bag, sample_type=body.sample_type,
                             laboratory=body.laboratory, kit=body.kit, by=principal.username)
     actions.commit(db)
     return v.remains_public(db, r)
-
-
-@router.get("/remains/{barcode}/candidates", tags=["remains"])
-def remains_candidates(barcode: Code, db: DB, principal: Principal = P("candidates.read")) -> list[dict[str, Any]]:
-    """Candidates of the latest run that included the remains: LR, posterior, exclusions."""
-    r = repo.get_remains(db, barcode=barcode)
-    return [v.candidate_public(c) for c in repo.candidates_for_remains(db, remains=r)]
 
 
 @router.get("/candidates/{candidate_id}", tags=["remains"])
@@ -356,14 +414,15 @@ def list_families(db: DB, principal: Principal = P("families.read")) -> list[dic
     return [v.family_public(db, f, principal) for f in repo.list_families(db)]
 
 
-@router.get("/families/{code}", tags=["families"])
-def get_family(code: Code, db: DB, principal: Principal = P("families.read")) -> dict[str, Any]:
+@router.get("/families/{code:path}", tags=["families"])
+def get_family(code: Ident, db: DB, principal: Principal = P("families.read")) -> dict[str, Any]:
     return v.family_public(db, repo.get_family(db, code=code), principal)
 
 
-@router.put("/missing-persons/{code}/details", tags=["families"])
-def set_details(code: Code, body: DetailsIn, db: DB, principal: Principal = P("persons.write")) -> dict[str, Any]:
+@router.put("/missing-persons/{code:path}/details", tags=["families"])
+def set_details(code: Ident, body: DetailsIn, db: DB, principal: Principal = P("persons.write")) -> dict[str, Any]:
     """Personal data of a missing person (intake officer only)."""
+    begin_write(db)
     mp = repo.get_missing_person(db, code=code)
     det = repo.set_missing_person_details(db, missing_person=mp, full_name=body.full_name,
                                           date_of_birth=body.date_of_birth, place_last_seen=body.place_last_seen,
@@ -373,9 +432,11 @@ def set_details(code: Code, body: DetailsIn, db: DB, principal: Principal = P("p
             "place_last_seen": det.place_last_seen, "notes": det.notes}
 
 
-@router.patch("/donors/{barcode}", tags=["families"])
-def update_donor(barcode: Code, body: DonorUpdate, db: DB, principal: Principal = P("persons.write")) -> dict[str, Any]:
+@router.patch("/donors/{barcode:path}", tags=["families"])
+def update_donor(barcode: Ident, body: DonorUpdate, db: DB,
+                 principal: Principal = P("persons.write")) -> dict[str, Any]:
     """Relationship, consent and personal data of a reference donor (intake officer only)."""
+    begin_write(db)
     d = repo.update_donor(db, barcode=barcode, relationship=body.relationship, consent=body.consent,
                           consent_date=body.consent_date, full_name=body.full_name, contact=body.contact,
                           by=principal.username)
@@ -410,7 +471,8 @@ def list_identifications(
 @router.post("/identifications", tags=["identifications"], status_code=201)
 def propose(body: ProposeIn, db: DB, principal: Principal = P("identifications.propose")) -> dict[str, Any]:
     """Propose a candidate pairing; 409 if the remains has an active identification."""
-    ident = actions.propose(db, principal=principal, candidate_id=body.candidate_id, note=body.note)
+    ident = actions.propose(db, principal=principal, candidate_id=body.candidate_id, note=body.note,
+                            override_reason=body.override_reason)
     return v.identification_public(db, ident, principal)
 
 
@@ -433,7 +495,7 @@ def confirm(identification_id: Id, db: DB, body: DecisionIn | None = None,
     """Confirm a proposal (a reviewer who did not propose it); 409 if someone decided first."""
     b = body or DecisionIn()
     ident = actions.decide(db, principal=principal, identification_id=identification_id, action="confirm",
-                           reason=b.reason, expected_version=b.version)
+                           reason=b.reason, expected_version=b.version, override_reason=b.override_reason)
     return v.identification_public(db, ident, principal)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 from urllib.parse import quote
 
@@ -12,15 +12,16 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from opendvi.service import actions
+from opendvi.service import actions, auth
 from opendvi.service import views as v
 from opendvi.service.deps import DB, SESSION_COOKIE, CurrentPrincipal, Principal, require
-from opendvi.service.errors import APIError
+from opendvi.service.errors import CHANGE_PASSWORD_PAGE, APIError
 from opendvi.service.pedigree_svg import Person, pedigree_svg
 from opendvi.service.policy import ROLE_TITLES
-from opendvi.service.security import generate_password, hash_password, verify_password
+from opendvi.service.security import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, generate_password, hash_password
 from opendvi.store import audit
 from opendvi.store import repositories as repo
+from opendvi.store.db import begin_write
 from opendvi.store.errors import ImportValidationError
 from opendvi.store.models import IdentificationState, Role
 
@@ -65,7 +66,8 @@ def login_submit(
     request: Request,
     db: DB,
     username: str = Form(..., max_length=64),
-    password: str = Form(..., max_length=1024),
+    password: str = Form(..., max_length=MAX_PASSWORD_LENGTH),
+    totp: str = Form("", max_length=16),
     csrf_token: str = Form("", max_length=200),
     next: str = Form("/", max_length=500),
 ) -> Response:
@@ -74,30 +76,107 @@ def login_submit(
     if not cookie or not hmac.compare_digest(cookie, csrf_token):
         raise APIError(403, "the sign-in form expired: reload the page and try again", code="csrf")
     try:
-        user = repo.get_user(db, username=username)
-    except Exception:
-        user = None
-    if user is None or not user.active or not verify_password(user.password_hash, password):
-        audit.append(db, action="auth.login_failed", username=None, object_type="user", object_id=username[:64])
-        actions.commit(db)
+        signed = auth.sign_in(db, request, username=username, password=password, totp_code=totp.strip() or None)
+    except APIError as exc:
+        if exc.status not in (401, 429):
+            raise
         token = secrets.token_urlsafe(24)
-        resp = render(request, "login.html", None, status_code=401, next=_safe_next(next), login_csrf=token,
-                      message="Wrong username or password.")
+        message = {"totp_required": "Enter the 6-digit code of your authenticator app.",
+                   "too_many_attempts": f"Too many failed sign-ins: {exc.message}."}.get(
+                       exc.code, "Wrong username or password" + (" or code." if totp.strip() else "."))
+        resp = render(request, "login.html", None, status_code=exc.status, next=_safe_next(next), login_csrf=token,
+                      message=message, username=username if exc.code == "totp_required" else "",
+                      ask_totp=exc.code == "totp_required" or bool(totp.strip()))
         resp.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict",
                         secure=settings.secure_cookies, path="/login")
+        for k, val in (exc.headers or {}).items():
+            resp.headers[k] = val
         return resp
-    token, _row = repo.create_auth_session(db, user=user, ttl=timedelta(hours=settings.session_hours))
-    audit.append(db, action="auth.login", username=user.username, object_type="user", object_id=user.username)
-    actions.commit(db)
-    ok = RedirectResponse(_safe_next(next), status_code=303)
-    ok.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict", secure=settings.secure_cookies,
-                    max_age=int(settings.session_hours * 3600), path="/")
+    target = CHANGE_PASSWORD_PAGE if signed.must_change_password else _safe_next(next)
+    ok = RedirectResponse(target, status_code=303)
+    ok.set_cookie(SESSION_COOKIE, signed.token, httponly=True, samesite="strict", secure=settings.secure_cookies,
+                  max_age=int(settings.session_hours * 3600), path="/")
     ok.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return ok
 
 
+# ---------------------------------------------------------------------------
+# one's account: password, second factor
+# ---------------------------------------------------------------------------
+
+
+def _account(request: Request, principal: Principal, *, status_code: int = 200, message: str | None = None,
+             error: str | None = None, totp_setup: dict[str, str] | None = None) -> HTMLResponse:
+    return render(request, "account.html", principal, status_code=status_code, message=message, error=error,
+                  must_change=bool(principal.user.must_change_password), min_length=MIN_PASSWORD_LENGTH,
+                  totp_allowed=principal.user.role in auth.TOTP_ROLES, totp_on=bool(principal.user.totp_secret),
+                  totp_setup=totp_setup)
+
+
+@router.get(CHANGE_PASSWORD_PAGE)
+def account_page(request: Request, principal: CurrentPrincipal) -> Response:
+    return _account(request, principal)
+
+
+@router.post(CHANGE_PASSWORD_PAGE)
+def account_password_submit(
+    request: Request,
+    db: DB,
+    principal: CurrentPrincipal,
+    old_password: str = Form(..., max_length=MAX_PASSWORD_LENGTH),
+    new_password: str = Form(..., max_length=MAX_PASSWORD_LENGTH),
+    new_password_again: str = Form(..., max_length=MAX_PASSWORD_LENGTH),
+) -> Response:
+    if new_password != new_password_again:
+        return _account(request, principal, status_code=422, error="The two new passwords differ.")
+    try:
+        auth.change_password(db, request, principal, old_password=old_password, new_password=new_password)
+    except APIError as exc:
+        if exc.status in (403, 422, 429):
+            return _account(request, principal, status_code=exc.status, error=exc.message)
+        raise
+    return _account(request, principal, message="Your password is changed; your other sessions have ended.")
+
+
+@router.post("/account/totp/setup")
+def account_totp_setup(request: Request, db: DB, password: str = Form(..., max_length=MAX_PASSWORD_LENGTH),
+                       principal: Principal = P("account.totp")) -> Response:
+    try:
+        setup = auth.totp_setup(db, request, principal, password=password)
+    except APIError as exc:
+        if exc.status in (403, 429):
+            return _account(request, principal, status_code=exc.status, error=exc.message)
+        raise
+    return _account(request, principal, totp_setup=setup)
+
+
+@router.post("/account/totp/enable")
+def account_totp_enable(request: Request, db: DB, code: str = Form(..., max_length=16),
+                        principal: Principal = P("account.totp")) -> Response:
+    try:
+        auth.totp_enable(db, principal, code=code)
+    except APIError as exc:
+        if exc.status in (409, 422):
+            return _account(request, principal, status_code=exc.status, error=exc.message)
+        raise
+    return _account(request, principal, message="The second factor is on: sign-ins now ask for a code.")
+
+
+@router.post("/account/totp/disable")
+def account_totp_disable(request: Request, db: DB, password: str = Form(..., max_length=MAX_PASSWORD_LENGTH),
+                         principal: Principal = P("account.totp")) -> Response:
+    try:
+        auth.totp_disable(db, request, principal, password=password)
+    except APIError as exc:
+        if exc.status in (403, 429):
+            return _account(request, principal, status_code=exc.status, error=exc.message)
+        raise
+    return _account(request, principal, message="The second factor is off.")
+
+
 @router.post("/logout")
 def logout(principal: CurrentPrincipal, db: DB) -> Response:
+    begin_write(db)
     repo.delete_auth_session(db, token=principal.token)
     audit.append(db, action="auth.logout", username=principal.username, object_type="user",
                  object_id=principal.username)
@@ -128,14 +207,14 @@ def operation_page(request: Request, code: str, db: DB, principal: Principal = P
 @router.post("/operations/{code}/match")
 def operation_match(request: Request, code: str, db: DB, principal: Principal = P("matching.run")) -> Response:
     run = actions.run_matching(db, principal=principal, operation_code=code)
-    return RedirectResponse(f"/operations/{quote(code)}?run={run.id}", status_code=303)
+    return RedirectResponse(f"/operations/{quote(code, safe='')}?run={run.id}", status_code=303)
 
 
 @router.post("/operations")
 def operation_create(
     request: Request,
     db: DB,
-    code: str = Form(..., min_length=1, max_length=64),
+    code: str = Form(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$"),
     name: str = Form(..., min_length=1, max_length=200),
     kind: str = Form("exchange"),
     expected_count: str = Form("", max_length=12),
@@ -149,10 +228,11 @@ def operation_create(
         raise APIError(422, "expected count must be a whole number and the date YYYY-MM-DD", code="invalid") from None
     if count is not None and count < 0:
         raise APIError(422, "expected count must not be negative", code="invalid")
+    begin_write(db)
     repo.create_operation(db, code=code, name=name, kind=kind if kind in ("exchange", "recovery") else "exchange",
                           expected_count=count, received_on=when, by=principal.username)
     actions.commit(db)
-    return RedirectResponse(f"/operations/{quote(code)}", status_code=303)
+    return RedirectResponse(f"/operations/{quote(code, safe='')}", status_code=303)
 
 
 # ---------------------------------------------------------------------------
@@ -263,7 +343,7 @@ def remains_list(
                   operations=repo.list_operations(db))
 
 
-@router.get("/remains/{barcode}")
+@router.get("/remains/{barcode:path}")
 def remains_page(request: Request, barcode: str, db: DB, principal: Principal = P("remains.read")) -> Response:
     r = repo.get_remains(db, barcode=barcode)
     cands = [v.candidate_public(c) for c in repo.candidates_for_remains(db, remains=r)] \
@@ -354,7 +434,7 @@ def families_page(request: Request, db: DB, principal: Principal = P("families.r
     return render(request, "families.html", principal, families=fams)
 
 
-@router.post("/missing-persons/{code}/details")
+@router.post("/missing-persons/{code:path}/details")
 def details_submit(
     request: Request,
     code: str,
@@ -362,10 +442,13 @@ def details_submit(
     full_name: str = Form(..., min_length=1, max_length=300),
     principal: Principal = P("persons.write"),
 ) -> Response:
+    """The families page's form shows the name only: only the name changes."""
+    begin_write(db)
     mp = repo.get_missing_person(db, code=code)
-    repo.set_missing_person_details(db, missing_person=mp, full_name=full_name, by=principal.username)
+    repo.set_missing_person_details(db, missing_person=mp, full_name=full_name, by=principal.username,
+                                    only=("full_name",))
     actions.commit(db)
-    return RedirectResponse(f"/families#family-{quote(mp.family.code)}", status_code=303)
+    return RedirectResponse(f"/families#family-{quote(mp.family.code, safe='')}", status_code=303)
 
 
 @router.get("/users")
@@ -384,8 +467,10 @@ def users_submit(
     principal: Principal = P("users.manage"),
 ) -> Response:
     password = generate_password()
-    repo.create_user(db, username=username, password_hash=hash_password(password), role=role,
-                     full_name=full_name, by=principal.username)
+    password_hash = hash_password(password)
+    begin_write(db)
+    repo.create_user(db, username=username, password_hash=password_hash, role=role,
+                     full_name=full_name, by=principal.username, must_change_password=True)
     actions.commit(db)
     return render(request, "users.html", principal, users=[v.user_public(u) for u in repo.list_users(db)],
                   roles=[r.value for r in Role],
@@ -404,6 +489,7 @@ def users_update(
     is_active = active == "yes"
     if username == principal.username and (not is_active or role != Role.administrator):
         raise APIError(409, "you cannot deactivate or demote yourself", code="conflict")
+    begin_write(db)
     repo.update_user(db, username=username, role=role, active=is_active, by=principal.username)
     actions.commit(db)
     return render(request, "users.html", principal, users=[v.user_public(u) for u in repo.list_users(db)],

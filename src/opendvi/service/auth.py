@@ -1,0 +1,209 @@
+"""Sign-in, password change and the TOTP second factor, shared by the API and the pages.
+
+The order of a sign-in is what keeps it cheap and fair under a flood:
+
+1. the throttle (:mod:`opendvi.service.throttle`): a locked account or
+   address is refused (429) before any database query or argon2 check;
+2. the user is read in a read transaction, which then ends;
+3. argon2 verifies outside any transaction (an unknown name against a dummy
+   hash: the same work), at most ``login_parallel`` at once;
+4. only then a short write transaction stores the session and the audit entry.
+
+Failed attempts are not one audit row each: they are counted in memory,
+and the audit gets one ``auth.login_throttled`` entry each time a lock is
+set (with the count), and the count of failures before a success in that
+``auth.login`` entry. A name that matches no account is never stored.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy.orm import Session
+
+from opendvi.service import security
+from opendvi.service.deps import Principal, client_address
+from opendvi.service.errors import APIError
+from opendvi.service.settings import password_problem
+from opendvi.service.throttle import LoginThrottle
+from opendvi.store import audit
+from opendvi.store import repositories as repo
+from opendvi.store.db import begin_write, end_read
+from opendvi.store.errors import NotFoundError
+from opendvi.store.models import AuthSession, Role, User
+
+#: roles that may turn on the TOTP second factor (those whose decisions weigh most)
+TOTP_ROLES = frozenset({Role.administrator, Role.reviewer})
+
+
+@dataclass
+class SignedIn:
+    token: str
+    session: AuthSession
+    user: User
+
+    @property
+    def must_change_password(self) -> bool:
+        return bool(self.user.must_change_password)
+
+
+def throttle_of(request: Request) -> LoginThrottle:
+    return request.app.state.login_throttle
+
+
+def _argon2_slot(request: Request) -> threading.BoundedSemaphore:
+    return request.app.state.login_slots
+
+
+def checked_password(request: Request, password_hash: str | None, password: str) -> bool:
+    """argon2 verification, at most ``login_parallel`` at once (the others wait, 503 after 30 s)."""
+    slots = _argon2_slot(request)
+    if not slots.acquire(timeout=30):
+        raise APIError(503, "too many sign-ins at once: try again in a moment", code="unavailable",
+                       headers={"Retry-After": "5"})
+    try:
+        return security.verify_password(password_hash, password)
+    finally:
+        slots.release()
+
+
+def _refuse_if_locked(request: Request, username: str) -> None:
+    wait = throttle_of(request).retry_after(account=username, address=client_address(request))
+    if wait > 0:
+        seconds = max(1, math.ceil(wait))
+        raise APIError(429, f"too many failed sign-ins: try again in {seconds} s", code="too_many_attempts",
+                       headers={"Retry-After": str(seconds)})
+
+
+def _count_failure(db: Session, request: Request, username: str, user: User | None) -> None:
+    """Count a failure; each lock it sets is one audit entry (no typed name that is not an account)."""
+    locks = throttle_of(request).failure(account=username, address=client_address(request))
+    if not locks:
+        return
+    begin_write(db)
+    for lock in locks:
+        details: dict[str, Any] = {"scope": lock.scope, "failures": lock.failures, "locked_seconds": lock.seconds,
+                                   "address": client_address(request), "known_account": user is not None}
+        audit.append(db, action="auth.login_throttled", username=None, object_type="user",
+                     object_id=user.username if user is not None else None, details=details)
+    db.commit()
+
+
+def sign_in(db: Session, request: Request, *, username: str, password: str, totp_code: str | None = None) -> SignedIn:
+    """Check the credentials and open a session; raises 401 (wrong), 429 (throttled) or 503."""
+    settings = request.app.state.settings
+    _refuse_if_locked(request, username)
+    try:
+        user: User | None = repo.get_user(db, username=username)
+    except NotFoundError:
+        user = None
+    end_read(db)
+    ok = checked_password(request, user.password_hash if user is not None else None, password)
+    ok = ok and user is not None and user.active
+    if ok and user is not None and user.totp_secret:
+        if not totp_code:
+            raise APIError(401, "enter the 6-digit code of your authenticator app", code="totp_required")
+        step = security.totp_step(user.totp_secret, totp_code)
+        if step is None:
+            ok = False
+        else:
+            begin_write(db)
+            if not repo.use_totp_step(db, user_id=user.id, step=step):
+                ok = False  # a code is good once
+            db.commit()
+    if not ok or user is None:
+        _count_failure(db, request, username, user)
+        raise APIError(401, "wrong username or password" + (" or code" if totp_code else ""),
+                       code="unauthenticated")
+    failures = throttle_of(request).success(account=username)
+    begin_write(db)
+    token, row = repo.create_auth_session(db, user=user, ttl=timedelta(hours=settings.session_hours))
+    audit.append(db, action="auth.login", username=user.username, object_type="user", object_id=user.username,
+                 details={"failed_attempts": failures} if failures else None)
+    db.commit()
+    return SignedIn(token=token, session=row, user=user)
+
+
+def change_password(db: Session, request: Request, principal: Principal, *, old_password: str,
+                    new_password: str) -> None:
+    """The signed-in user sets his own password (his other sessions end)."""
+    user = principal.user
+    _refuse_if_locked(request, user.username)
+    end_read(db)
+    if not checked_password(request, user.password_hash, old_password):
+        _count_failure(db, request, user.username, user)
+        raise APIError(403, "the current password is wrong", code="wrong_password")
+    problem = password_problem(new_password, username=user.username)
+    if problem:
+        raise APIError(422, f"password refused: {problem}", code="invalid")
+    if new_password == old_password:
+        raise APIError(422, "password refused: the new password is the old one", code="invalid")
+    new_hash = security.hash_password(new_password)
+    begin_write(db)
+    repo.change_own_password(db, user=user, password_hash=new_hash, keep_token=principal.token)
+    db.commit()
+
+
+def check_new_password(password: str, username: str) -> None:
+    """422 when an administrator sets a password the policy refuses."""
+    problem = password_problem(password, username=username)
+    if problem:
+        raise APIError(422, f"password refused: {problem}", code="invalid")
+
+
+# ---------------------------------------------------------------------------
+# TOTP
+# ---------------------------------------------------------------------------
+
+
+def _may_totp(principal: Principal) -> None:
+    if principal.user.role not in TOTP_ROLES:
+        raise APIError(403, "a second factor is for reviewers and administrators", code="forbidden")
+
+
+def totp_setup(db: Session, request: Request, principal: Principal, *, password: str) -> dict[str, str]:
+    """A new secret, pending until a code of it is confirmed (:func:`totp_enable`)."""
+    _may_totp(principal)
+    user = principal.user
+    _refuse_if_locked(request, user.username)
+    end_read(db)
+    if not checked_password(request, user.password_hash, password):
+        _count_failure(db, request, user.username, user)
+        raise APIError(403, "the current password is wrong", code="wrong_password")
+    secret = security.new_totp_secret()
+    begin_write(db)
+    repo.set_totp(db, user=user, secret=user.totp_secret, pending=secret, by=user.username)
+    db.commit()
+    return {"secret": secret, "uri": security.totp_uri(secret, user.username)}
+
+
+def totp_enable(db: Session, principal: Principal, *, code: str) -> None:
+    _may_totp(principal)
+    user = principal.user
+    if not user.totp_pending:
+        raise APIError(409, "set up the second factor first (POST /api/auth/totp/setup)", code="conflict")
+    step = security.totp_step(user.totp_pending, code)
+    if step is None:
+        raise APIError(422, "the code does not match: check the authenticator's clock and try again",
+                       code="invalid")
+    begin_write(db)
+    repo.set_totp(db, user=user, secret=user.totp_pending, pending=None, by=user.username, action="user.totp_enabled")
+    repo.use_totp_step(db, user_id=user.id, step=step)
+    db.commit()
+
+
+def totp_disable(db: Session, request: Request, principal: Principal, *, password: str) -> None:
+    user = principal.user
+    _refuse_if_locked(request, user.username)
+    end_read(db)
+    if not checked_password(request, user.password_hash, password):
+        _count_failure(db, request, user.username, user)
+        raise APIError(403, "the current password is wrong", code="wrong_password")
+    begin_write(db)
+    repo.set_totp(db, user=user, secret=None, pending=None, by=user.username, action="user.totp_disabled")
+    db.commit()
