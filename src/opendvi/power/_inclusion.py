@@ -119,16 +119,37 @@ def grid_pmf(atoms: Sequence[Atoms], *, grid: float = DEFAULT_GRID,
     start = const + sum(lo) * h
     if not rest:
         return np.ones(1), const, h, 0
-    size = sfft.next_fast_len(n, real=True)
-    acc: NDArray[np.complex128] | None = None
-    for (p, _), k, a, w in zip(rest, ks, lo, widths, strict=True):
-        pmf = np.bincount(k - a, weights=p, minlength=w)
-        f = sfft.rfft(pmf, size)
-        acc = f if acc is None else acc * f
-    assert acc is not None
-    out = sfft.irfft(acc, size)[:n]
-    np.clip(out, 0.0, None, out=out)
+    pmfs = [np.bincount(k - a, weights=p, minlength=w)[None, :]
+            for (p, _), k, a, w in zip(rest, ks, lo, widths, strict=True)]
+    out = convolve_all(pmfs)[0]
+    assert len(out) == n
     return out, start, h, len(rest)
+
+
+def convolve_all(pmfs: list[FloatArray]) -> FloatArray:
+    """The convolution of (B, w_j) arrays along their last axis, row by row,
+    as a balanced tree of FFT convolutions (each FFT as short as its two
+    factors need); negative rounding residue is set to 0."""
+    items = list(pmfs)
+    while len(items) > 1:
+        nxt = []
+        for i in range(0, len(items) - 1, 2):
+            a, b = items[i], items[i + 1]
+            n = a.shape[1] + b.shape[1] - 1
+            if min(a.shape[1], b.shape[1]) <= 8:
+                out = np.zeros((a.shape[0], n))
+                small, big = (a, b) if a.shape[1] <= b.shape[1] else (b, a)
+                for j in range(small.shape[1]):
+                    out[:, j : j + big.shape[1]] += small[:, j : j + 1] * big
+            else:
+                size = sfft.next_fast_len(n, real=True)
+                out = sfft.irfft(sfft.rfft(a, size, axis=1) * sfft.rfft(b, size, axis=1), size, axis=1)[:, :n]
+                np.clip(out, 0.0, None, out=out)
+            nxt.append(out)
+        if len(items) % 2:
+            nxt.append(items[-1])
+        items = nxt
+    return items[0]
 
 
 def exact_inclusion(atoms: Sequence[Atoms], thresholds: Sequence[float] = THRESHOLDS, *,

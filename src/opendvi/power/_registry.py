@@ -24,13 +24,12 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import fft as sfft
 
 from opendvi.core.case import Case, Family
 from opendvi.core.markers import Marker
 from opendvi.power._distribution import hardy_weinberg, marker_power, unordered
 from opendvi.power._family import PowerSettings, family_power, untyped_relatives
-from opendvi.power._inclusion import FFT_ERROR, THRESHOLDS, exact_inclusion, threshold_key
+from opendvi.power._inclusion import FFT_ERROR, THRESHOLDS, convolve_all, exact_inclusion, threshold_key
 
 FloatArray = NDArray[np.float64]
 
@@ -207,17 +206,14 @@ def batch_inclusion(P: Sequence[FloatArray], L: Sequence[FloatArray], thresholds
         los.append(lo)
         widths.append(hi - lo + 1)
     n = sum(w - 1 for w in widths) + 1
-    size = sfft.next_fast_len(n, real=True)
-    acc = np.ones((B, size // 2 + 1), dtype=np.complex128)
     rows = np.arange(B)[:, None]
+    hists = []
     for Pj, kj, w in zip(P, ks, widths, strict=True):
         pos = Pj > 0.0
         flat = (rows * w + kj)[pos]
-        hist = np.bincount(flat, weights=Pj[pos], minlength=B * w).reshape(B, w)
-        acc *= sfft.rfft(hist, size, axis=1)
-    dens = sfft.irfft(acc, size, axis=1)[:, :n]
-    del acc
-    np.clip(dens, 0.0, None, out=dens)
+        hists.append(np.bincount(flat, weights=Pj[pos], minlength=B * w).reshape(B, w))
+    dens = convolve_all(hists)
+    assert dens.shape[1] == n
     surv = np.concatenate([np.cumsum(dens[:, ::-1], axis=1)[:, ::-1], np.zeros((B, 1))], axis=1)
     tot = surv[:, :1]
     surv = surv / np.where(tot > 0.0, tot, 1.0)
