@@ -24,7 +24,6 @@ from typing import Any
 import pytest
 
 from opendvi.dvi import (
-    ComponentTooLargeError,
     DVIProblem,
     PairwiseResult,
     assignment_loglik,
@@ -140,14 +139,17 @@ def test_joint__matches_dvir(name: str) -> None:
         assert elapsed < 10.0
 
 
-def test_joint__exclusion_example_refused_with_size_and_advice() -> None:
+def test_joint__exclusion_example_solved_not_refused() -> None:
+    """dvir refuses (4.0e13 assignments); the exact optimiser solves it whole (issue 10)."""
     problem, exp = _load("exclusionExample")
     assert "not computed" in exp["joint_skipped"]
-    with pytest.raises(ComponentTooLargeError) as info:
-        solve_joint(problem, _pairwise("exclusionExample"), max_assignments=100_000)
-    msg = str(info.value)
-    assert "more than 100,000 assignments" in msg and "--lr-threshold" in msg and "16 remains" in msg
-    assert info.value.size > 100_000
+    res = solve_joint(problem, _pairwise("exclusionExample"), max_assignments=100_000, top=3)
+    big = [c for c in res.components if c.method != "enumeration"]
+    assert big and res.log_count > math.log(1e13)
+    best = res.best.assignment
+    assert best["V15"] == "M6" and best["V5"] == "M13"
+    assert _close_ll(res.best.loglik, assignment_loglik(problem, best))
+    assert res.rows[0].loglik >= res.rows[1].loglik >= res.rows[2].loglik
 
 
 def test_joint__exclusion_example_solved_after_undisputed_and_threshold() -> None:
@@ -203,15 +205,20 @@ def test_cli_pairwise__lr_zero_is_number_zero_and_log_is_minus_inf_string() -> N
 
 
 def test_cli_solve__json_shape() -> None:
-    data = _json_cli("solve", str(DVI / "planecrash.json"), "--format", "json", "--top", "3")
+    data = _json_cli(
+        "solve", str(DVI / "planecrash.json"), "--format", "json", "--top", "3", "--no-undisputed",
+        "--max-exclusions", "-1",
+    )
     exp = json.loads((DVI / "planecrash.expected.json").read_text())
-    assert set(data) == {"joint", "undisputed", "groups"}
+    assert set(data) == {"joint", "undisputed", "groups", "summary"}
     assert len(data["joint"]) == 3
     row = data["joint"][0]
     assert set(row) == {"assignment", "loglik", "lr", "posterior"}
     assert row["assignment"] == exp["joint"][0]["assignment"]
     assert row["lr"] == pytest.approx(exp["joint"][0]["LR"], rel=1e-8)
     assert row["posterior"] == pytest.approx(exp["joint"][0]["posterior"], rel=1e-8)
+    data = _json_cli("solve", str(DVI / "planecrash.json"), "--format", "json", "--top", "3")  # the whole workflow
+    assert data["joint"][0]["assignment"] == exp["joint"][0]["assignment"]
     assert {(u["remains"], u["missing"]) for u in data["undisputed"]} == {
         (u["remains"], u["missing"]) for u in exp["undisputed"]
     }
@@ -219,18 +226,15 @@ def test_cli_solve__json_shape() -> None:
     assert data["groups"] == []
 
 
-def test_cli_solve__too_large_is_one_line_error() -> None:
-    import subprocess
-    import sys
-
-    out = subprocess.run(
-        [sys.executable, "-m", "opendvi.cli.main", "solve", str(DVI / "planecrash.json"), "--max-assignments", "1000"],
-        capture_output=True,
-        text=True,
+def test_cli_solve__beyond_enumeration_is_solved_not_refused() -> None:
+    data = _json_cli(
+        "solve", str(DVI / "planecrash.json"), "--format", "json", "--top", "1", "--max-assignments", "1000",
+        "--no-undisputed", "--max-exclusions", "-1",
     )
-    assert out.returncode == 2
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and "more than 1,000 assignments" in lines[0] and "Traceback" not in out.stderr
+    exp = json.loads((DVI / "planecrash.expected.json").read_text())
+    assert data["joint"][0]["assignment"] == exp["joint"][0]["assignment"]
+    assert data["joint"][0]["posterior"] == pytest.approx(exp["joint"][0]["posterior"], rel=1e-8)
+    assert data["summary"]["components"][0]["method"] == "dynamic programming"
 
 
 def test_cli_solve__fix_undisputed_keeps_planecrash_best() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,19 +14,28 @@ from rich.table import Table
 from opendvi.cli.output import OutputFormat, console, jnum, print_json
 from opendvi.dvi import (
     UNASSIGNED,
+    Component,
     DVIProblem,
     JointResult,
     PairwiseResult,
     RemainsMatching,
     UndisputedResult,
     consensus_profile,
-    find_undisputed,
     group_remains,
     pairwise_lr,
-    solve_joint,
 )
 from opendvi.dvi.joint import MAX_ASSIGNMENTS
 from opendvi.dvi.problem import safe_exp
+from opendvi.dvi.workflow import (
+    EXCLUDED,
+    IDENTIFIED,
+    PROBABLE,
+    UNDECIDED,
+    Conclusion,
+    Solution,
+    SolveOptions,
+    solve_case,
+)
 from opendvi.io.case_json import read_case
 
 LN10 = math.log(10.0)
@@ -122,20 +130,88 @@ def pairwise(
 
 
 # -- solve ---------------------------------------------------------------------------
+def _interval(b: tuple[float, float] | None) -> list[float] | None:
+    return None if b is None else [float(b[0]), float(b[1])]
+
+
 def joint_json(res: JointResult) -> list[dict[str, Any]]:
-    return [
-        {
+    out = []
+    for row in res.rows:
+        item: dict[str, Any] = {
             "assignment": row.assignment,
             "loglik": jnum(row.loglik),
             "lr": jnum(row.lr),
-            "posterior": jnum(row.posterior),
+            "posterior": jnum(row.posterior) if row.exact else None,
         }
-        for row in res.rows
-    ]
+        if not row.exact:
+            item["posterior_interval"] = _interval(row.posterior_bounds)
+        out.append(item)
+    return out
 
 
 def undisputed_json(und: UndisputedResult) -> list[dict[str, Any]]:
     return [{"family": u.family, "missing": u.missing, "remains": u.remains, "lr": jnum(u.lr)} for u in und.identified]
+
+
+def _conclusion_json(c: Conclusion) -> dict[str, Any]:
+    return {
+        "remains": c.remains,
+        "missing": c.missing,
+        "family": c.family,
+        "conclusion": c.conclusion,
+        "lr": None if c.log_lr is None else jnum(safe_exp(c.log_lr)),
+        "log10_lr": log10_of(c.log_lr),
+        "posterior": None if c.posterior is None or not c.posterior_exact else c.posterior[0],
+        "posterior_interval": _interval(c.posterior),
+        "posterior_exact": c.posterior_exact if c.posterior is not None else None,
+        "glr": None if c.log_glr is None else jnum(safe_exp(c.log_glr)),
+        "log10_glr": log10_of(c.log_glr),
+        "symmetric": c.symmetric,
+        "step": c.step,
+        "comment": c.comment,
+    }
+
+
+def component_json(c: Component) -> dict[str, Any]:
+    return {
+        "remains": list(c.remains),
+        "missing": list(c.missing),
+        "families": list(c.families),
+        "method": c.method,
+        "posterior_exact": c.exact,
+        "max_error": c.max_error,
+        "log10_assignments": c.log_count / LN10,
+        "assignments_exact": c.count_exact,
+        "top_complete": c.top_complete,
+        "message": c.message,
+    }
+
+
+def summary_json(sol: Solution, opts: SolveOptions) -> dict[str, Any]:
+    families: dict[str, list[dict[str, Any]]] = {}
+    for c in sol.missing:
+        families.setdefault(c.family or "", []).append(_conclusion_json(c))
+    return {
+        "remains": [_conclusion_json(c) for c in sol.remains],
+        "missing": [_conclusion_json(c) for c in sol.missing],
+        "families": [{"family": f, "missing": v} for f, v in families.items()],
+        "components": [component_json(c) for c in sol.joint.components],
+        "options": {
+            "pairwise": sol.pairwise_method,
+            "max_exclusions": opts.max_exclusions,
+            "threshold": opts.threshold,
+            "threshold2": opts.probable_threshold,
+            "min_posterior": opts.min_posterior,
+            "lr_threshold": opts.lr_threshold,
+            "undisputed": opts.undisputed,
+            "max_assignments": opts.max_assignments,
+        },
+        "counts": {
+            k: sum(1 for c in sol.remains if c.conclusion == k) for k in (IDENTIFIED, PROBABLE, EXCLUDED, UNDECIDED)
+        },
+        "seconds": {k: round(v, 3) for k, v in sol.seconds.items()},
+        "notes": sol.notes,
+    }
 
 
 def undisputed_table(und: UndisputedResult, threshold: float) -> Table:
@@ -149,10 +225,17 @@ def undisputed_table(und: UndisputedResult, threshold: float) -> Table:
     return table
 
 
+def _fmt_post(row_exact: bool, value: float, bounds: tuple[float, float]) -> str:
+    if row_exact:
+        return f"{value:.4g}"
+    return f"[{bounds[0]:.3g}, {bounds[1]:.3g}]"
+
+
 def joint_table(res: JointResult, *, rows: int | None = None, glr: bool = True) -> Table:
+    n = f"{res.n_assignments:,}" if res.count_exact and res.n_assignments else f"about 10^{res.log_count / LN10:.1f}"
     table = Table(
         title=(
-            f"Best joint assignments ({res.n_assignments:,} in all, {len(res.components)} "
+            f"Best joint assignments ({n} in all, {len(res.components)} "
             f"component{'' if len(res.components) == 1 else 's'})"
         ),
         title_justify="left",
@@ -163,12 +246,14 @@ def joint_table(res: JointResult, *, rows: int | None = None, glr: bool = True) 
     table.add_column("posterior", justify="right")
     for k, row in enumerate(res.rows[:rows] if rows else res.rows, start=1):
         text = ", ".join(f"{r}={m}" for r, m in row.assignment.items() if m != UNASSIGNED) or "(nobody identified)"
-        table.add_row(str(k), text, fmt_lr(row.log_lr), f"{row.posterior:.4g}")
+        table.add_row(str(k), text, fmt_lr(row.log_lr), _fmt_post(row.exact, row.posterior, row.posterior_bounds))
     return table
 
 
 def tie_note(res: JointResult) -> str | None:
     """A sentence when the best assignments are tied (symmetric relatives)."""
+    if not res.rows:
+        return None
     best = res.rows[0].loglik
     tied = [r for r in res.rows if best != -math.inf and abs(r.loglik - best) <= 1e-9 * max(1.0, abs(best))]
     if len(tied) < 2:
@@ -180,25 +265,31 @@ def tie_note(res: JointResult) -> str | None:
     )
 
 
-def glr_table(res: JointResult) -> Table:
-    table = Table(
-        title="Best assignment, remains by remains (GLR: best with this call vs best without)", title_justify="left"
-    )
-    for col in ("remains", "call", "GLR"):
-        table.add_column(col, justify="right" if col == "GLR" else "left")
-    glr = res.glr()
-    for rid, t in res.best.assignment.items():
-        if rid in res.fixed:
-            table.add_row(rid, t, "undisputed")
-            continue
-        g = glr.get(rid)
-        if g is None:
-            text = "no candidate"
-        elif g == math.inf:
-            text = "no alternative"
-        else:
-            text = fmt_lr(g)
-        table.add_row(rid, t if t != UNASSIGNED else "* (not among the missing)", text)
+def summary_table(lines: list[Conclusion], *, by: str) -> Table:
+    title = "Summary by remains" if by == "remains" else "Summary by family and missing person"
+    table = Table(title=title, title_justify="left")
+    cols = ("remains", "missing", "family") if by == "remains" else ("family", "missing", "remains")
+    for col in (*cols, "conclusion", "LR", "posterior", "GLR", "comment"):
+        table.add_column(col, justify="right" if col in ("LR", "posterior", "GLR") else "left")
+    for c in lines:
+        vals = {"remains": c.remains or "-", "missing": c.missing or "-", "family": c.family or "-"}
+        post = "-" if c.posterior is None else _fmt_post(c.posterior_exact, c.posterior[0], c.posterior)
+        glr = "-" if c.log_glr is None else ("no alternative" if c.log_glr == math.inf else fmt_lr(c.log_glr))
+        table.add_row(*(vals[k] for k in cols), c.conclusion, fmt_lr(c.log_lr), post, glr, c.comment)
+    return table
+
+
+def components_table(res: JointResult) -> Table | None:
+    big = [c for c in res.components if c.method != "enumeration"]
+    if not big:
+        return None
+    table = Table(title="Components beyond enumeration", title_justify="left")
+    for col in ("remains", "missing", "assignments", "method", "posterior error", "note"):
+        table.add_column(col, justify="right" if col in ("remains", "missing", "posterior error") else "left")
+    for c in big:
+        n = f"10^{c.log_count / LN10:.1f}" + ("" if c.count_exact else " (at most)")
+        err = "exact" if c.exact else f"<= {c.max_error:.2g}"
+        table.add_row(str(len(c.remains)), str(len(c.missing)), n, c.method, err, c.message or "")
     return table
 
 
@@ -206,52 +297,91 @@ def solve(
     case_file: Path = CASE_ARG,
     output_format: OutputFormat = FORMAT_OPT,
     top: int = typer.Option(20, "--top", min=1, help="How many of the best assignments to list."),
-    threshold: float = typer.Option(1e4, "--threshold", help="LR threshold of undisputed identifications."),
+    threshold: float = typer.Option(
+        1e4, "--threshold", help="LR of undisputed identifications; LR and GLR an identification needs."
+    ),
+    threshold2: float | None = typer.Option(
+        None, "--threshold2", help="GLR of a probable identification (default: max(1, threshold/10))."
+    ),
+    max_exclusions: int = typer.Option(
+        2, "--max-exclusions", help="Exclusion reduction: drop pairings with more exclusions (-1: keep all)."
+    ),
     lr_threshold: float = typer.Option(
         0.0, "--lr-threshold", help="Joint: keep only pairings with pairwise LR >= this (always LR > 0)."
     ),
-    max_exclusions: int | None = typer.Option(
-        None, "--max-exclusions", help="Joint: keep only pairings with at most this many exclusions."
+    undisputed: bool = typer.Option(
+        True, "--undisputed/--no-undisputed", help="Place the undisputed identifications before the joint step."
+    ),
+    fix_undisputed: bool = typer.Option(False, "--fix-undisputed", help="Kept for compatibility (now the default)."),
+    min_posterior: float = typer.Option(
+        0.999, "--min-posterior", help="Posterior (lower bound) an identification needs."
     ),
     max_assignments: int = typer.Option(
-        MAX_ASSIGNMENTS, "--max-assignments", help="Refuse a component with more assignments than this."
+        MAX_ASSIGNMENTS, "--max-assignments", help="Enumerate components up to this many assignments."
     ),
-    fix_undisputed: bool = typer.Option(
-        False, "--fix-undisputed", help="Place the undisputed identifications before the joint search."
+    pairwise_method: str = typer.Option(
+        "auto", "--pairwise", help="engine, screening, or auto (screening for large cases)."
     ),
-    group_threshold: float = typer.Option(1e4, "--group-threshold", help="Direct-match LR linking two remains."),
+    group_threshold: float = typer.Option(
+        1e4, "--group-threshold", help="Direct-match LR linking two remains (0: no fragment grouping)."
+    ),
     ignore_sex: bool = IGNORE_SEX_OPT,
 ) -> None:
-    """Joint identification: best assignments with LR and posterior, undisputed identifications, fragment groups."""
-    problem = DVIProblem(read_case(case_file), ignore_sex=ignore_sex)
-    pw = pairwise_lr(problem)
-    und = find_undisputed(problem, threshold=threshold, pairwise=pw)
-    opts: dict[str, Any] = {
-        "top": top,
-        "lr_threshold": lr_threshold,
-        "max_exclusions": max_exclusions,
-        "max_assignments": max_assignments,
-    }
-    if fix_undisputed and und.identified:
-        res = solve_joint(und.remaining, und.pairwise, fixed=und.assignment, null_loglik=problem.null_loglik(), **opts)
-        res.rows = [replace(row, assignment={r: row.assignment[r] for r in problem.remains}) for row in res.rows]
-    else:
-        res = solve_joint(problem, pw, **opts)
-    groups = group_remains(problem, threshold=group_threshold)
+    """The whole identification workflow (as dvir's dviSolve): exclusions, undisputed
+    identifications, joint identification of the rest, a summary per remains and per family."""
+    case = read_case(case_file)
+    opts = SolveOptions(
+        threshold=threshold,
+        threshold2=threshold2,
+        max_exclusions=None if max_exclusions < 0 else max_exclusions,
+        lr_threshold=lr_threshold,
+        undisputed=undisputed or fix_undisputed,
+        top=top,
+        max_assignments=max_assignments,
+        min_posterior=min_posterior,
+        pairwise=pairwise_method,
+    )
+    sol = solve_case(case, opts, ignore_sex=ignore_sex)
+    groups: list[list[str]] = []
+    if group_threshold > 0:
+        if len(sol.problem.remains) <= MAX_GROUPING:
+            groups = group_remains(sol.problem, threshold=group_threshold).groups
+        else:
+            sol.notes.append(
+                f"fragments not grouped ({len(sol.problem.remains)} remains > {MAX_GROUPING}): "
+                "run opendvi match-remains"
+            )
     if output_format is OutputFormat.json:
-        print_json({"joint": joint_json(res), "undisputed": undisputed_json(und), "groups": groups.groups})
-        _notes(problem, output_format, console())
+        print_json(
+            {
+                "joint": joint_json(sol.joint),
+                "undisputed": undisputed_json(sol.undisputed),
+                "groups": groups,
+                "summary": summary_json(sol, opts),
+            }
+        )
+        for text in sol.notes:
+            print(f"note: {text}", file=sys.stderr)
         return
     out = console()
-    out.print(undisputed_table(und, threshold))
-    out.print(joint_table(res))
-    note = tie_note(res)
+    out.print(undisputed_table(sol.undisputed, threshold))
+    out.print(joint_table(sol.joint, rows=min(top, 20)))
+    note = tie_note(sol.joint)
     if note:
         out.print(note)
-    out.print(glr_table(res))
-    if groups.groups:
-        out.print("Remains that are fragments of one person: " + "; ".join(", ".join(g) for g in groups.groups))
-    _notes(problem, output_format, out)
+    comp = components_table(sol.joint)
+    if comp is not None:
+        out.print(comp)
+    out.print(summary_table(sol.remains, by="remains"))
+    out.print(summary_table(sol.missing, by="missing"))
+    if groups:
+        out.print("Remains that are fragments of one person: " + "; ".join(", ".join(g) for g in groups))
+    for n in sol.notes:
+        out.print(f"note: {n}", markup=False)
+
+
+#: Above this many remains, ``solve`` leaves fragment grouping to ``match-remains`` (quadratic).
+MAX_GROUPING = 500
 
 
 # -- match-remains ---------------------------------------------------------------------

@@ -15,9 +15,13 @@ nobody identified); posterior(a) = prior(a) LR(a) / sum over assignments.
 The candidate graph links a remains to a family when one of the family's
 missing persons is a candidate for it (by default: admissible with pairwise
 LR > 0, as dvir's ``jointDVI``). Each connected component is enumerated
-exactly on its own; the assignments of the whole case are the product of
-the components' lists, whose best ones are found by a k-best merge and whose
-posteriors are products of per-component posteriors.
+exactly on its own: enumerated when it has few assignments (at most
+``max_assignments``), otherwise by the exact optimiser of
+:mod:`opendvi.dvi.assignment` (best and next-best assignments) and the sums
+of :mod:`opendvi.dvi.posterior` (exact by dynamic programming, or certified
+bounds). No component is refused. The assignments of the whole case are the
+product of the components' lists, whose best ones are found by a k-best
+merge and whose posteriors are products of per-component posteriors.
 """
 
 from __future__ import annotations
@@ -27,12 +31,19 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from opendvi.dvi.errors import ComponentTooLargeError, DVIError
+from opendvi.dvi.assignment import MAX_SOLVES, ComponentTooHardError, Constraints, Model, build_model, solve_best
+from opendvi.dvi.assignment import k_best as k_best_model
+from opendvi.dvi.errors import DVIError
 from opendvi.dvi.pairwise import PairwiseResult, pairwise_lr
+from opendvi.dvi.posterior import Marginals, certified_marginals, exact_sums
 from opendvi.dvi.problem import DVIProblem, Placement, safe_exp
 
-#: Default limit on the number of assignments of one component.
-MAX_ASSIGNMENTS = 1_000_000
+#: Components with at most this many assignments are enumerated; larger ones
+#: go to the exact optimiser and the exact (or certified) sums.
+MAX_ASSIGNMENTS = 100_000
+#: Constrained solves spent on GLRs in one component (one per called remains
+#: and missing person); beyond it a GLR is reported as not computed.
+MAX_GLR_SOLVES = 3000
 UNASSIGNED = "*"
 
 
@@ -52,10 +63,42 @@ class Component:
     best_given: dict[tuple[str, str], float] = field(default_factory=dict)
     #: best loglik among assignments giving missing person M the remains V (or ``*``: nobody)
     best_given_missing: dict[tuple[str, str], float] = field(default_factory=dict)
+    #: how the component was solved: "enumeration", "dynamic programming"
+    #: (best by the optimiser, sums exact), "certified bounds" (best exact, sums
+    #: bracketed) or "not solved" (``message`` says why)
+    method: str = "enumeration"
+    #: marginal posterior of (remains, target): (low, high), equal when exact
+    marginals: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+    #: ln of the number of assignments (exact where counted) and whether it is exact
+    log_count: float = 0.0
+    count_exact: bool = True
+    #: ln Z bounds (equal when exact) of the scores
+    log_norm_bounds: tuple[float, float] = (0.0, 0.0)
+    #: False when the top list stopped at its limit of solves
+    top_complete: bool = True
+    #: ln GLR by remains and by missing person where the optimiser computed them
+    glr_remains: dict[str, float] = field(default_factory=dict)
+    glr_missing: dict[str, float] = field(default_factory=dict)
+    message: str = ""
 
     @property
     def size(self) -> int:
+        """Assignments listed (all of them when enumerated)."""
         return len(self.assignments)
+
+    @property
+    def exact(self) -> bool:
+        """Posteriors exact (enumeration or dynamic programming)."""
+        return self.method in ("enumeration", "dynamic programming")
+
+    @property
+    def max_error(self) -> float:
+        """Largest half-width of a marginal posterior interval (0 when exact, 1 when not solved)."""
+        if self.exact:
+            return 0.0
+        if self.method == "not solved" or not self.marginals:
+            return 1.0
+        return max((hi - lo) / 2 for lo, hi in self.marginals.values())
 
 
 @dataclass(frozen=True)
@@ -66,6 +109,9 @@ class JointRow:
     loglik: float
     log_lr: float
     log_posterior: float
+    #: ln posterior bounds (equal when exact)
+    log_posterior_bounds: tuple[float, float] = (0.0, 0.0)
+    exact: bool = True
 
     @property
     def lr(self) -> float:
@@ -73,7 +119,12 @@ class JointRow:
 
     @property
     def posterior(self) -> float:
+        """The posterior when exact, else the interval's midpoint (see :attr:`posterior_bounds`)."""
         return safe_exp(self.log_posterior)
+
+    @property
+    def posterior_bounds(self) -> tuple[float, float]:
+        return safe_exp(self.log_posterior_bounds[0]), min(1.0, safe_exp(self.log_posterior_bounds[1]))
 
 
 @dataclass
@@ -85,6 +136,9 @@ class JointResult:
     n_assignments: int
     components: list[Component]
     fixed: dict[str, str] = field(default_factory=dict)
+    #: ln of the number of assignments of the case (exact when ``count_exact``)
+    log_count: float = 0.0
+    count_exact: bool = True
 
     @property
     def best(self) -> JointRow:
@@ -98,6 +152,10 @@ class JointResult:
         out: dict[str, float] = {}
         best = self.rows[0].assignment
         for comp in self.components:
+            if comp.method != "enumeration":
+                for rid in comp.remains:
+                    out[rid] = comp.glr_remains.get(rid, math.nan)
+                continue
             for rid in comp.remains:
                 t = best[rid]
                 mine = comp.best_given.get((rid, t), -math.inf)
@@ -115,6 +173,10 @@ class JointResult:
         out: dict[str, float] = {}
         best = self.rows[0].assignment
         for comp in self.components:
+            if comp.method != "enumeration":
+                for mp in comp.missing:
+                    out[mp] = comp.glr_missing.get(mp, math.nan)
+                continue
             who = {m: r for r, m in best.items() if m in comp.missing}
             for mp in comp.missing:
                 src = who.get(mp, UNASSIGNED)
@@ -189,39 +251,6 @@ def components(problem: DVIProblem, candidates: Mapping[str, Sequence[str]]) -> 
     return comps
 
 
-def count_assignments(comp: Component, limit: int) -> int:
-    """The number of assignments of a component; the count stops above
-    ``limit`` (then some number above it is returned).
-
-    A depth-first count memoised on (position, missing persons used), with
-    a bounded memo.
-    """
-    rem = comp.remains
-    bit = {mp: 1 << k for k, mp in enumerate(comp.missing)}
-    cands = [[bit[mp] for mp in comp.candidates[r]] for r in rem]
-    n = len(rem)
-    memo: dict[tuple[int, int], int] = {}
-
-    def count(i: int, used: int) -> int:
-        if i == n:
-            return 1
-        key = (i, used)
-        hit = memo.get(key)
-        if hit is not None:
-            return hit
-        total = count(i + 1, used)
-        for b in cands[i]:
-            if total > limit:
-                break
-            if not used & b:
-                total += count(i + 1, used | b)
-        if len(memo) < 500_000:
-            memo[key] = total
-        return total
-
-    return count(0, 0)
-
-
 def solve_component(
     problem: DVIProblem,
     comp: Component,
@@ -229,20 +258,8 @@ def solve_component(
     prior: Mapping[tuple[str, str], float] | None = None,
     max_assignments: int = MAX_ASSIGNMENTS,
 ) -> Component:
-    """Enumerate every assignment of ``comp`` and its log-likelihood."""
-    bound = math.prod(1 + len(comp.candidates[r]) for r in comp.remains)
-    n = count_assignments(comp, max_assignments) if bound > max_assignments else bound
-    if n > max_assignments:
-        raise ComponentTooLargeError(
-            f"a component with {len(comp.remains)} remains and {len(comp.missing)} missing persons "
-            f"({len(comp.families)} families, {sum(len(c) for c in comp.candidates.values())} candidate "
-            f"pairings) has more than {max_assignments:,} assignments (at most {bound:.3g}); raise the "
-            "LR threshold (--lr-threshold), set an exclusion limit (--max-exclusions), place the undisputed "
-            "identifications first (--fix-undisputed) or raise --max-assignments",
-            size=n,
-            remains=comp.remains,
-            missing=comp.missing,
-        )
+    """Enumerate every assignment of ``comp`` and its log-likelihood (the
+    caller checks that there are few: ``max_assignments`` is not enforced here)."""
     rem = comp.remains
     fam_of = {mp: problem.family_of(mp) for mp in comp.missing}
     single = {r: problem.remains_loglik(r) for r in rem}
@@ -317,6 +334,97 @@ def solve_component(
             best_m[km] = max(ll, best_m.get(km, -math.inf))
     comp.best_given = best
     comp.best_given_missing = best_m
+    comp.method = "enumeration"
+    comp.log_count = math.log(len(out))
+    comp.count_exact = True
+    comp.log_norm_bounds = (comp.log_norm, comp.log_norm)
+    comp.marginals = {}
+    if comp.log_norm != -math.inf:
+        acc: dict[tuple[str, str], list[float]] = {}
+        for sc, _, tg in out:
+            for rid, t in zip(rem, tg, strict=True):
+                acc.setdefault((rid, t), []).append(sc)
+        for key, vals in acc.items():
+            p = math.exp(_logsumexp(vals) - comp.log_norm)
+            comp.marginals[key] = (p, p)
+    return comp
+
+
+def _names(model: Model, targets: Sequence[int]) -> tuple[str, ...]:
+    return tuple(UNASSIGNED if m < 0 else model.missing[m] for m in targets)
+
+
+def solve_component_model(
+    problem: DVIProblem,
+    comp: Component,
+    pw: PairwiseResult,
+    *,
+    top: int,
+    prior: Mapping[tuple[str, str], float] | None = None,
+    max_assignments: int = MAX_ASSIGNMENTS,
+    max_solves: int = MAX_SOLVES,
+    glr_budget: list[int] | None = None,
+) -> Component:
+    """Solve a component too large to enumerate (or enumerate it after all when
+    the exact count says it is small): best ``top`` assignments exactly, the
+    sums exactly by dynamic programming or bracketed by certified bounds, GLRs
+    by constrained solves."""
+    model = build_model(problem, comp.remains, comp.families, comp.candidates, pw, prior=prior)
+    comp.null_loglik = model.null_loglik
+    ex = exact_sums(model)
+    if ex is not None and ex.log_count is not None and ex.log_count <= math.log(max_assignments) + 1e-9:
+        return solve_component(problem, comp, prior=prior)
+    tl = k_best_model(model, top, max_solves=max_solves)
+    comp.top_complete = tl.complete
+    comp.assignments = [(s.score, model.loglik(s.chosen), _names(model, s.targets)) for s in tl.solutions]
+    marg: Marginals
+    if ex is not None:
+        marg = ex
+        comp.method = "dynamic programming"
+        comp.log_count = float(ex.log_count if ex.log_count is not None else 0.0)
+        comp.count_exact = True
+    else:
+        marg = certified_marginals(model, [s.score for s in tl.solutions])
+        comp.method = "certified bounds"
+        comp.log_count = math.fsum(math.log1p(len(model.by_unit[u])) for u in range(len(model.units)))
+        comp.count_exact = False
+    comp.log_norm_bounds = marg.log_z
+    comp.log_norm = marg.log_z[0] if marg.exact else (marg.log_z[0] + marg.log_z[1]) / 2
+    comp.marginals = {}
+    for (r, m), b in marg.pair.items():
+        comp.marginals[(model.remains[r], UNASSIGNED if m < 0 else model.missing[m])] = b
+    # GLR: the best against the best with the call changed
+    if tl.solutions:
+        best = tl.solutions[0]
+        budget = glr_budget if glr_budget is not None else [MAX_GLR_SOLVES]
+        # only the calls need a GLR (a remains left unidentified, or a missing
+        # person nobody is placed on, is undecided whatever its GLR)
+        for r, m in enumerate(best.targets):
+            if m < 0 or budget[0] <= 0:
+                continue
+            budget[0] -= 2
+            alt = solve_best(model, Constraints(forbidden=frozenset({(r, m)})))
+            g = math.inf if alt is None else best.score - alt.score
+            comp.glr_remains[model.remains[r]] = g
+            comp.glr_missing[model.missing[m]] = g
+    return comp
+
+
+def _not_solved(problem: DVIProblem, comp: Component, message: str) -> Component:
+    """A component the optimiser could not take: its "nobody identified"
+    assignment only, posteriors unknown, and the message."""
+    comp.null_loglik = math.fsum(
+        [problem.family_loglik(f, ()) for f in comp.families] + [problem.remains_loglik(r) for r in comp.remains]
+    )
+    comp.assignments = [(0.0, comp.null_loglik, tuple(UNASSIGNED for _ in comp.remains))]
+    comp.method = "not solved"
+    comp.message = message
+    comp.top_complete = False
+    comp.count_exact = False
+    comp.log_count = math.fsum(math.log1p(len(comp.candidates[r])) for r in comp.remains)
+    comp.log_norm = 0.0
+    comp.log_norm_bounds = (0.0, math.inf)
+    comp.marginals = {}
     return comp
 
 
@@ -353,6 +461,7 @@ def solve_joint(
     prior: Mapping[tuple[str, str], float] | None = None,
     fixed: Mapping[str, str] | None = None,
     null_loglik: float | None = None,
+    candidates: Mapping[str, Sequence[str]] | None = None,
 ) -> JointResult:
     """The ``top`` best assignments of the case, with LR and posterior.
 
@@ -362,13 +471,30 @@ def solve_joint(
     are for a problem reduced by placing identifications already made
     (:func:`opendvi.dvi.undisputed.find_undisputed`): the fixed pairs are
     added to every row and the LR is taken against ``null_loglik`` (that of
-    the problem before reduction).
+    the problem before reduction). ``candidates`` (remains -> missing
+    persons) replaces the pairings chosen by ``lr_threshold`` and
+    ``max_exclusions``. Components with at most ``max_assignments``
+    assignments are enumerated; larger ones are solved exactly by the
+    optimiser, never refused.
     """
     pw = pairwise if pairwise is not None else pairwise_lr(problem)
-    cands = candidate_pairings(problem, pw, lr_threshold=lr_threshold, max_exclusions=max_exclusions)
-    comps = [
-        solve_component(problem, c, prior=prior, max_assignments=max_assignments) for c in components(problem, cands)
-    ]
+    if candidates is None:
+        candidates = candidate_pairings(problem, pw, lr_threshold=lr_threshold, max_exclusions=max_exclusions)
+    comps: list[Component] = []
+    glr_budget = [MAX_GLR_SOLVES]
+    for c in components(problem, candidates):
+        bound = math.prod(1 + len(c.candidates[r]) for r in c.remains) if len(c.remains) < 64 else math.inf
+        try:
+            if bound <= max_assignments:
+                comps.append(solve_component(problem, c, prior=prior))
+            else:
+                comps.append(
+                    solve_component_model(
+                        problem, c, pw, top=top, prior=prior, max_assignments=max_assignments, glr_budget=glr_budget
+                    )
+                )
+        except ComponentTooHardError as exc:
+            comps.append(_not_solved(problem, c, str(exc)))
     in_comp = {r for c in comps for r in c.remains}
     fams_in = {f for c in comps for f in c.families}
     const = math.fsum(
@@ -382,10 +508,18 @@ def solve_joint(
         assignment = {r: UNASSIGNED for r in problem.remains}
         lls = [const]
         lpost = 0.0
+        lo = hi = 0.0
+        exact = True
         for c, i in zip(comps, idx, strict=True):
             s, ll, tg = c.assignments[i]
             lls.append(ll)
-            lpost += s - c.log_norm if s != -math.inf else -math.inf
+            if s == -math.inf:
+                lpost = lo = hi = -math.inf
+            else:
+                lpost += s - c.log_norm
+                lo += s - c.log_norm_bounds[1]
+                hi += s - c.log_norm_bounds[0]
+            exact = exact and c.exact
             assignment.update(zip(c.remains, tg, strict=True))
         ll_total = -math.inf if any(v == -math.inf for v in lls) else math.fsum(lls)
         if fixed:
@@ -396,12 +530,26 @@ def solve_joint(
                 loglik=ll_total,
                 log_lr=ll_total - ref_null if ll_total != -math.inf else -math.inf,
                 log_posterior=lpost,
+                log_posterior_bounds=(lo, min(hi, 0.0)) if not exact else (lpost, lpost),
+                exact=exact,
             )
         )
     n = 1
     for c in comps:
         n *= c.size
-    return JointResult(rows=rows, null_loglik=ref_null, n_assignments=n, components=comps, fixed=dict(fixed or {}))
+    log_count = math.fsum(c.log_count for c in comps)
+    count_exact = all(c.count_exact for c in comps)
+    if any(c.method != "enumeration" for c in comps):
+        n = round(math.exp(log_count)) if count_exact and log_count < 700 else 0
+    return JointResult(
+        rows=rows,
+        null_loglik=ref_null,
+        n_assignments=n,
+        components=comps,
+        fixed=dict(fixed or {}),
+        log_count=log_count,
+        count_exact=count_exact,
+    )
 
 
 def assignment_loglik(problem: DVIProblem, assignment: Mapping[str, str]) -> float:

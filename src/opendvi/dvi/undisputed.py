@@ -11,9 +11,10 @@ the search repeats until a step finds nothing.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
-from opendvi.dvi.pairwise import PairwiseResult, pairwise_lr
+from opendvi.dvi.pairwise import PairwiseResult, pairwise_lr, pairwise_marker_log_lr
 from opendvi.dvi.problem import DVIProblem, safe_exp
 
 DEFAULT_THRESHOLD = 1e4
@@ -42,6 +43,8 @@ class UndisputedResult:
     identified: list[Undisputed]
     remaining: DVIProblem
     pairwise: PairwiseResult
+    #: the candidate pairings left (when the search was restricted to candidates)
+    candidates: dict[str, tuple[str, ...]] | None = field(default=None)
 
     @property
     def assignment(self) -> dict[str, str]:
@@ -65,16 +68,80 @@ def undisputed_pairs(pw: PairwiseResult, threshold: float) -> list[tuple[str, st
     return out
 
 
+def restrict(pw: PairwiseResult, candidates: Mapping[str, Sequence[str]]) -> PairwiseResult:
+    """The pairwise result with only the candidate pairings."""
+    out = PairwiseResult(remains=pw.remains, missing=pw.missing)
+    for rid in pw.remains:
+        keep = set(candidates.get(rid, ()))
+        out.log_lr[rid] = {m: v for m, v in pw.log_lr.get(rid, {}).items() if m in keep}
+        out.exclusions[rid] = {m: v for m, v in pw.exclusions.get(rid, {}).items() if m in keep}
+    return out
+
+
 def find_undisputed(
-    problem: DVIProblem, *, threshold: float = DEFAULT_THRESHOLD, pairwise: PairwiseResult | None = None
+    problem: DVIProblem,
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    pairwise: PairwiseResult | None = None,
+    candidates: Mapping[str, Sequence[str]] | None = None,
+    max_exclusions: int | None = None,
 ) -> UndisputedResult:
-    """Iterate the undisputed search until nothing more is found."""
+    """Iterate the undisputed search until nothing more is found.
+
+    With ``candidates`` (remains -> missing persons, e.g. after the exclusion
+    reduction) only those pairings count, in the row and column conditions
+    too (as dvir's ``findUndisputed`` on a reduced ``dviData``); after each
+    step only the pairings of the changed families are recomputed, and those
+    with more than ``max_exclusions`` exclusions leave the candidates (an
+    exclusion cannot disappear when a typed member is added).
+    """
     if threshold <= 1:
         from opendvi.dvi.errors import DVIError
 
         raise DVIError(f"the undisputed threshold must be > 1, found {threshold}")
     found: list[Undisputed] = []
     pw = pairwise if pairwise is not None else pairwise_lr(problem)
+    if candidates is None:
+        return _find_all(problem, threshold, pw, found)
+    cands = {r: tuple(candidates.get(r, ())) for r in problem.remains}
+    pw = restrict(pw, cands)
+    step = 0
+    while True:
+        step += 1
+        pairs = undisputed_pairs(pw, threshold)
+        if not pairs:
+            return UndisputedResult(found, problem, pw, cands)
+        for rid, mp, v in pairs:
+            found.append(Undisputed(problem.family_of(mp), mp, rid, v, step))
+        ident = {rid: mp for rid, mp, _ in pairs}
+        changed = {problem.family_of(mp) for mp in ident.values()}
+        gone = set(ident.values())
+        problem = problem.with_identified(ident)
+        new = PairwiseResult(remains=tuple(problem.remains), missing=tuple(problem.missing))
+        new_cands: dict[str, tuple[str, ...]] = {}
+        for rid in problem.remains:
+            row: dict[str, float] = {}
+            exc: dict[str, int] = {}
+            for mp in cands.get(rid, ()):
+                if mp in gone:
+                    continue
+                if problem.family_of(mp) in changed:
+                    per, n_excl = pairwise_marker_log_lr(problem, rid, mp)
+                    vals = list(per.values())
+                    v = -math.inf if any(x == -math.inf for x in vals) else math.fsum(vals)
+                    if v == -math.inf or (max_exclusions is not None and n_excl > max_exclusions):
+                        continue
+                    row[mp], exc[mp] = v, n_excl
+                else:
+                    row[mp], exc[mp] = pw.log_lr[rid][mp], pw.exclusions[rid][mp]
+            new.log_lr[rid], new.exclusions[rid] = row, exc
+            new_cands[rid] = tuple(row)
+        pw, cands = new, new_cands
+
+
+def _find_all(
+    problem: DVIProblem, threshold: float, pw: PairwiseResult, found: list[Undisputed]
+) -> UndisputedResult:
     step = 0
     while True:
         step += 1
