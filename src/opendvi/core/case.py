@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 
 from opendvi.core.errors import OpenDVIError, ProfileError
 from opendvi.core.likelihood import LogLikelihood, pedigree_loglik
+from opendvi.core.lineage import CaseLineage
 from opendvi.core.markers import Marker
 from opendvi.core.pedigree import Pedigree
 from opendvi.core.profiles import Genotype, check_genotype
@@ -64,6 +65,8 @@ class Case:
     families: tuple[Family, ...] = ()
     theta: float = 0.0
     pairings: Mapping[str, tuple[str, ...]] | None = None
+    #: Y-STR / mtDNA systems and haplotypes (``lineage.md``); None when the case has none.
+    lineage: CaseLineage | None = None
 
     def marker(self, name: str) -> Marker:
         for m in self.markers:

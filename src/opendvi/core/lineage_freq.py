@@ -115,7 +115,7 @@ def haplotype_coordinates(h: Mapping[str, tuple[str, ...]], loci: Sequence[str])
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class DiscreteLaplaceModel:
     """A fitted discrete Laplace mixture: ``centers`` (J x K), ``tau`` (J),
     ``p`` (J x K) over the coordinates ``markers``."""
@@ -133,6 +133,19 @@ class DiscreteLaplaceModel:
             raise MarkerError("discrete Laplace model: every p must be in (0, 1)")
         if abs(float(self.tau.sum()) - 1.0) > 1e-6 or np.any(self.tau < 0):
             raise MarkerError("discrete Laplace model: tau must be non-negative and sum to 1")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DiscreteLaplaceModel):
+            return NotImplemented
+        return (
+            self.markers == other.markers
+            and np.array_equal(self.centers, other.centers)
+            and np.array_equal(self.tau, other.tau)
+            and np.array_equal(self.p, other.p)
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.markers, self.centers.tobytes(), self.tau.tobytes(), self.p.tobytes()))
 
     @property
     def clusters(self) -> int:

@@ -19,6 +19,7 @@ from opendvi.core.markers import CHROMOSOMES, Marker
 from opendvi.core.mutation import MutationModel
 from opendvi.core.pedigree import Individual, Pedigree
 from opendvi.core.profiles import Genotype, make_genotype
+from opendvi.io.lineage_json import add_lineage_to_dict, with_lineage
 from opendvi.io import limits
 
 FORMAT = "dvi-case/1"
@@ -255,7 +256,7 @@ def case_from_dict(data: Any, *, path: str | None = None) -> Case:
         pairings=parsed_pairings,
     )
     _check_genotypes(case, err)
-    return case
+    return with_lineage(case, data, path=path)
 
 
 def _check_genotypes(case: Case, err: Any) -> None:
@@ -338,7 +339,7 @@ def case_to_dict(case: Case) -> dict[str, Any]:
     out["families"] = fams
     if case.pairings is not None:
         out["pairings"] = {k: list(v) for k, v in case.pairings.items()}
-    return out
+    return add_lineage_to_dict(case, out)
 
 
 def write_case(case: Case, path: str | Path) -> None:

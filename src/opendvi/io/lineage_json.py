@@ -1,0 +1,364 @@
+"""The lineage additions of ``dvi-case/1`` (``shared/design/lineage.md``).
+
+A case may carry a top-level ``"lineage"`` object (the Y-STR loci with their
+mutation rates and the Y haplotype database; the mtDNA mutation rate and the
+mtDNA database), and any remains or family member a ``"haplotypes"`` object
+(``{"Y": {"DYS391": "10", ...}, "mt": {"range": "...", "variants": [...]}}``).
+:func:`lineage_from_dict` reads them (called by
+:func:`opendvi.io.case_json.case_from_dict`), :func:`lineage_to_dict` writes
+them back. Errors name the file and the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from opendvi.core.case import Case
+from opendvi.core.errors import FileFormatError, OpenDVIError
+from opendvi.core.lineage import (
+    DEFAULT_ESTIMATOR,
+    ESTIMATORS,
+    CaseLineage,
+    MtDatabase,
+    MtHaplotype,
+    MtSystem,
+    PersonHaplotypes,
+    YDatabase,
+    YHaplotype,
+    YMarker,
+    YSystem,
+    default_y_marker,
+    parse_y_value,
+    y_mutation_rates,
+    y_value_text,
+)
+from opendvi.core.lineage_freq import (
+    DiscreteLaplaceModel,
+    coordinate_names,
+    fit_discrete_laplace_bic,
+    haplotype_coordinates,
+)
+
+
+class _Err:
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+
+    def __call__(self, msg: str, where: str | None = None) -> FileFormatError:
+        return FileFormatError(msg, path=self.path, field=where)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _count(value: Any, where: str, err: _Err) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise err(f"must be a positive integer, found {value!r}", where)
+    return value
+
+
+def _estimator(raw: Mapping[str, Any], where: str, err: _Err, *, system: str) -> str:
+    est = raw.get("estimator", DEFAULT_ESTIMATOR) or DEFAULT_ESTIMATOR
+    allowed = ESTIMATORS if system == "Y" else tuple(e for e in ESTIMATORS if e != "discrete-laplace")
+    if est not in allowed:
+        raise err(f"must be one of {', '.join(allowed)}, found {est!r}", f"{where}.estimator")
+    return str(est)
+
+
+def y_markers_from_list(raw: Any, err: _Err, where: str = "lineage.Y.markers") -> tuple[YMarker, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise err("must be a non-empty list of Y-STR loci", where)
+    out: list[YMarker] = []
+    seen: set[str] = set()
+    for k, rm in enumerate(raw):
+        w = f"{where}[{k}]"
+        if isinstance(rm, str):
+            rm = {"name": rm}
+        if not isinstance(rm, dict):
+            raise err("must be an object with 'name' (and 'rate', 'copies')", w)
+        name = rm.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise err(f"must be a non-empty string, found {name!r}", f"{w}.name")
+        if name in seen:
+            raise err(f"Y locus {name} is listed twice", f"{w}.name")
+        seen.add(name)
+        rate, copies = rm.get("rate"), rm.get("copies")
+        try:
+            default = default_y_marker(name) if rate is None or copies is None else None
+        except OpenDVIError:
+            if rate is None:
+                known = ", ".join(sorted(k for k in y_mutation_rates() if not k.endswith(("a", "b"))))
+                raise err(f"no bundled mutation rate for {name}; give 'rate' (bundled: {known})", f"{w}.rate") from None
+            default = None
+        if rate is None:
+            assert default is not None
+            rate = default.rate
+        if copies is None:
+            copies = default.copies if default is not None else 1
+        if not _number(rate) or not 0.0 <= float(rate) < 1.0:
+            raise err(f"must be a number in [0, 1), found {rate!r}", f"{w}.rate")
+        if isinstance(copies, bool) or not isinstance(copies, int) or not 1 <= copies <= 4:
+            raise err(f"must be an integer 1 to 4, found {copies!r}", f"{w}.copies")
+        out.append(YMarker(name=name, rate=float(rate), copies=copies))
+    return tuple(out)
+
+
+def y_haplotype_from_dict(
+    raw: Any, markers: Mapping[str, YMarker], err: _Err, where: str
+) -> dict[str, tuple[str, ...]]:
+    if not isinstance(raw, dict):
+        raise err("must be an object mapping a Y-STR locus to its value", where)
+    out: dict[str, tuple[str, ...]] = {}
+    for locus, value in raw.items():
+        if locus not in markers:
+            raise err(f"unknown Y locus {locus!r} (not in lineage.Y.markers)", where)
+        if value is None or value == "":
+            continue  # untyped
+        try:
+            out[locus] = parse_y_value(value, copies=markers[locus].copies, who=where, locus=locus)
+        except OpenDVIError as exc:
+            raise err(str(exc).split(": ", 1)[-1], f"{where}.{locus}") from None
+    return out
+
+
+def mt_haplotype_from_dict(raw: Any, err: _Err, where: str) -> MtHaplotype:
+    if not isinstance(raw, dict):
+        raise err("must be an object with 'range' and 'variants'", where)
+    rng, variants = raw.get("range"), raw.get("variants", [])
+    if not isinstance(rng, str):
+        raise err(f"must be a range such as '16024-16569 1-576', found {rng!r}", f"{where}.range")
+    if isinstance(variants, str):
+        variants = variants.split()
+    if not isinstance(variants, list) or not all(isinstance(v, str) for v in variants):
+        raise err("must be a list of variants in EMPOP notation", f"{where}.variants")
+    try:
+        return MtHaplotype.parse(rng, variants, who=where)
+    except OpenDVIError as exc:
+        raise err(str(exc).split(": ", 1)[-1], where) from None
+
+
+def _y_database(raw: Any, markers: tuple[YMarker, ...], err: _Err, where: str) -> YDatabase:
+    if not isinstance(raw, dict):
+        raise err("must be an object with 'haplotypes' (and 'estimator')", where)
+    rows = raw.get("haplotypes")
+    if not isinstance(rows, list) or not rows:
+        raise err("must be a non-empty list of {alleles, count}", f"{where}.haplotypes")
+    by_name = {m.name: m for m in markers}
+    haps: list[YHaplotype] = []
+    counts: list[int] = []
+    for k, row in enumerate(rows):
+        w = f"{where}.haplotypes[{k}]"
+        if not isinstance(row, dict):
+            raise err("must be an object with 'alleles' and 'count'", w)
+        haps.append(y_haplotype_from_dict(row.get("alleles"), by_name, err, f"{w}.alleles"))
+        counts.append(_count(row.get("count", 1), f"{w}.count", err))
+    est = _estimator(raw, where, err, system="Y")
+    model = None
+    if est == "discrete-laplace":
+        raw_model = raw.get("model")
+        try:
+            if raw_model is not None:
+                if not isinstance(raw_model, dict):
+                    raise err("must be an object with markers, centers, tau and p", f"{where}.model")
+                model = DiscreteLaplaceModel.from_dict(raw_model)
+            else:
+                model = fit_y_database_model(haps, counts, markers)
+        except FileFormatError:
+            raise
+        except OpenDVIError as exc:
+            raise err(str(exc), f"{where}.model") from None
+        coords = set(coordinate_names([m.name for m in markers], {m.name: m.copies for m in markers}))
+        unknown = [c for c in model.markers if c not in coords]
+        if unknown:
+            raise err(f"model locus {unknown[0]!r} is not a Y locus of the case", f"{where}.model.markers")
+    try:
+        return YDatabase(tuple(haps), tuple(counts), est, model=model, name=str(raw.get("name") or ""))
+    except OpenDVIError as exc:
+        raise err(str(exc), where) from None
+
+
+def fit_y_database_model(
+    haps: list[YHaplotype] | tuple[YHaplotype, ...], counts: list[int] | tuple[int, ...], markers: tuple[YMarker, ...]
+) -> DiscreteLaplaceModel:
+    """Fit the discrete Laplace mixture (1 to 5 clusters, lowest BIC) over the
+    loci typed in every database haplotype."""
+    loci = [m.name for m in markers if all(m.name in h for h in haps)]
+    if not loci:
+        raise OpenDVIError("discrete Laplace: no Y locus is typed in every database haplotype")
+    rows = [haplotype_coordinates(h, loci) for h in haps]
+    names = list(rows[0])
+    x = np.array([[r[n] for n in names] for r in rows], dtype=np.int64)
+    return fit_discrete_laplace_bic(x, counts=counts, markers=names, max_clusters=5).model
+
+
+def _mt_database(raw: Any, err: _Err, where: str) -> MtDatabase:
+    if not isinstance(raw, dict):
+        raise err("must be an object with 'haplotypes' (and 'estimator')", where)
+    rows = raw.get("haplotypes")
+    if not isinstance(rows, list) or not rows:
+        raise err("must be a non-empty list of {range, variants, count}", f"{where}.haplotypes")
+    haps: list[MtHaplotype] = []
+    counts: list[int] = []
+    for k, row in enumerate(rows):
+        w = f"{where}.haplotypes[{k}]"
+        haps.append(mt_haplotype_from_dict(row, err, w))
+        counts.append(_count(row.get("count", 1), f"{w}.count", err))
+    est = _estimator(raw, where, err, system="mt")
+    return MtDatabase(tuple(haps), tuple(counts), est, name=str(raw.get("name") or ""))
+
+
+def _people(data: Mapping[str, Any]) -> list[tuple[str, str, Any]]:
+    """(field path, id, raw object) of every remains and family member."""
+    out: list[tuple[str, str, Any]] = []
+    for k, r in enumerate(data.get("remains") or []):
+        if isinstance(r, dict):
+            out.append((f"remains[{k}] ({r.get('id')})", str(r.get("id")), r))
+    for k, f in enumerate(data.get("families") or []):
+        if not isinstance(f, dict):
+            continue
+        for j, m in enumerate(f.get("members") or []):
+            if isinstance(m, dict):
+                out.append((f"families[{k}] ({f.get('id')}).members[{j}] ({m.get('id')})", str(m.get("id")), m))
+    return out
+
+
+def lineage_from_dict(data: Mapping[str, Any], case: Case, *, path: str | None = None) -> CaseLineage | None:
+    """The lineage part of a parsed ``dvi-case/1`` object (None if it has none)."""
+    err = _Err(path)
+    raw = data.get("lineage")
+    people = _people(data)
+    typed = [(w, pid, p["haplotypes"]) for w, pid, p in people if p.get("haplotypes")]
+    if raw is None and not typed:
+        return None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict) or set(raw) - {"Y", "mt"}:
+        raise err("must be an object with 'Y' and/or 'mt'", "lineage")
+    y_sys: YSystem | None = None
+    mt_sys: MtSystem | None = None
+    if raw.get("Y") is not None:
+        ry = raw["Y"]
+        if not isinstance(ry, dict):
+            raise err("must be an object with 'markers' and 'database'", "lineage.Y")
+        markers = y_markers_from_list(ry.get("markers"), err)
+        if ry.get("database") is None:
+            raise err("a haplotype database is needed for f(h)", "lineage.Y.database")
+        y_sys = YSystem(markers=markers, database=_y_database(ry["database"], markers, err, "lineage.Y.database"))
+    if raw.get("mt") is not None:
+        rm = raw["mt"]
+        if not isinstance(rm, dict):
+            raise err("must be an object with 'rate' and 'database'", "lineage.mt")
+        rate: Any = rm.get("rate")
+        if not _number(rate) or not 0.0 <= float(rate) < 1.0:
+            raise err(f"must be a number in [0, 1), found {rate!r}", "lineage.mt.rate")
+        if rm.get("database") is None:
+            raise err("a haplotype database is needed for f(h)", "lineage.mt.database")
+        mt_sys = MtSystem(rate=float(rate), database=_mt_database(rm["database"], err, "lineage.mt.database"))
+    sex = {r.id: r.sex for r in case.remains}
+    for fam in case.families:
+        for pid in fam.pedigree.ids:
+            sex[pid] = fam.sex_of(pid)
+    missing = {mp for fam in case.families for mp in fam.missing}
+    haplotypes: dict[str, PersonHaplotypes] = {}
+    for where, pid, rh in typed:
+        w = f"{where}.haplotypes"
+        if not isinstance(rh, dict) or set(rh) - {"Y", "mt"}:
+            raise err("must be an object with 'Y' and/or 'mt'", w)
+        if pid in missing:
+            raise err("a missing person must not be typed", w)
+        yh = mh = None
+        if rh.get("Y"):
+            if y_sys is None:
+                raise err("a Y haplotype needs 'lineage.Y' (loci, rates, database) in the case", f"{w}.Y")
+            if sex.get(pid) == "F":
+                raise err("a female carries no Y chromosome", f"{w}.Y")
+            yh = y_haplotype_from_dict(rh["Y"], y_sys.by_name, err, f"{w}.Y") or None
+        if rh.get("mt"):
+            if mt_sys is None:
+                raise err("an mtDNA haplotype needs 'lineage.mt' (rate, database) in the case", f"{w}.mt")
+            mh = mt_haplotype_from_dict(rh["mt"], err, f"{w}.mt")
+        if yh is not None or mh is not None:
+            haplotypes[pid] = PersonHaplotypes(y=yh, mt=mh)
+    return CaseLineage(y=y_sys, mt=mt_sys, haplotypes=haplotypes)
+
+
+def with_lineage(case: Case, data: Mapping[str, Any], *, path: str | None = None) -> Case:
+    """``case`` with the lineage part of ``data`` (unchanged if it has none)."""
+    lin = lineage_from_dict(data, case, path=path)
+    return case if lin is None else replace(case, lineage=lin)
+
+
+# ---------------------------------------------------------------------------
+# writing
+# ---------------------------------------------------------------------------
+
+
+def y_haplotype_to_dict(h: YHaplotype) -> dict[str, str]:
+    return {k: y_value_text(v) for k, v in h.items()}
+
+
+def mt_haplotype_to_dict(h: MtHaplotype) -> dict[str, Any]:
+    return {"range": h.range_text, "variants": list(h.variants)}
+
+
+def lineage_to_dict(lin: CaseLineage) -> dict[str, Any]:
+    """The top-level ``"lineage"`` object."""
+    out: dict[str, Any] = {}
+    if lin.y is not None:
+        db = lin.y.database
+        ydb: dict[str, Any] = {
+            "haplotypes": [
+                {"alleles": y_haplotype_to_dict(h), "count": c} for h, c in zip(db.haplotypes, db.counts, strict=True)
+            ],
+            "estimator": db.estimator,
+        }
+        if db.name:
+            ydb["name"] = db.name
+        if db.model is not None:
+            ydb["model"] = db.model.to_dict()
+        out["Y"] = {
+            "markers": [
+                {"name": m.name, "rate": m.rate, **({"copies": m.copies} if m.copies != 1 else {})}
+                for m in lin.y.markers
+            ],
+            "database": ydb,
+        }
+    if lin.mt is not None:
+        mdb = lin.mt.database
+        mt_db: dict[str, Any] = {
+            "haplotypes": [
+                {**mt_haplotype_to_dict(h), "count": c} for h, c in zip(mdb.haplotypes, mdb.counts, strict=True)
+            ],
+            "estimator": mdb.estimator,
+        }
+        if mdb.name:
+            mt_db["name"] = mdb.name
+        out["mt"] = {"rate": lin.mt.rate, "database": mt_db}
+    return out
+
+
+def add_lineage_to_dict(case: Case, out: dict[str, Any]) -> dict[str, Any]:
+    """Add the lineage part of ``case`` to its ``dvi-case/1`` object ``out``
+    (the top-level block and each person's ``haplotypes``); returns ``out``."""
+    lin: CaseLineage | None = getattr(case, "lineage", None)
+    if lin is None:
+        return out
+    out["lineage"] = lineage_to_dict(lin)
+    people = [r for r in out.get("remains", [])] + [m for f in out.get("families", []) for m in f.get("members", [])]
+    for person in people:
+        ph = lin.haplotypes.get(person.get("id"))
+        if ph is None:
+            continue
+        d: dict[str, Any] = {}
+        if ph.y:
+            d["Y"] = y_haplotype_to_dict(ph.y)
+        if ph.mt is not None:
+            d["mt"] = mt_haplotype_to_dict(ph.mt)
+        if d:
+            person["haplotypes"] = d
+    return out
