@@ -75,11 +75,11 @@ class LineageLR:
 
     @property
     def lr(self) -> float:
-        if self.log_lr == -math.inf:
-            return 0.0
-        if self.log_lr > 709.0:
+        # the float-range cut-off of core/rules.py safe_exp (decision 0004)
+        try:
+            return math.exp(self.log_lr)
+        except OverflowError:
             return math.inf
-        return math.exp(self.log_lr)
 
     @property
     def informative(self) -> bool:
