@@ -78,6 +78,8 @@ class Model:
     unit_of_missing: tuple[int, ...]
     options: list[Option]
     null_loglik: float
+    #: options of likelihood 0 (or prior 0): never chosen, but assignments all the same (counted)
+    dead: list[Option] = field(default_factory=list)
     by_remains: list[list[int]] = field(default_factory=list)
     by_unit: list[list[int]] = field(default_factory=list)
 
@@ -161,6 +163,7 @@ def build_model(
     null_f = {f: problem.family_loglik(f, ()) for f in units}
     null = math.fsum([*null_f.values(), *single.values()])
     options: list[Option] = []
+    dead: list[Option] = []
     for f in units:
         u = uidx[f]
         fm = [m for m in missing if unit_of_missing[midx[m]] == u]
@@ -184,14 +187,13 @@ def build_model(
                 pl: tuple[Placement, ...] = tuple(sorted(placed))
                 v = problem.family_loglik(f, pl)
                 delta = -math.inf if v == -math.inf else v - null_f[f] - math.fsum(single[r] for _, r in placed)
-            if delta == -math.inf:
-                continue
             lp = math.fsum(log_prior.get((r, m), 0.0) for m, r in placed)
-            if lp == -math.inf:
-                continue
             pairs = tuple(sorted((ridx[r], midx[m]) for m, r in placed))
+            if delta == -math.inf or lp == -math.inf:
+                dead.append(Option(u, pairs, -math.inf, delta))
+                continue
             options.append(Option(u, pairs, delta + lp, delta))
-    return Model(rem, missing, units, unit_of_missing, options, null)
+    return Model(rem, missing, units, unit_of_missing, options, null, dead)
 
 
 def _has_candidate(mp: str, rem: Sequence[str], candidates: Mapping[str, Sequence[str]]) -> bool:
@@ -345,10 +347,10 @@ def _matching(model: Model, keep: Sequence[int], must_remains: set[int]) -> list
             ww.append(shift)
     mat = csr_matrix((np.array(ww), (np.array(ii), np.array(jj))), shape=(n, mcols + n))
     try:
-        match = min_weight_full_bipartite_matching(mat, maximize=True)
+        ri, ci = min_weight_full_bipartite_matching(mat, maximize=True)
     except ValueError:
         return None
-    return [opt_at[(i, int(j))] for i, j in enumerate(match.tolist()) if j < mcols]
+    return [opt_at[(int(i), int(j))] for i, j in zip(ri.tolist(), ci.tolist(), strict=True) if j < mcols]
 
 
 def _milp(

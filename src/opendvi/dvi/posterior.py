@@ -82,15 +82,23 @@ class _Plan:
     work: int
 
 
-def _units(model: Model, swapped: bool) -> list[list[tuple[tuple[int, ...], float, int]]]:
+def _units(model: Model, swapped: bool, *, dead: bool = False) -> list[list[tuple[tuple[int, ...], float, int]]]:
+    """Per unit its options (resources, weight, option id); ``dead``: with the
+    options of likelihood 0 too (id -2), for counting."""
     if swapped:
-        return [
-            [((model.options[k].pairs[0][1],), model.options[k].score, k) for k in ks] for ks in model.by_remains
-        ]
-    return [
+        out = [[((model.options[k].pairs[0][1],), model.options[k].score, k) for k in ks] for ks in model.by_remains]
+        if dead:
+            for o in model.dead:
+                out[o.pairs[0][0]].append(((o.pairs[0][1],), 0.0, -2))
+        return out
+    out = [
         [(tuple(r for r, _ in model.options[k].pairs), model.options[k].score, k) for k in ks]
         for ks in model.by_unit
     ]
+    if dead:
+        for o in model.dead:
+            out[o.unit].append((tuple(r for r, _ in o.pairs), 0.0, -2))
+    return out
 
 
 def _plan(units: list[list[tuple[tuple[int, ...], float, int]]], max_bits: int) -> _Plan | None:
@@ -219,14 +227,16 @@ def exact_sums(model: Model, *, max_bits: int = MAX_BITS) -> Marginals | None:
     """Exact marginals by the frontier programme, or None when too large."""
     plans = []
     for swapped in (False, True) if model.one_missing else (False,):
-        p = _plan(_units(model, swapped), max_bits)
+        p = _plan(_units(model, swapped, dead=True), max_bits)
         if p is not None:
-            plans.append(p)
+            plans.append((p, swapped))
     if not plans:
         return None
-    plan = min(plans, key=lambda p: p.work)
-    log_z, marg = _dp(plan)
-    log_count, _ = _dp(plan, count=True)
+    plan_d, _swapped = min(plans, key=lambda x: x[0].work)
+    log_count, _ = _dp(plan_d, count=True)
+    live = _Plan(plan_d.order, [[o for o in opts if o[2] != -2] for opts in plan_d.options],
+                 plan_d.frontiers, plan_d.work)
+    log_z, marg = _dp(live)
     pair: dict[tuple[int, int], float] = {}
     for k, v in marg.items():
         for r, m in model.options[k].pairs:
