@@ -160,6 +160,15 @@ def test_case_json__discrete_laplace_model_fitted_and_stored() -> None:
     stored = case_to_dict(case)
     assert stored["lineage"]["Y"]["database"]["model"]["markers"] == list(model.markers)
     assert case_from_dict(stored).lineage == case.lineage
+    # the LR uses the model's f(h_V) over the loci compared (DYS385 as its two copies)
+    res = lineage_pairwise(case)
+    y = res.details[("V1", "M1")]["Y"]
+    assert y.frequency is not None and y.frequency.estimator == "discrete-laplace"
+    assert y.compared == ("DYS391", "DYS385", "DYS19")
+    h = case.lineage.y_of("V1")
+    assert h is not None
+    assert y.frequency.frequency == pytest.approx(math.exp(model.log_prob(h, y.compared)), rel=1e-12)
+    assert y.log_lr == pytest.approx(y.log_numerator - model.log_prob(h, y.compared), rel=1e-12)
 
 
 # ---------------------------------------------------------------------------

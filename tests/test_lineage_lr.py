@@ -269,6 +269,18 @@ def test_y_brute_force__several_typed_males_on_one_line() -> None:
         assert res.log_lr == pytest.approx(expect - math.log((x + 1) / (n + 1)), rel=1e-10)
 
 
+def test_y_relabelling_changes_nothing() -> None:
+    ped = _line_pedigree()
+    sysm = y_system(DB, COUNTS)
+    refs = {"GGF": yh(DYS19="14", DYS385="11,14"), "C": yh(DYS19="15", DYS385="11,14"), "B": yh(DYS19="14")}
+    v = yh(DYS19="15", DYS385="11,15")
+    base = y_lineage_lr(ped, "M", refs, v, sysm)
+    mapping = {pid: f"x{i:02d}" for i, pid in enumerate(reversed(ped.ids))}
+    other = y_lineage_lr(ped.relabel(mapping), mapping["M"], {mapping[k]: h for k, h in refs.items()}, v, sysm)
+    assert other.log_lr == pytest.approx(base.log_lr, rel=1e-13)
+    assert other.reference == mapping[base.reference or ""] and other.links == base.links
+
+
 # ---------------------------------------------------------------------------
 # mtDNA closed forms
 # ---------------------------------------------------------------------------

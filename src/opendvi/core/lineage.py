@@ -443,7 +443,8 @@ class YDatabase:
     def loci(self) -> tuple[str, ...]:
         """Loci the database can give a frequency over."""
         if self.model is not None and self.estimator == "discrete-laplace":
-            return tuple(self.model.markers)
+            # model coordinates are loci, or ``name[i]`` for the copies of a multi-copy locus
+            return tuple(dict.fromkeys(re.sub(r"\[\d+\]$", "", m) for m in self.model.markers))
         seen: dict[str, None] = {}
         for h in self.haplotypes:
             for k in h:
