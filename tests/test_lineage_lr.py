@@ -26,9 +26,11 @@ from opendvi.core.lineage_lr import (
     combined_log_lr,
     mt_lineage,
     mt_lineage_lr,
+    pair_probability,
     single_step_kstep,
     y_lineage,
     y_lineage_lr,
+    y_locus_likelihood,
 )
 from opendvi.core.pedigree import Individual, Pedigree, avuncular, full_siblings, parent_child
 
@@ -269,6 +271,18 @@ def test_y_brute_force__several_typed_males_on_one_line() -> None:
         assert res.log_lr == pytest.approx(expect - math.log((x + 1) / (n + 1)), rel=1e-10)
 
 
+@pytest.mark.parametrize(
+    ("a", "b"), [(("14",), ("14",)), (("14",), ("16",)), (("11", "12"), ("11", "12")), (("11", "14"), ("12", "13")),
+                 (("13.2",), ("14.2",)), (("null", "12"), ("null", "13"))]
+)
+def test_y_single_reference_walk_equals_peeling(a: tuple[str, ...], b: tuple[str, ...]) -> None:
+    # a chain of k links: root 0 typed with a, node k typed with b, 1..k-1 untyped
+    for k in range(1, 5):
+        children = {i: [i + 1] for i in range(k)} | {k: []}
+        peel = y_locus_likelihood(children, 0, {0: a, k: b}, MU)
+        assert pair_probability(a, b, k, MU) == pytest.approx(peel, rel=1e-12, abs=1e-300)
+
+
 def test_y_relabelling_changes_nothing() -> None:
     ped = _line_pedigree()
     sysm = y_system(DB, COUNTS)
@@ -375,3 +389,24 @@ def test_combined_is_product() -> None:
     by = {"autosomal": math.log(1234.5), "Y": math.log(50.0), "mt": math.log(3.0)}
     assert math.exp(combined_log_lr(by)) == pytest.approx(1234.5 * 50.0 * 3.0, rel=1e-12)
     assert combined_log_lr({**by, "mt": -math.inf}) == -math.inf
+
+
+def test_simulation_follows_the_transmission_model() -> None:
+    from opendvi.core.lineage_sim import mutate_mt, simulate_mt, simulate_y
+
+    rng = np.random.default_rng(7)
+    sysm = YSystem(markers=(YMarker("DYS19", 0.2),), database=YDatabase(({"DYS19": ("14",)},), (1,)))
+    ped = full_siblings(2)
+    diffs = []
+    for _ in range(4000):
+        ys = simulate_y(ped, sysm, lambda r: {"DYS19": ("14",)}, rng)
+        diffs.append(int(ys["S2"]["DYS19"][0]) - int(ys["S1"]["DYS19"][0]))
+    freq = {d: diffs.count(d) / len(diffs) for d in range(-2, 3)}
+    for d, f in freq.items():  # brothers: the 2-step walk
+        assert f == pytest.approx(single_step_kstep(d, 2, 0.2), abs=0.02)
+    h = MtHaplotype.parse(RANGE, ["263G"])
+    mt = MtSystem(rate=0.5, database=MT_DB)
+    changed = [len(mt_differences(mutate_mt(h, 0.5, rng), h)) for _ in range(2000)]
+    assert set(changed) <= {0, 1} and sum(changed) / 2000 == pytest.approx(0.5, abs=0.04)
+    kids = simulate_mt(_maternal_sibs(), mt, lambda r: h, rng)
+    assert set(kids) == {"FA", "MO", "S1", "S2"} and kids["FA"] == h

@@ -425,6 +425,7 @@ class YDatabase:
     estimator: str = DEFAULT_ESTIMATOR
     model: Any = None  # opendvi.core.lineage_freq.DiscreteLaplaceModel
     name: str = ""
+    _memo: dict[Any, FrequencyEstimate] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_estimator(self.estimator, "Y")
@@ -472,12 +473,18 @@ class YDatabase:
 
     def frequency(self, h: YHaplotype, loci: Sequence[str], *, confidence: float = 0.95) -> FrequencyEstimate:
         loci = tuple(loci)
+        key = (tuple(h[k] for k in loci), loci, confidence)
+        hit = self._memo.get(key)
+        if hit is not None:
+            return hit
         x, n = self.count(h, loci)
         if self.estimator == "discrete-laplace":
             f = float(math.exp(self.model.log_prob(h, loci)))
         else:
             f = count_frequency(x, n, self.estimator, confidence=confidence)
-        return FrequencyEstimate(f, x, n, self.estimator, self.digest, ", ".join(loci))
+        est = FrequencyEstimate(f, x, n, self.estimator, self.digest, ", ".join(loci))
+        self._memo[key] = est
+        return est
 
 
 @dataclass(frozen=True)
@@ -488,6 +495,7 @@ class MtDatabase:
     counts: tuple[int, ...]
     estimator: str = DEFAULT_ESTIMATOR
     name: str = ""
+    _memo: dict[Any, FrequencyEstimate] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_estimator(self.estimator, "mt")
@@ -519,9 +527,16 @@ class MtDatabase:
     def frequency(
         self, h: MtHaplotype, spans: Sequence[tuple[int, int]], *, confidence: float = 0.95
     ) -> FrequencyEstimate:
+        spans = tuple(spans)
+        key = (tuple(sorted((s, b) for s, b in h.sites.items() if in_range(s[0], spans))), spans, confidence)
+        hit = self._memo.get(key)
+        if hit is not None:
+            return hit
         x, n = self.count(h, spans)
         f = count_frequency(x, n, self.estimator, confidence=confidence)
-        return FrequencyEstimate(f, x, n, self.estimator, self.digest, range_text(spans))
+        est = FrequencyEstimate(f, x, n, self.estimator, self.digest, range_text(spans))
+        self._memo[key] = est
+        return est
 
 
 # ---------------------------------------------------------------------------

@@ -29,6 +29,7 @@ import math
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import permutations, product
 
 import numpy as np
@@ -163,6 +164,30 @@ def single_step_kstep(d: int, k: int, rate: float) -> float:
     for _ in range(k):
         vec = _kernel_apply(vec, rate)
     return float(vec[k + d])
+
+
+_kstep_cached = lru_cache(maxsize=65536)(single_step_kstep)
+
+
+def pair_probability(a: tuple[str, ...], b: tuple[str, ...], k: int, rate: float) -> float:
+    """P(value ``b`` | value ``a`` k father–son links away) at one locus: the
+    k-step walk per copy, summed over the distinct assignments of ``b``'s
+    copies to ``a``'s; 0 across microvariant classes or copy numbers."""
+    if len(a) != len(b):
+        return 0.0
+    total = 0.0
+    for perm in set(permutations(b)):
+        p = 1.0
+        for x, y in zip(a, perm, strict=True):
+            cx, ix = y_allele_class(x)
+            cy, iy = y_allele_class(y)
+            if cx != cy:
+                p = 0.0
+                break
+            if cx != "null":
+                p *= _kstep_cached(abs(ix - iy), k, rate)
+        total += p
+    return total
 
 
 def _kernel_apply(vec: np.ndarray, rate: float) -> np.ndarray:
@@ -313,6 +338,13 @@ def y_lineage_lr(
         children = _rooted(adj, root, nodes)
         obs = {index[pid]: refs[pid][name] for pid in typed}
         rate = system.by_name[name].rate
+        if len(typed) == 1:  # one reference: the k-step walk directly (same value as the peeling)
+            num = pair_probability(refs[root_id][name], remains[name], dist[root_id], rate)
+            log_num += math.log(num) if num > 0.0 else -math.inf
+            if remains[name] != refs[root_id][name]:
+                mismatches += 1
+                diffs.append(f"{name}: {','.join(remains[name])} vs {','.join(refs[root_id][name])} ({root_id})")
+            continue
         den = y_locus_likelihood(children, root, obs, rate)
         if den == 0.0:
             raise LikelihoodError(
