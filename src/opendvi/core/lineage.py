@@ -129,6 +129,20 @@ def y_allele_class(token: str) -> tuple[str, int]:
     return ("." + m.group(2) if m.group(2) else "", int(m.group(1)))
 
 
+_Y_LOCUS = re.compile(r"^(DYS\d|DYF\d|Y-?GATA|GATA[-_]?H4|DXYS156Y)", re.IGNORECASE)
+
+
+def is_y_str_locus(name: str) -> bool:
+    """True for a Y-STR locus name (DYS..., DYF..., Y-GATA-H4 and its spellings).
+
+    The Yindel and Amelogenin are sex evidence, not haplotype loci:
+
+    >>> is_y_str_locus("DYS391"), is_y_str_locus("DYS385a"), is_y_str_locus("Yindel"), is_y_str_locus("AMEL")
+    (True, True, False, False)
+    """
+    return bool(_Y_LOCUS.match(name.strip()))
+
+
 @dataclass(frozen=True)
 class YMarker:
     """A Y-STR locus: its mutation rate per meiosis and its number of copies."""
