@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from opendvi.core.errors import FileFormatError
-from opendvi.core.lineage import MtHaplotype, parse_y_value
+from opendvi.core.errors import FileFormatError, OpenDVIError
+from opendvi.core.lineage import MtHaplotype, parse_y_value, rcrs, y_value_text
 from opendvi.dvi.lineage import haplotype_text, lineage_detail_json, lineage_pairwise
 from opendvi.dvi.pairwise import pairwise_lr
 from opendvi.dvi.problem import DVIProblem
@@ -276,3 +278,56 @@ def test_read_databases(tmp_path: Path) -> None:
     mdb = read_mt_database(mtp)
     assert mdb.size == 9 and mdb.haplotypes[1].variants == ("263G", "16519C")
     assert parse_y_value("11,14", copies=2) == ("11", "14")
+
+
+# ---------------------------------------------------------------------------
+# parsers: round trips and one-line errors on anything
+# ---------------------------------------------------------------------------
+
+
+_positions = st.integers(min_value=16024, max_value=16569) | st.integers(min_value=1, max_value=576)
+
+
+@st.composite
+def mt_variants(draw: Any) -> list[str]:
+    out = {}
+    for pos in draw(st.lists(_positions, max_size=8, unique=True)):
+        kind = draw(st.sampled_from(["sub", "ins", "del", "het"]))
+        if kind == "sub":
+            out[(pos, 0)] = f"{pos}{draw(st.sampled_from([b for b in 'ACGT' if b != rcrs()[pos - 1]]))}"
+        elif kind == "ins":
+            out[(pos, 1)] = f"{pos}.1{draw(st.sampled_from('ACGT'))}"
+        elif kind == "del":
+            out[(pos, 0)] = f"{pos}del"
+        else:
+            out[(pos, 0)] = f"{pos}{draw(st.sampled_from('RYKMSW'))}"
+    return list(out.values())
+
+
+@settings(max_examples=60, deadline=None)
+@given(mt_variants())
+def test_mt_haplotype__roundtrip(variants: list[str]) -> None:
+    h = MtHaplotype.parse(RANGE, variants)
+    again = MtHaplotype.parse(h.range_text, h.variants)
+    assert again == h and len(h.variants) == len(variants)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=5, max_value=40) | st.just(-1), min_size=1, max_size=3),
+       st.sampled_from(["", ".1", ".2", ".3"]))
+def test_y_value__roundtrip(values: list[int], suffix: str) -> None:
+    text = ",".join("null" if v < 0 else f"{v}{suffix}" for v in values)
+    parsed = parse_y_value(text, copies=len(values))
+    assert parse_y_value(y_value_text(parsed), copies=len(values)) == parsed
+    assert list(parsed) == sorted(parsed, key=lambda t: (t == "null", float(t) if t != "null" else 0.0))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.text(max_size=12))
+def test_parsers__only_opendvi_errors(text: str) -> None:
+    for call in (lambda: parse_y_value(text, copies=1), lambda: MtHaplotype.parse(text, [text]),
+                 lambda: MtHaplotype.parse(RANGE, [text])):
+        try:
+            call()
+        except OpenDVIError as exc:
+            assert "\n" not in str(exc)
