@@ -222,6 +222,27 @@ def test_case_without_lineage_has_only_autosomal() -> None:
     assert set(res.log_lr_by_system["V1"]["M1"]) == {"autosomal"}
 
 
+def test_x_markers_are_their_own_system_and_female_with_y_is_excluded() -> None:
+    d = case_dict()
+    d["markers"].append({"name": "DXS1", "chromosome": "X", "alleles": ["1", "2"], "frequencies": [0.5, 0.5]})
+    d["remains"][0]["genotypes"]["DXS1"] = ["1", "1"]
+    d["families"][0]["members"][5]["genotypes"]["DXS1"] = ["2", "2"]
+    d["remains"].append({"id": "V3", "sex": None, "genotypes": {"D1": ["1", "2"]},
+                         "haplotypes": {"Y": {"DYS391": "10"}}})
+    d["families"][0]["members"].append({"id": "M2", "father": "FA", "mother": "MO", "sex": "F", "missing": True})
+    case = case_from_dict(d)
+    res = lineage_pairwise(case)
+    assert res.systems == ("autosomal", "X", "Y", "mt")
+    auto = pairwise_lr(DVIProblem(case))
+    by = res.log_lr_by_system["V1"]["M1"]
+    assert by["autosomal"] + by["X"] == pytest.approx(auto.log_lr["V1"]["M1"], rel=1e-12)
+    # V3 (sex unknown) carries a Y haplotype: as the female M2 the Y system excludes
+    assert res.lr_by_system()["V3"]["M2"]["Y"] == 0.0 and "female" in res.details[("V3", "M2")]["Y"].note
+    assert res.lr("V3", "M2") == 0.0
+    # as M1 the Y LR is computed (one locus, DYS391, against the uncle)
+    assert res.details[("V3", "M1")]["Y"].compared == ("DYS391",)
+
+
 # ---------------------------------------------------------------------------
 # readers
 # ---------------------------------------------------------------------------
