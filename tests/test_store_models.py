@@ -212,6 +212,7 @@ def _cli_verify(backend: str, tmp_path: Path) -> subprocess.CompletedProcess[str
         args += ["--data-dir", str(tmp_path)]
     else:
         env["DATABASE_URL"] = PG_URL
+        env["OPENDVI_DATA_DIR"] = str(tmp_path)  # the audit checkpoints of this test's database
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
 
 

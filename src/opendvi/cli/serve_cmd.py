@@ -1,4 +1,4 @@
-"""``opendvi serve`` (the case-work service) and ``opendvi audit verify``.
+"""``opendvi serve`` (the case-work service); ``opendvi audit verify`` is in ``data_cmd``.
 
 The database is ``DATABASE_URL`` when set, else SQLite in ``--data-dir``
 (default: ``OPENDVI_DATA_DIR`` or the user's data directory).
@@ -11,8 +11,6 @@ import sys
 from pathlib import Path
 
 import typer
-
-audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 
 
 def _data_dir_option() -> Path | None:
@@ -63,25 +61,5 @@ def serve(
                 proxy_headers=True)
 
 
-@audit_app.command("verify")
-def audit_verify(data_dir: Path | None = _data_dir_option()) -> None:
-    """Check the audit log's hash chain; exit status 1 on a break."""
-    from opendvi.store.audit import verify_chain
-    from opendvi.store.db import database_url, make_engine, session_factory, upgrade
-
-    engine = make_engine(database_url(data_dir=data_dir))
-    upgrade(engine)
-    with session_factory(engine)() as db:
-        report = verify_chain(db)
-    if report.ok:
-        typer.echo(f"audit log intact: {report.entries} entries, head {report.head_hash}")
-        return
-    typer.echo(f"audit log BROKEN: {len(report.problems)} problem(s)", err=True)
-    for p in report.problems:
-        typer.echo(f"  {p}", err=True)
-    raise typer.Exit(1)
-
-
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
-    app.add_typer(audit_app, name="audit")

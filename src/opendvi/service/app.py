@@ -47,9 +47,14 @@ def create_app(*, settings: Settings | None = None, engine: Engine | None = None
     """The service on ``engine`` (else the configured database), migrated to the newest schema."""
     settings = settings or Settings.from_env()
     settings.check()
+    configured = engine is None
     if engine is None:
         engine = store_db.make_engine(store_db.database_url(url=settings.database_url, data_dir=settings.data_dir))
     store_db.upgrade(engine)
+    if configured:  # the configured database: signed checkpoints of its audit head beside it (store/audit.py)
+        from opendvi.store import audit
+
+        audit.install_anchor(engine, audit.anchor_for(engine.url, settings.data_dir or store_db.default_data_dir()))
     app = FastAPI(
         title="opendvi case-work service",
         version=__version__,
