@@ -1,0 +1,318 @@
+"""Load on the case-work service: 50 concurrent clients, idle, during imports and
+matching runs, and during an anonymous sign-in flood; SQLite and PostgreSQL.
+
+The benchmark starts ``opendvi serve`` (one process, as deployed) on
+127.0.0.1 on a free port, with a fresh database, and stops it at the end;
+every phase lasts a fixed time, so the whole run is bounded (about 3.5
+minutes per database in full, 40 s in ``--quick``). Nothing leaves the machine.
+
+Each client signs in once (its own session, bearer token), then loops over
+the mix a reading user makes: the dashboard page ``/``, the operation's
+JSON, the remains list (JSON and page), the identifications, ``/api/me``.
+Phases, one row each:
+
+* ``idle``: the 50 readers alone;
+* ``import``: the readers while one client imports, back to back, a
+  ``dvi-case/1`` file of 100 new remains (one write transaction each) and
+  another runs matching on the demo operation;
+* ``signin_flood``: the readers while 8 anonymous clients post wrong
+  sign-ins as fast as they can (random names, one address: the per-address
+  back-off soon answers them 429 without an argon2 check).
+
+Columns: ``p50_ms``/``p99_ms``/``max_ms`` of the readers' requests,
+``errors`` (status >= 500, timeouts, resets: the goal is 0),
+``dashboard_p99_ms`` (``/`` alone), ``writes`` (imports and matching runs
+done), ``flood`` (sign-in attempts) and ``flood_429``, and
+``dashboard_p99_vs_idle`` (the goal for the flood: at most 2).
+
+PostgreSQL: ``--pg URL`` or ``OPENDVI_TEST_DATABASE_URL``; the database is
+EMPTIED (schema ``public`` dropped), so its name must contain ``test`` or
+``bench``. Run alone: ``python benchmarks/bench_load.py [--quick] [--pg URL]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+HOST = "127.0.0.1"
+CLIENTS = 50
+FLOODERS = 8
+ADMIN_ONE_TIME = "bench one-time 5521"
+PASSWORD = "bench lantern harbour 7731"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def _pg_url(explicit: str | None) -> str | None:
+    url = explicit or os.environ.get("OPENDVI_TEST_DATABASE_URL")
+    if not url:
+        return None
+    name = url.rsplit("/", 1)[-1].split("?")[0]
+    if "test" not in name and "bench" not in name:
+        raise SystemExit(f"refusing to empty database {name!r}: its name must contain 'test' or 'bench'")
+    return url
+
+
+def _empty_pg(url: str) -> bool:
+    from sqlalchemy import text
+
+    from opendvi.store import db as store_db
+
+    engine = store_db.make_engine(store_db.database_url(url=url), connect_args={"connect_timeout": 3})
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        return True
+    except Exception as exc:
+        print(f"PostgreSQL at {url} unusable ({type(exc).__name__}): skipped", file=sys.stderr)
+        return False
+    finally:
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def server(database_url: str | None) -> Iterator[str]:
+    """``opendvi serve`` on a free port of 127.0.0.1, a fresh database; stopped on exit."""
+    import httpx
+
+    with tempfile.TemporaryDirectory(prefix="opendvi-bench-load-") as tmp:
+        port = _free_port()
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
+        env.update(OPENDVI_ADMIN_PASSWORD=ADMIN_ONE_TIME, OPENDVI_ENV="development", OPENDVI_LOG_LEVEL="error")
+        if database_url:
+            env["DATABASE_URL"] = database_url
+        log = open(Path(tmp) / "server.log", "w")  # noqa: SIM115 - closed below
+        proc = subprocess.Popen([sys.executable, "-m", "opendvi.cli.main", "serve", "--host", HOST, "--port",
+                                 str(port), "--data-dir", tmp], env=env, stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://{HOST}:{port}"
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
+                        break
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the server did not start:\n" + (Path(tmp) / "server.log").read_text())
+                time.sleep(0.3)
+            yield base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # pragma: no cover
+                proc.kill()
+                proc.wait()
+            log.close()
+
+
+def _setup(base: str) -> dict[str, Any]:
+    """The administrator's own password, a reader and a laboratory analyst and a DVI analyst."""
+    import httpx
+
+    def sign_in(user: str, pw: str) -> dict[str, str]:
+        r = httpx.post(f"{base}/api/auth/login", json={"username": user, "password": pw}, timeout=60)
+        r.raise_for_status()
+        return {"Authorization": f"Bearer {r.json()['token']}"}
+
+    h = sign_in("admin", ADMIN_ONE_TIME)
+    httpx.post(f"{base}/api/auth/password", json={"old_password": ADMIN_ONE_TIME, "new_password": PASSWORD},
+               headers=h, timeout=60).raise_for_status()
+    for user, role in (("reader", "reviewer"), ("lab", "laboratory_analyst"), ("dvi", "dvi_analyst")):
+        httpx.post(f"{base}/api/users", json={"username": user, "password": ADMIN_ONE_TIME, "role": role},
+                   headers=h, timeout=60).raise_for_status()
+        u = sign_in(user, ADMIN_ONE_TIME)
+        httpx.post(f"{base}/api/auth/password", json={"old_password": ADMIN_ONE_TIME, "new_password": PASSWORD},
+                   headers=u, timeout=60).raise_for_status()
+    httpx.post(f"{base}/api/operations", json={"code": "LOAD", "name": "load test"}, headers=h,
+               timeout=60).raise_for_status()
+    return {"admin": h}
+
+
+READS = ["/", "/api/operations/demo", "/api/remains?operation=demo&limit=50", "/remains?operation=demo",
+         "/api/identifications", "/api/me"]
+
+
+FAILURES: dict[str, int] = {}
+
+
+def _failed(kind: str) -> None:
+    FAILURES[kind] = FAILURES.get(kind, 0) + 1
+
+
+async def _reader(client: Any, base: str, token: str, stop: float, out: list[tuple[str, float, int]]) -> None:
+    h = {"Authorization": f"Bearer {token}", "accept": "text/html"}
+    i = random.randrange(len(READS))
+    while time.monotonic() < stop:
+        path = READS[i % len(READS)]
+        i += 1
+        t0 = time.perf_counter()
+        try:
+            r = await client.get(base + path, headers=h)
+            status = r.status_code
+            if status >= 500:
+                _failed(f"{status} {path}")
+        except Exception as exc:
+            status = 599
+            _failed(f"{type(exc).__name__} {path}")
+        out.append((path, (time.perf_counter() - t0) * 1000, status))
+
+
+def _import_case(k: int) -> dict[str, Any]:
+    from opendvi.data import demo_case_path
+
+    case = json.loads(Path(demo_case_path()).read_text())
+    template = case["remains"]
+    case["remains"] = [dict(template[i % len(template)], id=f"L{k}-{i}") for i in range(100)]
+    case["families"] = []
+    return case
+
+
+async def _writer(client: Any, base: str, lab: str, dvi: str, stop: float, done: list[str]) -> None:
+    k = 0
+    while time.monotonic() < stop:
+        k += 1
+        try:
+            r = await client.post(f"{base}/api/operations/LOAD/imports", json=_import_case(k),
+                                  headers={"Authorization": f"Bearer {lab}"})
+            done.append(f"import {r.status_code}")
+        except Exception as exc:
+            done.append("import 599")
+            _failed(f"{type(exc).__name__} import")
+
+
+async def _matcher(client: Any, base: str, dvi: str, stop: float, done: list[str]) -> None:
+    while time.monotonic() < stop:
+        try:
+            r = await client.post(f"{base}/api/operations/demo/matching-runs", json={},
+                                  headers={"Authorization": f"Bearer {dvi}"})
+            done.append(f"matching {r.status_code}")
+        except Exception as exc:
+            done.append("matching 599")
+            _failed(f"{type(exc).__name__} matching")
+
+
+async def _flooder(client: Any, base: str, stop: float, codes: list[int]) -> None:
+    while time.monotonic() < stop:
+        name = f"guess{random.randrange(10**9)}"
+        try:
+            r = await client.post(f"{base}/api/auth/login", json={"username": name, "password": "wrong-guess"})
+            codes.append(r.status_code)
+        except Exception:
+            codes.append(599)
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
+
+
+async def _phase(base: str, tokens: list[str], lab: str, dvi: str, phase: str, seconds: float) -> dict[str, Any]:
+    import httpx
+
+    FAILURES.clear()
+    limits = httpx.Limits(max_connections=CLIENTS + FLOODERS + 4, max_keepalive_connections=CLIENTS + FLOODERS + 4)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+        stop = time.monotonic() + seconds
+        samples: list[tuple[str, float, int]] = []
+        done: list[str] = []
+        codes: list[int] = []
+        tasks = [_reader(client, base, tokens[i % len(tokens)], stop, samples) for i in range(CLIENTS)]
+        if phase == "import":
+            tasks += [_writer(client, base, lab, dvi, stop, done), _matcher(client, base, dvi, stop, done)]
+        if phase == "signin_flood":
+            tasks += [_flooder(client, base, stop, codes) for _ in range(FLOODERS)]
+        await asyncio.gather(*tasks)
+    times = [ms for _p, ms, _s in samples]
+    dash = [ms for p, ms, _s in samples if p == "/"]
+    errors = sum(1 for _p, _ms, s in samples if s >= 500) + sum(1 for d in done if d.split()[-1].startswith("5"))
+    return {
+        "phase": phase, "seconds": seconds, "clients": CLIENTS, "requests": len(samples),
+        "rps": round(len(samples) / seconds, 1),
+        "p50_ms": round(statistics.median(times), 1) if times else None,
+        "p99_ms": round(_pct(times, 0.99), 1), "max_ms": round(max(times), 1) if times else None,
+        "errors": errors, "other_4xx": sum(1 for _p, _ms, s in samples if 400 <= s < 500),
+        "dashboard_p99_ms": round(_pct(dash, 0.99), 1),
+        "writes": sum(1 for d in done if d.split()[-1] in ("200", "201")),
+        "write_errors": sum(1 for d in done if d.split()[-1] not in ("200", "201")),
+        "flood": len(codes), "flood_429": sum(1 for c in codes if c == 429),
+        "error_kinds": "; ".join(f"{k}: {n}" for k, n in sorted(FAILURES.items())),
+    }
+
+
+def _sign_in_clients(base: str, n: int) -> list[str]:
+    import httpx
+
+    tokens = []
+    for _ in range(n):
+        r = httpx.post(f"{base}/api/auth/login", json={"username": "reader", "password": PASSWORD}, timeout=60)
+        r.raise_for_status()
+        tokens.append(r.json()["token"])
+    return tokens
+
+
+def _one_backend(backend: str, database_url: str | None, seconds: float, sessions: int) -> list[dict[str, Any]]:
+    import httpx
+
+    rows = []
+    with server(database_url) as base:
+        _setup(base)
+        tokens = _sign_in_clients(base, sessions)
+        lab = httpx.post(f"{base}/api/auth/login", json={"username": "lab", "password": PASSWORD},
+                         timeout=60).json()["token"]
+        dvi = httpx.post(f"{base}/api/auth/login", json={"username": "dvi", "password": PASSWORD},
+                         timeout=60).json()["token"]
+        idle_dash = None
+        for phase in ("idle", "import", "signin_flood"):
+            row = asyncio.run(_phase(base, tokens, lab, dvi, phase, seconds))
+            if phase == "idle":
+                idle_dash = row["dashboard_p99_ms"]
+            row["dashboard_p99_vs_idle"] = round(row["dashboard_p99_ms"] / idle_dash, 2) if idle_dash else None
+            rows.append({"backend": backend, **row})
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    return rows
+
+
+def run(quick: bool = False, pg: str | None = None) -> list[dict[str, Any]]:
+    seconds = 10.0 if quick else 60.0
+    sessions = 10 if quick else CLIENTS
+    rows = _one_backend("sqlite", None, seconds, sessions)
+    url = _pg_url(pg)
+    if url and _empty_pg(url):
+        from opendvi.store.db import database_url
+
+        rows += _one_backend("postgresql", database_url(url=url), seconds, sessions)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="10 s phases instead of 60 s")
+    parser.add_argument("--pg", help="PostgreSQL URL of a test database (EMPTIED)")
+    args = parser.parse_args()
+    for row in run(quick=args.quick, pg=args.pg):
+        print(row)
+
+
+if __name__ == "__main__":
+    main()
