@@ -30,6 +30,7 @@ from opendvi.core.lineage_lr import (
     single_step_kstep,
     y_lineage,
     y_lineage_lr,
+    y_lineage_table,
     y_locus_likelihood,
 )
 from opendvi.core.pedigree import Individual, Pedigree, avuncular, full_siblings, parent_child
@@ -281,6 +282,18 @@ def test_y_single_reference_walk_equals_peeling(a: tuple[str, ...], b: tuple[str
         children = {i: [i + 1] for i in range(k)} | {k: []}
         peel = y_locus_likelihood(children, 0, {0: a, k: b}, MU)
         assert pair_probability(a, b, k, MU) == pytest.approx(peel, rel=1e-12, abs=1e-300)
+
+
+def test_y_table_reused_over_remains_equals_fresh_computation() -> None:
+    ped = _line_pedigree()
+    sysm = y_system(DB, COUNTS)
+    refs = {"GGF": yh(DYS19="14", DYS385="11,14"), "C": yh(DYS19="15", DYS385="11,14"), "B": yh(DYS19="14")}
+    table = y_lineage_table(ped, "M", refs, sysm)
+    for v19 in ("13", "14", "15", "16", "14"):
+        for v385 in ("11,14", "11,15", "10,14"):
+            v = yh(DYS19=v19, DYS385=v385)
+            assert table.lr(v).log_lr == y_lineage_lr(ped, "M", refs, v, sysm).log_lr
+    assert table.root("DYS19") == "B" and table.root("DYS385") == "GGF"  # GGF: 3 links, C: 4
 
 
 def test_y_relabelling_changes_nothing() -> None:

@@ -51,7 +51,7 @@ MT_LENGTH = 16569
 YHaplotype = Mapping[str, tuple[str, ...]]
 """A Y haplotype: locus name -> sorted copies (one string each)."""
 
-_Y_TOKEN = re.compile(r"^(\d+)(?:\.(\d))?$")
+_Y_TOKEN = re.compile(r"^(\d+)(?:\.(\d))?$", re.ASCII)
 
 
 # ---------------------------------------------------------------------------
@@ -129,7 +129,7 @@ def y_allele_class(token: str) -> tuple[str, int]:
     return ("." + m.group(2) if m.group(2) else "", int(m.group(1)))
 
 
-_Y_LOCUS = re.compile(r"^(DYS\d|DYF\d|Y-?GATA|GATA[-_]?H4|DXYS156Y)", re.IGNORECASE)
+_Y_LOCUS = re.compile(r"^(DYS\d|DYF\d|Y-?GATA|GATA[-_]?H4|DXYS156Y)", re.IGNORECASE | re.ASCII)
 
 
 def is_y_str_locus(name: str) -> bool:
@@ -215,8 +215,8 @@ IUPAC: dict[str, frozenset[str]] = {
     "N": frozenset("ACGT"),
     "-": frozenset("-"),
 }
-_MT_VARIANT = re.compile(r"^([ACGT]?)(\d+)(?:\.(\d+))?([ACGTRYKMSWBDHVN]|DEL|-)$", re.IGNORECASE)
-_MT_RANGE = re.compile(r"^(\d+)\s*-\s*(\d+)$")
+_MT_VARIANT = re.compile(r"^([ACGT]?)(\d+)(?:\.(\d+))?([ACGTRYKMSWBDHVN]|DEL|-)$", re.IGNORECASE | re.ASCII)
+_MT_RANGE = re.compile(r"^(\d+)\s*-\s*(\d+)$", re.ASCII)
 
 Site = tuple[int, int]
 """An mtDNA site: (position, insertion index); 0 for the position itself."""
@@ -246,7 +246,7 @@ def parse_mt_range(text: str, *, who: str = "haplotype") -> tuple[tuple[int, int
     for part in re.split(r"[\s;,]+", text.strip()):
         m = _MT_RANGE.match(part)
         if m is None:
-            if part.isdigit():
+            if re.fullmatch(r"[0-9]+", part):
                 a = b = int(part)
             else:
                 raise ProfileError(f"{who}: invalid mtDNA range {part!r} (expected start-end, e.g. 16024-16569)")

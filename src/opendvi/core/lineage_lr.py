@@ -295,6 +295,118 @@ def y_locus_likelihood(
     return total
 
 
+class YLineageTable:
+    """The Y side of one missing person, built once and applied to any number
+    of remains: per locus, ln P(v, refs | given) − ln P(refs | given) as a
+    function of the remains' value v (memoised), with the rooted lineage tree
+    and the denominator computed once. This is the per-family table of
+    screening: LR_Y(V) = exp(Σ_loci table[l][v_l]) / f(h_V).
+
+    Build with :func:`y_lineage_table`; ``note`` is set (and every LR is 1)
+    when the lineage has no typed reference.
+    """
+
+    def __init__(self, pedigree: Pedigree, missing: str, references: Mapping[str, YHaplotype], system: YSystem):
+        self.system = system
+        self.missing = missing
+        self.note = ""
+        self.dist = y_lineage(pedigree, missing)
+        self.refs = {pid: h for pid, h in references.items() if pid in self.dist and pid != missing and h}
+        if not self.dist:
+            self.note = f"{missing} is not male: no Y lineage"
+        elif not self.refs:
+            self.note = "no typed reference on the paternal line"
+        self.reference = nearest(self.dist, sorted(self.refs))
+        db_loci = set(system.database.loci)
+        self.loci = tuple(
+            m.name for m in system.markers if m.name in db_loci and any(m.name in h for h in self.refs.values())
+        )
+        self._pedigree = pedigree
+        self._adj = _y_adjacency(pedigree) if self.refs else {}
+        self._index = {pid: pedigree.index(pid) for pid in self.dist}
+        self._nodes = set(self._index.values())
+        self._locus: dict[str, tuple[str, dict[int, list[int]], dict[int, tuple[str, ...]], float, float]] = {}
+        self._memo: dict[tuple[str, tuple[str, ...]], float] = {}
+
+    def _prepare(self, name: str) -> tuple[str, dict[int, list[int]], dict[int, tuple[str, ...]], float, float]:
+        got = self._locus.get(name)
+        if got is not None:
+            return got
+        typed = sorted(pid for pid, h in self.refs.items() if name in h)
+        root_id = nearest(self.dist, typed)
+        assert root_id is not None
+        rate = self.system.by_name[name].rate
+        root = self._index[root_id]
+        obs = {self._index[pid]: self.refs[pid][name] for pid in typed}
+        children = _rooted(self._adj, root, self._nodes) if len(typed) > 1 else {}
+        den = y_locus_likelihood(children, root, obs, rate) if len(typed) > 1 else 1.0
+        if den == 0.0:
+            raise LikelihoodError(
+                f"Y locus {name}: the paternal-line references ({', '.join(typed)}) are impossible together "
+                "under the single-step model; check their haplotypes"
+            )
+        got = (root_id, children, obs, rate, den)
+        self._locus[name] = got
+        return got
+
+    def root(self, name: str) -> str:
+        """The reference taken as given at locus ``name`` (nearest typed there)."""
+        return self._prepare(name)[0]
+
+    def log_factor(self, name: str, value: tuple[str, ...]) -> float:
+        """ln P(v, refs | given) − ln P(refs | given) at one locus."""
+        key = (name, value)
+        hit = self._memo.get(key)
+        if hit is not None:
+            return hit
+        root_id, children, obs, rate, den = self._prepare(name)
+        if len(obs) == 1:  # one reference: the k-step walk directly (same value as the peeling)
+            num = pair_probability(self.refs[root_id][name], value, self.dist[root_id], rate)
+        else:
+            num = y_locus_likelihood(children, self._index[root_id], {**obs, self._index[self.missing]: value}, rate)
+        out = (math.log(num) if num > 0.0 else -math.inf) - math.log(den)
+        self._memo[key] = out
+        return out
+
+    def lr(self, remains: YHaplotype | None) -> LineageLR:
+        """LR_Y of a remains with haplotype ``remains`` as the missing person."""
+        if not remains:
+            return LineageLR("Y", 0.0, note="remains not typed for Y")
+        if self.note:
+            return LineageLR("Y", 0.0, note=self.note)
+        loci = [name for name in self.loci if name in remains]
+        if not loci:
+            return LineageLR("Y", 0.0, note="no Y locus typed in both the remains and a paternal-line reference")
+        log_num = 0.0
+        diffs: list[str] = []
+        for name in loci:
+            log_num += self.log_factor(name, remains[name])
+            root_id = self.root(name)
+            if remains[name] != self.refs[root_id][name]:
+                diffs.append(f"{name}: {','.join(remains[name])} vs {','.join(self.refs[root_id][name])} ({root_id})")
+        freq = self.system.database.frequency(remains, loci)
+        log_lr = -math.inf if log_num == -math.inf else log_num - math.log(freq.frequency)
+        assert self.reference is not None
+        return LineageLR(
+            "Y",
+            log_lr,
+            reference=self.reference,
+            links=self.dist[self.reference],
+            compared=tuple(loci),
+            mismatches=len(diffs),
+            differences=tuple(diffs),
+            log_numerator=log_num,
+            frequency=freq,
+        )
+
+
+def y_lineage_table(
+    pedigree: Pedigree, missing: str, references: Mapping[str, YHaplotype], system: YSystem
+) -> YLineageTable:
+    """The Y table of one missing person (see :class:`YLineageTable`)."""
+    return YLineageTable(pedigree, missing, references, system)
+
+
 def y_lineage_lr(
     pedigree: Pedigree,
     missing: str,
@@ -307,68 +419,7 @@ def y_lineage_lr(
     haplotypes (members outside M's Y lineage are ignored)."""
     if not remains:
         return LineageLR("Y", 0.0, note="remains not typed for Y")
-    dist = y_lineage(pedigree, missing)
-    if not dist:
-        return LineageLR("Y", 0.0, note=f"{missing} is not male: no Y lineage")
-    refs = {pid: h for pid, h in references.items() if pid in dist and pid != missing and h}
-    if not refs:
-        return LineageLR("Y", 0.0, note="no typed reference on the paternal line")
-    db_loci = set(system.database.loci)
-    loci = [
-        m.name
-        for m in system.markers
-        if m.name in remains and m.name in db_loci and any(m.name in h for h in refs.values())
-    ]
-    if not loci:
-        return LineageLR("Y", 0.0, note="no Y locus typed in both the remains and a paternal-line reference")
-    ref0 = nearest(dist, sorted(refs))
-    assert ref0 is not None
-    adj = _y_adjacency(pedigree)
-    index = {pid: pedigree.index(pid) for pid in dist}
-    nodes = set(index.values())
-    m_idx = index[missing]
-    log_num = 0.0
-    mismatches = 0
-    diffs: list[str] = []
-    for name in loci:
-        typed = sorted(pid for pid, h in refs.items() if name in h)
-        root_id = nearest(dist, typed)
-        assert root_id is not None
-        root = index[root_id]
-        children = _rooted(adj, root, nodes)
-        obs = {index[pid]: refs[pid][name] for pid in typed}
-        rate = system.by_name[name].rate
-        if len(typed) == 1:  # one reference: the k-step walk directly (same value as the peeling)
-            num = pair_probability(refs[root_id][name], remains[name], dist[root_id], rate)
-            log_num += math.log(num) if num > 0.0 else -math.inf
-            if remains[name] != refs[root_id][name]:
-                mismatches += 1
-                diffs.append(f"{name}: {','.join(remains[name])} vs {','.join(refs[root_id][name])} ({root_id})")
-            continue
-        den = y_locus_likelihood(children, root, obs, rate)
-        if den == 0.0:
-            raise LikelihoodError(
-                f"Y locus {name}: the paternal-line references ({', '.join(typed)}) are impossible together "
-                "under the single-step model; check their haplotypes"
-            )
-        num = y_locus_likelihood(children, root, {**obs, m_idx: remains[name]}, rate)
-        log_num += (math.log(num) if num > 0.0 else -math.inf) - math.log(den)
-        if remains[name] != refs[root_id][name]:
-            mismatches += 1
-            diffs.append(f"{name}: {','.join(remains[name])} vs {','.join(refs[root_id][name])} ({root_id})")
-    freq = system.database.frequency(remains, loci)
-    log_lr = -math.inf if log_num == -math.inf else log_num - math.log(freq.frequency)
-    return LineageLR(
-        "Y",
-        log_lr,
-        reference=ref0,
-        links=dist[ref0],
-        compared=tuple(loci),
-        mismatches=mismatches,
-        differences=tuple(diffs),
-        log_numerator=log_num,
-        frequency=freq,
-    )
+    return YLineageTable(pedigree, missing, references, system).lr(remains)
 
 
 # ---------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from typing import Any
 from opendvi.core.case import Case
 from opendvi.core.errors import LikelihoodError
 from opendvi.core.lineage import CaseLineage, y_value_text
-from opendvi.core.lineage_lr import LineageLR, combined_log_lr, mt_lineage_lr, y_lineage_lr
+from opendvi.core.lineage_lr import LineageLR, YLineageTable, combined_log_lr, mt_lineage_lr, y_lineage_table
 from opendvi.dvi.errors import DVIError
 from opendvi.dvi.pairwise import PairwiseResult, pairwise_lr
 from opendvi.dvi.problem import DVIProblem, safe_exp
@@ -73,8 +73,13 @@ def _split_autosomal(problem: DVIProblem, res: PairwiseResult, rid: str, mp: str
     return out
 
 
-def lineage_lrs(problem: DVIProblem, rid: str, mp: str) -> dict[str, LineageLR]:
-    """The lineage LRs (Y, mt; those present in the case) of remains ``rid`` as ``mp``."""
+def lineage_lrs(
+    problem: DVIProblem, rid: str, mp: str, *, tables: dict[str, YLineageTable] | None = None
+) -> dict[str, LineageLR]:
+    """The lineage LRs (Y, mt; those present in the case) of remains ``rid`` as ``mp``.
+
+    ``tables`` (optional) keeps each missing person's Y table between calls.
+    """
     lin: CaseLineage | None = problem.case.lineage
     if lin is None:
         return {}
@@ -85,13 +90,18 @@ def lineage_lrs(problem: DVIProblem, rid: str, mp: str) -> dict[str, LineageLR]:
     try:
         if lin.y is not None:
             v = lin.y_of(rid)
-            refs = {pid: h for pid in ids if (h := lin.y_of(pid))}
             if v and fam.sex_of(mp) == "F":
                 out["Y"] = LineageLR(
                     "Y", -math.inf, note=f"remains {rid} carry a Y haplotype; missing person {mp} is female"
                 )
             else:
-                out["Y"] = y_lineage_lr(fam.pedigree, mp, refs, v, lin.y)
+                table = tables.get(mp) if tables is not None else None
+                if table is None:
+                    refs = {pid: h for pid in ids if (h := lin.y_of(pid))}
+                    table = y_lineage_table(fam.pedigree, mp, refs, lin.y)
+                    if tables is not None:
+                        tables[mp] = table
+                out["Y"] = table.lr(v)
         if lin.mt is not None:
             refs_mt = {pid: hm for pid in ids if (hm := lin.mt_of(pid)) is not None}
             out["mt"] = mt_lineage_lr(fam.pedigree, mp, refs_mt, lin.mt_of(rid), lin.mt)
@@ -118,6 +128,7 @@ def lineage_pairwise(source: Case | DVIProblem, *, autosomal: PairwiseResult | N
         or (s == "mt" and lin is not None and lin.mt is not None)
     )
     out = LineagePairwise(remains=res.remains, missing=res.missing, systems=systems, autosomal=res)
+    tables: dict[str, YLineageTable] = {}
     for rid in problem.remains:
         out.log_lr[rid] = {}
         out.log_lr_by_system[rid] = {}
@@ -127,7 +138,7 @@ def lineage_pairwise(source: Case | DVIProblem, *, autosomal: PairwiseResult | N
                 by = _split_autosomal(problem, res, rid, mp)
             else:
                 by = {"autosomal": res.log_lr[rid][mp]}
-            details = lineage_lrs(problem, rid, mp)
+            details = lineage_lrs(problem, rid, mp, tables=tables)
             for s, d in details.items():
                 by[s] = d.log_lr
             out.log_lr_by_system[rid][mp] = by

@@ -294,7 +294,7 @@ def read_mt_database(path: str | Path, *, estimator: str = DEFAULT_ESTIMATOR, na
         count = 1
         if cc is not None:
             raw = cells[cc] if cc < len(cells) else ""
-            count = int(raw) if raw.isdigit() else 0
+            count = int(raw) if re.fullmatch(r"[0-9]+", raw) else 0
             if count < 1:
                 raise FileFormatError(f"must be a positive integer, found {raw!r}", path=p, line=line,
                                       field=header[cc])
