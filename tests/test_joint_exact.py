@@ -263,3 +263,23 @@ def test_dvir_sets__optimiser_gives_dvirs_rows(name: str) -> None:
             continue
         assert ours.log_lr == pytest.approx(math.log(row["LR"]), abs=1e-8)
         assert ours.posterior == pytest.approx(row["posterior"], abs=1e-9)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_glr_lower_bounds__below_the_exact_glr(name: str) -> None:
+    from opendvi.dvi.posterior import glr_lower_bounds
+
+    problem, pw, _ = _case(name)
+    cands = candidate_pairings(problem, pw)
+    res = solve_joint(problem, pw, top=1)
+    checked = 0
+    for comp in res.components:
+        model = build_model(problem, comp.remains, comp.families, cands, pw)
+        best = solve_best(model)
+        assert best is not None
+        for (r, m), lo in glr_lower_bounds(model, best.chosen).items():
+            alt = solve_best(model, Constraints(forbidden=frozenset({(r, m)})))
+            exact = math.inf if alt is None else best.score - alt.score
+            assert lo <= exact + 1e-9
+            checked += 1
+    assert checked >= 3

@@ -166,6 +166,7 @@ def _conclusion_json(c: Conclusion) -> dict[str, Any]:
         "posterior_exact": c.posterior_exact if c.posterior is not None else None,
         "glr": None if c.log_glr is None else jnum(safe_exp(c.log_glr)),
         "log10_glr": log10_of(c.log_glr),
+        "glr_exact": c.glr_exact if c.log_glr is not None else None,
         "symmetric": c.symmetric,
         "step": c.step,
         "comment": c.comment,
@@ -275,6 +276,8 @@ def summary_table(lines: list[Conclusion], *, by: str) -> Table:
         vals = {"remains": c.remains or "-", "missing": c.missing or "-", "family": c.family or "-"}
         post = "-" if c.posterior is None else _fmt_post(c.posterior_exact, c.posterior[0], c.posterior)
         glr = "-" if c.log_glr is None else ("no alternative" if c.log_glr == math.inf else fmt_lr(c.log_glr))
+        if c.log_glr is not None and not c.glr_exact:
+            glr = ">= " + glr
         table.add_row(*(vals[k] for k in cols), c.conclusion, fmt_lr(c.log_lr), post, glr, c.comment)
     return table
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -407,13 +408,14 @@ class TopList:
     solves: int
 
 
-def k_best(model: Model, k: int, *, max_solves: int = MAX_SOLVES) -> TopList:
+def k_best(model: Model, k: int, *, max_solves: int = MAX_SOLVES, max_seconds: float = math.inf) -> TopList:
     """The ``k`` best assignments, exactly, by Lawler's partitioning: after the
     best of a subspace is taken, the rest of that subspace is split into
     disjoint parts (remains 1..i-1 fixed as in it, remains i different), each
     solved exactly. Subproblems are solved lazily: a part waits in the queue
     under its parent's score (an upper bound) and is solved when it comes first,
     so the output order is exact."""
+    t0 = time.perf_counter()
     root = solve_best(model)
     solves = 1
     out: list[Solution] = []
@@ -424,7 +426,7 @@ def k_best(model: Model, k: int, *, max_solves: int = MAX_SOLVES) -> TopList:
     while heap and len(out) < k:
         neg, _, cons, sol = heapq.heappop(heap)
         if sol is None:
-            if solves >= max_solves:
+            if solves >= max_solves or time.perf_counter() - t0 > max_seconds:
                 return TopList(out, False, solves)
             sol = solve_best(model, cons)
             solves += 1

@@ -35,7 +35,7 @@ from opendvi.dvi.assignment import MAX_SOLVES, ComponentTooHardError, Constraint
 from opendvi.dvi.assignment import k_best as k_best_model
 from opendvi.dvi.errors import DVIError
 from opendvi.dvi.pairwise import PairwiseResult, pairwise_lr
-from opendvi.dvi.posterior import Marginals, certified_marginals, exact_sums
+from opendvi.dvi.posterior import Marginals, certified_marginals, exact_sums, glr_lower_bounds
 from opendvi.dvi.problem import DVIProblem, Placement, safe_exp
 
 #: Components with at most this many assignments are enumerated; larger ones
@@ -44,6 +44,8 @@ MAX_ASSIGNMENTS = 100_000
 #: Constrained solves spent on GLRs in one component (one per called remains
 #: and missing person); beyond it a GLR is reported as not computed.
 MAX_GLR_SOLVES = 3000
+#: Seconds the next-best search may take in one component (the listed rows stay exact).
+MAX_TOP_SECONDS = 10.0
 UNASSIGNED = "*"
 
 
@@ -79,6 +81,8 @@ class Component:
     #: ln GLR by remains and by missing person where the optimiser computed them
     glr_remains: dict[str, float] = field(default_factory=dict)
     glr_missing: dict[str, float] = field(default_factory=dict)
+    #: remains and missing persons whose GLR above is a certified lower bound, not the value
+    glr_bound: set[str] = field(default_factory=set)
     message: str = ""
 
     @property
@@ -364,6 +368,8 @@ def solve_component_model(
     max_assignments: int = MAX_ASSIGNMENTS,
     max_solves: int = MAX_SOLVES,
     glr_budget: list[int] | None = None,
+    glr_floor: float = -math.inf,
+    glr_enough: float = math.inf,
 ) -> Component:
     """Solve a component too large to enumerate (or enumerate it after all when
     the exact count says it is small): best ``top`` assignments exactly, the
@@ -374,7 +380,7 @@ def solve_component_model(
     ex = exact_sums(model)
     if ex is not None and ex.log_count is not None and ex.log_count <= math.log(max_assignments) + 1e-9:
         return solve_component(problem, comp, prior=prior)
-    tl = k_best_model(model, top, max_solves=max_solves)
+    tl = k_best_model(model, top, max_solves=max_solves, max_seconds=MAX_TOP_SECONDS)
     comp.top_complete = tl.complete
     comp.assignments = [(s.score, model.loglik(s.chosen), _names(model, s.targets)) for s in tl.solutions]
     marg: Marginals
@@ -397,16 +403,29 @@ def solve_component_model(
     if tl.solutions:
         best = tl.solutions[0]
         budget = glr_budget if glr_budget is not None else [MAX_GLR_SOLVES]
-        # only the calls need a GLR (a remains left unidentified, or a missing
-        # person nobody is placed on, is undecided whatever its GLR)
-        for r, m in enumerate(best.targets):
-            if m < 0 or budget[0] <= 0:
+        # Only the calls need a GLR (a remains left unidentified, or a missing
+        # person nobody is placed on, is undecided whatever its GLR). Dropping
+        # the call's option is one alternative, so GLR <= the option's ln LR:
+        # below ``glr_floor`` the GLR cannot make the call probable and is not
+        # computed. A local lower bound at least ``glr_enough`` settles the
+        # conclusion without a solve (reported as a lower bound).
+        lower = glr_lower_bounds(model, best.chosen)
+        for k in best.chosen:
+            o = model.options[k]
+            if o.score < glr_floor:
                 continue
-            budget[0] -= 2
-            alt = solve_best(model, Constraints(forbidden=frozenset({(r, m)})))
-            g = math.inf if alt is None else best.score - alt.score
-            comp.glr_remains[model.remains[r]] = g
-            comp.glr_missing[model.missing[m]] = g
+            for r, m in o.pairs:
+                rid, mp = model.remains[r], model.missing[m]
+                if lower[(r, m)] >= glr_enough:
+                    comp.glr_remains[rid] = comp.glr_missing[mp] = lower[(r, m)]
+                    comp.glr_bound.update({rid, mp})
+                    continue
+                if budget[0] <= 0:
+                    continue
+                budget[0] -= 1
+                alt = solve_best(model, Constraints(forbidden=frozenset({(r, m)})))
+                g = math.inf if alt is None else best.score - alt.score
+                comp.glr_remains[rid] = comp.glr_missing[mp] = g
     return comp
 
 
@@ -462,6 +481,8 @@ def solve_joint(
     fixed: Mapping[str, str] | None = None,
     null_loglik: float | None = None,
     candidates: Mapping[str, Sequence[str]] | None = None,
+    glr_floor: float = -math.inf,
+    glr_enough: float = math.inf,
 ) -> JointResult:
     """The ``top`` best assignments of the case, with LR and posterior.
 
@@ -475,7 +496,10 @@ def solve_joint(
     persons) replaces the pairings chosen by ``lr_threshold`` and
     ``max_exclusions``. Components with at most ``max_assignments``
     assignments are enumerated; larger ones are solved exactly by the
-    optimiser, never refused.
+    optimiser, never refused; there, GLRs of calls whose option has ln LR
+    below ``glr_floor`` are not computed (the GLR is at most that ln LR), and
+    those whose certified lower bound reaches ``glr_enough`` are given as
+    that bound (``Component.glr_bound``).
     """
     pw = pairwise if pairwise is not None else pairwise_lr(problem)
     if candidates is None:
@@ -490,7 +514,15 @@ def solve_joint(
             else:
                 comps.append(
                     solve_component_model(
-                        problem, c, pw, top=top, prior=prior, max_assignments=max_assignments, glr_budget=glr_budget
+                        problem,
+                        c,
+                        pw,
+                        top=top,
+                        prior=prior,
+                        max_assignments=max_assignments,
+                        glr_budget=glr_budget,
+                        glr_floor=glr_floor,
+                        glr_enough=glr_enough,
                     )
                 )
         except ComponentTooHardError as exc:

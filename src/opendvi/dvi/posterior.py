@@ -39,7 +39,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import logsumexp
 
 from opendvi.dvi.assignment import Model
 
@@ -82,11 +81,16 @@ class _Plan:
     work: int
 
 
-def _units(model: Model, swapped: bool, *, dead: bool = False) -> list[list[tuple[tuple[int, ...], float, int]]]:
+_UnitOptions = list[list[tuple[tuple[int, ...], float, int]]]
+
+
+def _units(model: Model, swapped: bool, *, dead: bool = False) -> _UnitOptions:
     """Per unit its options (resources, weight, option id); ``dead``: with the
     options of likelihood 0 too (id -2), for counting."""
     if swapped:
-        out = [[((model.options[k].pairs[0][1],), model.options[k].score, k) for k in ks] for ks in model.by_remains]
+        out: _UnitOptions = [
+            [((model.options[k].pairs[0][1],), model.options[k].score, k) for k in ks] for ks in model.by_remains
+        ]
         if dead:
             for o in model.dead:
                 out[o.pairs[0][0]].append(((o.pairs[0][1],), 0.0, -2))
@@ -256,7 +260,45 @@ def exact_sums(model: Model, *, max_bits: int = MAX_BITS) -> Marginals | None:
 
 # -- certified bounds --------------------------------------------------------------------------------
 def _lae(vals: Sequence[float]) -> float:
-    return float(logsumexp(vals)) if len(vals) else -math.inf
+    """ln sum exp (small lists: plain Python is faster than scipy here)."""
+    if not len(vals):
+        return -math.inf
+    mx = max(vals)
+    if mx in (math.inf, -math.inf):
+        return mx
+    return mx + math.log(math.fsum(math.exp(v - mx) for v in vals))
+
+
+def glr_lower_bounds(model: Model, chosen: Sequence[int]) -> dict[tuple[int, int], float]:
+    """A lower bound on ln GLR of every pairing (V, M) of the best assignment
+    (options ``chosen``), from the component's local structure alone.
+
+    With M(.) the best weight of a subproblem, the best with V = M is the
+    best overall, w_o M(G without o's remains and family g), and the best
+    with V != M is at most M(G without V) times max(1, the best other option
+    using V). M(G without V) <= M(G without g and o's remains) times max(1,
+    best option of g not using V) times, for each other family h touching
+    o's other remains, max(1, its best option touching them): dropping those
+    options maps any assignment onto one of the smaller problem. Hence
+    ln GLR >= w_o - those maxima (each at least 0)."""
+    opts = model.options
+    out: dict[tuple[int, int], float] = {}
+    for k in chosen:
+        o = opts[k]
+        for v, m in o.pairs:
+            g_max = max([0.0] + [opts[k2].score for k2 in model.by_unit[o.unit]
+                                 if all(rr != v for rr, _ in opts[k2].pairs)])
+            others = {r for r, _ in o.pairs if r != v}
+            h_max: dict[int, float] = {}
+            for r in others:
+                for k2 in model.by_remains[r]:
+                    o2 = opts[k2]
+                    if o2.unit == o.unit or any(rr == v for rr, _ in o2.pairs):
+                        continue
+                    h_max[o2.unit] = max(h_max.get(o2.unit, 0.0), o2.score)
+            alt = max([0.0] + [opts[k2].score for k2 in model.by_remains[v] if (v, m) not in opts[k2].pairs])
+            out[(v, m)] = o.score - g_max - math.fsum(h_max.values()) - alt
+    return out
 
 
 def certified_marginals(model: Model, top_scores: Sequence[float] = ()) -> Marginals:

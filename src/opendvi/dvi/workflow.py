@@ -84,6 +84,8 @@ class Conclusion:
     posterior: tuple[float, float] | None = None
     posterior_exact: bool = True
     log_glr: float | None = None
+    #: False when ``log_glr`` is a certified lower bound (enough for the conclusion)
+    glr_exact: bool = True
     #: who this one cannot be told apart from (symmetric relatives)
     symmetric: list[str] = field(default_factory=list)
     step: str = ""
@@ -195,6 +197,8 @@ def solve_case(case: Case, options: SolveOptions | None = None, *, ignore_sex: b
         fixed=und.assignment,
         null_loglik=null,
         candidates=_lr_pruned(und.pairwise, rest_cands, opts.lr_threshold),
+        glr_floor=math.log(opts.probable_threshold) - 1e-9,
+        glr_enough=math.log(opts.threshold),
     )
     joint.rows = [replace(r, assignment={x: r.assignment[x] for x in problem.remains}) for r in joint.rows]
     t3 = time.perf_counter()
@@ -260,7 +264,7 @@ def _summaries(
     for rid in problem.remains:
         if rid in und_by_r:
             u = und_by_r[rid]
-            c = Conclusion(rid, u.missing, u.family, IDENTIFIED, u.log_lr, None, True, None, [], "undisputed",
+            c = Conclusion(rid, u.missing, u.family, IDENTIFIED, u.log_lr, None, True, None, True, [], "undisputed",
                            f"undisputed (step {u.step})")
             out_r.append(c)
             by_missing[u.missing] = c
@@ -285,7 +289,7 @@ def _summaries(
         g = glr.get(rid)
         g = None if g is None or math.isnan(g) else g
         if t == UNASSIGNED:
-            out_r.append(Conclusion(rid, None, None, UNDECIDED, None, post, comp.exact, g, [], "joint",
+            out_r.append(Conclusion(rid, None, None, UNDECIDED, None, post, comp.exact, g, True, [], "joint",
                                     "best call: not among the missing"))
             continue
         lr = rpw.log_lr.get(rid, {}).get(t)
@@ -301,7 +305,7 @@ def _summaries(
         comment = ""
         if symm:
             comment = f"symmetric match: equally likely as {', '.join(symm)}"
-        c = Conclusion(rid, t, fid, concl, lr, post, comp.exact, g, symm, "joint", comment)
+        c = Conclusion(rid, t, fid, concl, lr, post, comp.exact, g, rid not in comp.glr_bound, symm, "joint", comment)
         out_r.append(c)
         by_missing[t] = c
     # missing persons
