@@ -266,6 +266,30 @@ def tie_note(res: JointResult) -> str | None:
     )
 
 
+def glr_table(res: JointResult) -> Table:
+    table = Table(
+        title="Best assignment, remains by remains (GLR: best with this call vs best without)", title_justify="left"
+    )
+    for col in ("remains", "call", "GLR"):
+        table.add_column(col, justify="right" if col == "GLR" else "left")
+    glr = res.glr()
+    for rid, t in res.best.assignment.items():
+        if rid in res.fixed:
+            table.add_row(rid, t, "undisputed")
+            continue
+        g = glr.get(rid)
+        if g is None:
+            text = "no candidate"
+        elif math.isnan(g):
+            text = "not computed"
+        elif g == math.inf:
+            text = "no alternative"
+        else:
+            text = fmt_lr(g)
+        table.add_row(rid, t if t != UNASSIGNED else "* (not among the missing)", text)
+    return table
+
+
 def summary_table(lines: list[Conclusion], *, by: str) -> Table:
     title = "Summary by remains" if by == "remains" else "Summary by family and missing person"
     table = Table(title=title, title_justify="left")
