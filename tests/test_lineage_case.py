@@ -210,6 +210,15 @@ def test_combined_lr_is_product_of_systems() -> None:
     assert haplotype_text(case.lineage, "V1")["Y"] == "DYS391=10 DYS385=11,14 DYS19=15"  # type: ignore[arg-type]
 
 
+def test_identified_remains_become_typed_on_the_line() -> None:
+    # V1 identified as M1: M1's haplotypes are V1's, V1 leaves the lineage data
+    case = case_from_dict(case_dict())
+    assert case.lineage is not None
+    lin = case.lineage.with_identified({"V1": "M1"})
+    assert lin.y_of("M1") == case.lineage.y_of("V1") and lin.y_of("V1") is None
+    assert lin.mt_of("M1") == case.lineage.mt_of("V1")
+
+
 def test_case_without_lineage_has_only_autosomal() -> None:
     d = case_dict()
     del d["lineage"]

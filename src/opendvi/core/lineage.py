@@ -610,3 +610,14 @@ class CaseLineage:
     @property
     def systems(self) -> tuple[str, ...]:
         return tuple(s for s, v in (("Y", self.y), ("mt", self.mt)) if v is not None)
+
+    def with_identified(self, identified: Mapping[str, str]) -> CaseLineage:
+        """After placing remains on missing persons (``{remains: missing}``):
+        each remains' haplotypes become its missing person's, as the
+        genotypes do in ``DVIProblem.with_identified``."""
+        haps = dict(self.haplotypes)
+        for rid, mp in identified.items():
+            h = haps.pop(rid, None)
+            if h is not None:
+                haps[mp] = h
+        return CaseLineage(y=self.y, mt=self.mt, haplotypes=haps)
