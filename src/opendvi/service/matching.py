@@ -49,12 +49,16 @@ def match_case(case: Case, *, top_k: int = 10, min_posterior: float = 1e-4) -> M
     try:
         joint = solve_joint(problem, pw, top=1)
         for comp in joint.components:
-            for score, _ll, targets in comp.assignments:
-                if score == -math.inf:
-                    continue
-                w = math.exp(score - comp.log_norm)
-                for rid, t in zip(comp.remains, targets, strict=True):
-                    posterior[(rid, t)] += w
+            # exact marginals (enumeration or dynamic programming); beyond, the
+            # lower end of the certified interval, and a note says so
+            for key, (low, _high) in comp.marginals.items():
+                posterior[key] = low
+            if not comp.exact:
+                posterior_method = "joint, certified lower bounds in large components"
+                notes.append(
+                    f"a component of {len(comp.remains)} remains: posteriors are the lower ends of certified "
+                    f"intervals (method {comp.method}, half-width up to {comp.max_error:.2g})"
+                )
     except DVIError as exc:
         posterior_method = "per-remains"
         notes.append(f"joint identification not possible ({exc}); posteriors are per remains")
