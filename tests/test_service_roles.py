@@ -128,15 +128,21 @@ ENDPOINTS: list[tuple[str, str, str | None]] = [
     ("POST", "/users", "users.manage"),
     ("POST", "/users/{username}", "users.manage"),
     ("GET", "/audit", "audit.read"),
+    # power planning (routes/power.py)
+    ("GET", "/api/power/families/{code}", "families.read"),
+    ("GET", "/api/power/weak", "families.read"),
+    ("GET", "/power", "families.read"),
+    ("GET", "/power/families/{code}", "families.read"),
+    ("GET", "/power/lr-plot/families/{code}", "families.read"),
 ]
 PUBLIC = {("GET", "/api/health"), ("POST", "/api/auth/login"), ("GET", "/login"), ("POST", "/login")}
 
 
 def test_matrix_covers_every_route(world: dict[str, Any]) -> None:
     routes = set()
-    from opendvi.service.routes import api, pages
+    from opendvi.service.routes import api, pages, power
 
-    for route in [*api.router.routes, *pages.router.routes]:
+    for route in [*api.router.routes, *pages.router.routes, *power.router.routes]:
         # "{barcode:path}" (identifiers may hold "/") is listed as "{barcode}"
         path = re.sub(r"\{(\w+):path\}", r"{\1}", getattr(route, "path", ""))
         for method in getattr(route, "methods", None) or ():

@@ -119,7 +119,7 @@ def grid_pmf(atoms: Sequence[Atoms], *, grid: float = DEFAULT_GRID,
     start = const + sum(lo) * h
     if not rest:
         return np.ones(1), const, h, 0
-    pmfs = [np.bincount(k - a, weights=p, minlength=w)[None, :]
+    pmfs = [np.asarray(np.bincount(k - a, weights=p, minlength=w), dtype=np.float64)[None, :]
             for (p, _), k, a, w in zip(rest, ks, lo, widths, strict=True)]
     out = convolve_all(pmfs)[0]
     assert len(out) == n

@@ -211,7 +211,7 @@ def batch_inclusion(P: Sequence[FloatArray], L: Sequence[FloatArray], thresholds
     for Pj, kj, w in zip(P, ks, widths, strict=True):
         pos = Pj > 0.0
         flat = (rows * w + kj)[pos]
-        hists.append(np.bincount(flat, weights=Pj[pos], minlength=B * w).reshape(B, w))
+        hists.append(np.asarray(np.bincount(flat, weights=Pj[pos], minlength=B * w), dtype=np.float64).reshape(B, w))
     dens = convolve_all(hists)
     assert dens.shape[1] == n
     surv = np.concatenate([np.cumsum(dens[:, ::-1], axis=1)[:, ::-1], np.zeros((B, 1))], axis=1)

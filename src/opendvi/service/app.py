@@ -20,7 +20,7 @@ from opendvi import __version__
 from opendvi.service import errors
 from opendvi.service.deps import SESSION_COOKIE
 from opendvi.service.limits import BodyLimitMiddleware
-from opendvi.service.routes import api, pages
+from opendvi.service.routes import api, pages, power
 from opendvi.service.settings import Settings
 from opendvi.service.throttle import LoginThrottle
 from opendvi.store import db as store_db
@@ -77,6 +77,7 @@ def create_app(*, settings: Settings | None = None, engine: Engine | None = None
                                              cap=settings.login_lock_max_s)
     app.state.login_slots = threading.BoundedSemaphore(settings.login_parallel)
     errors.install(app)
+    app.include_router(power.router)  # before api: /api/power/... is not a family code
     app.include_router(api.router)
     app.include_router(pages.router)
     # the body limit wraps everything: nothing is read, parsed or authenticated past it

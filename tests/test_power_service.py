@@ -1,0 +1,84 @@
+"""Power planning in the service: the family page (power, the suggested next
+sample, the LR plot), the weak-families list (sortable) and the JSON API,
+on the demo case. The role matrix is in test_service_roles.py."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from opendvi.data import demo_case_path
+from opendvi.io.case_json import read_case
+from opendvi.power import PowerSettings, family_power
+from tests.servicekit import assert_error_shape, bearer, make_app, migrated_engine
+
+
+@pytest.fixture(scope="module")
+def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    tmp = tmp_path_factory.mktemp("power")
+    with migrated_engine("sqlite", tmp) as engine:
+        client = TestClient(make_app(engine))
+        yield {"client": client, "intake": bearer(client, "intake"), "lab": bearer(client, "lab")}
+
+
+def test_api_family_power__equals_the_library(svc: dict[str, Any]) -> None:
+    r = svc["client"].get("/api/power/families/F5", headers=svc["intake"])
+    assert r.status_code == 200, r.text
+    data = r.json()
+    case = read_case(Path(demo_case_path()))
+    fam = case.family("F5")
+    want = family_power(case, fam, fam.missing[0], settings=PowerSettings(rank_by="inclusion"))
+    got = data[0]
+    assert (got["family"], got["missing"]) == ("F5", fam.missing[0])
+    assert got["exclusion"]["total"] == pytest.approx(want.summary.ep_total, abs=1e-12)
+    assert got["lr"]["e_log10_lr"] == pytest.approx(want.summary.e_log10_lr, abs=1e-10)
+    assert got["inclusion"]["1e4"] == pytest.approx(want.summary.inclusion.at(1e4), abs=1e-9)
+    assert got["next"], "F5 has untyped relatives to suggest"
+    ips = [c["inclusion"]["1e4"] for c in got["next"]]
+    assert all(a >= b - 1e-9 for a, b in itertools.pairwise(ips))  # best first
+
+
+def test_family_page__shows_power_next_sample_and_plot(svc: dict[str, Any]) -> None:
+    c = svc["client"]
+    r = c.get("/power/families/F5", headers=svc["intake"])
+    assert r.status_code == 200
+    assert "Suggested next sample" in r.text and 'id="ip-' in r.text
+    assert "/power/lr-plot/families/F5?missing=" in r.text
+    png = c.get("/power/lr-plot/families/F5", headers=svc["intake"])
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+    assert png.content[:8] == b"\x89PNG\r\n\x1a\n"
+    bad = c.get("/power/lr-plot/families/F5?missing=NOBODY", headers=svc["intake"])
+    assert_error_shape(bad, 404)
+    assert_error_shape(c.get("/api/power/families/NOFAMILY", headers=svc["intake"]), 404)
+    # the families page links to it
+    assert "/power/families/F5" in c.get("/families", headers=svc["intake"]).text
+
+
+def test_weak_list__level_and_sorting(svc: dict[str, Any]) -> None:
+    c = svc["client"]
+    r = c.get("/api/power/weak?level=1.0&sort=family&order=asc", headers=svc["intake"])
+    assert r.status_code == 200, r.text
+    data = r.json()
+    fams = [w["family"] for w in data["weak"]]
+    assert len(fams) >= 2 and fams == sorted(fams)
+    desc = c.get("/api/power/weak?level=1.0&sort=family&order=desc", headers=svc["intake"]).json()
+    assert [w["family"] for w in desc["weak"]] == sorted(fams, reverse=True)
+    by_ip = c.get("/api/power/weak?level=1.0", headers=svc["intake"]).json()["weak"]
+    assert [w["ip"] for w in by_ip] == sorted(w["ip"] for w in by_ip)
+    assert all(w["ip"] < 1.0 for w in by_ip)
+    strict = c.get("/api/power/weak?level=0.5", headers=svc["intake"]).json()
+    assert all(w["ip"] < 0.5 for w in strict["weak"]) and len(strict["weak"]) <= len(by_ip)
+    page = c.get("/power?level=1.0&sort=e_log10_lr&order=desc", headers=svc["intake"])
+    assert page.status_code == 200 and 'id="weak"' in page.text and "▼" in page.text
+    assert_error_shape(c.get("/api/power/weak?sort=drop_table", headers=svc["intake"]), 422)
+
+
+def test_power__refused_to_the_laboratory(svc: dict[str, Any]) -> None:
+    c = svc["client"]
+    assert_error_shape(c.get("/api/power/weak", headers=svc["lab"]), 403)
+    assert c.get("/power/families/F5", headers=svc["lab"]).status_code == 403
