@@ -184,10 +184,10 @@ def test_y_references_impossible_together_raise() -> None:
 # ---------------------------------------------------------------------------
 
 
-def _line_pedigree() -> Pedigree:
+def _line_pedigree(*, son: bool = False) -> Pedigree:
     """A paternal line: GGF -> {GF, GU}; GF -> {FA, UN}; GU -> CC; FA -> {M, B};
-    UN -> C; B -> L. Wives W* are untyped founders."""
-    men = [
+    UN -> C; B -> L (and M -> MS when ``son``). Wives W* are untyped founders."""
+    men = [*([("MS", "M")] if son else []),
         ("GGF", None),
         ("GF", "GGF"),
         ("GU", "GGF"),
@@ -246,30 +246,46 @@ def brute_force_locus(ped: Pedigree, typed: dict[str, tuple[str, ...]], mu: floa
     return total
 
 
-def test_y_brute_force__several_typed_males_on_one_line() -> None:
-    ped = _line_pedigree()
-    rng = random.Random(20261207)
+@pytest.mark.parametrize("son", [False, True])
+def test_y_brute_force__several_typed_males_on_one_line(son: bool) -> None:
+    # with ``son`` the missing person has a typed son: M is inside the tree
+    ped = _line_pedigree(son=son)
+    rng = random.Random(20261207 + son)
     sysm = y_system(DB, COUNTS)
-    for trial in range(6):
+    checked = 0
+    for trial in range(6 if not son else 5):
         base19, base385 = 14, (11, 14)
         refs = {}
-        for pid in ("GGF", "GU", "UN", "B", "C", "CC"):
-            if rng.random() < 0.8 or pid == "B":
+        for pid in ("GGF", "GU", "UN", "B", "C", "CC", *(["MS"] if son else [])):
+            if rng.random() < 0.8 or pid in ("B", "MS"):
                 v19 = base19 + rng.choice([0, 0, 0, 1, -1])
                 a, b = base385[0] + rng.choice([0, 0, 1]), base385[1] + rng.choice([0, 0, -1])
                 refs[pid] = yh(DYS19=str(v19), DYS385=f"{a},{b}")
         remains = yh(DYS19=str(base19 + rng.choice([0, 1, -1])), DYS385="11,14")
-        res = y_lineage_lr(ped, "M", refs, remains, sysm)
         expect = 0.0
+        impossible = False
         for locus, mu in (("DYS19", MU), ("DYS385", 0.003)):
             typed = {p: h[locus] for p, h in refs.items()}
             den = brute_force_locus(ped, typed, mu)
+            if den == 0.0:  # the references alone are impossible (e.g. 2 steps in one link)
+                impossible = True
+                break
             num = brute_force_locus(ped, {**typed, "M": remains[locus]}, mu)
-            expect += math.log(num) - math.log(den)
+            expect += (math.log(num) if num > 0 else -math.inf) - math.log(den)
+        if impossible:
+            with pytest.raises(LikelihoodError, match="impossible together"):
+                y_lineage_lr(ped, "M", refs, remains, sysm)
+            continue
+        res = y_lineage_lr(ped, "M", refs, remains, sysm)
+        checked += 1
+        if expect == -math.inf:
+            assert res.log_numerator == -math.inf and res.lr == 0.0
+            continue
         assert res.log_numerator == pytest.approx(expect, rel=1e-10, abs=1e-12), trial
-        assert res.reference == "B" and res.links == 2
+        assert (res.reference, res.links) == (("MS", 1) if son else ("B", 2))
         x, n = sysm.database.count(remains, res.compared)
         assert res.log_lr == pytest.approx(expect - math.log((x + 1) / (n + 1)), rel=1e-10)
+    assert checked >= 3
 
 
 @pytest.mark.parametrize(
