@@ -18,3 +18,16 @@ def test_core_imports_no_outer_library() -> None:
         "assert not bad and not mine, (bad, mine)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_power_imports_only_domain_packages() -> None:
+    """opendvi.power (a domain package) uses core and screening, never the
+    service, the store, the CLI or their libraries; matplotlib only when a plot is drawn."""
+    code = (
+        "import sys, opendvi.power, opendvi.power.plot\n"
+        f"bad = [m for m in {(*FORBIDDEN, 'matplotlib')!r} if m in sys.modules]\n"
+        "mine = [m for m in sys.modules if m.startswith(('opendvi.service', 'opendvi.store', 'opendvi.cli'))]\n"
+        "print(bad, mine)\n"
+        "assert not bad and not mine, (bad, mine)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
