@@ -284,6 +284,10 @@ def anchor_for(url: str | Any, data_dir: Path, *, create_key: bool = True) -> An
 
     u = make_url(url) if isinstance(url, str) else url
     path = anchor_path(u, data_dir)
+    if create_key and not path.parent.exists():
+        from opendvi.store.db import private_dir
+
+        private_dir(path.parent)
     existing = path.exists()
     key = load_key(path.parent, create=create_key and not existing)
     if key is None:
