@@ -29,7 +29,12 @@ carried by the assignments that contain it.
   product. Putting the lower bounds in the numerator and 1 in the
   denominator (and the reverse) brackets every marginal; the interval is
   narrow exactly where it matters (a strong pairing against weak
-  alternatives) and says so where it is not.
+  alternatives) and says so where it is not. For a family with one missing
+  person the bound goes one step deeper: y_o = 1 / (1 + sum over the other
+  remains V' of w(V', M) R(V')), R(V') the probability that V' is unused
+  once V and the family are gone, at most 1 / (1 + V''s other options times
+  their own lower bounds), so a competitor with a strong match elsewhere
+  hardly counts.
 """
 
 from __future__ import annotations
@@ -321,16 +326,12 @@ def certified_marginals(model: Model, top_scores: Sequence[float] = ()) -> Margi
         else:
             for r in rem:
                 s_not[(u, r)] = _lae([0.0] + [opts[k].score for k in ks if all(rr != r for rr, _ in opts[k].pairs)])
-    pair: dict[tuple[int, int], tuple[float, float]] = {}
+    # depth 1: y_o >= 1 / (S_g without V x prod over families touching o's other remains)
+    log_l: dict[tuple[int, int], float] = {}
     for v, ks in enumerate(model.by_remains):
-        if not ks:
-            pair[(v, -1)] = (1.0, 1.0)
-            continue
-        lower: dict[int, list[float]] = {}
-        upper: dict[int, list[float]] = {}
         for k in ks:
             o = opts[k]
-            log_l = -s_not[(o.unit, v)]
+            ll = -s_not[(o.unit, v)]
             others = {r for r, _ in o.pairs if r != v}
             if others:
                 touch: dict[int, dict[int, float]] = {}
@@ -341,9 +342,49 @@ def certified_marginals(model: Model, top_scores: Sequence[float] = ()) -> Margi
                             continue
                         touch.setdefault(o2.unit, {})[k2] = o2.score
                 for ws in touch.values():
-                    log_l -= float(np.logaddexp(0.0, _lae(list(ws.values()))))
+                    ll -= float(np.logaddexp(0.0, _lae(list(ws.values()))))
+            log_l[(k, v)] = ll
+    # (depth-1 bounds hold in every subproblem too: fewer options, larger bound;
+    # the deeper ones below do not, so they are built from depth 1 only)
+    log_l1 = dict(log_l)
+    # depth 3, for a family with one missing person: y_o = 1 / (1 + sum over the
+    # other remains V' of w(V', M) R(V')), R(V') = P(V' unused without V and g)
+    # <= 1 / (1 + sum of V''s single-pair options elsewhere, w x depth-1 bound):
+    # a competitor with a strong match elsewhere hardly competes.
+    for u, ks in enumerate(model.by_unit):
+        if not ks or any(len(opts[k].pairs) != 1 for k in ks):
+            continue
+        if len({opts[k].pairs[0][1] for k in ks}) != 1 or len({opts[k].pairs[0][0] for k in ks}) != len(ks):
+            continue
+        terms = []
+        for k in ks:
+            v2 = opts[k].pairs[0][0]
+            elsewhere = [
+                opts[k2].score + log_l1[(k2, v2)]
+                for k2 in model.by_remains[v2]
+                if opts[k2].unit != u and len(opts[k2].pairs) == 1
+            ]
+            log_u = -float(np.logaddexp(0.0, _lae(elsewhere)))
+            terms.append(opts[k].score + log_u)
+        arr = np.array(terms)
+        pre = np.logaddexp.accumulate(np.concatenate([[0.0], arr]))
+        suf = np.logaddexp.accumulate(np.concatenate([[-np.inf], arr[::-1]]))[::-1]
+        for j, k in enumerate(ks):
+            v = opts[k].pairs[0][0]
+            deep = -float(np.logaddexp(pre[j], suf[j + 1]))
+            if deep > log_l[(k, v)]:
+                log_l[(k, v)] = deep
+    pair: dict[tuple[int, int], tuple[float, float]] = {}
+    for v, ks in enumerate(model.by_remains):
+        if not ks:
+            pair[(v, -1)] = (1.0, 1.0)
+            continue
+        lower: dict[int, list[float]] = {}
+        upper: dict[int, list[float]] = {}
+        for k in ks:
+            o = opts[k]
             m = next(mm for rr, mm in o.pairs if rr == v)
-            lower.setdefault(m, []).append(o.score + log_l)
+            lower.setdefault(m, []).append(o.score + log_l[(k, v)])
             upper.setdefault(m, []).append(o.score)
         a_l = {m: _lae(x) for m, x in lower.items()}
         a_h = {m: _lae(x) for m, x in upper.items()}
