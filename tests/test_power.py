@@ -365,3 +365,22 @@ def test_cli_power_registry__csv_and_json(tmp_path: Path) -> None:
     assert data["n_families"] == len(csv_path.read_text().splitlines()) - 1
     assert all(w["weak"] for w in data["weak"])
     assert sum(1 for w in data["weak"] if w["next_candidate"]) <= 2
+
+
+def test_x_marker__father_daughter_and_mother_son() -> None:
+    mx = make_marker("X1", ALLELES, FREQS, chromosome="X")
+    ped = Pedigree([Individual("FA", sex="M"), Individual("MO", sex="F"), Individual("D", "FA", "MO", "F"),
+                    Individual("S", "FA", "MO", "M")])
+    # a daughter carries her father's X allele: genotypes without it are excluded, (1 - p_a)^2
+    fam = Family("F1", ped, {"FA": {"X1": ("9", "9")}}, missing=("D", "S"))
+    case = Case("x", (mx,), families=(fam,))
+    d = family_power(case, "F1", "D")
+    assert abs(d.summary.ep_total - (1 - _p("9")) ** 2) <= 1e-15
+    # a son gets nothing from his father at X: no power at all
+    s = family_power(case, "F1", "S")
+    assert s.summary.ep_total == 0 and abs(s.summary.e_log10_lr) <= 1e-15
+    # from a typed mother a son (one allele) must carry one of hers
+    fam2 = Family("F2", ped, {"MO": {"X1": ("8", "12")}}, missing=("S",))
+    s2 = family_power(Case("x", (mx,), families=(fam2,)), "F2", "S")
+    assert abs(s2.summary.ep_total - (1 - _p("8") - _p("12"))) <= 1e-15
+    assert s2.markers[0].n_genotypes == len(ALLELES)
