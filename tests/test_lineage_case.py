@@ -204,6 +204,10 @@ def test_combined_lr_is_product_of_systems() -> None:
     assert 0.0 < res.lr_by_system()["V2"]["M1"]["Y"] < 1e-6
     assert res.lr_by_system()["V2"]["M1"]["mt"] == 0.0 and res.lr("V2", "M1") == 0.0
     assert res.mismatches["V2"]["M1"] == {"Y": 3, "mt": 3}
+    out = res.to_json()
+    assert out["mismatches"]["V1"]["M1"] == {"Y": 1, "mt": 0} and out["lr"]["V2"]["M1"] == 0.0
+    assert set(out["lr_by_system"]["V1"]["M1"]) == {"autosomal", "Y", "mt"}
+    json.loads(json.dumps(out, allow_nan=False))
     detail = lineage_detail_json(res.details[("V1", "M1")]["Y"])
     assert detail["reference"] == "U1" and detail["links"] == 3 and len(detail["frequency"]["database_sha256"]) == 64
     json.dumps(detail)

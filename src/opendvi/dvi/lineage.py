@@ -57,6 +57,22 @@ class LineagePairwise:
             for rid, row in self.log_lr_by_system.items()
         }
 
+    def to_json(self) -> dict[str, Any]:
+        """The ``lineage.md`` output fields: ``lr`` (combined), ``lr_by_system``
+        and ``mismatches``, JSON-ready (an infinite LR as the string "inf")."""
+
+        def num(x: float) -> float | str:
+            return "inf" if x == math.inf else x
+
+        return {
+            "lr": {rid: {mp: num(safe_exp(v)) for mp, v in row.items()} for rid, row in self.log_lr.items()},
+            "lr_by_system": {
+                rid: {mp: {s: num(v) for s, v in by.items()} for mp, by in row.items()}
+                for rid, row in self.lr_by_system().items()
+            },
+            "mismatches": self.mismatches,
+        }
+
     def pairs(self) -> Iterable[tuple[str, str, float]]:
         for rid, row in self.log_lr.items():
             for mp, v in row.items():
