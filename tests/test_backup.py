@@ -76,6 +76,7 @@ def test_backup_and_restore__round_trip_with_the_audit_chain(backend: str, tmp_p
         assert stat.S_IMODE(out.stat().st_mode) == 0o600
         if backend == "sqlite":
             assert "backup verified" in r.stdout
+            assert sorted(p.name for p in tmp_path.iterdir()) == ["backup.bin", "data"]  # one self-contained file
         again = _cli(backend, data, "backup", str(out))
         assert again.returncode == 2 and "exists" in again.stderr
 

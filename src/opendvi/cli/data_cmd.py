@@ -162,13 +162,15 @@ def _private_tmp(output: Path) -> Path:
     return Path(name)
 
 
-def _sqlite_copy(src: Path, dst: Path) -> None:
-    """SQLite's online backup API: a consistent copy while others read and write."""
+def _sqlite_copy(src: Path, dst: Path, *, journal: str) -> None:
+    """SQLite's online backup API: a consistent copy while others read and write; then the copy's
+    journal mode (``DELETE`` for a backup: one self-contained file; ``WAL`` for a database in use)."""
     source = sqlite3.connect(f"file:{src.as_posix()}?mode=ro", uri=True)
     try:
         target = sqlite3.connect(dst.as_posix())
         try:
             source.backup(target)
+            target.execute(f"PRAGMA journal_mode={journal}")
         finally:
             target.close()
     finally:
@@ -214,7 +216,7 @@ def backup(
         tmp = _private_tmp(output)
         try:
             if db_file is not None:
-                _sqlite_copy(db_file, tmp)
+                _sqlite_copy(db_file, tmp, journal="DELETE")
             elif engine.url.get_backend_name() == "postgresql":
                 _run([_tool("pg_dump"), "--format=custom", "--no-owner", f"--file={tmp}"], _pg_env(engine.url))
             else:
@@ -259,12 +261,13 @@ def restore(
         if not source.ok:
             raise DataError(f"{backup_file}: the backup's audit chain is broken, nothing restored: "
                             + "; ".join(source.problems[:3]))
-        if db_file.exists() and db_file.stat().st_size > 0 and not force:
+        wal = db_file.with_name(db_file.name + "-wal")
+        if any(p.exists() and p.stat().st_size > 0 for p in (db_file, wal)) and not force:
             raise DataError(f"a database exists at {db_file}: give --force to overwrite it (stop the service "
                             "first)")
         engine = store_db.make_engine(url)  # creates the file 0600 in a 0700 folder
         engine.dispose()
-        _sqlite_copy(backup_file, db_file)
+        _sqlite_copy(backup_file, db_file, journal="WAL")
     else:
         engine = store_db.make_engine(url)
         try:
