@@ -277,9 +277,9 @@ def _summaries(
             out_r.append(Conclusion(rid, None, None, EXCLUDED, step="exclusion", comment=why))
             continue
         comp = comp_of.get(rid)
-        if comp is None:
-            out_r.append(Conclusion(rid, None, None, UNDECIDED, step="joint",
-                                    comment="no candidate left after the undisputed step"))
+        if comp is None:  # as dvir's next exclusion round: no pairing left
+            out_r.append(Conclusion(rid, None, None, EXCLUDED, step="exclusion",
+                                    comment="its candidates were all identified with other remains (undisputed)"))
             continue
         if comp.method == "not solved":
             out_r.append(Conclusion(rid, None, None, UNDECIDED, step="joint", comment=comp.message))
@@ -311,10 +311,15 @@ def _summaries(
     # missing persons
     gm = joint.glr_missing()
     has_cand = {m for v in cands.values() for m in v}
+    left = {m for v in (und.candidates or {}).values() for m in v} if und.candidates is not None else has_cand
     out_m: list[Conclusion] = []
     for fam_id, family in problem.families.items():
         for mp in family.missing:
-            out_m.append(_missing_line(fam_id, mp, by_missing.get(mp), gm, has_cand, opts))
+            line = _missing_line(fam_id, mp, by_missing.get(mp), gm, has_cand, opts)
+            if line.conclusion == UNDECIDED and line.remains is None and mp not in left:
+                line = replace(line, conclusion=EXCLUDED, step="exclusion",
+                               comment="its candidate remains were all identified with other missing persons")
+            out_m.append(line)
     return out_r, out_m
 
 
