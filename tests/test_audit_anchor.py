@@ -192,3 +192,36 @@ def test_checkpoints__every_n_entries_after_commit_signed_and_private(
             assert not report.ok and "not a checkpoint signed with this key" in report.problems[0]
         finally:
             audit.install_anchor(engine, None)
+
+
+def test_service__anchors_its_configured_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``opendvi serve``'s app (no engine given): the API's verification writes a checkpoint beside the
+    SQLite file, and so does every N-th entry; checkpoints also go to syslog when asked."""
+    from fastapi.testclient import TestClient
+
+    from opendvi.service import bootstrap
+    from opendvi.service.app import create_app
+    from opendvi.service.settings import Settings
+    from tests.servicekit import ADMIN_PASSWORD, bearer
+
+    for var in ("DATABASE_URL", "OPENDVI_AUDIT_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("OPENDVI_AUDIT_CHECKPOINT_EVERY", "3")
+    monkeypatch.setenv("OPENDVI_AUDIT_SYSLOG", "1")
+    app = create_app(settings=Settings(environment="test", data_dir=tmp_path))
+    try:
+        bootstrap.ensure_admin(app.state.sessionmaker, password=ADMIN_PASSWORD, must_change_password=False)
+        client = TestClient(app)
+        h = bearer(client, "admin")  # user.create (1), auth.login (2) ...
+        for k in range(3):
+            assert client.post("/api/operations", json={"code": f"OP{k}", "name": "x"}, headers=h).status_code == 201
+        path = tmp_path / "opendvi.sqlite3.checkpoints"
+        every = [json.loads(line)["seq"] for line in path.read_text().splitlines()]
+        assert every and all(s % 3 == 0 for s in every), every
+        r = client.get("/api/audit/verify", headers=h)
+        assert r.status_code == 200 and r.json()["ok"], r.text
+        assert r.json()["checkpoint"]["seq"] == r.json()["head_seq"]
+        assert json.loads(path.read_text().splitlines()[-1])["seq"] == r.json()["head_seq"]
+    finally:
+        audit.install_anchor(app.state.engine, None)
+        app.state.engine.dispose()
