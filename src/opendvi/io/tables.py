@@ -436,7 +436,8 @@ def read_ped(path: str | Path, *, missing_prefix: str | None = None) -> tuple[li
     lim = limits.current()
     limits.check_file(p, lim)
     text = read_text(p)
-    limits.check_text(text, p, delimiter="\t" if "\t" in text else " ", limits=lim)
+    # cells: tabs counted; runs of spaces (aligned columns) are not cells, and each row is checked below
+    limits.check_text(text, p, delimiter="\t" if "\t" in text else None, limits=lim)
     lines = [
         (k, ln) for k, ln in enumerate(text.splitlines(), start=1) if ln.strip() and not ln.lstrip().startswith("#")
     ]
