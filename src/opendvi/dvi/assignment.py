@@ -408,13 +408,73 @@ class TopList:
     solves: int
 
 
+def lp_penalties(model: Model, cons: Constraints) -> tuple[float, dict[int, float], dict[int, float]] | None:
+    """The LP relaxation of the subproblem ``cons`` and its dual: (LP value,
+    y per remains row, reduced cost d per option). For every integer
+    solution x of the subproblem (or of any part of it),
+    score(x) <= LP - sum of d over its options - sum of y over its unused
+    remains (weak duality), which bounds each part of Lawler's partition
+    without solving it."""
+    from scipy.optimize import linprog
+
+    keep, must_unit, must_remains = _allowed(model, cons)
+    if not keep:
+        return None
+    units = sorted({model.options[k].unit for k in keep})
+    rem = sorted({r for k in keep for r, _ in model.options[k].pairs})
+    upos = {u: i for i, u in enumerate(units)}
+    rpos = {r: len(units) + i for i, r in enumerate(rem)}
+    n_rows = len(units) + len(rem)
+    ii, jj = [], []
+    for j, k in enumerate(keep):
+        o = model.options[k]
+        ii.append(upos[o.unit])
+        jj.append(j)
+        for r, _ in o.pairs:
+            ii.append(rpos[r])
+            jj.append(j)
+    a = csr_matrix((np.ones(len(ii)), (np.array(ii), np.array(jj))), shape=(n_rows, len(keep)))
+    eq = np.zeros(n_rows, dtype=bool)
+    for u in must_unit:
+        if u in upos:
+            eq[upos[u]] = True
+    for r in must_remains:
+        if r in rpos:
+            eq[rpos[r]] = True
+    c = -np.array([model.options[k].score for k in keep])
+    ub_rows, eq_rows = np.nonzero(~eq)[0], np.nonzero(eq)[0]
+    res = linprog(
+        c,
+        A_ub=a[ub_rows] if len(ub_rows) else None,
+        b_ub=np.ones(len(ub_rows)) if len(ub_rows) else None,
+        A_eq=a[eq_rows] if len(eq_rows) else None,
+        b_eq=np.ones(len(eq_rows)) if len(eq_rows) else None,
+        bounds=(0, None),
+        method="highs",
+    )
+    if res.status != 0:
+        return None
+    y = np.zeros(n_rows)
+    if len(ub_rows):
+        y[ub_rows] = -np.asarray(res.ineqlin.marginals)
+    if len(eq_rows):
+        y[eq_rows] = -np.asarray(res.eqlin.marginals)
+    d = a.T @ y + c  # y.A_j - score_j >= 0 at the optimum
+    return (
+        -float(res.fun),
+        {r: max(0.0, float(y[rpos[r]])) if not eq[rpos[r]] else 0.0 for r in rem},
+        {k: max(0.0, float(d[j])) for j, k in enumerate(keep)},
+    )
+
+
 def k_best(model: Model, k: int, *, max_solves: int = MAX_SOLVES, max_seconds: float = math.inf) -> TopList:
     """The ``k`` best assignments, exactly, by Lawler's partitioning: after the
     best of a subspace is taken, the rest of that subspace is split into
     disjoint parts (remains 1..i-1 fixed as in it, remains i different), each
-    solved exactly. Subproblems are solved lazily: a part waits in the queue
-    under its parent's score (an upper bound) and is solved when it comes first,
-    so the output order is exact."""
+    solved exactly. Parts are solved lazily: a part waits in the queue under an
+    upper bound of its best (the parent's score, lowered by the LP dual's
+    penalty for changing remains i) and is solved when it comes first, so the
+    output order is exact and parts that cannot reach the list are never solved."""
     t0 = time.perf_counter()
     root = solve_best(model)
     solves = 1
@@ -422,26 +482,46 @@ def k_best(model: Model, k: int, *, max_solves: int = MAX_SOLVES, max_seconds: f
     if root is None:
         return TopList(out, True, solves)
     counter = itertools.count()
-    heap: list[tuple[float, int, Constraints, Solution | None]] = [(-root.score, next(counter), Constraints(), root)]
+    # (-bound, 0 if solved else 1, order, constraints, solution): at equal
+    # bounds a solved part comes first (its bound is its value)
+    heap: list[tuple[float, int, int, Constraints, Solution | None]] = [
+        (-root.score, 0, next(counter), Constraints(), root)
+    ]
     while heap and len(out) < k:
-        neg, _, cons, sol = heapq.heappop(heap)
+        _, _, _, cons, sol = heapq.heappop(heap)
         if sol is None:
             if solves >= max_solves or time.perf_counter() - t0 > max_seconds:
                 return TopList(out, False, solves)
-            sol = solve_best(model, cons)
+            try:
+                sol = solve_best(model, cons)
+            except ComponentTooHardError:  # a part the solver could not finish: stop the list here
+                return TopList(out, False, solves)
             solves += 1
             if sol is not None:
-                heapq.heappush(heap, (-sol.score, next(counter), cons, sol))
+                heapq.heappush(heap, (-sol.score, 0, next(counter), cons, sol))
             continue
         out.append(sol)
         if len(out) == k:
             break
+        lp = lp_penalties(model, cons)
         fixed = {r for r, _ in cons.forced}
         free = [r for r in range(len(model.remains)) if r not in fixed]
         prefix: list[tuple[int, int]] = []
         for r in free:
             t = sol.targets[r]
             child = cons.with_(forced=prefix, forbidden=[(r, t)])
-            heapq.heappush(heap, (neg, next(counter), child, None))
+            bound = sol.score
+            if lp is not None:
+                value, y, d = lp
+                alts = [d[j] for j in model.by_remains[r] if j in d and (r, t) not in model.options[j].pairs]
+                if t >= 0:
+                    alts.append(y.get(r, 0.0))
+                penalty = min(alts, default=math.inf)
+                if penalty == math.inf:
+                    prefix.append((r, t))
+                    continue  # this part is empty
+                slack = 1e-7 * (1.0 + abs(value))
+                bound = min(sol.score, value - penalty + slack)
+            heapq.heappush(heap, (-bound, 1, next(counter), child, None))
             prefix.append((r, t))
     return TopList(out, not heap or len(out) >= k, solves)

@@ -44,6 +44,8 @@ MAX_ASSIGNMENTS = 100_000
 #: Constrained solves spent on GLRs in one component (one per called remains
 #: and missing person); beyond it a GLR is reported as not computed.
 MAX_GLR_SOLVES = 3000
+#: Enumeration is depth-first (recursive): only components with at most this many remains.
+MAX_ENUMERATED_REMAINS = 200
 #: Seconds the next-best search may take in one component (the listed rows stay exact).
 MAX_TOP_SECONDS = 10.0
 UNASSIGNED = "*"
@@ -378,7 +380,12 @@ def solve_component_model(
     model = build_model(problem, comp.remains, comp.families, comp.candidates, pw, prior=prior)
     comp.null_loglik = model.null_loglik
     ex = exact_sums(model)
-    if ex is not None and ex.log_count is not None and ex.log_count <= math.log(max_assignments) + 1e-9:
+    if (
+        ex is not None
+        and ex.log_count is not None
+        and ex.log_count <= math.log(max_assignments) + 1e-9
+        and len(comp.remains) <= MAX_ENUMERATED_REMAINS
+    ):
         return solve_component(problem, comp, prior=prior)
     tl = k_best_model(model, top, max_solves=max_solves, max_seconds=MAX_TOP_SECONDS)
     comp.top_complete = tl.complete
@@ -423,7 +430,10 @@ def solve_component_model(
                 if budget[0] <= 0:
                     continue
                 budget[0] -= 1
-                alt = solve_best(model, Constraints(forbidden=frozenset({(r, m)})))
+                try:
+                    alt = solve_best(model, Constraints(forbidden=frozenset({(r, m)})))
+                except ComponentTooHardError:
+                    continue
                 g = math.inf if alt is None else best.score - alt.score
                 comp.glr_remains[rid] = comp.glr_missing[mp] = g
     return comp
