@@ -57,8 +57,10 @@ def serve(
                    "and set OPENDVI_ENV=production", err=True)
     typer.echo(f"opendvi is serving on http://{host}:{port}  (API docs: http://{host}:{port}/api/docs)")
     sys.stdout.flush()
+    # keep-alive longer than clients' pools keep idle connections (httpx: 5 s), so that a client never
+    # reuses a connection the server is closing (a reset under load); a reverse proxy's is longer still
     uvicorn.run(app, host=host, port=port, log_level=os.environ.get("OPENDVI_LOG_LEVEL", "warning"),
-                proxy_headers=True)
+                proxy_headers=True, timeout_keep_alive=30)
 
 
 def register(app: typer.Typer) -> None:

@@ -49,7 +49,8 @@ def lr_text(log10_lr: float | None) -> str:
 
 
 def user_public(u: User) -> dict[str, Any]:
-    return {"username": u.username, "full_name": u.full_name, "role": u.role.value, "active": u.active}
+    return {"username": u.username, "full_name": u.full_name, "role": u.role.value, "active": u.active,
+            "must_change_password": bool(u.must_change_password), "totp": bool(u.totp_secret)}
 
 
 def operation_public(db: Session, op: Operation, *, counts: bool = False) -> dict[str, Any]:

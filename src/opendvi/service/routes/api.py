@@ -228,6 +228,8 @@ def update_user(username: Code, body: UserUpdate, request: Request, db: DB,
     the second factor turned off."""
     if body.password is not None:
         auth.check_new_password(body.password, username)
+    if body.totp is True:
+        raise APIError(422, "a second factor is turned on by its user (POST /api/auth/totp/setup)", code="invalid")
     if username == principal.username and (body.active is False or (body.role and body.role != Role.administrator)):
         raise APIError(409, "you cannot deactivate or demote yourself", code="conflict")
     password_hash = hash_password(body.password) if body.password else None
@@ -236,8 +238,6 @@ def update_user(username: Code, body: UserUpdate, request: Request, db: DB,
                             password_hash=password_hash, by=principal.username)
     if body.totp is False and (user.totp_secret or user.totp_pending):
         repo.set_totp(db, user=user, secret=None, pending=None, by=principal.username, action="user.totp_disabled")
-    elif body.totp is True:
-        raise APIError(422, "a second factor is turned on by its user (POST /api/auth/totp/setup)", code="invalid")
     actions.commit(db)
     return v.user_public(user)
 
