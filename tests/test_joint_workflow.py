@@ -106,3 +106,21 @@ def test_cli_solve__simulated_exchange_of_200_remains(tmp_path: Path) -> None:
     ident = {c["remains"]: c["missing"] for c in summ["remains"] if c["conclusion"] == "identified"}
     assert len(ident) > 60
     assert all(truth.missing[r] == m for r, m in ident.items())
+
+
+def test_workflow__too_hard_component_is_named_and_the_rest_is_solved(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opendvi.dvi import assignment
+
+    case, truth = simulate_case(
+        ["father_and_son", "parents", "sibling", "child"], n_unrelated=3, seed=12, markers=demo_markers(6)
+    )
+    monkeypatch.setattr(assignment, "MAX_FAMILY_OPTIONS", 2)
+    sol = solve_case(case, SolveOptions(max_assignments=1, undisputed=False))
+    hard = [c for c in sol.joint.components if c.method == "not solved"]
+    assert hard and all("F1" in c.message and "--max-exclusions" in c.message for c in hard)
+    assert any("not solved" in n for n in sol.notes)
+    assert [c for c in sol.joint.components if c.method != "not solved"]
+    for c in sol.remains:
+        if sol.joint.components and any(c.remains in h.remains for h in hard):
+            assert c.conclusion == UNDECIDED
+    assert all(truth.get(r) == m for r, m in sol.identified().items())

@@ -135,7 +135,7 @@ def build_model(
     pairwise: PairwiseResult | None = None,
     *,
     prior: Mapping[tuple[str, str], float] | None = None,
-    max_family_options: int = MAX_FAMILY_OPTIONS,
+    max_family_options: int | None = None,
 ) -> Model:
     """The options of every family of a component and their weights.
 
@@ -143,6 +143,8 @@ def build_model(
     (the same number, ``docs/dvi.md``); otherwise, and for two or more
     remains, the family's pedigree likelihood with all of them placed.
     """
+    if max_family_options is None:
+        max_family_options = MAX_FAMILY_OPTIONS
     rem = tuple(remains)
     ridx = {r: i for i, r in enumerate(rem)}
     missing = tuple(mp for f in families for mp in problem.families[f].missing if _has_candidate(mp, rem, candidates))
