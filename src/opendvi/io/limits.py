@@ -99,7 +99,7 @@ def current() -> Limits:
 
 def _refuse(path: str | Path, what: str, limit_name: str, limit: float, *, line: int | None = None,
             field: str | None = None) -> LimitError:
-    shown = f"{limit:g}" if isinstance(limit, float) else f"{limit:,}"
+    shown = f"{limit:g}" if isinstance(limit, float) else _size(limit) if limit_name.endswith("bytes") else f"{limit:,}"
     return LimitError(f"{what}: over the limit of {shown} ({env_name(limit_name)})", path=str(path), line=line,
                       field=field)
 
