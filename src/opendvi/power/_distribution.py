@@ -126,11 +126,30 @@ def _triu(n: int) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.bool_]
 
 def genotype_classes(marker: Marker, sex: str | None) -> list[Genotype]:
     """The genotypes of a person of this sex at the marker, in the order of the vectors."""
-    a = marker.alleles
-    if is_haploid(marker, sex):
-        return [(x, x) for x in a]
-    iu, ju, _ = _triu(marker.n_alleles)
-    return [(a[i], a[j]) for i, j in zip(iu, ju, strict=True)]
+    return list(_classes(marker.alleles, is_haploid(marker, sex)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _classes(a: tuple[str, ...], haploid: bool) -> tuple[Genotype, ...]:
+    if haploid:
+        return tuple((x, x) for x in a)
+    iu, ju, _ = _triu(len(a))
+    return tuple((a[i], a[j]) for i, j in zip(iu, ju, strict=True))
+
+
+_NO_MUTATION: dict[int, tuple[Marker, Marker]] = {}
+
+
+def without_mutation(marker: Marker) -> Marker:
+    """``marker.without_mutation()``, made once per marker object."""
+    hit = _NO_MUTATION.get(id(marker))
+    if hit is not None and hit[0] is marker:
+        return hit[1]
+    m0 = marker.without_mutation()
+    if len(_NO_MUTATION) > 4096:
+        _NO_MUTATION.clear()
+    _NO_MUTATION[id(marker)] = (marker, m0)
+    return m0
 
 
 def unordered(table: FloatArray) -> FloatArray:
@@ -231,7 +250,7 @@ def template_joint(fam: Family, target: str, marker: Marker, configs: Sequence[M
 def joint_table(fam: Family, target: str, marker: Marker, configs: Sequence[Mapping[str, Genotype]], *,
                 theta: float, mutation: bool, use_templates: bool = True) -> FloatArray:
     """``P(data, config_b, target = g)`` up to a constant, by the fastest exact evaluator."""
-    mk = marker if mutation else marker.without_mutation()
+    mk = marker if mutation else without_mutation(marker)
     if use_templates and theta == 0.0 and not any(fam.dropout.get(pid, 0.0) for pid in fam.genotypes):
         res = template_joint(fam, target, mk, configs, mutation=mutation)
         if res is not None:
@@ -247,7 +266,7 @@ def random_person(fam: Family, target: str, marker: Marker, configs: Sequence[Ma
     if theta == 0.0:
         q = hardy_weinberg(marker, sex)
         return np.broadcast_to(q, (len(configs), len(q)))
-    mk = marker if mutation else marker.without_mutation()
+    mk = marker if mutation else without_mutation(marker)
     Q = engine_joint(fam, POI, mk, configs, theta=theta, extra=Individual(POI, sex=sex or "M"))
     s = Q.sum(axis=1, keepdims=True)
     return np.asarray(Q / np.where(s > 0.0, s, 1.0))

@@ -7,7 +7,7 @@ the exact per-marker facts follow as array operations, and inclusion power
 comes from one batched FFT convolution per chunk of families (the grid
 method of :mod:`opendvi.power._inclusion`, with its rigorous bound per
 family). A family whose interval at the level's threshold straddles the
-level is recomputed on a grid ten times finer, so that "below the level" is
+level is recomputed on a grid twenty times finer, so that "below the level" is
 decided by the bound, not by the grid. Other families (several generations,
 loops, theta > 0, X markers, references with dropout) go through the
 general engine one by one. Weak families get their best next relative
@@ -34,8 +34,8 @@ from opendvi.power._inclusion import FFT_ERROR, THRESHOLDS, convolve_all, exact_
 FloatArray = NDArray[np.float64]
 
 #: Grid width (log10 units) of the registry's first pass, and of its refinement.
-REGISTRY_GRID = 5e-3
-REFINE_FACTOR = 10
+REGISTRY_GRID = 1e-2
+REFINE_FACTOR = 20
 #: Complex numbers one batched convolution may hold.
 _FFT_BUDGET = 1 << 23
 
@@ -287,7 +287,10 @@ def registry_power(
             groups.setdefault(tpl.key, []).append((r, tpl.roles))
     done = 0
     keys = [threshold_key(t) for t in ts]
-    refine: list[int] = []
+    fine = grid / REFINE_FACTOR
+
+    def straddles(lower: FloatArray, upper: FloatArray) -> NDArray[np.bool_]:
+        return np.asarray((lower[..., ti] < level) & (level <= upper[..., ti]))
 
     def finish(r: int, ep: FloatArray, e_lr: FloatArray, e_l: FloatArray, var: FloatArray, ip: FloatArray,
                lower: FloatArray, upper: FloatArray, path: str) -> None:
@@ -302,8 +305,6 @@ def registry_power(
             inclusion_bound={k: float(v) for k, v in zip(keys, bound, strict=True)},
             n_typed=len([p for p, g in fam.genotypes.items() if g]), path=path,
         )
-        if lower[ti] < level <= upper[ti]:
-            refine.append(r)
 
     # -- template groups, in chunks of families
     for key, members in groups.items():
@@ -316,8 +317,18 @@ def registry_power(
             span = sum(float(np.ptp(Lj[Pj > 0.0])) if (Pj > 0.0).any() else 0.0 for Pj, Lj in zip(bt.P, bt.L,
                                                                                                   strict=True))
             step = max(8, _FFT_BUDGET // (int(span / grid) + 2 * len(markers) + 1))
+            fine_step = max(1, _FFT_BUDGET // (int(span / fine) + 2 * len(markers) + 1))
             for c0, c1 in _chunks(len(part), step):
                 ip, lo, up = batch_inclusion([Pj[c0:c1] for Pj in bt.P], [Lj[c0:c1] for Lj in bt.L], ts, grid)
+                # rows whose interval straddles the level: the same atoms on a finer grid
+                redo = np.nonzero(straddles(lo, up))[0]
+                t2 = time.perf_counter()
+                for f0, f1 in _chunks(len(redo), fine_step):
+                    sel = c0 + redo[f0:f1]
+                    ip2, lo2, up2 = batch_inclusion([Pj[sel] for Pj in bt.P], [Lj[sel] for Lj in bt.L], ts, fine)
+                    ip[sel - c0], lo[sel - c0], up[sel - c0] = ip2, lo2, up2
+                stats.n_refined += len(redo)
+                stats.seconds_refine += time.perf_counter() - t2
                 for b in range(c0, c1):
                     finish(part[b][0], bt.ep[b], bt.e_lr[b], bt.e_l[b], bt.var[b], ip[b - c0], lo[b - c0],
                            up[b - c0], "template")
@@ -339,7 +350,12 @@ def registry_power(
         mps = [marker_power(fam, mp, m, theta=case.theta, mode=mutations) for m in markers]
         for mpw in mps:
             notes.extend(mpw.notes)
-        inc = exact_inclusion([(x.atoms_p, x.atoms_l) for x in mps], ts, grid=grid)
+        atoms = [(x.atoms_p, x.atoms_l) for x in mps]
+        inc = exact_inclusion(atoms, ts, grid=grid)
+        assert inc.lower is not None and inc.upper is not None
+        if straddles(inc.lower, inc.upper):
+            inc = exact_inclusion(atoms, ts, grid=fine)
+            stats.n_refined += 1
         assert inc.lower is not None and inc.upper is not None
         finish(r, np.array([x.ep for x in mps]), np.array([x.e_lr for x in mps]),
                np.array([x.e_log10_lr for x in mps]), np.array([x.var_log10_lr for x in mps]), inc.ip, inc.lower,
@@ -349,19 +365,6 @@ def registry_power(
         done += 1
         if progress is not None:
             progress(done, len(pairs))
-    # -- refine the rows whose bound straddles the level
-    t0 = time.perf_counter()
-    fine = grid / REFINE_FACTOR
-    settings = PowerSettings(thresholds=ts, grid=fine, mutations=mutations, with_kept=False, method="exact")
-    for r in refine:
-        fam, mp = pairs[r]
-        res = family_power(case, fam, mp, settings=settings)
-        row = rows[r]
-        assert row is not None
-        row.inclusion = res.summary.inclusion.as_dict()
-        row.inclusion_bound = res.summary.inclusion.error_dict()
-    stats.n_refined = len(refine)
-    stats.seconds_refine = time.perf_counter() - t0
     final = [r for r in rows if r is not None]
     key = threshold_key(threshold)
     for row in final:
