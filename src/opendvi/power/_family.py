@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from opendvi.core.case import Case, Family
@@ -319,13 +319,23 @@ def case_power(case: Case, *, families: Sequence[str] | None = None,
     (or of ``families``). Candidates are applied to the families whose
     pedigree holds every member of the set; a candidate in no family is an error."""
     settings = settings or PowerSettings()
+    case, notes = case.with_unseen_alleles()  # once for the case, as pairwise and screening do
     fams = [case.family(f) for f in families] if families else list(case.families)
     for cset in candidates:
         if not any(all(c in f.pedigree for c in cset) for f in fams):
             raise PowerError(f"candidate {'+'.join(cset)} is in no family's pedigree")
     out: list[FamilyPower] = []
     for fam in fams:
+        own = one_family(case, fam)
         for mp in fam.missing:
             mine = [c for c in candidates if all(x in fam.pedigree for x in c)]
-            out.append(family_power(case, fam, mp, candidates=mine, settings=settings))
+            res = family_power(own, fam, mp, candidates=mine, settings=settings)
+            res.notes = list(dict.fromkeys([*notes, *res.notes]))
+            out.append(res)
     return out
+
+
+def one_family(case: Case, fam: Family) -> Case:
+    """The case reduced to one family (its markers and theta), so that
+    per-family work does not scan the whole registry."""
+    return replace(case, families=(fam,), remains=(), pairings=None)

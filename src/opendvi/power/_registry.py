@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 from opendvi.core.case import Case, Family
 from opendvi.core.markers import Marker
 from opendvi.power._distribution import hardy_weinberg, marker_power, unordered
-from opendvi.power._family import PowerSettings, family_power, untyped_relatives
+from opendvi.power._family import PowerSettings, family_power, one_family, untyped_relatives
 from opendvi.power._inclusion import FFT_ERROR, THRESHOLDS, convolve_all, exact_inclusion, threshold_key
 
 FloatArray = NDArray[np.float64]
@@ -385,7 +385,8 @@ def registry_power(
             cands = untyped_relatives(fam, row.missing)
             if not cands:
                 continue
-            res = family_power(case, fam, row.missing, candidates=[[c] for c in cands], settings=nset)
+            res = family_power(one_family(case, fam), fam, row.missing, candidates=[[c] for c in cands],
+                               settings=nset)
             best = res.next[0]
             row.next_candidate = best.name
             row.next_e_log10_lr = best.summary.e_log10_lr
