@@ -6,7 +6,9 @@ ln LR = ln P(refs, g_V on M) - ln P(refs) - ln P(g_V) (theta = 0), or with
 theta the denominator P(refs, g_V) with V an extra unrelated founder of the
 family's pedigree. A marker untyped in V, or in every member of the family,
 contributes 0. The exclusion count is the number of markers at which the
-numerator is 0 once the mutation models are removed. Shares no code with
+numerator is 0 once the mutation models are removed (V untyped there: the
+references alone), as dvir counts. A family whose references are impossible
+at a marker is skipped (no pairing). Shares no code with
 :mod:`opendvi.screening`.
 """
 
@@ -14,9 +16,9 @@ from __future__ import annotations
 
 import math
 
-from opendvi.core.case import Case
+from opendvi.core.case import Case, Family
 from opendvi.core.likelihood import marker_loglik
-from opendvi.core.markers import canonical_marker_name
+from opendvi.core.markers import Marker, canonical_marker_name
 from opendvi.core.pedigree import Individual, Pedigree
 
 
@@ -26,10 +28,22 @@ def brute_pairwise(case: Case) -> tuple[dict[str, dict[str, float]], dict[str, d
     markers = [m for m in case.markers if canonical_marker_name(m.name) != "AMEL"]
     log_lr: dict[str, dict[str, float]] = {}
     excl: dict[str, dict[str, int]] = {}
+    skipped: set[str] = set()
+    inconsistent: set[tuple[str, str]] = set()
+    for fam in case.families:
+        for m in markers:
+            refs = _refs(fam, m)
+            if marker_loglik(fam.pedigree, m, refs, theta=case.theta, dropout=fam.dropout) == -math.inf:
+                skipped.add(fam.id)
+            m0 = m.without_mutation()
+            if marker_loglik(fam.pedigree, m0, refs, theta=case.theta, dropout=fam.dropout) == -math.inf:
+                inconsistent.add((fam.id, m.name))
     for v in case.remains:
         log_lr[v.id] = {}
         excl[v.id] = {}
         for fam in case.families:
+            if fam.id in skipped:
+                continue  # the family cannot be evaluated
             for mp in fam.missing:
                 ms = fam.sex_of(mp)
                 if v.sex is not None and ms is not None and v.sex != ms:
@@ -39,7 +53,9 @@ def brute_pairwise(case: Case) -> tuple[dict[str, dict[str, float]], dict[str, d
                 total, nx = 0.0, 0
                 for m in markers:
                     gv = v.genotypes.get(m.name)
-                    refs = {pid: g[m.name] for pid, g in fam.genotypes.items() if g.get(m.name)}
+                    refs = _refs(fam, m)
+                    if refs and not gv:
+                        nx += (fam.id, m.name) in inconsistent
                     if not gv or not refs:
                         continue
                     drop = dict(fam.dropout)
@@ -66,6 +82,10 @@ def brute_pairwise(case: Case) -> tuple[dict[str, dict[str, float]], dict[str, d
                 log_lr[v.id][mp] = total
                 excl[v.id][mp] = nx
     return log_lr, excl
+
+
+def _refs(fam: Family, m: Marker) -> dict[str, tuple[str, ...]]:
+    return {pid: g[m.name] for pid, g in fam.genotypes.items() if g.get(m.name)}
 
 
 def screen_all(case: Case, **kwargs: object) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, int]]]:

@@ -246,14 +246,22 @@ def test_dvi_layer__imports_no_cli_web_or_db_library() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_pairwise__impossible_references_are_a_clear_error() -> None:
+def test_pairwise__family_with_impossible_references_is_skipped_with_a_note() -> None:
+    # core.rules: the family cannot be evaluated; it is skipped with a note
+    # naming it and the marker, and the rest of the case goes on
     ped = Pedigree([Individual("FA", sex="M"), Individual("MO", sex="F"), Individual("CH", "FA", "MO", "M")])
-    ped = ped.add(Individual("MP", "FA", "MO", "M"))
+    ped = ped.add(Individual("MQ", "FA", "MO", "M"))
     refs = {"FA": {"M1": ("a", "a")}, "MO": {"M1": ("a", "a")}, "CH": {"M1": ("d", "d")}}
-    fam = Family("F1", ped, refs, ("MP",))
-    case = Case("t", (M1,), remains=(Sample("V", "M", {"M1": ("a", "a")}),), families=(fam,))
-    with pytest.raises(DVIError, match="references are impossible at marker M1"):
-        pairwise_lr(DVIProblem(case))
+    bad = Family("F1", ped, refs, ("MQ",))
+    case = Case("t", (M1,), remains=(Sample("V", "M", {"M1": ("a", "c")}),), families=(bad, _trio_family("F2")),
+                pairings={"V": ("MQ", "MP")})
+    problem = DVIProblem(case)
+    assert problem.skipped == {"F1": ("M1",)} and list(problem.missing) == ["MP"]
+    assert problem.missing["MP"].family == "F2"
+    assert any(n.startswith("family F1: the references are impossible at marker M1") for n in problem.notes)
+    pw = pairwise_lr(problem)
+    assert pw.lr("V", "MP") == pytest.approx(2.5)
+    assert solve_joint(problem).null_loglik > -math.inf
 
 
 def test_joint__relabelling_and_reordering_remains_changes_nothing() -> None:

@@ -110,7 +110,9 @@ def test_write_cmf__generated_profiles_read_back(tmp_path: Path, data: list) -> 
     out = tmp_path / "gen.xml"
     write_cmf(samples, out)
     back = read_cmf(out).samples()
-    assert [(s.id, s.sex, dict(s.genotypes)) for s in back] == [(s.id, s.sex, dict(s.genotypes)) for s in samples]
+    # CODIS writes a female's AMEL as a lone X, which reads back as unknown sex (core.rules.amelogenin_sex)
+    want = [(s.id, "M" if s.sex == "M" else None, dict(s.genotypes)) for s in samples]
+    assert [(s.id, s.sex, dict(s.genotypes)) for s in back] == want
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

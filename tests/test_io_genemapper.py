@@ -27,7 +27,8 @@ GOOD = [
 def test_read_genemapper__sample_exports_read(name: str) -> None:
     ps = read_genemapper(GM / name)
     assert len(ps) >= 1
-    assert all(r.sex in ("M", "F") for r in ps.records)
+    # a lone X (how GeneMapper writes X/X) is unknown sex: a degraded male's Y may have dropped out
+    assert all(r.sex in ("M", None) for r in ps.records) and any(r.sex == "M" for r in ps.records)
     assert "D10S1248" in ps.marker_names and "vWA" in ps.marker_names
     assert "AMEL" not in ps.marker_names  # amelogenin gives the sex
 
@@ -72,9 +73,9 @@ def _long(rows: list[tuple[str, str, list[str]]], extra: str = "") -> str:
 
 @pytest.mark.parametrize(
     ("calls", "sex"),
-    [(["X", "Y"], "M"), (["X"], "F"), (["X", "X"], "F"), (["XY"], "M"), (["Y"], "M")],
+    [(["X", "Y"], "M"), (["X"], None), (["X", "X"], "F"), (["XX"], "F"), (["XY"], "M"), (["Y"], "M")],
 )
-def test_read_genemapper__amelogenin_spellings(tmp_path: Path, calls: list[str], sex: str) -> None:
+def test_read_genemapper__amelogenin_spellings(tmp_path: Path, calls: list[str], sex: str | None) -> None:
     for marker in ("AMEL", "Amelogenin", "AM"):
         f = tmp_path / "gm.txt"
         f.write_text(_long([("S1", marker, calls), ("S1", "TH01", ["6", "9.3"])]))
@@ -151,14 +152,14 @@ def test_read_genemapper__generated_tables_read_back(tmp_path: Path, data: list,
         head = ["Sample File", "Sample Name", "AMEL", *MARKERS, ""]
         lines = ["\t".join(head)]
         for sid, sex, gts in data:
-            amel = "X, Y, , " if sex == "M" else "X, , , "
+            amel = "X, Y, , " if sex == "M" else "X, X, , "
             cells = [", ".join([*gts.get(m, ()), "", ""]) for m in MARKERS]
             lines.append("\t".join(["x.fsa", sid, amel, *cells, ""]))
         f.write_text("\r\n".join(lines) + "\r\n")
     else:
         rows = []
         for sid, sex, gts in data:
-            rows.append((sid, "AMEL", ["X", "Y"] if sex == "M" else ["X"]))
+            rows.append((sid, "AMEL", ["X", "Y"] if sex == "M" else ["X", "X"]))
             rows += [(sid, m, list(a)) for m, a in gts.items()]
         f.write_text(_long(rows))
     ps = read_genemapper(f)

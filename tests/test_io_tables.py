@@ -59,7 +59,8 @@ def test_read_profiles_table__one_column_and_two_column_layouts(tmp_path: Path) 
     one.write_text("sample,sex,D21S11,THO1,AMEL\nPM1,,31.2/30,9.3,X/Y\nPM2,F,29/29,6/7,X\n")
     two = tmp_path / "two.csv"
     two.write_text(
-        "Sample Name;D21S11_1;D21S11_2;TH01 Allele 1;TH01 Allele 2;Amelogenin\nPM1;31.2;30;9.3;9.3;XY\nPM2;29;;6;7;X\n"
+        "Sample Name;D21S11_1;D21S11_2;TH01 Allele 1;TH01 Allele 2;Amelogenin\n"
+        "PM1;31.2;30;9.3;9.3;XY\nPM2;29;;6;7;X/X\n"
     )
     a = read_profiles_table(one).samples()
     b = read_profiles_table(two).samples()

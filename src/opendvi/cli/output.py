@@ -9,21 +9,15 @@ from typing import Any
 
 from rich.console import Console
 
+from opendvi.core.rules import json_number
+
+#: A float for JSON (-inf as "-inf", nan as null): :func:`opendvi.core.rules.json_number`.
+jnum = json_number
+
 
 class OutputFormat(StrEnum):
     table = "table"
     json = "json"
-
-
-def jnum(x: float | None) -> float | str | None:
-    """A float for JSON: -inf as "-inf" (case-json.md), nan as null."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return None
-    if x == -math.inf:
-        return "-inf"
-    if x == math.inf:
-        return "inf"
-    return x
 
 
 def print_json(data: Any) -> None:

@@ -49,8 +49,10 @@ from numpy.typing import NDArray
 from opendvi.core.errors import LikelihoodError, ProfileError
 from opendvi.core.markers import Marker
 from opendvi.core.mutation import is_lumpable
+from opendvi.core.observation import genotype_observation, hemizygous_observation
 from opendvi.core.pedigree import Pedigree
 from opendvi.core.profiles import Genotype, check_genotype
+from opendvi.core.rules import safe_exp
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
@@ -165,8 +167,7 @@ class KinshipLR:
     @property
     def lr(self) -> float:
         """The total LR (may overflow to inf for very large values: use the log)."""
-        x = self.total_log_lr
-        return math.exp(x) if x < 709.0 else math.inf
+        return safe_exp(self.total_log_lr)
 
 
 def kinship_lr(
@@ -405,8 +406,7 @@ class _Problem:
                 obs = [int(to_work[marker.index[a]]) for a in g1]
                 if male_x:
                     v = mat[i]
-                    tab = np.where(prob.domains[v] == obs[0], 1.0 - d, 0.0)
-                    prob.factors.append(((v,), tab))
+                    prob.factors.append(((v,), hemizygous_observation(obs, d, prob.domains[v])))
                 else:
                     prob.add_observation(pat[i], mat[i], obs, d)
         if target_idx is not None:
@@ -437,19 +437,7 @@ class _Problem:
     def add_observation(self, vp: int, vm: int, obs: list[int], d: float) -> None:
         x = self.domains[vp][:, None]
         y = self.domains[vm][None, :]
-        if len(obs) == 2 and obs[0] != obs[1]:
-            a, b = obs
-            hit = ((x == a) & (y == b)) | ((x == b) & (y == a))
-            tab = np.where(hit, (1.0 - d) ** 2, 0.0)
-        elif len(obs) == 2:  # a homozygote, taken as such
-            a = obs[0]
-            tab = np.where((x == a) & (y == a), 1.0 - d * d, 0.0)
-        else:  # one allele seen: homozygote, or heterozygote with one dropout
-            a = obs[0]
-            hom = (x == a) & (y == a)
-            het = (x == a) ^ (y == a)
-            tab = np.where(hom, 1.0 - d * d, np.where(het, d * (1.0 - d), 0.0))
-        self.factors.append(((vp, vm), tab.astype(float)))
+        self.factors.append(((vp, vm), genotype_observation(obs, d, x, y).astype(float)))
 
     # -----------------------------------------------------------------------
     # variable elimination

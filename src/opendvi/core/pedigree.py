@@ -21,6 +21,8 @@ from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from opendvi.core.errors import PedigreeError
 
@@ -166,34 +168,22 @@ class Pedigree:
         double first cousins, half-sib mating."""
         # Bipartite graph individuals <-> matings; a forest iff edges = nodes - components.
         matings: dict[tuple[int, int], int] = {}
-        edges = 0
+        src: list[int] = []
+        dst: list[int] = []
         for i in range(len(self)):
             f, m = int(self.father[i]), int(self.mother[i])
             if f < 0:
                 continue
-            key = (f, m)
-            if key not in matings:
-                matings[key] = len(matings)
-                edges += 2
-            edges += 1
-        n_nodes = len(self) + len(matings)
-        parent = list(range(n_nodes))
-
-        def find(x: int) -> int:
-            while parent[x] != x:
-                parent[x] = parent[parent[x]]
-                x = parent[x]
-            return x
-
+            node = len(self) + matings.setdefault((f, m), len(matings))
+            src.append(i)
+            dst.append(node)
         for (f, m), k in matings.items():
-            node = len(self) + k
-            for x in (f, m):
-                parent[find(x)] = find(node)
-        for i in range(len(self)):
-            f, m = int(self.father[i]), int(self.mother[i])
-            if f >= 0:
-                parent[find(i)] = find(len(self) + matings[(f, m)])
-        components = len({find(x) for x in range(n_nodes)})
+            src += [f, m]
+            dst += [len(self) + k] * 2
+        n_nodes = len(self) + len(matings)
+        edges = len(src)
+        graph = coo_matrix((np.ones(edges), (src, dst)), shape=(n_nodes, n_nodes))
+        components, _ = connected_components(graph, directed=False)
         return edges > n_nodes - components
 
     # -- derived pedigrees ------------------------------------------------------

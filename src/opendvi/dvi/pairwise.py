@@ -13,8 +13,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from opendvi.dvi.errors import DVIError
-from opendvi.dvi.problem import DVIProblem, safe_exp
+from opendvi.core.rules import counts_as_exclusion, lr_is_one, safe_exp
+from opendvi.dvi.problem import DVIProblem
 
 
 @dataclass
@@ -51,31 +51,38 @@ TABLE_MIN_GENOTYPES = 3
 
 
 def pairwise_marker_log_lr(problem: DVIProblem, rid: str, mp: str) -> tuple[dict[str, float], int]:
-    """Per-marker ln LR(V = M) and the exclusion count of one pairing."""
+    """Per-marker ln LR(V = M) and the exclusion count of one pairing.
+
+    The rules of :mod:`opendvi.core.rules`: a marker untyped in V or at which
+    no reference is typed contributes LR 1; a marker counts as an exclusion
+    when the data with V = M are impossible there without mutation, which
+    includes every marker at which the references alone are inconsistent
+    without mutation (``problem.inconsistent``), V typed there or not."""
     fid = problem.family_of(mp)
     r = problem.remains[rid]
     cache = problem.cache
-    typed = [m for m in problem.markers if r.genotypes.get(m.name)]
+    typed = [
+        m for m in problem.markers if not lr_is_one(cache.references_typed(fid, m), bool(r.genotypes.get(m.name)))
+    ]
     items = [(m, ((mp, r.genotypes[m.name], r.dropout),)) for m in typed]
     nums = cache.family_markers(fid, items)
     out: dict[str, float] = {m.name: 0.0 for m in problem.markers}
-    excl = 0
+    inconsistent = problem.inconsistent.get(fid, frozenset())
+    excl = sum(counts_as_exclusion(True, m.name not in inconsistent) for m in problem.markers)
     mut_items = []
     for (m, _), num in zip(items, nums, strict=True):
         gt = r.genotypes[m.name]
         den = cache.unrelated_marker(fid, m, gt, r.dropout, r.sex)
-        if den == -math.inf:
-            raise DVIError(
-                f"family {fid}: the references are impossible at marker {m.name} (likelihood 0) "
-                "even before any remains is placed; check the genotypes or add a mutation model"
-            )
         out[m.name] = -math.inf if num == -math.inf else num - den
+        if m.name in inconsistent:
+            continue  # counted above
         if m.has_mutation:
             mut_items.append((m, ((mp, gt, r.dropout),)))
-        elif num == -math.inf:
+        elif counts_as_exclusion(num != -math.inf, True):
             excl += 1
     if mut_items:
-        excl += sum(v == -math.inf for v in cache.family_markers(fid, mut_items, mutation=False))
+        nums0 = cache.family_markers(fid, mut_items, mutation=False)
+        excl += sum(counts_as_exclusion(v != -math.inf, True) for v in nums0)
     return out, excl
 
 

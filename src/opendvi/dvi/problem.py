@@ -4,9 +4,12 @@
 matching: alleles absent from the frequency tables are added
 (``likelihood.md``), each remains' sex is taken from its record or from its
 Amelogenin result, the Amelogenin marker is set aside (it is a sex test, not
-an STR), and the admissible pairings (remains -> missing persons) are
-derived. It also owns the cache of family likelihoods
-(:class:`LikelihoodCache`), so that every engine call is made once.
+an STR), families whose references are impossible at a marker are set
+aside with a note (they cannot be evaluated), and the admissible pairings
+(remains -> missing persons) are derived. The rules are those of
+:mod:`opendvi.core.rules`, shared with screening. It also owns the cache of
+family likelihoods (:class:`LikelihoodCache`), so that every engine call is
+made once.
 """
 
 from __future__ import annotations
@@ -17,9 +20,19 @@ from dataclasses import dataclass, replace
 
 from opendvi.core.case import Case, Family, Sample
 from opendvi.core.likelihood import GenotypeTable, marker_genotype_table, marker_loglik, pedigree_loglik
-from opendvi.core.markers import Marker, canonical_marker_name
+from opendvi.core.markers import Marker
+from opendvi.core.observation import observed_value
 from opendvi.core.pedigree import Individual, Pedigree
 from opendvi.core.profiles import Genotype
+from opendvi.core.rules import amelogenin_sex as amelogenin_sex  # re-exported (opendvi.dvi)
+from opendvi.core.rules import (
+    inconsistent_references_note,
+    is_amelogenin,
+    lr_is_one,
+    resolve_sex,
+    unevaluable_family_note,
+)
+from opendvi.core.rules import safe_exp as safe_exp  # re-exported (joint, undisputed, cli)
 from opendvi.dvi.errors import DVIError
 
 #: A remains placed on a missing person: (missing person id, remains id).
@@ -30,15 +43,6 @@ Placement = tuple[str, str]
 SELF_SUFFIX = ".self"
 
 
-def safe_exp(x: float) -> float:
-    """exp(x), with 0 for -inf and inf beyond the float range (an LR of 1e400)."""
-    if x == -math.inf:
-        return 0.0
-    if x > 709.78:
-        return math.inf
-    return math.exp(x)
-
-
 @dataclass(frozen=True)
 class MissingPerson:
     """A missing person: id, family and sex."""
@@ -46,28 +50,6 @@ class MissingPerson:
     id: str
     family: str
     sex: str | None
-
-
-def amelogenin_sex(gt: Genotype | None) -> str | None:
-    """Sex read from an Amelogenin genotype: X/Y (or Y alone) is male, X/X
-    female; a single X (the Y may have dropped out) or no result: unknown.
-
-    >>> amelogenin_sex(("X", "Y")), amelogenin_sex(("X", "X")), amelogenin_sex(("X",))
-    ('M', 'F', None)
-    """
-    if not gt:
-        return None
-    alleles = {a.strip().upper() for a in gt}
-    if "Y" in alleles:
-        return "M"
-    if alleles == {"X"} and len(gt) == 2:
-        return "F"
-    return None
-
-
-def is_amelogenin(marker: Marker) -> bool:
-    """A marker named AMEL / Amelogenin whose alleles are X and Y."""
-    return canonical_marker_name(marker.name) == "AMEL" and {a.upper() for a in marker.alleles} <= {"X", "Y"}
 
 
 class LikelihoodCache:
@@ -111,6 +93,10 @@ class LikelihoodCache:
         self._null.update((k, v) for k, v in other._null.items() if k[0] in keep)
         self._tables.update((k, v) for k, v in other._tables.items() if k[0] in keep or k[0] == "")
         self._fam.update((k, v) for k, v in other._fam.items() if k[0] in keep or k[0] == "")
+
+    def references_typed(self, fid: str, marker: Marker) -> bool:
+        """Whether some reference of family ``fid`` is typed at ``marker``."""
+        return bool(self._refs[fid][marker.name])
 
     def family_null(self, fid: str, marker: Marker, *, mutation: bool = True) -> float:
         """ln P(references of ``fid``) at ``marker`` (all markers in one batched call)."""
@@ -170,13 +156,11 @@ class LikelihoodCache:
             if not placed:
                 out.append(self.family_null(fid, marker, mutation=mutation))
                 continue
-            if len(placed) == 1 and not self._refs[fid][marker.name]:
+            if len(placed) == 1 and lr_is_one(self.references_typed(fid, marker), True):
                 # no reference typed at this marker: a single placed remains
-                # contributes LR 1 (likelihood.md), i.e. its own probability
-                # as an unrelated person. (With non-stationary mutation models
-                # the missing person's marginal differs slightly from
-                # Hardy-Weinberg; the convention fixes the LR at 1.) Two or more
-                # remains placed in one family keep their relationship.
+                # contributes LR 1 (core.rules.lr_is_one), i.e. its own
+                # probability as an unrelated person. Two or more remains
+                # placed in one family keep their relationship.
                 mp, gt, d = placed[0]
                 sex = self.families[fid].sex_of(mp)
                 out.append(self.family_null(fid, marker, mutation=mutation) + self.single_marker(marker, gt, d, sex))
@@ -226,9 +210,11 @@ class LikelihoodCache:
         mutation: bool = True,
     ) -> None:
         """Build the genotype table of ``target`` (worth it when several
-        genotypes will be placed on it). Not with theta > 0: the engine's
-        table failed there when the target was a founder (fixed in the engine since; this guard can go),
-        so every genotype is evaluated directly."""
+        genotypes will be placed on it). Not with theta > 0: there the table
+        keeps every founder allele over every allele of the marker (no
+        lumping beside a target), which can exceed the engine's theta table
+        limit where a direct evaluation (with lumping) stays small; so every
+        genotype is evaluated directly."""
         if self.theta == 0.0:
             self._table(fid, marker, target, others, mutation)
 
@@ -290,20 +276,8 @@ class LikelihoodCache:
 
 def observed_loglik(tab: GenotypeTable, marker: Marker, gt: Genotype, d: float) -> float:
     """ln of sum over the target's genotypes of P(data, genotype) P(gt observed | genotype),
-    with the dropout model of ``likelihood.md``."""
-    T = tab.table
-    idx = marker.index
-    a = idx[gt[0]]
-    if T.ndim == 1:  # a male at an X marker: one allele, seen with 1 - d
-        val = float(T[a]) * (1.0 - d) if len(set(gt)) == 1 else 0.0
-    elif len(gt) == 2 and gt[0] != gt[1]:
-        b = idx[gt[1]]
-        val = float(T[a, b] + T[b, a]) * (1.0 - d) ** 2
-    elif len(gt) == 2:
-        val = float(T[a, a]) * (1.0 - d * d)
-    else:
-        het = float(T[a, :].sum() + T[:, a].sum() - 2.0 * T[a, a])
-        val = float(T[a, a]) * (1.0 - d * d) + d * (1.0 - d) * het
+    with the dropout model of ``likelihood.md`` (:func:`opendvi.core.observation.observed_value`)."""
+    val = observed_value(tab.table, [marker.index[a] for a in gt], d)
     if val <= 0.0 or tab.log_scale == -math.inf:
         return -math.inf
     return tab.log_scale + math.log(val)
@@ -320,7 +294,13 @@ class DVIProblem:
         Pair every remains with every missing person, whatever the sexes.
     """
 
-    def __init__(self, case: Case, *, ignore_sex: bool = False) -> None:
+    def __init__(
+        self,
+        case: Case,
+        *,
+        ignore_sex: bool = False,
+        _reuse: tuple[LikelihoodCache, set[str]] | None = None,
+    ) -> None:
         case, notes = case.with_unseen_alleles()
         self.notes: list[str] = list(notes)
         self.case = case
@@ -332,19 +312,28 @@ class DVIProblem:
         if not self.markers:
             raise DVIError(f"case {case.name}: no marker to compute likelihood ratios on")
         self.personal_effects: dict[str, Sample] = {}
-        families: list[Family] = []
-        for fam in case.families:
-            families.append(self._split_personal_effects(fam))
-        self.families: dict[str, Family] = {f.id: f for f in families}
-        self.missing: dict[str, MissingPerson] = {}
+        families = [self._split_personal_effects(fam) for fam in case.families]
+        self.cache = LikelihoodCache(self.markers, families, theta=self.theta)
+        if _reuse is not None:
+            self.cache.inherit(_reuse[0], keep=_reuse[1])
+        #: families that cannot be evaluated (core.rules): id -> the markers
+        #: at which their references are impossible; they take no part
+        self.skipped: dict[str, tuple[str, ...]] = {}
+        #: markers at which a family's references are inconsistent without
+        #: mutation: an exclusion of every pairing with the family (core.rules)
+        self.inconsistent: dict[str, frozenset[str]] = {}
+        self.families: dict[str, Family] = {}
         for fam in families:
+            if self._check_references(fam):
+                self.families[fam.id] = fam
+        self.missing: dict[str, MissingPerson] = {}
+        for fam in self.families.values():
             for mp in fam.missing:
                 self.missing[mp] = MissingPerson(mp, fam.id, fam.sex_of(mp))
         self.remains: dict[str, Sample] = {}
         for r in case.remains:
             self.remains[r.id] = self._resolve_sex(r)
         self.admissible: dict[str, tuple[str, ...]] = self._pairings(case.pairings)
-        self.cache = LikelihoodCache(self.markers, families, theta=self.theta)
 
     # -- preparation --------------------------------------------------------------
     def _split_personal_effects(self, fam: Family) -> Family:
@@ -378,14 +367,31 @@ class DVIProblem:
             dropout={k: v for k, v in fam.dropout.items() if k not in selfs},
         )
 
+    def _check_references(self, fam: Family) -> bool:
+        """Whether the family can be evaluated (core.rules): its references
+        must be possible at every marker. Also records the markers at which
+        they are inconsistent without mutation (an exclusion of every pairing)."""
+        bad = [m.name for m in self.markers if self.cache.family_null(fam.id, m) == -math.inf]
+        if bad:
+            self.skipped[fam.id] = tuple(bad)
+            self.notes.append(unevaluable_family_note(fam.id, bad))
+            return False
+        if fam.references and any(m.has_mutation for m in self.markers):
+            inc = [
+                m.name
+                for m in self.markers
+                if m.has_mutation and self.cache.family_null(fam.id, m, mutation=False) == -math.inf
+            ]
+            if inc:
+                self.inconsistent[fam.id] = frozenset(inc)
+                self.notes.append(inconsistent_references_note(fam.id, inc))
+        return True
+
     def _resolve_sex(self, r: Sample) -> Sample:
-        sex = r.sex
-        if self.amelogenin is not None:
-            amel = amelogenin_sex(r.genotypes.get(self.amelogenin))
-            if sex is None and amel is not None:
-                sex = amel
-            elif sex is not None and amel is not None and amel != sex:
-                self.notes.append(f"remains {r.id}: recorded sex {sex} but Amelogenin says {amel}; the record is used")
+        amel = r.genotypes.get(self.amelogenin) if self.amelogenin is not None else None
+        sex, note = resolve_sex(r.sex, amel, who=f"remains {r.id}")
+        if note is not None:
+            self.notes.append(note)
         gts = dict(r.genotypes)
         if sex is None:
             dropped = [m.name for m in self.markers if m.is_x and m.name in gts]
@@ -401,6 +407,8 @@ class DVIProblem:
             allowed = list(self.missing) if restriction is None or rid not in restriction else list(restriction[rid])
             keep = []
             for mp in allowed:
+                if restriction is not None and mp not in self.missing and self._in_skipped_family(mp):
+                    continue
                 if mp not in self.missing:
                     raise DVIError(f"pairings: {rid} -> {mp}: {mp} is not a missing person of the case")
                 if self.sex_compatible(r.sex, self.missing[mp].sex):
@@ -409,6 +417,9 @@ class DVIProblem:
                     self.notes.append(f"pairings: {rid} -> {mp} dropped (sex {r.sex} vs {self.missing[mp].sex})")
             out[rid] = tuple(keep)
         return out
+
+    def _in_skipped_family(self, mp: str) -> bool:
+        return any(f.id in self.skipped and mp in f.missing for f in self.case.families)
 
     def sex_compatible(self, a: str | None, b: str | None) -> bool:
         return self.ignore_sex or a is None or b is None or a == b
@@ -481,7 +492,7 @@ class DVIProblem:
             families=tuple(fams[f.id] for f in self.case.families),
             pairings=pairings,
         )
-        new = DVIProblem(case, ignore_sex=self.ignore_sex)
         changed = {self.family_of(m) for m in identified.values()}
-        new.cache.inherit(self.cache, keep={f for f in self.families if f not in changed})
-        return new
+        return DVIProblem(
+            case, ignore_sex=self.ignore_sex, _reuse=(self.cache, {f for f in self.families if f not in changed})
+        )

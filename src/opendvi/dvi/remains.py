@@ -26,27 +26,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from opendvi.core.case import Sample
 from opendvi.core.markers import Marker
+from opendvi.core.observation import genotype_observation, hemizygous_observation
 from opendvi.core.profiles import Genotype
 from opendvi.dvi.problem import DVIProblem
 
 DEFAULT_GROUP_THRESHOLD = 1e4
-
-
-def _obs_prob(gt: Genotype, d: float, g1: np.ndarray, g2: np.ndarray, idx: dict[str, int]) -> np.ndarray:
-    """P(observed gt | true genotype (g1, g2)) for arrays of genotypes."""
-    if len(gt) == 2 and gt[0] != gt[1]:
-        a, b = idx[gt[0]], idx[gt[1]]
-        hit = ((g1 == a) & (g2 == b)) | ((g1 == b) & (g2 == a))
-        return np.where(hit, (1.0 - d) ** 2, 0.0)
-    a = idx[gt[0]]
-    hom = (g1 == a) & (g2 == a)
-    if len(gt) == 2:
-        return np.where(hom, 1.0 - d * d, 0.0)
-    het = (g1 == a) ^ (g2 == a)
-    return np.where(hom, 1.0 - d * d, np.where(het, d * (1.0 - d), 0.0))
 
 
 def marker_direct_log_lr(
@@ -68,18 +57,13 @@ def marker_direct_log_lr(
     if hemizygous:
         g = np.arange(k)
         pg = p.copy()
-
-        def prob(gt: Genotype, d: float) -> np.ndarray:
-            if len(set(gt)) > 1:
-                return np.zeros(k)
-            return np.where(g == idx[gt[0]], 1.0 - d, 0.0)
-
-        o1, o2 = prob(gt1, d1), prob(gt2, d2)
+        o1 = hemizygous_observation([idx[a] for a in gt1], d1, g)
+        o2 = hemizygous_observation([idx[a] for a in gt2], d2, g)
     else:
         i1, i2 = np.triu_indices(k)
         pg = np.where(i1 == i2, p[i1] * (theta + (1.0 - theta) * p[i1]), 2.0 * (1.0 - theta) * p[i1] * p[i2])
-        o1 = _obs_prob(gt1, d1, i1, i2, idx)
-        o2 = _obs_prob(gt2, d2, i1, i2, idx)
+        o1 = genotype_observation([idx[a] for a in gt1], d1, i1, i2)
+        o2 = genotype_observation([idx[a] for a in gt2], d2, i1, i2)
     num = float(np.sum(o1 * o2 * pg))
     if num == 0.0:
         return -math.inf
@@ -134,23 +118,20 @@ def group_remains(problem: DVIProblem, *, threshold: float = DEFAULT_GROUP_THRES
     samples = problem.remains
     log_t = math.log(threshold)
     lrs: dict[tuple[str, str], float] = {}
-    parent = {r: r for r in ids}
-
-    def find(x: str) -> str:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
+    pos = {r: i for i, r in enumerate(ids)}
+    links: list[tuple[int, int]] = []
     for i, a in enumerate(ids):
         for b in ids[i + 1 :]:
             v = direct_match_log_lr(samples[a], samples[b], problem.markers, theta=problem.theta)
             lrs[(a, b)] = v
             if v >= log_t:
-                parent[find(a)] = find(b)
-    comps: dict[str, list[str]] = {}
+                links.append((pos[a], pos[b]))
+    n = len(ids)
+    graph = coo_matrix((np.ones(len(links)), ([i for i, _ in links], [j for _, j in links])), shape=(n, n))
+    _, label = connected_components(graph, directed=False)
+    comps: dict[int, list[str]] = {}
     for r in ids:
-        comps.setdefault(find(r), []).append(r)
+        comps.setdefault(int(label[pos[r]]), []).append(r)
     groups = [g for g in comps.values() if len(g) > 1]
     groups.sort(key=lambda g: ids.index(g[0]))
     conflicts = []

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from opendvi.core.errors import FileFormatError
 from opendvi.core.markers import canonical_marker_name, display_marker_name
+from opendvi.core.rules import amelogenin_sex
 
 #: Off-ladder call as written by GeneMapper ID/ID-X and most CE software.
 OFF_LADDER = "OL"
@@ -113,12 +114,18 @@ def is_off_ladder(allele: str) -> bool:
 
 
 def sex_from_amelogenin(alleles: Iterable[str]) -> str | None:
-    """Sex from amelogenin calls in any spelling: X,Y / XY / Y -> M; X / X,X -> F.
+    """Sex from amelogenin calls in any spelling, by the one rule of
+    :func:`opendvi.core.rules.amelogenin_sex`: Y seen (X,Y / XY / Y) -> M;
+    X written twice (X,X / XX) -> F; a lone X -> ``None`` (unknown: a
+    degraded male whose Y dropped out shows a lone X).
 
     Returns ``None`` when there is nothing to go on; raises ``ValueError`` for
     labels that are not amelogenin alleles.
+
+    >>> sex_from_amelogenin(["X", "Y"]), sex_from_amelogenin(["XX"]), sex_from_amelogenin(["X", ""])
+    ('M', 'F', None)
     """
-    letters: set[str] = set()
+    calls: list[str] = []
     for a in alleles:
         t = str(a).strip().upper().replace(" ", "")
         if not t:
@@ -126,15 +133,11 @@ def sex_from_amelogenin(alleles: Iterable[str]) -> str | None:
         for part in re.split(r"[,/;]", t):
             if not part:
                 continue
-            if part in _SEX_ALLELES:
-                letters.add(part)
-            elif set(part) <= _SEX_ALLELES:
-                letters.update(part)
+            if set(part) <= _SEX_ALLELES:
+                calls.extend(part)
             else:
                 raise ValueError(f"amelogenin allele {a!r} is not X or Y")
-    if not letters:
-        return None
-    return "M" if "Y" in letters else "F"
+    return amelogenin_sex(calls)
 
 
 def parse_sex(value: object, *, allow_unknown: bool = True) -> str | None:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from opendvi.screening._encode import Encoded, ScreeningError
+from opendvi.screening._scoring import compute_shard
 
 
 def _client(address: str, processes: bool) -> tuple[Any, Any]:
@@ -20,7 +21,7 @@ def _client(address: str, processes: bool) -> tuple[Any, Any]:
         from dask.distributed import Client, LocalCluster
     except ImportError:  # pragma: no cover - depends on the environment
         raise ScreeningError(
-            "the Dask backend needs dask.distributed: pip install 'opendvi[dask]'"
+            "the Dask backend needs dask.distributed: pip install 'opendvi[screening]'"
         ) from None
     if address.startswith("local"):
         _, _, n = address.partition(":")
@@ -40,8 +41,6 @@ def _client(address: str, processes: bool) -> tuple[Any, Any]:
 
 
 def _task(enc: Encoded, r0: int, r1: int, top: int, log_thr: float, use_templates: bool) -> dict[str, Any]:
-    from opendvi.screening._engine import compute_shard
-
     return compute_shard(enc, r0, r1, top, log_thr, parallel=False, use_templates=use_templates)
 
 

@@ -21,7 +21,9 @@ from numpy.typing import NDArray
 
 from opendvi.core.case import Case, Family
 from opendvi.core.errors import OpenDVIError
-from opendvi.core.markers import Marker, canonical_marker_name
+from opendvi.core.markers import Marker
+from opendvi.core.observation import observed_values
+from opendvi.core.rules import is_amelogenin, resolve_sex
 
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
@@ -36,22 +38,6 @@ KIND_UNTYPED, KIND_EXACT, KIND_ONE = 0, 1, 2
 class ScreeningError(OpenDVIError):
     """Screening cannot be done as asked (an unsupported marker, a bad
     setting, a work directory of another run); the message says what to change."""
-
-
-def is_amelogenin(marker: Marker) -> bool:
-    """A marker named AMEL / Amelogenin with alleles X and Y (a sex test, not an STR)."""
-    return canonical_marker_name(marker.name) == "AMEL" and {a.upper() for a in marker.alleles} <= {"X", "Y"}
-
-
-def amelogenin_sex(gt: tuple[str, ...] | None) -> str | None:
-    if not gt:
-        return None
-    alleles = {a.strip().upper() for a in gt}
-    if "Y" in alleles:
-        return "M"
-    if alleles == {"X"} and len(gt) == 2:
-        return "F"
-    return None
 
 
 @dataclass
@@ -125,13 +111,9 @@ def encode_case(case: Case) -> Encoded:
     codes: list[MarkerCodes] = []
     offsets = np.zeros(len(markers) + 1, dtype=np.int64)
     for i, r in enumerate(case.remains):
-        sex = r.sex
-        if amel:
-            a_sex = amelogenin_sex(r.genotypes.get(amel[0].name))
-            if sex is None and a_sex is not None:
-                sex = a_sex
-            elif sex is not None and a_sex is not None and a_sex != sex:
-                notes.append(f"remains {r.id}: recorded sex {sex} but Amelogenin says {a_sex}; the record is used")
+        sex, note = resolve_sex(r.sex, r.genotypes.get(amel[0].name) if amel else None, who=f"remains {r.id}")
+        if note is not None:
+            notes.append(note)
         rem_sex[i] = SEX_CODE[sex]
     for j, m in enumerate(markers):
         table: dict[tuple[int, int, int, float], int] = {(KIND_UNTYPED, -1, -1, 0.0): 0}
@@ -207,36 +189,20 @@ def encode_case(case: Case) -> Encoded:
 
 
 def log_denominator(codes: MarkerCodes, p: FloatArray) -> FloatArray:
-    """ln P(observation | unrelated person), Hardy-Weinberg, per code (0 for untyped)."""
-    a, b, d = codes.a, codes.b, codes.d
-    out = np.zeros(len(codes))
-    ex = codes.kind == KIND_EXACT
-    pa, pb = p[a[ex]], p[b[ex]]
-    out[ex] = np.log(np.where(a[ex] == b[ex], pa * pb, 2.0 * pa * pb))
-    one = codes.kind == KIND_ONE
-    pa = p[a[one]]
-    dd = d[one]
-    out[one] = np.log((1.0 - dd * dd) * pa * pa + dd * (1.0 - dd) * 2.0 * pa * (1.0 - pa))
+    """ln P(observation | unrelated person), Hardy-Weinberg, per code (0 for
+    untyped): the observation model summed against the Hardy-Weinberg table."""
+    hw = (p[:, None] * p[None, :])[None]
+    with np.errstate(divide="ignore"):
+        out = np.log(observed_values(hw, codes.a, codes.b, codes.kind == KIND_ONE, codes.d)[0])
+    out[codes.kind == KIND_UNTYPED] = 0.0
     return out
 
 
 def code_numerators(U: FloatArray, codes: MarkerCodes) -> FloatArray:
     """``sum_g P(obs | g) U[g]`` for every code, from ordered tables ``U``
-    of shape (B, n, n) (P(obs | g) without the factor that cancels against the
-    denominator: exact codes use U[a, b] + U[b, a]; one-allele codes
-    (1 - d^2) U[a, a] + d (1 - d) sum_{x != a} (U[a, x] + U[x, a]))."""
-    B = U.shape[0]
-    out = np.zeros((B, len(codes)))
-    ex = np.nonzero(codes.kind == KIND_EXACT)[0]
-    if len(ex):
-        a, b = codes.a[ex], codes.b[ex]
-        het = (a != b).astype(float)
-        out[:, ex] = U[:, a, b] + het[None, :] * U[:, b, a]
-    one = np.nonzero(codes.kind == KIND_ONE)[0]
-    if len(one):
-        a = codes.a[one]
-        d = codes.d[one]
-        hom = U[:, a, a]
-        rows = U.sum(axis=2)[:, a] + U.sum(axis=1)[:, a] - 2.0 * hom
-        out[:, one] = (1.0 - d * d)[None, :] * hom + (d * (1.0 - d))[None, :] * rows
+    of shape (B, n, n) (:func:`opendvi.core.observation.observed_values`;
+    exact codes carry d = 0: their factor (1 - d)^2 or 1 - d^2 cancels
+    against the denominator). Code 0 (untyped) gives 0."""
+    out = observed_values(U, codes.a, codes.b, codes.kind == KIND_ONE, codes.d)
+    out[:, codes.kind == KIND_UNTYPED] = 0.0
     return out

@@ -16,13 +16,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from opendvi.core.case import Case
+from opendvi.core.rules import safe_exp
+from opendvi.screening._dask import run_on_dask
 from opendvi.screening._encode import Encoded, ScreeningError, encode_case
+from opendvi.screening._scoring import score_shard
 from opendvi.screening._shard import ShardTables, shard_tables
 
 #: Shard size (rows = missing persons) used when none is given.
 DEFAULT_SHARD_SIZE = 5000
-#: Threshold candidates buffered per block of remains before a kernel re-run.
-_BUFFER = 1 << 15
 MANIFEST = "manifest.json"
 LOCK = "lock"
 
@@ -91,7 +92,7 @@ class ScreenResult:
                 {
                     "missing": self.missing_ids[r],
                     "family": self.family_ids[r],
-                    "lr": _safe_exp(s),
+                    "lr": safe_exp(s),
                     "log10_lr": float(l10[i]),
                     "exclusions": int(self.exclusions[i]),
                 }
@@ -107,101 +108,6 @@ class ScreenResult:
                 float(self.log_lr[i]),
                 int(self.exclusions[i]),
             )
-
-
-def _safe_exp(x: float) -> float:
-    if x > 709.0:
-        return math.inf
-    return math.exp(x)
-
-
-# ---------------------------------------------------------------------------
-# one shard
-# ---------------------------------------------------------------------------
-
-
-def compute_shard(enc: Encoded, r0: int, r1: int, top: int, log_thr: float, *, parallel: bool = True,
-                  use_templates: bool = True,
-                  floor: tuple[NDArray[np.float64], NDArray[np.int64]] | None = None) -> dict[str, Any]:
-    """Tables and scores of rows ``r0 .. r1``: this shard's top-K lists and
-    threshold pairs, as plain arrays (what a shard file and a Dask task hold).
-
-    ``floor`` (per remains: the score and row of the K-th best candidate so
-    far) lets the kernel skip candidates that cannot enter the final top-K;
-    the merged result is the same with or without it.
-    """
-    from opendvi.screening import _kernel_numba_fns as K
-
-    t0 = time.perf_counter()
-    tabs = shard_tables(enc, r0, r1, use_templates=use_templates, threads=K.numba_threads() if parallel else 1)
-    return score_shard(enc, r0, r1, tabs, time.perf_counter() - t0, top, log_thr, parallel=parallel, floor=floor)
-
-
-def score_shard(enc: Encoded, r0: int, r1: int, tabs: ShardTables, seconds_tables: float, top: int,
-                log_thr: float, *, parallel: bool = True,
-                floor: tuple[NDArray[np.float64], NDArray[np.int64]] | None = None) -> dict[str, Any]:
-    """The kernel part of :func:`compute_shard`, on tables already made."""
-    from opendvi.screening import _kernel_numba_fns as K
-
-    t1 = time.perf_counter()
-    n_blocks = max(1, 4 * (K.numba_threads() if parallel else 1))
-    cap = _BUFFER
-    kern = K.score_parallel if parallel else K.score_serial
-    pos = enc.positions if enc.width >= 1 << 16 else enc.positions.astype(np.uint16)
-    row_sex = enc.row_sex[r0:r1]
-    row_ids = np.arange(r0, r1, dtype=np.int64)
-    perm = np.argsort(row_sex, kind="stable").astype(np.int64)
-    while True:
-        top_s, top_r, top_x, top_n, worst, floor_s, floor_r = K.new_topk(enc.n_remains, top)
-        if floor is not None:
-            floor_s[:] = floor[0]
-            floor_r[:] = floor[1]
-        buf_v = np.zeros((n_blocks, cap), dtype=np.int64)
-        buf_r = np.zeros((n_blocks, cap), dtype=np.int64)
-        buf_s = np.zeros((n_blocks, cap))
-        buf_x = np.zeros((n_blocks, cap), dtype=np.int16)
-        buf_n = np.zeros(n_blocks, dtype=np.int64)
-        kern(tabs.lt, tabs.ex, perm, row_ids, row_sex, pos, enc.remains_sex, enc.restricted, enc.allowed_ptr,
-             enc.allowed_rows, log_thr, top_s, top_r, top_x, top_n, worst, floor_s, floor_r, buf_v, buf_r,
-             buf_s, buf_x, buf_n)
-        if int(buf_n.max(initial=0)) <= cap:
-            break
-        cap = int(buf_n.max()) + 1
-    t2 = time.perf_counter()
-    mask = np.arange(top)[None, :] < top_n[:, None]
-    vv = np.nonzero(mask)
-    thr_parts = [slice(0, int(buf_n[b])) for b in range(n_blocks)]
-    return {
-        "r0": r0,
-        "r1": r1,
-        "top_v": vv[0].astype(np.int64),
-        "top_s": top_s[mask],
-        "top_r": top_r[mask],
-        "top_x": top_x[mask],
-        "thr_v": np.concatenate([buf_v[b, sl] for b, sl in enumerate(thr_parts)]),
-        "thr_s": np.concatenate([buf_s[b, sl] for b, sl in enumerate(thr_parts)]),
-        "thr_r": np.concatenate([buf_r[b, sl] for b, sl in enumerate(thr_parts)]),
-        "thr_x": np.concatenate([buf_x[b, sl] for b, sl in enumerate(thr_parts)]),
-        "notes": list(tabs.notes),
-        "n_template": tabs.n_template,
-        "n_engine": tabs.n_engine,
-        "engine_calls": tabs.engine_calls,
-        "table_bytes": tabs.nbytes,
-        "seconds_tables": seconds_tables,
-        "seconds_kernel": t2 - t1,
-        "lookups": int(_n_lookups(enc, r0, r1)),
-    }
-
-
-def _n_lookups(enc: Encoded, r0: int, r1: int) -> int:
-    """Sex-admissible (remains, row) pairs times markers."""
-    rs = enc.row_sex[r0:r1]
-    vs = enc.remains_sex
-    n_unknown = int((vs < 0).sum())
-    pairs = 0
-    for code in (0, 1):
-        pairs += int((rs == code).sum()) * (int((vs == code).sum()) + n_unknown)
-    return pairs * len(enc.markers)
 
 
 # ---------------------------------------------------------------------------
@@ -329,8 +235,6 @@ def _screen_shards(enc: Encoded, specs: list[tuple[int, int, int]], done: set[in
         absorb(res)
 
     if dask:
-        from opendvi.screening._dask import run_on_dask
-
         run_on_dask(dask, enc, todo, top, log_thr, finished, processes=dask_processes, use_templates=use_templates)
     else:
         _run_pipelined(enc, todo, top, log_thr, state, finished, parallel=parallel, use_templates=use_templates)

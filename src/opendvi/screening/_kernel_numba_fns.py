@@ -94,8 +94,10 @@ def _score_range(v0, v1, lt, ex, perm, row_ids, row_sex, pos, v_sex, restricted,
                  buf_n):
     """Rows in tiles of four (four independent sums per remains: the adds
     overlap instead of waiting on each other); rows sorted by sex so that a
-    tile is skipped at once for a remains of the other sex."""
-    R = lt.shape[0]
+    tile is skipped at once for a remains of the other sex. Only the rows
+    listed in ``perm`` are scored (a family that cannot be evaluated is left
+    out of it)."""
+    R = perm.shape[0]
     nm = pos.shape[1]
     for t0 in range(0, R, 4):
         nt = min(4, R - t0)

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from opendvi.core.rules import json_number, safe_exp
 from opendvi.screening._encode import ScreeningError
 from opendvi.screening._engine import ScreenResult
 
@@ -41,8 +41,7 @@ def _columns(res: ScreenResult) -> dict[str, Any]:
     rid = np.asarray(res.remains_ids, dtype=object)
     mid = np.asarray(res.missing_ids, dtype=object)
     fid = np.asarray(res.family_ids, dtype=object)
-    with np.errstate(over="ignore"):
-        lr = np.exp(res.log_lr)
+    lr = safe_exp(np.asarray(res.log_lr, dtype=float))
     return {
         "remains": rid[res.remains] if len(res) else np.array([], dtype=object),
         "rank": res.rank,
@@ -133,20 +132,12 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
     return out
 
 
-def _jnum(x: float) -> float | str:
-    if x == -math.inf:
-        return "-inf"
-    if x == math.inf:
-        return "inf"
-    return x
-
-
 def result_to_json(res: ScreenResult) -> dict[str, Any]:
     """``{"candidates": {remains: [...]}, "top", "threshold", "notes"}``
     (case-json.md conventions: ``-inf`` as the string "-inf")."""
     cands = res.candidates()
     for lst in cands.values():
         for c in lst:
-            c["lr"] = _jnum(c["lr"])
-            c["log10_lr"] = _jnum(c["log10_lr"])
+            c["lr"] = json_number(c["lr"])
+            c["log10_lr"] = json_number(c["log10_lr"])
     return {"candidates": cands, "top": res.top, "threshold": res.threshold, "notes": res.notes}

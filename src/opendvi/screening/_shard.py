@@ -4,6 +4,14 @@
 row ``r``; ``ex[r, pos]`` = 1 where that observation is a Mendelian
 incompatibility once the mutation models are removed. Memory: ``(r1 - r0) *
 width * 9`` bytes, whatever the size of the case.
+
+The rules of :mod:`opendvi.core.rules` apply as in ``opendvi pairwise``: a
+marker untyped in the remains or in every reference contributes LR 1; a
+family whose references are impossible at a marker cannot be evaluated (its
+rows are flagged in ``skip`` and never scored, with a note); a marker at
+which the references are inconsistent without mutation counts as an
+exclusion of every pairing with the family's missing persons, the remains
+typed there or not (with a note).
 """
 
 from __future__ import annotations
@@ -16,7 +24,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from opendvi.core.case import Family
-from opendvi.screening._encode import Encoded, log_denominator
+from opendvi.core.rules import inconsistent_references_note, lr_is_one, unevaluable_family_note
+from opendvi.screening._encode import KIND_UNTYPED, Encoded, log_denominator
 from opendvi.screening._shapes import match_template
 from opendvi.screening._tables import (
     batch_size,
@@ -34,6 +43,8 @@ FloatArray = NDArray[np.float64]
 class ShardTables:
     lt: FloatArray
     ex: NDArray[np.uint8]
+    #: rows (local) whose family cannot be evaluated: never scored
+    skip: NDArray[np.bool_]
     n_template: int = 0
     n_engine: int = 0
     engine_calls: int = 0
@@ -70,7 +81,10 @@ def shard_tables(enc: Encoded, r0: int, r1: int, *, use_templates: bool = True, 
     nm = len(enc.markers)
     lt = np.zeros((R, W))
     ex = np.zeros((R, W), dtype=np.uint8)
-    out = ShardTables(lt=lt, ex=ex)
+    out = ShardTables(lt=lt, ex=ex, skip=np.zeros(R, dtype=bool))
+    #: per local row and marker: references impossible / inconsistent without mutation
+    bad_at = np.zeros((R, nm), dtype=bool)
+    incons_at = np.zeros((R, nm), dtype=bool)
     groups: dict[Hashable, list[tuple[int, tuple[str, ...]]]] = {}
     general: list[int] = []
     typed_at = np.zeros((R, nm), dtype=bool)
@@ -120,14 +134,14 @@ def shard_tables(enc: Encoded, r0: int, r1: int, *, use_templates: bool = True, 
                 U = template_tables(key, A, m)
                 lumped = m.has_mutation and 2 * A.shape[1] + 1 < n
                 U0 = template_tables(key, A, m, mutation=False) if m.has_mutation and not lumped else U
-                t, e, bad = finish_tables(U, U0, enc.codes[j], lden[j])
+                t, e, bad, incons = finish_tables(U, U0, enc.codes[j], lden[j])
                 if lumped:
-                    e = exclusion_flags(key, A, m, enc.codes[j])
+                    e, incons = exclusion_flags(key, A, m, enc.codes[j])
                     e[bad] = 0
                 lt[rows, sl] = t
                 ex[rows, sl] = e
-                for b in np.nonzero(bad & typed_at[rows, j])[0]:
-                    out.notes.append(_bad_note(enc, r0 + int(rows[b]), m.name))
+                bad_at[rows, j] = bad
+                incons_at[rows, j] = incons
 
     if prepared:
         if threads > 1:
@@ -148,35 +162,36 @@ def shard_tables(enc: Encoded, r0: int, r1: int, *, use_templates: bool = True, 
                 continue
             sl = slice(int(offs[j]), int(offs[j + 1]))
             if enc.theta > 0.0:
-                t, e, calls = theta_codes(fam, mp, m, enc.codes[j], theta=enc.theta, sex=sex)
-                out.engine_calls += calls
-                if not np.isfinite(t[1:]).any() and np.isnan(t[1:]).any():
-                    out.notes.append(_bad_note(enc, r, m.name))
-                    continue
-                lt[k, sl] = t
-                ex[k, sl] = e
+                tc = theta_codes(fam, mp, m, enc.codes[j], theta=enc.theta, sex=sex)
+                out.engine_calls += tc.calls
+                lt[k, sl] = tc.lt
+                ex[k, sl] = tc.ex
+                bad_at[k, j] = tc.impossible
+                incons_at[k, j] = tc.inconsistent
                 continue
             U, s1 = engine_table(fam, mp, m, theta=enc.theta)
             U0, _ = engine_table(fam, mp, m, theta=enc.theta, mutation=False) if m.has_mutation else (U, s1)
             out.engine_calls += 2 if m.has_mutation else 1
-            t, e, bad = finish_tables(U[None], U0[None], enc.codes[j], lden[j])
+            t, e, bad, incons = finish_tables(U[None], U0[None], enc.codes[j], lden[j])
             lt[k, sl] = t[0]
             ex[k, sl] = e[0]
-            if bad[0]:
-                out.notes.append(_bad_note(enc, r, m.name))
-    # -- markers at which no reference of the family is typed contribute 1
+            bad_at[k, j] = bad[0]
+            incons_at[k, j] = incons[0]
+    # -- markers that carry no evidence contribute LR 1 (core.rules.lr_is_one)
     for j in range(nm):
         sl = slice(int(offs[j]), int(offs[j + 1]))
-        untyped = np.nonzero(~typed_at[:, j])[0]
-        if len(untyped):
-            lt[untyped, sl] = 0.0
-            ex[untyped, sl] = 0
+        one = lr_is_one(typed_at[:, j][:, None], (enc.codes[j].kind != KIND_UNTYPED)[None, :])
+        lt[:, sl][one] = 0.0
+        ex[~typed_at[:, j], sl] = 0
+    # -- families that cannot be evaluated; markers not counted as exclusions
+    bad_at &= typed_at
+    incons_at &= typed_at & ~bad_at.any(axis=1, keepdims=True)
+    out.skip = np.asarray(bad_at.any(axis=1), dtype=bool)
+    names = [m.name for m in enc.markers]
+    for k in range(R):
+        fam_id = enc.families[int(enc.row_family[r0 + k])].id
+        if out.skip[k]:
+            out.notes.append(unevaluable_family_note(fam_id, [names[j] for j in np.nonzero(bad_at[k])[0]]))
+        elif incons_at[k].any():
+            out.notes.append(inconsistent_references_note(fam_id, [names[j] for j in np.nonzero(incons_at[k])[0]]))
     return out
-
-
-def _bad_note(enc: Encoded, r: int, marker: str) -> str:
-    fam = enc.families[int(enc.row_family[r])]
-    return (
-        f"family {fam.id}: the references are impossible at marker {marker} (likelihood 0); "
-        f"the marker is skipped for {enc.row_missing[r]}"
-    )

@@ -10,18 +10,22 @@ maternal allele y)`` (up to a constant per family) for a batch of families:
   two separable terms, and ``sum_G w(G) T(x | G) = (w.sum(1) + w.sum(0)) / 2 @ M``.
   An untyped member is the allele index ``n`` ("any allele"), whose
   transmission column is all ones.
-* :func:`engine_tables`: the general engine
+* :func:`engine_table`: the general engine
   (:func:`opendvi.core.likelihood.marker_genotype_table`), for everything
-  else (several generations, loops, theta, references with dropout).
+  else (several generations, loops, references with dropout); with theta,
+  :func:`theta_codes`.
 
 Both end in :func:`finish_tables`: ln LR per code, and the exclusion flags
-from the same computation with the mutation models removed.
+from the same computation with the mutation models removed. The rules they
+apply (the observation model, which markers count as exclusions, families
+whose references are impossible) are those of :mod:`opendvi.core.rules`.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,6 +37,7 @@ from opendvi.core.likelihood import marker_genotype_table, marker_loglik
 from opendvi.core.markers import Marker
 from opendvi.core.pedigree import Individual, Pedigree
 from opendvi.core.profiles import Genotype
+from opendvi.core.rules import counts_as_exclusion
 from opendvi.screening._encode import KIND_EXACT, KIND_ONE, MarkerCodes, code_numerators
 
 FloatArray = NDArray[np.float64]
@@ -201,8 +206,13 @@ def template_tables(key: Any, alleles: NDArray[np.int64], marker: Marker,
     return U
 
 
-def exclusion_flags(key: Any, alleles: NDArray[np.int64], marker: Marker, codes: MarkerCodes) -> NDArray[np.uint8]:
-    """Exclusion flags (B, K) of every code: the mutation-free numerator is 0.
+def exclusion_flags(
+    key: Any, alleles: NDArray[np.int64], marker: Marker, codes: MarkerCodes
+) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
+    """Exclusion flags (B, K) of every code (``core.rules.counts_as_exclusion``:
+    the mutation-free numerator is 0, or the references alone are
+    inconsistent without mutation, which flags every code, code 0 included),
+    and which families' references are inconsistent without mutation (B,).
 
     Without mutation every partition of the alleles is exactly lumpable, so
     each family is evaluated on its own alleles (those of its members at this
@@ -244,7 +254,8 @@ def exclusion_flags(key: Any, alleles: NDArray[np.int64], marker: Marker, codes:
         line = U0.sum(axis=2) + U0.sum(axis=1)
         zero[:, one_i] = line[bi, ca[:, one_i]] == 0.0
     zero[:, 0] = False
-    return zero.astype(np.uint8)
+    incons = ~(U0.sum(axis=(1, 2)) > 0.0)
+    return counts_as_exclusion(~zero, ~incons[:, None]).astype(np.uint8), incons
 
 
 def engine_table(fam: Family, target: str, marker: Marker, *, theta: float,
@@ -274,8 +285,8 @@ def _joint_codes(ped: Pedigree, marker: Marker, gts: dict[str, Genotype], who: s
     """ln P(refs, ``who``'s observation) per code (0 for code 0), and the
     engine calls made: one genotype table when the engine can make it,
     else one call per code (the engine's theta path limits the size of the
-    founder-allele table, and cannot yet make a table for a founder that no
-    factor touches)."""
+    founder-allele table, which a table over every allele of the marker can
+    exceed where a direct evaluation, with lumping, does not)."""
     try:
         tab = marker_genotype_table(ped, marker, gts, who, theta=theta, dropout=dropout)
     except (LikelihoodError, ValueError):
@@ -286,51 +297,76 @@ def _joint_codes(ped: Pedigree, marker: Marker, gts: dict[str, Genotype], who: s
     return out, 1
 
 
+@dataclass
+class ThetaCodes:
+    """:func:`theta_codes` for one missing person and marker."""
+
+    lt: FloatArray
+    ex: NDArray[np.uint8]
+    calls: int
+    #: the references alone are impossible (the family cannot be evaluated)
+    impossible: bool
+    #: the references alone are inconsistent without mutation
+    inconsistent: bool
+
+
 def theta_codes(fam: Family, target: str, marker: Marker, codes: MarkerCodes, *, theta: float,
-                sex: str | None) -> tuple[FloatArray, NDArray[np.uint8], int]:
+                sex: str | None) -> ThetaCodes:
     """With theta > 0, for one missing person and marker: ln LR per code
     (the denominator with V an extra unrelated founder of the pedigree,
-    theta applied jointly), the exclusion flags, and the engine calls made."""
+    theta applied jointly), the exclusion flags, the engine calls made, and
+    whether the references alone are impossible, or inconsistent without
+    mutation."""
     gts = {pid: g[marker.name] for pid, g in fam.genotypes.items() if g.get(marker.name)}
     drop = dict(fam.dropout)
+    impossible = marker_loglik(fam.pedigree, marker, gts, theta=theta, dropout=drop) == -np.inf
     num, c1 = _joint_codes(fam.pedigree, marker, gts, target, codes, theta, drop)
     vid = "__screening_V__"
     ped = fam.pedigree.add(Individual(vid, sex=sex or "M"))
     den, c2 = _joint_codes(ped, marker, gts, vid, codes, theta, drop)
-    calls = c1 + c2
+    calls = c1 + c2 + 1
+    inconsistent = impossible
     if marker.has_mutation:
-        num0, c3 = _joint_codes(fam.pedigree, marker.without_mutation(), gts, target, codes, theta, drop)
-        calls += c3
+        m0 = marker.without_mutation()
+        num0, c3 = _joint_codes(fam.pedigree, m0, gts, target, codes, theta, drop)
+        inconsistent = marker_loglik(fam.pedigree, m0, gts, theta=theta, dropout=drop) == -np.inf
+        calls += c3 + 1
     else:
         num0 = num
     with np.errstate(invalid="ignore"):
         lt = num - den
     lt[0] = 0.0
-    ex = (num0 == -np.inf).astype(np.uint8)
-    ex[0] = 0
-    return lt, ex, calls
+    ex = counts_as_exclusion(num0 != -np.inf, not inconsistent).astype(np.uint8)
+    ex[0] = inconsistent
+    return ThetaCodes(lt, ex, calls, bool(impossible), bool(inconsistent))
 
 
 def finish_tables(
     U: FloatArray, U0: FloatArray, codes: MarkerCodes, lden: FloatArray
-) -> tuple[FloatArray, NDArray[np.uint8], NDArray[np.bool_]]:
+) -> tuple[FloatArray, NDArray[np.uint8], NDArray[np.bool_], NDArray[np.bool_]]:
     """ln LR per code (B, K) and exclusion flags (B, K) from ``U`` (with
     mutation) and ``U0`` (without), both (B, n, n), theta = 0. The third
     result flags families whose references are impossible at this marker
-    (P(refs) = 0): their row is set to 0 (the marker is skipped)."""
+    (P(refs) = 0: the family cannot be evaluated, its row is left at 0), the
+    fourth families whose references are inconsistent without mutation
+    (every code counts as an exclusion there, code 0 included:
+    ``core.rules.counts_as_exclusion``)."""
     P = U.sum(axis=(1, 2))
     num = code_numerators(U, codes)
     bad = ~(P > 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         lt = np.log(num) - np.log(P)[:, None] - lden[None, :]
     lt[:, 0] = 0.0
-    num0 = code_numerators(U0, codes) if U0 is not U else num
-    ex = (num0 == 0.0).astype(np.uint8)
-    ex[:, 0] = 0
+    if U0 is U:
+        num0, incons = num, bad
+    else:
+        num0, incons = code_numerators(U0, codes), ~(U0.sum(axis=(1, 2)) > 0.0)
+    ex = counts_as_exclusion(num0 > 0.0, ~incons[:, None]).astype(np.uint8)
+    ex[:, 0] = incons
     if bad.any():
         lt[bad] = 0.0
         ex[bad] = 0
-    return lt, ex, bad
+    return lt, ex, bad, incons
 
 
 def batch_size(n: int, budget: int = 1 << 18) -> int:
@@ -339,6 +375,7 @@ def batch_size(n: int, budget: int = 1 << 18) -> int:
 
 
 __all__ = [
+    "ThetaCodes",
     "engine_table",
     "exclusion_flags",
     "finish_tables",
