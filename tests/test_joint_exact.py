@@ -302,3 +302,23 @@ def test_certified_bounds__random_components_contain_exact(seed: int) -> None:
     for key, (lo, hi) in certified_marginals(one).pair.items():
         p = exact.pair.get(key, (0.0, 0.0))[0]
         assert lo - 1e-12 <= p <= hi + 1e-12, (key, lo, p, hi)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_glr_bounds_in_the_solver__never_above_the_exact_glr(name: str) -> None:
+    """With ``glr_enough`` at 0 every GLR beyond enumeration is the certified
+    lower bound (local and LP dual): never above the brute-force GLR."""
+    problem, pw, _ = _case(name)
+    brute = _brute(name)
+    best_ll = brute[0][0]
+    res = solve_joint(problem, pw, top=1, max_assignments=1, glr_enough=0.0)
+    checked = 0
+    for comp in res.components:
+        for rid, g in comp.glr_remains.items():
+            t = res.best.assignment[rid]
+            alt = [ll for ll, a in brute if a[rid] != t]
+            exact = math.inf if not alt else best_ll - max(alt)
+            assert rid in comp.glr_bound
+            assert g <= exact + 1e-8
+            checked += 1
+    assert checked >= 3

@@ -147,9 +147,11 @@ def build_model(
         max_family_options = MAX_FAMILY_OPTIONS
     rem = tuple(remains)
     ridx = {r: i for i, r in enumerate(rem)}
-    missing = tuple(mp for f in families for mp in problem.families[f].missing if _has_candidate(mp, rem, candidates))
+    wanted = {m for r in rem for m in candidates.get(r, ())}
+    missing = tuple(mp for f in families for mp in problem.families[f].missing if mp in wanted)
     midx = {m: i for i, m in enumerate(missing)}
-    units = tuple(f for f in families if any(problem.family_of(m) == f for m in missing))
+    with_missing = {problem.family_of(m) for m in missing}
+    units = tuple(f for f in families if f in with_missing)
     uidx = {f: i for i, f in enumerate(units)}
     unit_of_missing = tuple(uidx[problem.family_of(m)] for m in missing)
     single = {r: problem.remains_loglik(r) for r in rem}
@@ -167,9 +169,12 @@ def build_model(
     null = math.fsum([*null_f.values(), *single.values()])
     options: list[Option] = []
     dead: list[Option] = []
+    missing_of: list[list[str]] = [[] for _ in units]
+    for m in missing:
+        missing_of[unit_of_missing[midx[m]]].append(m)
     for f in units:
         u = uidx[f]
-        fm = [m for m in missing if unit_of_missing[midx[m]] == u]
+        fm = missing_of[u]
         bound = math.prod(1 + len(cand_of[m]) for m in fm)
         if len(fm) > 1 and bound > max_family_options:
             n = _count_injective([cand_of[m] for m in fm], max_family_options)
@@ -197,10 +202,6 @@ def build_model(
                 continue
             options.append(Option(u, pairs, delta + lp, delta))
     return Model(rem, missing, units, unit_of_missing, options, null, dead)
-
-
-def _has_candidate(mp: str, rem: Sequence[str], candidates: Mapping[str, Sequence[str]]) -> bool:
-    return any(mp in candidates.get(r, ()) for r in rem)
 
 
 def _injective(lists: Sequence[Sequence[str]]) -> list[tuple[str | None, ...]]:

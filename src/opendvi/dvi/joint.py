@@ -28,10 +28,19 @@ from __future__ import annotations
 
 import heapq
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from opendvi.dvi.assignment import MAX_SOLVES, ComponentTooHardError, Constraints, Model, build_model, solve_best
+from opendvi.dvi.assignment import (
+    MAX_SOLVES,
+    ComponentTooHardError,
+    Constraints,
+    Model,
+    build_model,
+    lp_penalties,
+    solve_best,
+)
 from opendvi.dvi.assignment import k_best as k_best_model
 from opendvi.dvi.errors import DVIError
 from opendvi.dvi.pairwise import PairwiseResult, pairwise_lr
@@ -44,6 +53,8 @@ MAX_ASSIGNMENTS = 100_000
 #: Constrained solves spent on GLRs in one component (one per called remains
 #: and missing person); beyond it a GLR is reported as not computed.
 MAX_GLR_SOLVES = 3000
+#: Seconds the GLR solves may take in one component; beyond, a GLR is not computed.
+MAX_GLR_SECONDS = 60.0
 #: Enumeration is depth-first (recursive): only components with at most this many remains.
 MAX_ENUMERATED_REMAINS = 200
 #: Seconds the next-best search may take in one component (the listed rows stay exact).
@@ -417,6 +428,18 @@ def solve_component_model(
         # computed. A local lower bound at least ``glr_enough`` settles the
         # conclusion without a solve (reported as a lower bound).
         lower = glr_lower_bounds(model, best.chosen)
+        # the LP dual of the whole component bounds every alternative at once:
+        # best(V != t) <= LP - penalty(V, t), so GLR >= best - LP + penalty
+        lp = lp_penalties(model, Constraints()) if glr_enough < math.inf else None
+        if lp is not None:
+            value, y, d = lp
+            for (r, m), lo in lower.items():
+                alts = [d[j] for j in model.by_remains[r] if j in d and (r, m) not in model.options[j].pairs]
+                alts.append(y.get(r, 0.0))
+                pen = min(alts)
+                slack = 1e-7 * (1.0 + abs(value))
+                lower[(r, m)] = max(lo, best.score - value + pen - slack)
+        t_glr = time.perf_counter()
         for k in best.chosen:
             o = model.options[k]
             if o.score < glr_floor:
@@ -427,7 +450,7 @@ def solve_component_model(
                     comp.glr_remains[rid] = comp.glr_missing[mp] = lower[(r, m)]
                     comp.glr_bound.update({rid, mp})
                     continue
-                if budget[0] <= 0:
+                if budget[0] <= 0 or time.perf_counter() - t_glr > MAX_GLR_SECONDS:
                     continue
                 budget[0] -= 1
                 try:
