@@ -20,7 +20,8 @@ Rows:
   certified bounds, and of brute-force enumeration where it is possible
   (up to 2 x 10^6 assignments).
 
-Run alone: ``python benchmarks/bench_joint.py [--quick]``.
+Run alone: ``python benchmarks/bench_joint.py [--quick]``; the exchange
+sizes can be chosen with ``OPENDVI_BENCH_JOINT_SIZES=200,1000``.
 """
 
 from __future__ import annotations
@@ -184,7 +185,10 @@ def run(quick: bool) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for n_rem, n_mis, dens in SWEEP[:4] if quick else SWEEP:
         rows.append(_sweep_row(n_rem, n_mis, dens, seed=n_rem))
-    for n in [200] if quick else [200, 1000, 6000]:
+    sizes = [200] if quick else [200, 1000, 6000]
+    if os.environ.get("OPENDVI_BENCH_JOINT_SIZES"):  # e.g. "200,1000"
+        sizes = [int(x) for x in os.environ["OPENDVI_BENCH_JOINT_SIZES"].split(",")]
+    for n in sizes:
         rows.append(_exchange_row(n, seed=n + 1))
     return rows
 
