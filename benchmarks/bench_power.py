@@ -61,7 +61,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         _row("power_s", t_power, "s", "every family: tables, exact facts, inclusion power, refinement"),
         _row("tables_s", st.seconds_tables, "s", f"{st.n_template} by shape, {st.n_engine} by the general engine"),
         _row("inclusion_s", st.seconds_inclusion, "s", f"batched FFT convolution, grid {res.grid:g} log10"),
-        _row("refine_s", st.seconds_refine, "s", f"{st.n_refined} rows straddling the level, grid ten times finer"),
+        _row("refine_s", st.seconds_refine, "s", f"{st.n_refined} rows straddling the level, grid twenty times finer"),
         _row("per_family_ms", 1000 * t_power / max(1, st.n_rows), "ms"),
         _row("peak_rss_gb", _rss_gb(), "GB", "whole process, simulation included"),
         _row("fraction_weak", res.fraction_weak, "", f"P(LR >= {threshold:g}) < {level:g}: {st.n_weak} rows"),

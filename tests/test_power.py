@@ -359,7 +359,7 @@ def test_cli_power_registry__csv_and_json(tmp_path: Path) -> None:
     assert _run("simulate", "--families", "12", "--remains", "0", "--seed", "2", "-o", str(store)).returncode == 0
     csv_path = tmp_path / "rows.csv"
     out = _run("power-registry", str(store), "--level", "0.99", "-o", str(csv_path), "--format", "json",
-               "--next-limit", "2")
+               "--next-limit", "2", "--workers", "2")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["n_families"] == len(csv_path.read_text().splitlines()) - 1

@@ -124,7 +124,8 @@ def power_registry(
     output: Path | None = typer.Option(None, "-o", "--output", help="Write every family's row to a .csv file."),
     next_limit: int | None = typer.Option(
         None, "--next-limit", min=0, help="Best next relative for at most this many weak families (weakest first)."),
-    grid: float = typer.Option(5e-3, "--grid", help="Grid width in log10 units of the first pass."),
+    grid: float = typer.Option(1e-2, "--grid", help="Grid width in log10 units of the first pass."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Processes for the next-relative pass."),
     output_format: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json (weak families)."),
 ) -> None:
     """Power of every family of a registry, batched by pedigree shape; the
@@ -145,7 +146,7 @@ def power_registry(
         from opendvi.io.case_json import read_case
 
         case = read_case(case_file)
-    res = registry_power(case, level=level, threshold=threshold, grid=grid, next_limit=next_limit)
+    res = registry_power(case, level=level, threshold=threshold, grid=grid, next_limit=next_limit, workers=workers)
     key = res.key
     if output is not None:
         with open(output, "w", newline="") as fh:

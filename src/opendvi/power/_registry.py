@@ -256,12 +256,14 @@ def registry_power(
     mutations: str = "forrel",
     next_relative: bool = True,
     next_limit: int | None = None,
+    workers: int = 1,
     chunk: int = 512,
     progress: ProgressFn | None = None,
 ) -> RegistryPower:
     """Power of every (family, missing person) of ``case``; rows whose
     inclusion power at ``threshold`` is below ``level`` are weak, and get the
-    best next relative (at most ``next_limit`` of them, weakest first)."""
+    best next relative (at most ``next_limit`` of them, weakest first;
+    ``workers`` > 1 spreads them over that many processes)."""
     from opendvi.screening._shapes import match_template
 
     if not (0.0 < level <= 1.0):
@@ -379,23 +381,36 @@ def registry_power(
         nset = PowerSettings(thresholds=ts, grid=grid, mutations=mutations, with_kept=False, method="exact",
                              rank_by="inclusion", rank_threshold=threshold)
         by_id = {(fam.id, mp): fam for fam, mp in pairs}
+        jobs = []
         for i in weak:
+            fam = by_id[(final[i].family, final[i].missing)]
+            if untyped_relatives(fam, final[i].missing):
+                jobs.append((i, (one_family(case, fam), final[i].missing, nset, threshold)))
+        if workers > 1 and len(jobs) > 1:
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                found = list(pool.map(_best_next, [j for _, j in jobs], chunksize=max(1, len(jobs) // (8 * workers))))
+        else:
+            found = [_best_next(j) for _, j in jobs]
+        for (i, _), best in zip(jobs, found, strict=True):
             row = final[i]
-            fam = by_id[(row.family, row.missing)]
-            cands = untyped_relatives(fam, row.missing)
-            if not cands:
-                continue
-            res = family_power(one_family(case, fam), fam, row.missing, candidates=[[c] for c in cands],
-                               settings=nset)
-            best = res.next[0]
-            row.next_candidate = best.name
-            row.next_e_log10_lr = best.summary.e_log10_lr
-            row.next_inclusion = best.summary.inclusion.at(threshold)
-            row.next_exclusion = best.summary.ep_total
+            row.next_candidate, row.next_e_log10_lr, row.next_inclusion, row.next_exclusion = best
             stats.n_next += 1
         stats.seconds_next = time.perf_counter() - t0
     return RegistryPower(rows=final, level=level, threshold=threshold, grid=grid, stats=stats,
                          notes=list(dict.fromkeys(notes)))
+
+
+def _best_next(job: tuple[Case, str, PowerSettings, float]) -> tuple[str, float, float, float]:
+    """The best next relative of one weak row (a process-pool task): its
+    name, and the E[log10 LR], inclusion power and exclusion power expected
+    after typing him or her."""
+    case, mp, settings, threshold = job
+    fam = case.families[0]
+    res = family_power(case, fam, mp, candidates=[[c] for c in untyped_relatives(fam, mp)], settings=settings)
+    best = res.next[0]
+    return best.name, best.summary.e_log10_lr, best.summary.inclusion.at(threshold), best.summary.ep_total
 
 
 def _alleles(part: Sequence[tuple[int, tuple[str, ...]]], pairs: Sequence[tuple[Family, str]],
