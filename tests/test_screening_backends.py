@@ -114,3 +114,30 @@ def test_screen__memory_bounded_by_shard_size() -> None:
         assert res.stats.max_shard_table_bytes == 20 * res.stats.width * 9
         peaks.append(peak)
     assert peaks[1] < 1.5 * peaks[0]
+
+
+def test_screening_modules__no_import_cycle() -> None:
+    """The screening package's modules import each other without a cycle,
+    function-local imports included (issue 11: _engine <-> _dask was one)."""
+    import ast
+    from pathlib import Path
+
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    pkg = Path(screening.__file__).parent
+    names = sorted(p.stem for p in pkg.glob("*.py"))
+    index = {n: i for i, n in enumerate(names)}
+    edges: list[tuple[int, int]] = []
+    for n in names:
+        for node in ast.walk(ast.parse((pkg / f"{n}.py").read_text())):
+            targets: list[str] = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                if node.module == "opendvi.screening":
+                    targets = [a.name for a in node.names]
+                elif node.module.startswith("opendvi.screening."):
+                    targets = [node.module.rsplit(".", 1)[1]]
+            edges += [(index[n], index[t]) for t in targets if t in index and t != n and n != "__init__"]
+    graph = coo_matrix(([1] * len(edges), ([a for a, _ in edges], [b for _, b in edges])), shape=(len(names),) * 2)
+    n_comp, _ = connected_components(graph, directed=True, connection="strong")
+    assert n_comp == len(names), "a cycle among " + ", ".join(names)

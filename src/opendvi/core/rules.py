@@ -105,6 +105,29 @@ def resolve_sex(recorded: str | None, amelogenin: Sequence[str] | None, *, who: 
     return recorded, None
 
 
+def resolve_sex_with_y(
+    recorded: str | None, amelogenin: Sequence[str] | None, y_markers: Sequence[str], *, who: str
+) -> tuple[str | None, str | None]:
+    """:func:`resolve_sex` when Y-chromosome markers were also typed (the
+    Yindel of GlobalFiler, its DYS391, any Y-STR): ``y_markers`` names those
+    called. A call there shows a Y chromosome, as a Y at Amelogenin does (a
+    male whose AMELY is deleted shows a lone X at Amelogenin: the reason
+    GlobalFiler carries the Yindel and DYS391). Amelogenin X,X beside such a
+    call is a contradiction: unknown, with a note.
+
+    >>> resolve_sex_with_y(None, ("X",), ["Yindel"], who="V1"), resolve_sex_with_y(None, None, [], who="V1")
+    (('M', None), (None, None))
+    >>> resolve_sex_with_y("M", ("X", "X"), ["DYS391"], who="V1")[0] is None
+    True
+    """
+    if not y_markers:
+        return resolve_sex(recorded, amelogenin, who=who)
+    calls = list(amelogenin or ())
+    if amelogenin_sex(calls) == "F":
+        return None, f"{who}: Amelogenin says F but {', '.join(y_markers)} show a Y chromosome; sex unknown"
+    return resolve_sex(recorded, [*calls, "Y"], who=who)
+
+
 # ---------------------------------------------------------------------------
 # markers that carry no evidence
 # ---------------------------------------------------------------------------
@@ -119,6 +142,8 @@ def lr_is_one(references_typed: BoolLike, remains_typed: BoolLike) -> Any:
     marginal genotype would differ from Hardy-Weinberg by ~1e-4) and in a
     joint assignment that places one remains in such a family.
     Works on booleans and on NumPy arrays (broadcast)."""
+    if isinstance(references_typed, bool) and isinstance(remains_typed, bool):  # the engines' hot path
+        return not (references_typed and remains_typed)
     out = np.logical_or(np.logical_not(references_typed), np.logical_not(remains_typed))
     return bool(out) if np.ndim(out) == 0 else out
 
@@ -149,6 +174,8 @@ def counts_as_exclusion(pairing_possible: BoolLike, references_possible: BoolLik
     with the family's missing persons, V typed at the marker or not: the
     count of ``forrel::findExclusions`` / ``dvir::exclusionMatrix``.
     Booleans or NumPy arrays (broadcast)."""
+    if isinstance(pairing_possible, bool) and isinstance(references_possible, bool):  # the engines' hot path
+        return not (pairing_possible and references_possible)
     out = np.logical_not(np.logical_and(pairing_possible, references_possible))
     return bool(out) if np.ndim(out) == 0 else out
 
@@ -214,6 +241,7 @@ __all__ = [
     "json_number",
     "lr_is_one",
     "resolve_sex",
+    "resolve_sex_with_y",
     "safe_exp",
     "unevaluable_family_note",
 ]
