@@ -29,7 +29,15 @@ from opendvi.core.markers import make_marker
 from opendvi.core.mutation import MutationModel
 from opendvi.core.observation import genotype_observation, observed_value, observed_values
 from opendvi.core.pedigree import Individual, Pedigree
-from opendvi.core.rules import amelogenin_sex, counts_as_exclusion, json_number, lr_is_one, resolve_sex, safe_exp
+from opendvi.core.rules import (
+    amelogenin_sex,
+    counts_as_exclusion,
+    json_number,
+    lr_is_one,
+    resolve_sex,
+    safe_exp,
+    unevaluable_family,
+)
 from opendvi.dvi import DVIProblem, assignment_loglik, pairwise_lr
 from opendvi.io.case_json import read_case
 from opendvi.io.normalise import sex_from_amelogenin
@@ -201,6 +209,34 @@ def test_impossible_references__the_family_is_skipped_with_a_note_in_every_engin
     assert "MQ" not in e.problem.missing and e.problem.skipped == {"FX": ("M1",)}
     assert {m for _, m, _, _ in e.screen.pairs()} == {"MA"}
     assert math.isfinite(e.null)  # the rest of the case is evaluated
+
+
+def test_impossible_references__cli_pairwise_and_screen_go_on_with_the_same_numbers(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from opendvi.cli.main import app
+    from opendvi.io.case_json import case_to_dict
+
+    fa = Pedigree([Individual("FA", sex="M"), Individual("MO", sex="F"), Individual("CH", "FA", "MO", "M")])
+    bad = Family("FX", fa.add(Individual("MQ", "FA", "MO", "M")), {"FA": {"M1": ("a", "a")}, "CH": {"M1": ("d", "d")}},
+                 ("MQ",))
+    good = _trio("F1", "MA", "M", {"FA": {"M1": ("a", "b"), "M2": ("1", "2")}})
+    case = Case("cli", (M1, M2), remains=(Sample("V1", "M", {"M1": ("a", "c"), "M2": ("2", "3")}),),
+                families=(bad, good))
+    path = tmp_path / "case.json"
+    path.write_text(json.dumps(case_to_dict(case)))
+    runner = CliRunner()
+    pw = runner.invoke(app, ["pairwise", str(path), "--format", "json"])
+    sc = runner.invoke(app, ["screen", str(path), "--format", "json", "--threshold", "0"])
+    assert pw.exit_code == 0 and sc.exit_code == 0, (pw.output, sc.output)
+    p_json, s_json = json.loads(pw.stdout), json.loads(sc.stdout)
+    assert set(p_json["lr"]["V1"]) == {"MA"}
+    assert [c["missing"] for c in s_json["candidates"]["V1"]] == ["MA"]
+    assert s_json["candidates"]["V1"][0]["lr"] == pytest.approx(p_json["lr"]["V1"]["MA"], rel=REL)
+    assert [unevaluable_family(n) for n in s_json["notes"] if unevaluable_family(n)] == [("FX", ("M1",))]
+    assert "family FX: the references are impossible at marker M1" in pw.stderr
 
 
 def test_inconsistent_references__every_pairing_counts_the_marker_as_dvir_does() -> None:

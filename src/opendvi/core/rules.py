@@ -35,6 +35,7 @@ the reasons.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import Any, overload
 
@@ -164,6 +165,25 @@ def unevaluable_family_note(family: str, markers: Sequence[str]) -> str:
     )
 
 
+def unevaluable_family(note: str) -> tuple[str, tuple[str, ...]] | None:
+    """The family and markers of a note written by
+    :func:`unevaluable_family_note` (``None`` for any other note): the one
+    parser of that format, for callers that report skipped families.
+
+    >>> unevaluable_family(unevaluable_family_note("F 7", ["TH01", "FGA"]))
+    ('F 7', ('TH01', 'FGA'))
+    """
+    m = _UNEVALUABLE.match(note)
+    if m is None:
+        return None
+    return m["family"], tuple(x.strip() for x in m["markers"].split(","))
+
+
+_UNEVALUABLE = re.compile(
+    r"^family (?P<family>.+?): the references are impossible at markers? (?P<markers>.+?) \(likelihood 0 before"
+)
+
+
 def counts_as_exclusion(pairing_possible: BoolLike, references_possible: BoolLike) -> Any:
     """Whether a marker counts as an exclusion of a pairing V = M: the data
     with V placed on M are impossible there once the mutation models are
@@ -243,5 +263,6 @@ __all__ = [
     "resolve_sex",
     "resolve_sex_with_y",
     "safe_exp",
+    "unevaluable_family",
     "unevaluable_family_note",
 ]
