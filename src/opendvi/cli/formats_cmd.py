@@ -14,9 +14,12 @@ import typer
 from rich.console import Console
 
 from opendvi.core.errors import FileFormatError, OpenDVIError
+from opendvi.core.lineage import DEFAULT_ESTIMATOR, ESTIMATORS
 from opendvi.io.convert import (
+    DEFAULT_MT_RATE,
     FORMATS,
     Dataset,
+    LineageSources,
     case_of,
     guess_format,
     load,
@@ -86,6 +89,45 @@ _SKIPUNK = typer.Option(
     help="Leave out markers absent from the frequencies (with a note) instead of failing.",
 )
 _QUIET = typer.Option(False, "--quiet", "-q", help="Do not print notes.")
+_YDB = typer.Option(
+    None,
+    "--y-database",
+    help="Y haplotype database (CSV with a count column, YHRD-like, or the disclapmix danes file): "
+    "the Y-STR loci of the profiles become the case's Y lineage evidence.",
+)
+_MTDB = typer.Option(None, "--mt-database", help="mtDNA haplotype database (CSV: range, variants, count).")
+_MTHAP = typer.Option(
+    [], "--mt-haplotypes", help="mtDNA haplotypes of remains and reference samples (EMPOP-style table or CSV)."
+)
+_YEST = typer.Option(DEFAULT_ESTIMATOR, "--y-estimator", help=f"Y frequency estimator: {', '.join(ESTIMATORS)}.")
+_MTEST = typer.Option(
+    DEFAULT_ESTIMATOR, "--mt-estimator", help="mtDNA frequency estimator: augmented-counting, clopper-pearson."
+)
+_MTRATE = typer.Option(DEFAULT_MT_RATE, "--mt-rate", help="mtDNA mutation rate per transmission (whole range).")
+
+
+def _lineage(
+    y_database: Path | None,
+    mt_database: Path | None,
+    mt_haplotypes: list[Path],
+    y_estimator: str,
+    mt_estimator: str,
+    mt_rate: float,
+) -> LineageSources:
+    if y_estimator not in ESTIMATORS:
+        raise FileFormatError(f"--y-estimator must be one of {', '.join(ESTIMATORS)}, found {y_estimator!r}")
+    if mt_estimator not in ESTIMATORS or mt_estimator == "discrete-laplace":
+        raise FileFormatError(
+            f"--mt-estimator must be augmented-counting or clopper-pearson, found {mt_estimator!r}"
+        )
+    return LineageSources(
+        y_database=y_database,
+        mt_database=mt_database,
+        mt_haplotypes=tuple(mt_haplotypes),
+        y_estimator=y_estimator,
+        mt_estimator=mt_estimator,
+        mt_rate=mt_rate,
+    )
 
 
 def convert(
@@ -105,11 +147,19 @@ def convert(
     name: str | None = typer.Option(None, "--name", help="Case name (default: the output file's stem)."),
     skip_mixtures: bool = _SKIPMIX,
     skip_unknown_markers: bool = _SKIPUNK,
+    y_database: Path | None = _YDB,
+    mt_database: Path | None = _MTDB,
+    mt_haplotypes: list[Path] = _MTHAP,
+    y_estimator: str = _YEST,
+    mt_estimator: str = _MTEST,
+    mt_rate: float = _MTRATE,
     quiet: bool = _QUIET,
 ) -> None:
     """Convert INPUT to OUTPUT (json, fam, genemapper, cmf, ped, freq, profiles-csv, families-csv, xlsx)."""
     notes: list[str] = []
     try:
+        lineage = _lineage(y_database, mt_database, mt_haplotypes, y_estimator, mt_estimator, mt_rate)
+        wants_lineage = y_database is not None or mt_database is not None or bool(mt_haplotypes)
         _check_format(from_format, "input")
         _check_format(to_format, "output")
         if as_role not in ("remains", "references"):
@@ -127,6 +177,7 @@ def convert(
             ds.profiles is not None
             and families is None
             and fdb is None
+            and not wants_lineage
             and out_fmt in ("cmf", "profiles-csv", "xlsx", "genemapper")
         ):
             notes += ds.notes
@@ -146,6 +197,7 @@ def convert(
                 skip_mixtures=skip_mixtures,
                 skip_unknown_markers=skip_unknown_markers,
                 notes=notes,
+                lineage=lineage,
             )
             if ds.profiles is not None and not case.remains and not case.families:
                 raise FileFormatError("no single-source profile left to convert", path=str(input_file))
@@ -176,11 +228,18 @@ def build(
     rate2: float = _RATE2,
     skip_mixtures: bool = _SKIPMIX,
     skip_unknown_markers: bool = _SKIPUNK,
+    y_database: Path | None = _YDB,
+    mt_database: Path | None = _MTDB,
+    mt_haplotypes: list[Path] = _MTHAP,
+    y_estimator: str = _YEST,
+    mt_estimator: str = _MTEST,
+    mt_rate: float = _MTRATE,
     quiet: bool = _QUIET,
 ) -> None:
-    """Assemble a dvi-case/1 JSON from remains, families, references and frequencies."""
+    """Assemble a dvi-case/1 JSON from remains, families, references, frequencies and haplotype databases."""
     notes: list[str] = []
     try:
+        lineage = _lineage(y_database, mt_database, mt_haplotypes, y_estimator, mt_estimator, mt_rate)
         datasets: list[Dataset] = []
         for f in remains:
             ds = load(f)
@@ -202,13 +261,13 @@ def build(
             refs.append(ds)
         fdb = _freqs(freqs, population, datasets)
         if refs:
-            # reference profiles are linked through the families tables
-            from opendvi.io.profiles import ProfileSet
+            # reference profiles are linked through the families tables; one sample's
+            # profiles in several files (an autosomal and a Y kit) are merged
+            from opendvi.io.profiles import merge_profile_sets
 
-            merged = ProfileSet(source=",".join(str(r) for r in references))
             for ds in refs:
-                merged.records += ds.profiles.records if ds.profiles else []
                 notes += ds.notes
+            merged = merge_profile_sets([ds.profiles for ds in refs if ds.profiles is not None], notes=notes)
             datasets.append(Dataset(source=merged.source, format="profiles", profiles=merged, family_table=None))
             tables = [d for d in datasets if d.family_table is not None]
             if not tables:
@@ -227,14 +286,24 @@ def build(
             skip_mixtures=skip_mixtures,
             skip_unknown_markers=skip_unknown_markers,
             notes=notes,
+            lineage=lineage,
         )
         save_case(case, output, "json", notes=notes)
     except Exception as exc:
         raise _guard(exc) from None
     _notes(notes, quiet)
+    lin = case.lineage
+    extra = ""
+    if lin is not None:
+        n_y = sum(1 for h in lin.haplotypes.values() if h.y)
+        n_mt = sum(1 for h in lin.haplotypes.values() if h.mt is not None)
+        parts = ([f"{len(lin.y.markers)} Y loci ({n_y} Y haplotypes)"] if lin.y is not None else []) + (
+            [f"{n_mt} mtDNA haplotypes"] if lin.mt is not None else []
+        )
+        extra = ", " + ", ".join(parts)
     typer.echo(
         f"wrote {output}: {len(case.markers)} markers, {len(case.remains)} remains, {len(case.families)} families, "
-        f"{sum(len(f.missing) for f in case.families)} missing persons"
+        f"{sum(len(f.missing) for f in case.families)} missing persons{extra}"
     )
 
 

@@ -71,8 +71,11 @@ def case_from_dict(data: Any, *, path: str | None = None) -> Case:
 
     # -- markers
     raw_markers = data.get("markers")
-    if not isinstance(raw_markers, list) or not raw_markers:
-        raise err("must be a non-empty list", "markers")
+    has_lineage = data.get("lineage") is not None
+    if raw_markers is None and has_lineage:
+        raw_markers = []  # lineage evidence alone (a Yfiler-only case): no autosomal marker needed
+    if not isinstance(raw_markers, list) or (not raw_markers and not has_lineage):
+        raise err("must be a non-empty list (or empty beside a 'lineage' part)", "markers")
     markers: list[Marker] = []
     names: set[str] = set()
     for k, rm in enumerate(raw_markers):

@@ -7,7 +7,10 @@ OSIRIS, public domain). Errors name the element path
 (``/CODISImportFile/SPECIMEN[1]/LOCUS[3]/ALLELE[1]``).
 
 A specimen is a sample; its ``LOCUS`` elements are markers, ``ALLELEVALUE``
-the alleles. CODIS lists distinct alleles: one allele is a homozygote. A
+the alleles. CODIS lists distinct alleles: one allele is a homozygote (at a
+two-copy Y locus such as DYS385, both copies). ``AMEL`` and ``Yindel`` are
+sex tests; the Y-STR loci (``DYS391``, ``DYS389 I``, ``YGATAH4``, ...) are
+the specimen's Y haplotype. A
 specimen of category "Forensic Mixture", or with more than two alleles at a
 locus, is flagged as a mixture.
 """
@@ -24,8 +27,18 @@ from typing import Any
 from opendvi.core.case import Sample
 from opendvi.core.errors import FileFormatError
 from opendvi.io import limits
-from opendvi.io.normalise import is_amelogenin, marker_name, normalise_allele, sex_from_amelogenin, write_atomic
-from opendvi.io.profiles import ProfileRecord, ProfileSet
+from opendvi.io.normalise import is_amelogenin, marker_name, normalise_allele, write_atomic
+from opendvi.io.profiles import (
+    AMEL,
+    YINDEL,
+    ProfileRecord,
+    ProfileSet,
+    amel_letters,
+    check_y_call,
+    check_yindel_call,
+    is_yindel,
+    y_locus,
+)
 
 NS = "urn:CODISImportFile-schema"
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "CMF-2017.xsd"
@@ -125,9 +138,22 @@ def read_cmf(path: str | Path) -> ProfileSet:
             values = [_text(a.find(f"{_Q}ALLELEVALUE")) for a in loc.findall(f"{_Q}ALLELE")]
             if is_amelogenin(m):
                 try:
-                    rec.sex = sex_from_amelogenin(values)
+                    rec.sex_calls[AMEL] = amel_letters(values)
                 except ValueError as exc:
                     out.notes.append(f"{p}: {lw}: specimen {sid}: {exc}; sex left unknown")
+                continue
+            if is_yindel(raw_name):
+                rec.sex_calls[YINDEL] = tuple(
+                    check_yindel_call(v, path=str(p), line=None, field=f"{lw}/ALLELE[{i}]")
+                    for i, v in enumerate(values, start=1)
+                )
+                continue
+            y = y_locus(raw_name)
+            if y is not None:
+                rec.y_calls[y[0]] = rec.y_calls.get(y[0], ()) + tuple(
+                    check_y_call(v, path=str(p), line=None, field=f"{lw}/ALLELE[{i}]")
+                    for i, v in enumerate(values, start=1)
+                )
                 continue
             alleles: list[str] = []
             for i, v in enumerate(values, start=1):
@@ -138,6 +164,7 @@ def read_cmf(path: str | Path) -> ProfileSet:
                     )
                 alleles.append(a)
             rec.genotypes[m] = tuple(dict.fromkeys(alleles))
+        rec.resolve_sex(out.notes, f"{p}")
         if rec.is_mixture:
             out.notes.append(f"{p}: {where}: specimen {sid} is a mixture ({rec.category})")
         out.records.append(rec)

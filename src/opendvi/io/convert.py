@@ -18,6 +18,19 @@ from pathlib import Path
 
 from opendvi.core.case import Case, Family, Sample
 from opendvi.core.errors import FileFormatError, OpenDVIError
+from opendvi.core.lineage import (
+    DEFAULT_ESTIMATOR,
+    CaseLineage,
+    MtDatabase,
+    MtHaplotype,
+    MtSystem,
+    PersonHaplotypes,
+    YDatabase,
+    YHaplotype,
+    YMarker,
+    YSystem,
+    default_y_marker,
+)
 from opendvi.core.markers import Marker, canonical_marker_name
 from opendvi.core.mutation import MutationModel
 from opendvi.io.case_json import case_from_dict, case_to_dict, read_case, write_case
@@ -26,7 +39,7 @@ from opendvi.io.familias import read_fam, write_fam
 from opendvi.io.frequencies import FrequencyDatabase, FrequencyTable, read_frequencies, write_familias_frequencies
 from opendvi.io.genemapper import read_genemapper
 from opendvi.io.normalise import read_text, write_atomic
-from opendvi.io.profiles import ProfileSet
+from opendvi.io.profiles import ProfileSet, merge_profile_sets, y_locus
 from opendvi.io.tables import (
     FamilyTable,
     families_table_rows,
@@ -54,6 +67,62 @@ class Dataset:
     families: list[Family] | None = None
     freqs: FrequencyDatabase | None = None
     notes: list[str] = field(default_factory=list)
+
+
+#: mtDNA mutation rate per transmission (whole typed range) when none is given:
+#: the value of ``shared/design/lineage.md``'s example.
+DEFAULT_MT_RATE = 0.002
+
+
+@dataclass
+class LineageSources:
+    """Where the lineage part of an assembled case comes from, beside the Y-STR
+    loci of the profile files: haplotype databases (``--y-database``,
+    ``--mt-database``), mtDNA haplotypes of samples (``--mt-haplotypes``: an
+    EMPOP-style table or a CSV, by sample id or reference barcode), the
+    estimators and the mtDNA mutation rate. The Y mutation rates are the
+    bundled YHRD rates."""
+
+    y_database: Path | None = None
+    mt_database: Path | None = None
+    mt_haplotypes: Sequence[Path] = ()
+    y_estimator: str = DEFAULT_ESTIMATOR
+    mt_estimator: str = DEFAULT_ESTIMATOR
+    mt_rate: float = DEFAULT_MT_RATE
+
+
+def read_y_database_canonical(path: str | Path, *, estimator: str = DEFAULT_ESTIMATOR) -> YDatabase:
+    """A Y haplotype database (:func:`opendvi.io.haplotypes.read_y_database`:
+    a CSV with counts, or the ``disclapmix`` danes file) with its loci spelt
+    as the profile readers spell them (``DYS389 I`` -> ``DYS389I``,
+    ``Y-GATA-H4`` -> ``YGATAH4``), the discrete Laplace model fitted on those."""
+    from opendvi.io.haplotypes import read_y_database
+    from opendvi.io.lineage_json import fit_y_database_model
+
+    p = str(path)
+    db, markers = read_y_database(path, estimator=DEFAULT_ESTIMATOR)
+    rename: dict[str, str] = {}
+    for m in markers:
+        y = y_locus(m.name)
+        if y is None or y[1] is not None:
+            raise FileFormatError(f"column {m.name!r} is not a Y-STR locus", path=p, line=1, field=m.name)
+        if y[0] in rename.values():
+            raise FileFormatError(f"Y locus {y[0]} has two columns", path=p, line=1, field=m.name)
+        rename[m.name] = y[0]
+    haps = tuple({rename[k]: v for k, v in h.items()} for h in db.haplotypes)
+    model = None
+    if estimator == "discrete-laplace":
+        ymarkers = tuple(
+            YMarker(rename[m.name], m.rate, m.copies) for m in markers
+        )
+        try:
+            model = fit_y_database_model(haps, db.counts, ymarkers)
+        except OpenDVIError as exc:
+            raise FileFormatError(str(exc), path=p) from None
+    try:
+        return YDatabase(haps, db.counts, estimator, model=model, name=db.name)
+    except OpenDVIError as exc:
+        raise FileFormatError(str(exc), path=p) from None
 
 
 def guess_format(path: str | Path, *, output: bool = False) -> str:
@@ -191,6 +260,7 @@ def assemble_case(
     mutation: tuple[MutationModel | None, MutationModel | None] = (None, None),
     skip_unknown_markers: bool = False,
     notes: list[str] | None = None,
+    lineage: CaseLineage | None = None,
 ) -> Case:
     """One validated case from its parts.
 
@@ -198,6 +268,8 @@ def assemble_case(
     markers typed somewhere, in the database's order). A typed marker absent
     from the frequencies is an error listing it and the sample, unless
     ``skip_unknown_markers`` (then it is left out, with a note per marker).
+    ``lineage`` (Y-STR and mtDNA systems and haplotypes) goes into the case
+    as it is; a case with lineage data needs no autosomal marker.
     """
     notes = notes if notes is not None else []
     used: dict[str, None] = {}
@@ -210,10 +282,13 @@ def assemble_case(
                 used.setdefault(m, None)
     if markers is None:
         if freqs is None:
-            raise FileFormatError(
-                "a case needs allele frequencies: give a frequency file (--freqs) or a .fam/.json with markers"
-            )
-        markers = _markers_from_db(freqs, list(used), *mutation)
+            if used or lineage is None:
+                raise FileFormatError(
+                    "a case needs allele frequencies: give a frequency file (--freqs) or a .fam/.json with markers"
+                )
+            markers = []
+        else:
+            markers = _markers_from_db(freqs, list(used), *mutation)
     by_key = {canonical_marker_name(m.name): m.name for m in markers}
     unknown: dict[str, str] = {}
     for who, g in [(f"remains {s.id}", s.genotypes) for s in remains] + [
@@ -236,7 +311,9 @@ def assemble_case(
 
     rem = [replace(s, genotypes=fix(dict(s.genotypes))) for s in remains]
     fams = [replace(f, genotypes={pid: fix(dict(g)) for pid, g in f.genotypes.items()}) for f in families]
-    case = Case(name=name, markers=tuple(markers), remains=tuple(rem), families=tuple(fams), theta=theta)
+    case = Case(
+        name=name, markers=tuple(markers), remains=tuple(rem), families=tuple(fams), theta=theta, lineage=lineage
+    )
     return validate_case(case)
 
 
@@ -256,22 +333,29 @@ def case_of(
     skip_mixtures: bool = False,
     skip_unknown_markers: bool = False,
     notes: list[str],
+    lineage: LineageSources | None = None,
 ) -> Case:
     """A case from several inputs: cases (JSON, .fam) are merged; profile
     files give remains (or, with ``role="references"``, the reference samples
     that the families tables name by barcode); families tables and ped files
-    give families."""
+    give families. Profiles of one sample in several files (an autosomal and
+    a Y kit) are merged. Y-STR loci of the profiles become Y haplotypes and,
+    with the sources of ``lineage``, the case's ``lineage`` part
+    (:func:`build_lineage`)."""
     remains: list[Sample] = []
     families: list[Family] = []
     markers: list[Marker] | None = None
     th = 0.0
     ref_profiles: dict[str, Sample] = {}
     tables: list[FamilyTable] = []
+    case_lineage: CaseLineage | None = None
     for ds in datasets:
         notes += [n for n in ds.notes if n not in notes]
         if ds.case is not None:
             remains += ds.case.remains
             families += ds.case.families
+            if ds.case.lineage is not None:
+                case_lineage = _merge_case_lineage(case_lineage, ds.case.lineage, ds.source)
             if markers is None:
                 markers = list(ds.case.markers)
                 th = ds.case.theta
@@ -282,14 +366,13 @@ def case_of(
         if ds.families is not None:
             families += ds.families
     named = {code for t in tables for _, _, _, codes in t.families for code in codes.values()}
-    for ds in datasets:
-        if ds.profiles is None:
-            continue
-        samples = ds.profiles.samples(skip_mixtures=skip_mixtures, notes=notes)
+    y_by_sample: dict[str, YHaplotype] = {}
+    profile_sets = [ds.profiles for ds in datasets if ds.profiles is not None]
+    if profile_sets:
+        merged = merge_profile_sets(profile_sets, notes=notes) if len(profile_sets) > 1 else profile_sets[0]
+        samples, y_by_sample = merged.samples_and_haplotypes(skip_mixtures=skip_mixtures, notes=notes)
         for s in samples:
             if role == "references" or s.id in named:
-                if s.id in ref_profiles:
-                    raise FileFormatError(f"sample {s.id} is given twice", path=ds.source)
                 ref_profiles[s.id] = s
             else:
                 remains.append(s)
@@ -299,6 +382,16 @@ def case_of(
         raise FileFormatError("reference profiles need a families table (--families) that names their samples")
     if freqs is not None:
         markers = None  # an explicit frequency file wins
+    lin = build_lineage(
+        remains=remains,
+        families=families,
+        tables=tables,
+        y_by_sample=y_by_sample,
+        sources=lineage or LineageSources(),
+        case_lineage=case_lineage,
+        skip_unknown_markers=skip_unknown_markers,
+        notes=notes,
+    )
     return assemble_case(
         name=name,
         remains=remains,
@@ -309,7 +402,149 @@ def case_of(
         mutation=mutation,
         skip_unknown_markers=skip_unknown_markers,
         notes=notes,
+        lineage=lin,
     )
+
+
+def _merge_case_lineage(have: CaseLineage | None, new: CaseLineage, source: str) -> CaseLineage:
+    if have is None:
+        return new
+    if (new.y is not None and have.y is not None and new.y != have.y) or (
+        new.mt is not None and have.mt is not None and new.mt != have.mt
+    ):
+        raise FileFormatError("two cases with different lineage systems (loci, rates or databases)", path=source)
+    return CaseLineage(y=have.y or new.y, mt=have.mt or new.mt, haplotypes={**have.haplotypes, **new.haplotypes})
+
+
+def _member_of_sample(families: Sequence[Family], tables: Sequence[FamilyTable]) -> dict[str, tuple[str, str]]:
+    """Reference barcode -> (family id, member id)."""
+    out: dict[str, tuple[str, str]] = {}
+    for t in tables:
+        for fid, _people, _missing, codes in t.families:
+            for pid, code in codes.items():
+                out[code] = (fid, pid)
+    return out
+
+
+def build_lineage(
+    *,
+    remains: Sequence[Sample],
+    families: Sequence[Family],
+    tables: Sequence[FamilyTable] = (),
+    y_by_sample: dict[str, YHaplotype],
+    sources: LineageSources,
+    case_lineage: CaseLineage | None = None,
+    skip_unknown_markers: bool = False,
+    notes: list[str],
+) -> CaseLineage | None:
+    """The lineage part of an assembled case (``shared/design/lineage.md``).
+
+    Y haplotypes come from the Y-STR loci of the profile files (by sample id:
+    a remains, or a reference barcode of a families table), mtDNA haplotypes
+    from ``sources.mt_haplotypes``. The Y loci are those typed anywhere and
+    those of the database, with the bundled YHRD mutation rates (a typed
+    locus without one is an error naming it, unless ``skip_unknown_markers``:
+    then it is left out, with a note). A system whose haplotypes have no
+    database (``--y-database``/``--mt-database``, or a case JSON's) is left
+    out of the case with a note: f(h) needs one. A female reference with a Y
+    haplotype is an error.
+    """
+    member = _member_of_sample(families, tables)
+    remains_ids = {r.id for r in remains}
+    fam_sex = {pid: f.sex_of(pid) for f in families for pid in f.pedigree.ids}
+    person_y: dict[str, YHaplotype] = {}
+    for sid, h in y_by_sample.items():
+        if sid in remains_ids:
+            person_y[sid] = h
+        elif sid in member:
+            fid, pid = member[sid]
+            if fam_sex.get(pid) == "F":
+                raise FileFormatError(
+                    f"family {fid}, member {pid} is female but her reference sample {sid} carries a Y haplotype "
+                    f"({', '.join(h)})"
+                )
+            person_y[pid] = h
+    person_mt: dict[str, MtHaplotype] = {}
+    if sources.mt_haplotypes:
+        from opendvi.io.haplotypes import read_mt_haplotypes
+
+        for path in sources.mt_haplotypes:
+            for sid, mh in read_mt_haplotypes(path).items():
+                who: str | None = sid if sid in remains_ids else member[sid][1] if sid in member else None
+                if who is None:
+                    raise FileFormatError(
+                        f"sample {sid!r} is neither a remains nor a reference sample of the families",
+                        path=str(path), field="sample",
+                    )
+                if who in person_mt:
+                    raise FileFormatError(f"sample {sid!r} has two mtDNA haplotypes", path=str(path), field="sample")
+                person_mt[who] = mh
+    old = case_lineage
+    # -- Y
+    y_sys: YSystem | None = old.y if old is not None else None
+    have = {m.name: m for m in y_sys.markers} if y_sys is not None else {}
+    if sources.y_database is not None:
+        db = read_y_database_canonical(sources.y_database, estimator=sources.y_estimator)
+        y_sys = YSystem(markers=(), database=db)
+    typed_loci: dict[str, str] = {}
+    for pid, h in person_y.items():
+        for locus in h:
+            typed_loci.setdefault(locus, pid)
+    if typed_loci and y_sys is None:
+        notes.append(
+            f"Y-STR loci {', '.join(typed_loci)} read as Y haplotypes ({len(person_y)} samples); not put in the "
+            "case: a Y LR needs a haplotype database (--y-database FILE)"
+        )
+        person_y = {}
+    elif y_sys is not None:
+        ymarkers: dict[str, YMarker] = {}
+        dropped: list[str] = []
+        for locus in [*typed_loci, *y_sys.database.loci, *have]:
+            if locus in ymarkers or locus in dropped:
+                continue
+            if locus in have:
+                ymarkers[locus] = have[locus]
+                continue
+            try:
+                ymarkers[locus] = default_y_marker(locus)
+            except OpenDVIError:
+                if locus in typed_loci and not skip_unknown_markers:
+                    raise FileFormatError(
+                        f"Y locus {locus} (first in {typed_loci[locus]}) has no bundled mutation rate; "
+                        "leave it out with --skip-unknown-markers"
+                    ) from None
+                if locus in typed_loci:
+                    notes.append(f"Y locus {locus} has no bundled mutation rate: left out")
+                    dropped.append(locus)
+                else:  # a database locus no one is typed at: never compared
+                    ymarkers[locus] = YMarker(locus, 0.0, copies=1)
+        if dropped:
+            person_y = {pid: {k: v for k, v in h.items() if k not in dropped} for pid, h in person_y.items()}
+            person_y = {pid: h for pid, h in person_y.items() if h}
+        y_sys = YSystem(markers=tuple(ymarkers.values()), database=y_sys.database)
+    # -- mt
+    mt_sys: MtSystem | None = old.mt if old is not None else None
+    if sources.mt_database is not None:
+        from opendvi.io.haplotypes import read_mt_database
+
+        mdb: MtDatabase = read_mt_database(sources.mt_database, estimator=sources.mt_estimator)
+        try:
+            mt_sys = MtSystem(rate=sources.mt_rate, database=mdb)
+        except OpenDVIError as exc:
+            raise FileFormatError(f"--mt-rate: {exc}") from None
+    if person_mt and mt_sys is None:
+        notes.append(
+            f"mtDNA haplotypes of {len(person_mt)} samples not put in the case: an mtDNA LR needs a haplotype "
+            "database (--mt-database FILE)"
+        )
+        person_mt = {}
+    haps: dict[str, PersonHaplotypes] = dict(old.haplotypes) if old is not None else {}
+    for pid in dict.fromkeys([*person_y, *person_mt]):
+        prev = haps.get(pid, PersonHaplotypes())
+        haps[pid] = PersonHaplotypes(y=person_y.get(pid, prev.y), mt=person_mt.get(pid, prev.mt))
+    if y_sys is None and mt_sys is None:
+        return None
+    return CaseLineage(y=y_sys, mt=mt_sys, haplotypes=haps)
 
 
 # ---------------------------------------------------------------------------

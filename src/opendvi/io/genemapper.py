@@ -10,7 +10,10 @@ Two layouts are read:
   (``"11, 12, , , "``), each optionally followed by a ``Height`` column.
 
 Quirks handled: amelogenin as ``AMEL``/``Amelogenin``/``AM`` with calls
-``X, Y`` / ``X`` / ``XY`` (it gives the sample's sex, it is not a genotype);
+``X, Y`` / ``X`` / ``XY`` and the Yindel (GlobalFiler; calls 1 or 2) are
+sex tests, not genotypes; Y-STR loci (Yfiler, Yfiler Plus, PowerPlex Y23, the
+DYS loci of GlobalFiler and Fusion 6C) are the sample's Y haplotype
+(``DYS385 a/b`` or ``DYS385a`` + ``DYS385b`` one two-copy locus);
 ``OL`` off-ladder calls kept and reported; allelic-ladder, positive and
 negative control rows dropped (with a note); trailing tabs and CRLF; a column
 the reader does not know is an error, not a silently dropped marker.
@@ -30,9 +33,18 @@ from opendvi.io.normalise import (
     marker_name,
     normalise_allele,
     read_text,
-    sex_from_amelogenin,
 )
-from opendvi.io.profiles import ProfileRecord, ProfileSet
+from opendvi.io.profiles import (
+    AMEL,
+    YINDEL,
+    ProfileRecord,
+    ProfileSet,
+    amel_letters,
+    check_y_call,
+    check_yindel_call,
+    is_yindel,
+    y_locus,
+)
 
 _META = {
     "samplefile",
@@ -164,31 +176,77 @@ def _alleles(cells: list[str], *, p: Path, line: int, marker: str, amel: bool) -
     return tuple(out)
 
 
-def _sex(cells: tuple[str, ...], *, p: Path, line: int, marker: str, notes: list[str]) -> str | None:
-    try:
-        return sex_from_amelogenin(cells)
-    except ValueError as exc:
-        notes.append(f"{p}: line {line}: {marker}: {exc}; sex left unknown")
+def _put_special(
+    rec: ProfileRecord, kind: str, m: str, cells: list[str], *, p: Path, line: int, notes: list[str]
+) -> bool:
+    """Amelogenin, the Yindel and Y-STR loci into the record; False for an
+    ordinary marker. A sex test or Y locus given twice is an error."""
+    if kind == "str":
+        return False
+    tokens = [c.strip() for c in cells if c.strip()]
+    if kind == "amel":
+        if AMEL in rec.sex_calls:
+            raise FileFormatError(f"sample {rec.id}: marker {m} appears twice", path=str(p), line=line, field=m)
+        try:
+            rec.sex_calls[AMEL] = amel_letters(tokens)
+        except ValueError as exc:
+            notes.append(f"{p}: line {line}: {m}: {exc}; sex left unknown")
+            rec.sex_calls[AMEL] = ()
+        return True
+    if kind == "yindel":
+        if YINDEL in rec.sex_calls:
+            raise FileFormatError(f"sample {rec.id}: marker {m} appears twice", path=str(p), line=line, field=m)
+        rec.sex_calls[YINDEL] = tuple(check_yindel_call(t, path=str(p), line=line, field=m) for t in tokens)
+        return True
+    locus = kind[2:]
+    calls = tuple(check_y_call(t, path=str(p), line=line, field=m) for t in tokens)
+    rec.y_calls[locus] = rec.y_calls.get(locus, ()) + calls
+    return True
+
+
+def _clash(m: str, kind: str, seen: set[str]) -> bool:
+    """``m`` already given, or a Y locus given both whole and by copies (DYS385 and DYS385a)."""
+    if m in seen:
+        return True
+    if kind.startswith("y:"):
+        base = kind[2:]
+        return (m != base and base in seen) or (m == base and any(f"{base}{c}" in seen for c in "abcd"))
+    return False
+
+
+def _kind(h: str) -> tuple[str, str] | None:
+    """(kind, name) of a marker column or Marker cell: ``amel``, ``yindel``,
+    ``y:LOCUS`` (a Y-STR locus, copies of a multi-copy locus together) or
+    ``str``; None when it is not a marker."""
+    if is_yindel(h):
+        return "yindel", YINDEL
+    y = y_locus(h)
+    if y is not None:
+        return f"y:{y[0]}", y[0] + ("" if y[1] is None else "abcd"[y[1]])
+    if not is_marker_name(h):
         return None
+    m = marker_name(h)
+    return ("amel" if is_amelogenin(m) else "str"), m
 
 
 def _read_wide(p: Path, header: list[str], keys: list[str], rows: list[list[str]]) -> ProfileSet:
     i_name = keys.index("samplename")
     i_type = keys.index("sampletype") if "sampletype" in keys else None
-    columns: list[tuple[int, str, int | None]] = []  # (col, marker, height col)
+    columns: list[tuple[int, str, int | None, str]] = []  # (col, marker, height col, kind)
     seen: set[str] = set()
     for j, h in enumerate(header):
         k = keys[j]
         if k in _META or _HEIGHT_COL.match(h) or _SIZE_COL.match(h) or not h:
             continue
-        if not is_marker_name(h):
+        kind = _kind(h)
+        if kind is None:
             raise _bad_column(p, h)
-        m = marker_name(h)
-        if m in seen:
+        m = kind[1]
+        if _clash(m, kind[0], seen):
             raise FileFormatError(f"marker {h} has two columns", path=str(p), line=1, field=h)
         seen.add(m)
         hcol = j + 1 if j + 1 < len(header) and _HEIGHT_COL.match(header[j + 1]) else None
-        columns.append((j, m, hcol))
+        columns.append((j, m, hcol, kind[0]))
     if not columns:
         raise FileFormatError("no marker columns", path=str(p), line=1, field="header")
     out = ProfileSet(source=str(p), format="genemapper")
@@ -203,19 +261,18 @@ def _read_wide(p: Path, header: list[str], keys: list[str], rows: list[list[str]
             out.notes.append(f"{p}: line {ln}: {name}: ladder or control row dropped")
             continue
         rec = ProfileRecord(id=name, line=ln)
-        for j, m, hcol in columns:
+        for j, m, hcol, what in columns:
             cell = row[j] if j < len(row) else ""
-            amel = is_amelogenin(m)
-            alleles = _alleles(cell.split(","), p=p, line=ln, marker=m, amel=amel)
-            if amel:
-                rec.sex = _sex(alleles, p=p, line=ln, marker=m, notes=out.notes)
+            if _put_special(rec, what, m, cell.split(","), p=p, line=ln, notes=out.notes):
                 continue
+            alleles = _alleles(cell.split(","), p=p, line=ln, marker=m, amel=False)
             if alleles:
                 rec.genotypes[m] = alleles
                 if hcol is not None and hcol < len(row):
                     rec.heights[m] = tuple(
                         _height(x, p=p, line=ln, marker=m) for x in row[hcol].split(",") if x.strip()
                     )
+        rec.resolve_sex(out.notes, str(p))
         _flag(out, rec)
         out.records.append(rec)
     _finish(out, p)
@@ -253,6 +310,7 @@ def _read_long(p: Path, header: list[str], keys: list[str], rows: list[list[str]
     allele_cols.sort()
     out = ProfileSet(source=str(p), format="genemapper")
     by_id: dict[str, ProfileRecord] = {}
+    y_seen: dict[str, set[str]] = {}
     for ln, row in enumerate(rows[1:], start=2):
         if not any(c.strip() for c in row):
             continue
@@ -267,28 +325,30 @@ def _read_long(p: Path, header: list[str], keys: list[str], rows: list[list[str]
         raw_marker = row[i_marker].strip() if i_marker < len(row) else ""
         if not raw_marker:
             raise FileFormatError("empty marker name", path=str(p), line=ln, field="Marker")
-        if not is_marker_name(raw_marker):
+        kind = _kind(raw_marker)
+        if kind is None:
             raise FileFormatError(f"unknown marker {raw_marker!r}", path=str(p), line=ln, field="Marker")
-        m = marker_name(raw_marker)
+        m = kind[1]
         rec = by_id.get(name)
         if rec is None:
             rec = ProfileRecord(id=name, line=ln)
             by_id[name] = rec
             out.records.append(rec)
         cells = [row[j] if j < len(row) else "" for _, j in allele_cols]
-        amel = is_amelogenin(m)
-        alleles = _alleles(cells, p=p, line=ln, marker=m, amel=amel)
-        if m in rec.genotypes or (amel and rec.sex is not None):
+        done = y_seen.setdefault(name, set())
+        if m in rec.genotypes or _clash(m, kind[0], done):
             raise FileFormatError(f"sample {name}: marker {m} appears twice", path=str(p), line=ln, field="Marker")
-        if amel:
-            rec.sex = _sex(alleles, p=p, line=ln, marker=m, notes=out.notes)
+        done.add(m)
+        if _put_special(rec, kind[0], m, cells, p=p, line=ln, notes=out.notes):
             continue
+        alleles = _alleles(cells, p=p, line=ln, marker=m, amel=False)
         if alleles:
             rec.genotypes[m] = alleles
             hs = [row[height_cols[n]] for n, _ in allele_cols if n in height_cols and height_cols[n] < len(row)]
             if hs:
                 rec.heights[m] = tuple(_height(x, p=p, line=ln, marker=m) for x in hs if x.strip())
     for rec in out.records:
+        rec.resolve_sex(out.notes, str(p))
         _flag(out, rec)
     _finish(out, p)
     return out

@@ -40,11 +40,22 @@ from opendvi.io.normalise import (
     parse_bool,
     parse_sex,
     read_text,
-    sex_from_amelogenin,
     write_atomic,
     write_text_atomic,
 )
-from opendvi.io.profiles import ProfileRecord, ProfileSet
+from opendvi.io.profiles import (
+    AMEL,
+    YINDEL,
+    ProfileRecord,
+    ProfileSet,
+    amel_letters,
+    check_y_call,
+    check_yindel_call,
+    is_yindel,
+    split_y_cell,
+    y_copies,
+    y_locus,
+)
 
 Row = tuple[int, list[str]]  # (line or sheet row, cells)
 
@@ -147,6 +158,7 @@ def _find(header: list[str], names: Sequence[str]) -> int | None:
 
 _SAMPLE = ("sample", "samplename", "sampleid", "barcode", "samplebarcode", "id", "specimenid", "name")
 _SEX = ("sex", "gender")
+_UNTYPED = ("", "NA", "-", "?", "N/A", "ND")
 _TWO = re.compile(r"^(?P<m>.+?)(?:[\s_.\-]+(?:allele)?[\s_.\-]*|[\s_.\-]*allele[\s_.\-]*)(?P<k>[12ab])$", re.IGNORECASE)
 
 
@@ -170,10 +182,18 @@ def read_profiles_table(path: str | Path, *, sheet: str | None = None) -> Profil
         )
     i_sex = _find(header, _SEX)
     cols: dict[str, list[int]] = {}
+    y_cols: dict[str, list[int]] = {}  # Y-STR locus -> its column(s) (DYS385a, DYS385b)
     for j, h in enumerate(header):
         if j in (i_id, i_sex) or not h:
             continue
         mt = _TWO.match(h)
+        y = y_locus(mt.group("m")) if mt and y_locus(h) is None else y_locus(h)
+        if y is not None:
+            y_cols.setdefault(y[0], []).append(j)
+            continue
+        if is_yindel(h):
+            cols.setdefault(YINDEL, []).append(j)
+            continue
         if mt and is_marker_name(mt.group("m")):
             cols.setdefault(marker_name(mt.group("m")), []).append(j)
             continue
@@ -184,6 +204,9 @@ def read_profiles_table(path: str | Path, *, sheet: str | None = None) -> Profil
     for m, js in cols.items():
         if len(js) > 2:
             raise FileFormatError(f"marker {m} has {len(js)} columns", path=str(p), line=1, field=m)
+    for m, js in y_cols.items():
+        if len(js) > max(2, y_copies(m)):
+            raise FileFormatError(f"Y locus {m} has {len(js)} columns", path=str(p), line=1, field=m)
     out = ProfileSet(source=str(p), format="profiles-csv")
     for ln, row in rows:
         sid = row[i_id] if i_id < len(row) else ""
@@ -192,9 +215,18 @@ def read_profiles_table(path: str | Path, *, sheet: str | None = None) -> Profil
         rec = ProfileRecord(id=sid, line=ln)
         if i_sex is not None and i_sex < len(row):
             try:
-                rec.sex = parse_sex(row[i_sex])
+                rec.recorded_sex = parse_sex(row[i_sex])
             except ValueError as exc:
                 raise FileFormatError(str(exc), path=str(p), line=ln, field=header[i_sex]) from None
+        for m, js in y_cols.items():
+            calls: list[str] = []
+            for j in js:
+                cell = row[j] if j < len(row) else ""
+                if cell.strip().upper() in _UNTYPED:
+                    continue
+                calls += [check_y_call(x, path=str(p), line=ln, field=header[j]) for x in split_y_cell(cell)]
+            if calls:
+                rec.y_calls[m] = tuple(calls)
         for m, js in cols.items():
             cells = [row[j] if j < len(row) else "" for j in js]
             parts: list[str] = []
@@ -202,12 +234,14 @@ def read_profiles_table(path: str | Path, *, sheet: str | None = None) -> Profil
                 parts += [x for x in re.split(r"[/,;\s]+", c) if x]
             if is_amelogenin(m):
                 try:
-                    s = sex_from_amelogenin(parts)
+                    rec.sex_calls[AMEL] = amel_letters(parts)
                 except ValueError as exc:
                     raise FileFormatError(str(exc), path=str(p), line=ln, field=m) from None
-                if s is not None and rec.sex is not None and s != rec.sex:
-                    raise FileFormatError(f"sex {rec.sex} but amelogenin says {s}", path=str(p), line=ln, field=m)
-                rec.sex = rec.sex or s
+                continue
+            if m == YINDEL:
+                rec.sex_calls[YINDEL] = tuple(
+                    check_yindel_call(x, path=str(p), line=ln, field=m) for x in parts if x.upper() not in _UNTYPED
+                )
                 continue
             alleles: list[str] = []
             for x in parts:
@@ -223,6 +257,7 @@ def read_profiles_table(path: str | Path, *, sheet: str | None = None) -> Profil
                 if len(alleles) == 1:
                     alleles = alleles * 2
                 rec.genotypes[m] = tuple(alleles)
+        rec.resolve_sex(out.notes, str(p))
         out.records.append(rec)
     seen: dict[str, int | None] = {}
     for r in out.records:
@@ -230,7 +265,8 @@ def read_profiles_table(path: str | Path, *, sheet: str | None = None) -> Profil
             raise FileFormatError(f"sample {r.id!r} appears twice (also line {seen[r.id]})", path=str(p), line=r.line)
         seen[r.id] = r.line
         for m in r.mixture_markers:
-            out.notes.append(f"{p}: line {r.line}: sample {r.id}: more than two alleles at {m}: a mixture")
+            what = "more than two alleles at" if m in r.genotypes else "more calls than copies at the Y locus"
+            out.notes.append(f"{p}: line {r.line}: sample {r.id}: {what} {m}: a mixture")
     if not out.records:
         raise FileFormatError("no samples", path=str(p))
     return out
