@@ -322,6 +322,12 @@ def marker_power(fam: Family, target: str, marker: Marker, *, theta: float = 0.0
         return MarkerPower.from_mixture(marker.name, np.ones(1), P, np.asarray(Q), choice)
     configs = candidate_configs(fam, target, marker, candidates, theta=theta, mutation=mutation,
                                 use_templates=use_templates)
+    if configs and not mutation and use_templates and theta == 0.0 and not marker.is_x \
+            and not any(fam.dropout.get(pid, 0.0) for pid in fam.genotypes):
+        lumped = lumped_candidates(fam, target, marker, configs)
+        if lumped is not None:
+            w, P, Q = lumped
+            return MarkerPower.from_mixture(marker.name, w, P, Q, choice)
     if not configs:
         return marker_power(fam, target, marker, theta=theta, mode=mode, use_templates=use_templates)
     T = joint_table(fam, target, marker, configs, theta=theta, mutation=mutation, use_templates=use_templates)
@@ -335,6 +341,64 @@ def marker_power(fam: Family, target: str, marker: Marker, *, theta: float = 0.0
     P = T / tot[:, None]
     Q = random_person(fam, target, marker, configs, theta=theta, mutation=mutation)
     return MarkerPower.from_mixture(marker.name, w, P, np.asarray(Q), choice)
+
+
+def lumped_candidates(fam: Family, target: str, marker: Marker, configs: Sequence[Mapping[str, Genotype]]
+                      ) -> tuple[FloatArray, FloatArray, FloatArray] | None:
+    """Weights, P and q of the candidate configurations at a marker without
+    mutation, on lumped allele classes (None when the pedigree is no template).
+
+    Without mutation the alleles that no reference and no candidate carries
+    are exchangeable, and in a template (no loops) M's two alleles come from
+    different founder alleles, so every genotype of M with such "other"
+    alleles has the same LR: the genotypes (a, other) and (other, other)
+    are classes whose probability, q and LR are exact, and EP, E[LR] (each
+    class contributes P^2 / q) and the log10 LR atoms are unchanged. Each
+    configuration gets its own class space: the references' and its own
+    alleles, plus "other" (the screening's exclusion flags use the same trick).
+    """
+    from opendvi.screening._shapes import match_template
+    from opendvi.screening._tables import batch_size, template_tables
+
+    cands = sorted({pid for cfg in configs for pid in cfg})
+    refs = _refs_at(fam, marker)
+    gts: dict[str, Mapping[str, Genotype]] = {pid: {marker.name: g} for pid, g in refs.items()}
+    for c in cands:
+        gts[c] = {marker.name: (marker.alleles[0], marker.alleles[0])}
+    probe = Family(id=fam.id, pedigree=fam.pedigree, genotypes=gts, missing=fam.missing, dropout=fam.dropout)
+    tpl = match_template(probe, target)
+    if tpl is None:
+        return None
+    idx = marker.index
+    p = marker.p
+    ref_alleles = sorted({idx[a] for g in refs.values() for a in g})
+    B = len(configs)
+    per_row = [sorted(set(ref_alleles) | {idx[a] for c in cands for a in cfg[c]}) for cfg in configs]
+    K = max(len(r) for r in per_row)
+    other = K  # the lumped class; K + 1 = "untyped" in the template's alleles
+    p_loc = np.zeros((B, K + 1))
+    A = np.full((B, len(tpl.roles), 2), K + 1, dtype=np.int64)
+    for b, (row, cfg) in enumerate(zip(per_row, configs, strict=True)):
+        loc = {a: i for i, a in enumerate(row)}
+        p_loc[b, : len(row)] = p[row]
+        p_loc[b, other] = max(0.0, 1.0 - float(p[row].sum()))
+        for r, pid in enumerate(tpl.roles):
+            g = cfg.get(pid) if pid in cands else (refs.get(pid))
+            if g:
+                A[b, r, 0], A[b, r, 1] = loc[idx[g[0]]], loc[idx[g[-1]]]
+    n_loc = K + 1
+    step = batch_size(n_loc)
+    U = np.concatenate([template_tables(tpl.key, np.where(A[s : s + step] > K, n_loc, A[s : s + step]), marker,
+                                        p_batch=p_loc[s : s + step]) for s in range(0, B, step)])
+    T = unordered(U)
+    iu, ju, _ = _triu(n_loc)
+    Q = np.where(iu == ju, p_loc[:, iu] * p_loc[:, ju], 2.0 * p_loc[:, iu] * p_loc[:, ju])
+    tot = T.sum(axis=1)
+    ok = tot > 0.0
+    if not ok.any():
+        return None
+    T, tot, Q = T[ok], tot[ok], Q[ok]
+    return tot / tot.sum(), T / tot[:, None], Q
 
 
 def candidate_configs(fam: Family, target: str, marker: Marker, candidates: Sequence[str], *, theta: float,
