@@ -22,7 +22,7 @@ from opendvi.core.lineage_lr import y_lineage_lr
 from opendvi.dvi.lineage import lineage_pairwise
 from opendvi.io.case_json import case_from_dict, case_to_dict, read_case
 from opendvi.io.cmf import read_cmf
-from opendvi.io.convert import LineageSources, case_of, load
+from opendvi.io.convert import LineageSources, case_of, load, save_case
 from opendvi.io.frequencies import read_frequencies
 from opendvi.io.genemapper import read_genemapper
 from opendvi.io.tables import read_profiles_table
@@ -490,3 +490,47 @@ def test_female_reference_with_y_haplotype_is_an_error(tmp_path: Path) -> None:
     fam.write_text("family,id,father,mother,sex,missing,sample\nF1,A,,,F,,REF-A\nF1,B,,,M,,\nF1,M1,B,A,M,yes,\n")
     with pytest.raises(FileFormatError, match=r"member A is female.*REF-A.*Y haplotype"):
         case_of([load(fam), load(am)], name="x", notes=[], role="remains", lineage=LineageSources(y_database=DANES))
+
+
+# -- 5. profile-to-profile conversions keep the Y loci and the sex tests ------------------------
+
+
+@pytest.mark.parametrize("ext", ["xml", "csv", "xlsx"])
+def test_convert_profiles__y_loci_and_sex_tests_kept(tmp_path: Path, ext: str) -> None:
+    gf = gm_wide(
+        tmp_path / "gf.txt",
+        {
+            "PM1": {"D3S1358": ["15", "16"], "AMEL": ["X", "Y"], "Yindel": ["2"], "DYS391": ["10"]},
+            "PM2": {"D3S1358": ["15"], "AMEL": ["X"], "Yindel": ["1"], "DYS391": ["11"]},
+            "PM3": {"D3S1358": ["17"], "AMEL": ["X"]},
+        },
+    )
+    yf = gm_long(tmp_path / "yf.txt", yfiler_plus_rows("PM1", YP))
+    out = tmp_path / f"out.{ext}"
+    res = CliRunner().invoke(app, ["convert", str(yf), str(tmp_path / "yf.csv")])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(app, ["convert", str(gf), str(out)])
+    assert res.exit_code == 0, res.output
+    before, after = read_genemapper(gf), load(out).profiles
+    assert after is not None
+    for a, b in zip(before.records, after.records, strict=True):
+        assert (b.id, b.sex, b.y_haplotype()) == (a.id, a.sex, a.y_haplotype())
+        assert {m: set(v) for m, v in b.genotypes.items()} == {m: set(v) for m, v in a.genotypes.items()}
+        assert b.sex_calls.get("Yindel") == a.sex_calls.get("Yindel")
+    back = read_profiles_table(tmp_path / "yf.csv").records[0]
+    assert back.y_haplotype() == read_genemapper(yf).records[0].y_haplotype()
+    assert back.y_haplotype()["DYS385"] == ("11", "14")
+
+
+def test_case_with_lineage_to_profiles_csv_has_the_y_columns(tmp_path: Path) -> None:
+    files = write_case_files(tmp_path)
+    datasets = [load(files["pm_gf"]), load(files["pm_yf"]), load(files["families"]), load(files["am_gf"]),
+                load(files["am_yf"])]  # fmt: skip
+    case = case_of(datasets, name="rt", freqs=read_frequencies(EUROPA), notes=[],
+                   lineage=LineageSources(y_database=DANES))  # fmt: skip
+    out = tmp_path / "profiles.csv"
+    save_case(case, out, notes=[])
+    recs = {r.id: r for r in read_profiles_table(out).records}
+    assert case.lineage is not None
+    assert recs["V1"].y_haplotype() == dict(case.lineage.y_of("V1") or {})
+    assert recs["R1"].y_haplotype() == dict(case.lineage.y_of("R1") or {})

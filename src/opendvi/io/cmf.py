@@ -45,7 +45,16 @@ SCHEMA_PATH = Path(__file__).with_name("schemas") / "CMF-2017.xsd"
 _Q = f"{{{NS}}}"
 
 #: How opendvi's marker names are spelt in CMF (the XSD's enumeration).
-_CMF_NAMES = {"AMEL": "AMEL", "PENTAD": "Penta D", "PENTAE": "Penta E", "VWA": "vWA", "TH01": "TH01"}
+_CMF_NAMES = {
+    "AMEL": "AMEL",
+    "PENTAD": "Penta D",
+    "PENTAE": "Penta E",
+    "VWA": "vWA",
+    "TH01": "TH01",
+    "DYS389I": "DYS389 I",
+    "DYS389II": "DYS389 II",
+    "YINDEL": "Yindel",
+}
 
 
 @lru_cache(maxsize=1)
@@ -188,8 +197,11 @@ def cmf_tree(
     kit: str | None = None,
     when: dt.datetime | None = None,
     categories: dict[str, str] | None = None,
+    extra_loci: dict[str, list[tuple[str, list[str]]]] | None = None,
 ) -> ET.Element:
-    """The ``CODISImportFile`` element for ``samples`` (not yet validated)."""
+    """The ``CODISImportFile`` element for ``samples`` (not yet validated).
+    ``extra_loci`` adds loci by sample id (sex tests, Y-STR loci: name and
+    the values, CODIS-style distinct)."""
     stamp = (when or dt.datetime.now()).replace(microsecond=0).isoformat()
     ET.register_namespace("", NS)
     root = ET.Element(f"{_Q}CODISImportFile")
@@ -219,6 +231,8 @@ def cmf_tree(
             loci.append(("AMEL", ["X", "Y"] if s.sex == "M" else ["X"]))
         for m, gt in s.genotypes.items():
             loci.append((_cmf_locus_name(m), list(dict.fromkeys(gt))))
+        for m, values in (extra_loci or {}).get(s.id, []):
+            loci.append((_cmf_locus_name(m), list(dict.fromkeys(values))))
         for name, alleles in loci:
             loc = sub(spec, "LOCUS")
             sub(loc, "LOCUSNAME", name)

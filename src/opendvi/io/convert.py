@@ -39,7 +39,7 @@ from opendvi.io.familias import read_fam, write_fam
 from opendvi.io.frequencies import FrequencyDatabase, FrequencyTable, read_frequencies, write_familias_frequencies
 from opendvi.io.genemapper import read_genemapper
 from opendvi.io.normalise import read_text, write_atomic
-from opendvi.io.profiles import ProfileSet, merge_profile_sets, y_locus
+from opendvi.io.profiles import AMEL, ProfileRecord, ProfileSet, merge_profile_sets, y_locus
 from opendvi.io.tables import (
     FamilyTable,
     families_table_rows,
@@ -566,7 +566,8 @@ def save_case(case: Case, path: str | Path, fmt: str | None = None, *, notes: li
     elif fmt == "fam":
         write_fam(case, p, notes=notes)
     elif fmt == "cmf":
-        write_cmf(case.remains, p)
+        y_loci = {r.id: [(k, list(v)) for k, v in (_case_y(case, r.id) or {}).items()] for r in case.remains}
+        write_cmf(case.remains, p, extra_loci=y_loci)
     elif fmt == "ped":
         from opendvi.io.normalise import write_text_atomic
 
@@ -575,15 +576,15 @@ def save_case(case: Case, path: str | Path, fmt: str | None = None, *, notes: li
         tables = _freq_tables(case.markers)
         write_atomic(p, lambda tmp: write_familias_frequencies(tables, tmp))
     elif fmt == "profiles-csv":
-        refs = [Sample(pid, f.sex_of(pid), g) for f in case.families for pid, g in f.genotypes.items()]
-        h, rows = profiles_table_rows([*case.remains, *refs], [m.name for m in case.markers])
+        refs = _case_references(case)
+        h, rows = profiles_table_rows([*case.remains, *refs], [m.name for m in case.markers], extra=_y_columns(case))
         write_table(h, rows, p)
     elif fmt == "families-csv":
         h, rows = families_table_rows(case.families)
         write_table(h, rows, p)
     elif fmt == "xlsx":
-        refs = [Sample(pid, f.sex_of(pid), g) for f in case.families for pid, g in f.genotypes.items()]
-        h, rows = profiles_table_rows([*case.remains, *refs], [m.name for m in case.markers])
+        refs = _case_references(case)
+        h, rows = profiles_table_rows([*case.remains, *refs], [m.name for m in case.markers], extra=_y_columns(case))
         fh, frows = families_table_rows(case.families)
         write_table(h, rows, p, sheet="profiles", sheets={"families": (fh, frows)})
     elif fmt == "genemapper":
@@ -592,18 +593,55 @@ def save_case(case: Case, path: str | Path, fmt: str | None = None, *, notes: li
         raise FileFormatError(f"unknown output format {fmt!r} (expected one of {', '.join(FORMATS)})", path=str(p))
 
 
+def _case_y(case: Case, pid: str) -> YHaplotype | None:
+    return case.lineage.y_of(pid) if case.lineage is not None else None
+
+
+def _case_references(case: Case) -> list[Sample]:
+    """Typed family members as samples (genotypes or a Y haplotype)."""
+    out = []
+    for f in case.families:
+        for pid in f.pedigree.ids:
+            if pid in f.genotypes or _case_y(case, pid):
+                out.append(Sample(pid, f.sex_of(pid), f.genotypes.get(pid, {})))
+    return out
+
+
+def _y_columns(case: Case) -> dict[str, dict[str, str]]:
+    """Y haplotypes as profile-table columns (copies joined by commas)."""
+    if case.lineage is None:
+        return {}
+    return {pid: {k: ",".join(v) for k, v in h.y.items()} for pid, h in case.lineage.haplotypes.items() if h.y}
+
+
+def _record_extra_loci(r: ProfileRecord) -> list[tuple[str, list[str]]]:
+    """The sex tests (Amelogenin, the Yindel) and Y-STR loci of a record as read."""
+    out: list[tuple[str, list[str]]] = [(m, list(v)) for m, v in r.sex_calls.items() if v]
+    out += [(m, list(v)) for m, v in r.y_calls.items() if v]
+    return out
+
+
 def save_profiles(profiles: ProfileSet, path: str | Path, fmt: str) -> None:
     """Write profiles alone (no frequencies needed): cmf, profiles-csv, xlsx.
 
     A profile-to-profile conversion keeps what the laboratory called:
     mixtures keep all their alleles (CMF: category "Forensic Mixture"),
-    off-ladder calls stay "OL"."""
-    samples = [Sample(r.id, r.sex, dict(r.genotypes)) for r in profiles.records]
+    off-ladder calls stay "OL"; Amelogenin and the Yindel as called; the
+    Y-STR loci (a multi-copy locus as one locus, ``DYS385`` = ``11,14``)."""
     if fmt == "cmf":
+        # Amelogenin as called when the file had it (else from the sex), the Yindel, the Y loci
+        samples = [
+            Sample(r.id, None if r.sex_calls.get(AMEL) else r.sex, dict(r.genotypes)) for r in profiles.records
+        ]
         cats = {r.id: "Forensic Mixture" for r in profiles.records if r.is_mixture}
-        write_cmf(samples, path, categories=cats)
+        extra = {r.id: _record_extra_loci(r) for r in profiles.records}
+        write_cmf(samples, path, categories=cats, extra_loci=extra)
     elif fmt in ("profiles-csv", "xlsx"):
-        h, rows = profiles_table_rows(samples)
+        samples = [Sample(r.id, r.sex, dict(r.genotypes)) for r in profiles.records]
+        columns = {
+            r.id: {m: ("," if y_locus(m) else "/").join(v) for m, v in _record_extra_loci(r)} for r in profiles.records
+        }
+        h, rows = profiles_table_rows(samples, extra=columns)
         write_table(h, rows, path, sheet="profiles")
     elif fmt == "genemapper":
         raise FileFormatError("GeneMapper tables are read, not written: use cmf or profiles-csv", path=str(path))

@@ -180,22 +180,19 @@ def _put_special(
     rec: ProfileRecord, kind: str, m: str, cells: list[str], *, p: Path, line: int, notes: list[str]
 ) -> bool:
     """Amelogenin, the Yindel and Y-STR loci into the record; False for an
-    ordinary marker. A sex test or Y locus given twice is an error."""
+    ordinary marker (a marker given twice is caught by the callers)."""
     if kind == "str":
         return False
     tokens = [c.strip() for c in cells if c.strip()]
+    if not tokens:
+        return True  # untyped
     if kind == "amel":
-        if AMEL in rec.sex_calls:
-            raise FileFormatError(f"sample {rec.id}: marker {m} appears twice", path=str(p), line=line, field=m)
         try:
             rec.sex_calls[AMEL] = amel_letters(tokens)
         except ValueError as exc:
             notes.append(f"{p}: line {line}: {m}: {exc}; sex left unknown")
-            rec.sex_calls[AMEL] = ()
         return True
     if kind == "yindel":
-        if YINDEL in rec.sex_calls:
-            raise FileFormatError(f"sample {rec.id}: marker {m} appears twice", path=str(p), line=line, field=m)
         rec.sex_calls[YINDEL] = tuple(check_yindel_call(t, path=str(p), line=line, field=m) for t in tokens)
         return True
     locus = kind[2:]

@@ -234,14 +234,16 @@ def read_profiles_table(path: str | Path, *, sheet: str | None = None) -> Profil
                 parts += [x for x in re.split(r"[/,;\s]+", c) if x]
             if is_amelogenin(m):
                 try:
-                    rec.sex_calls[AMEL] = amel_letters(parts)
+                    if parts:
+                        rec.sex_calls[AMEL] = amel_letters(parts)
                 except ValueError as exc:
                     raise FileFormatError(str(exc), path=str(p), line=ln, field=m) from None
                 continue
             if m == YINDEL:
-                rec.sex_calls[YINDEL] = tuple(
-                    check_yindel_call(x, path=str(p), line=ln, field=m) for x in parts if x.upper() not in _UNTYPED
-                )
+                typed = [x for x in parts if x.upper() not in _UNTYPED]
+                yindel = [check_yindel_call(x, path=str(p), line=ln, field=m) for x in typed]
+                if yindel:
+                    rec.sex_calls[YINDEL] = tuple(yindel)
                 continue
             alleles: list[str] = []
             for x in parts:
@@ -273,8 +275,14 @@ def read_profiles_table(path: str | Path, *, sheet: str | None = None) -> Profil
 
 
 def profiles_table_rows(
-    samples: Iterable[Sample], markers: Sequence[str] | None = None
+    samples: Iterable[Sample],
+    markers: Sequence[str] | None = None,
+    *,
+    extra: Mapping[str, Mapping[str, str]] | None = None,
 ) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of a profiles template. ``extra`` adds columns after
+    the markers, by sample id (sex tests ``AMEL``/``Yindel`` and Y-STR loci,
+    a multi-copy locus's copies joined by commas: ``DYS385`` = ``11,14``)."""
     samples = list(samples)
     if markers is None:
         seen: dict[str, None] = {}
@@ -282,9 +290,20 @@ def profiles_table_rows(
             for m in s.genotypes:
                 seen.setdefault(m, None)
         markers = list(seen)
-    header = ["sample", "sex", *markers]
+    extra = extra or {}
+    extra_cols: dict[str, None] = {}
+    for s in samples:
+        for c in extra.get(s.id, {}):
+            extra_cols.setdefault(c, None)
+    header = ["sample", "sex", *markers, *extra_cols]
     rows = [
-        [s.id, s.sex or "", *["/".join(s.genotypes[m]) if m in s.genotypes else "" for m in markers]] for s in samples
+        [
+            s.id,
+            s.sex or "",
+            *["/".join(s.genotypes[m]) if m in s.genotypes else "" for m in markers],
+            *[extra.get(s.id, {}).get(c, "") for c in extra_cols],
+        ]
+        for s in samples
     ]
     return header, rows
 
