@@ -320,14 +320,20 @@ def marker_power(fam: Family, target: str, marker: Marker, *, theta: float = 0.0
         P = T / T.sum()
         Q = random_person(fam, target, marker, [{}], theta=theta, mutation=mutation)
         return MarkerPower.from_mixture(marker.name, np.ones(1), P, np.asarray(Q), choice)
-    configs = candidate_configs(fam, target, marker, candidates, theta=theta, mutation=mutation,
-                                use_templates=use_templates)
-    if configs and not mutation and use_templates and theta == 0.0 and not marker.is_x \
+    if not mutation and use_templates and theta == 0.0 and not marker.is_x \
             and not any(fam.dropout.get(pid, 0.0) for pid in fam.genotypes):
-        lumped = lumped_candidates(fam, target, marker, configs)
+        # one candidate: every genotype (impossible ones get weight 0), which
+        # on lumped classes costs less than finding the possible ones first
+        every = ([{candidates[0]: g} for g in genotype_classes(marker, fam.sex_of(candidates[0]))]
+                 if len(candidates) == 1 else
+                 candidate_configs(fam, target, marker, candidates, theta=theta, mutation=mutation,
+                                   use_templates=use_templates))
+        lumped = lumped_candidates(fam, target, marker, every) if every else None
         if lumped is not None:
             w, P, Q = lumped
             return MarkerPower.from_mixture(marker.name, w, P, Q, choice)
+    configs = candidate_configs(fam, target, marker, candidates, theta=theta, mutation=mutation,
+                                use_templates=use_templates)
     if not configs:
         return marker_power(fam, target, marker, theta=theta, mode=mode, use_templates=use_templates)
     T = joint_table(fam, target, marker, configs, theta=theta, mutation=mutation, use_templates=use_templates)
