@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from opendvi.cli.main import app
@@ -488,8 +490,9 @@ def test_female_reference_with_y_haplotype_is_an_error(tmp_path: Path) -> None:
     am = gm_long(tmp_path / "am.txt", yfiler_plus_rows("REF-A", YP))
     fam = tmp_path / "fam.csv"
     fam.write_text("family,id,father,mother,sex,missing,sample\nF1,A,,,F,,REF-A\nF1,B,,,M,,\nF1,M1,B,A,M,yes,\n")
-    with pytest.raises(FileFormatError, match=r"member A is female.*REF-A.*Y haplotype"):
+    with pytest.raises(FileFormatError, match=r"member A is female.*REF-A.*Y haplotype") as info:
         case_of([load(fam), load(am)], name="x", notes=[], role="remains", lineage=LineageSources(y_database=DANES))
+    assert (info.value.path, info.value.line, info.value.field) == (str(fam), 2, "sex")
 
 
 # -- 5. profile-to-profile conversions keep the Y loci and the sex tests ------------------------
@@ -534,3 +537,80 @@ def test_case_with_lineage_to_profiles_csv_has_the_y_columns(tmp_path: Path) -> 
     assert case.lineage is not None
     assert recs["V1"].y_haplotype() == dict(case.lineage.y_of("V1") or {})
     assert recs["R1"].y_haplotype() == dict(case.lineage.y_of("R1") or {})
+
+
+def test_case_build__discrete_laplace_estimator_changes_only_f(tmp_path: Path) -> None:
+    files = write_case_files(tmp_path)
+    lrs = {}
+    for est in ("augmented-counting", "discrete-laplace"):
+        out = tmp_path / f"{est}.json"
+        res = CliRunner().invoke(
+            app,
+            [
+                "case", "build", "--remains", str(files["pm_gf"]), "--remains", str(files["pm_yf"]),
+                "--families", str(files["families"]), "--references", str(files["am_gf"]),
+                "--references", str(files["am_yf"]), "--freqs", str(EUROPA), "--y-database", str(DANES),
+                "--y-estimator", est, "-o", str(out),
+            ],
+        )  # fmt: skip
+        assert res.exit_code == 0, res.output
+        data = json.loads(out.read_text())
+        assert data["lineage"]["Y"]["database"]["estimator"] == est
+        assert ("model" in data["lineage"]["Y"]["database"]) == (est == "discrete-laplace")
+        d = lineage_pairwise(read_case(out)).details[("V1", "M1")]["Y"]
+        assert d.frequency is not None and d.frequency.estimator == est
+        lrs[est] = (d.lr, d.frequency.frequency)
+    (lr_c, f_c), (lr_d, f_d) = lrs["augmented-counting"], lrs["discrete-laplace"]
+    assert f_c != f_d
+    assert lr_c * f_c == pytest.approx(lr_d * f_d, rel=1e-12)  # the same P(h_V | h_refs)
+
+
+# -- 6. generated haplotypes: every layout reads back what was written --------------------------
+
+_REPEAT = st.integers(min_value=5, max_value=45)
+_COPY = st.one_of(_REPEAT.map(str), st.tuples(_REPEAT, st.integers(1, 3)).map(lambda t: f"{t[0]}.{t[1]}"))
+_HAPLOTYPE = st.fixed_dictionaries(
+    {},
+    optional={
+        name: st.lists(_COPY, min_size=2 if name in ("DYS385", "DYF387S1") else 1, max_size=2 if name in (
+            "DYS385", "DYF387S1") else 1)
+        for name in YFILER_PLUS.values()
+    },
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(haps=st.lists(_HAPLOTYPE, min_size=1, max_size=4), layout=st.sampled_from(["long", "wide", "csv", "cmf"]))
+def test_generated_y_haplotypes__read_back_in_every_layout(tmp_path: Path, haps: list, layout: str) -> None:
+    gm_name = {v: k for k, v in YFILER_PLUS.items()}
+    samples = {f"S{i}": h for i, h in enumerate(haps)}
+    if layout == "long":
+        rows = [(sid, gm_name[m], v) for sid, h in samples.items() for m, v in h.items()]
+        rows += [(sid, "AMEL", ["X", "Y"]) for sid in samples]
+        ps = read_genemapper(gm_long(tmp_path / "y.txt", rows))
+    elif layout == "wide":
+        wide = {sid: {gm_name[m]: v for m, v in h.items()} for sid, h in samples.items()}
+        ps = read_genemapper(gm_wide(tmp_path / "y.txt", wide, markers=list(YFILER_PLUS)))
+    elif layout == "csv":
+        names = list(YFILER_PLUS.values())
+        lines = ["sample," + ",".join(n if n != "DYS385" else "DYS385a,DYS385b" for n in names)]
+        for sid, h in samples.items():
+            cells = []
+            for n in names:
+                v = h.get(n, [])
+                cells += [v[0], v[1]] if n == "DYS385" and v else ["", ""] if n == "DYS385" else ["/".join(v)]
+            lines.append(",".join([sid, *cells]))
+        (tmp_path / "y.csv").write_text("\n".join(lines) + "\n")
+        ps = read_profiles_table(tmp_path / "y.csv")
+    else:
+        spec = {sid: [("AMEL", ["X", "Y"])] + [(n if n != "DYS389I" else "DYS389 I", v) for n, v in h.items()]
+                for sid, h in samples.items()}  # fmt: skip
+        spec = {sid: [(("DYS389 II" if n == "DYS389II" else n), v) for n, v in locs] for sid, locs in spec.items()}
+        ps = read_cmf(cmf(tmp_path / "y.xml", spec))
+    got = {r.id: r.y_haplotype() for r in ps.records}
+
+    def expect(v: list[str]) -> tuple[str, ...]:
+        return tuple(sorted(v, key=float))
+
+    assert got == {sid: {m: expect(v) for m, v in h.items()} for sid, h in samples.items()}
+    assert all(r.sex == "M" for r in ps.records if r.y_calls or r.sex_calls)

@@ -416,13 +416,13 @@ def _merge_case_lineage(have: CaseLineage | None, new: CaseLineage, source: str)
     return CaseLineage(y=have.y or new.y, mt=have.mt or new.mt, haplotypes={**have.haplotypes, **new.haplotypes})
 
 
-def _member_of_sample(families: Sequence[Family], tables: Sequence[FamilyTable]) -> dict[str, tuple[str, str]]:
-    """Reference barcode -> (family id, member id)."""
-    out: dict[str, tuple[str, str]] = {}
+def _member_of_sample(tables: Sequence[FamilyTable]) -> dict[str, tuple[str, str, str, int | None]]:
+    """Reference barcode -> (family id, member id, families file, its line)."""
+    out: dict[str, tuple[str, str, str, int | None]] = {}
     for t in tables:
         for fid, _people, _missing, codes in t.families:
             for pid, code in codes.items():
-                out[code] = (fid, pid)
+                out[code] = (fid, pid, t.source, t.lines.get((fid, pid)))
     return out
 
 
@@ -449,7 +449,7 @@ def build_lineage(
     out of the case with a note: f(h) needs one. A female reference with a Y
     haplotype is an error.
     """
-    member = _member_of_sample(families, tables)
+    member = _member_of_sample(tables)
     remains_ids = {r.id for r in remains}
     fam_sex = {pid: f.sex_of(pid) for f in families for pid in f.pedigree.ids}
     person_y: dict[str, YHaplotype] = {}
@@ -457,11 +457,14 @@ def build_lineage(
         if sid in remains_ids:
             person_y[sid] = h
         elif sid in member:
-            fid, pid = member[sid]
+            fid, pid, source, line = member[sid]
             if fam_sex.get(pid) == "F":
                 raise FileFormatError(
                     f"family {fid}, member {pid} is female but her reference sample {sid} carries a Y haplotype "
-                    f"({', '.join(h)})"
+                    f"({', '.join(h)})",
+                    path=source or None,
+                    line=line,
+                    field="sex",
                 )
             person_y[pid] = h
     person_mt: dict[str, MtHaplotype] = {}
