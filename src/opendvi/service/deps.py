@@ -10,18 +10,22 @@ carry the session's CSRF token (form field ``csrf_token`` or header
 
 from __future__ import annotations
 
+import functools
 import hmac
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from datetime import UTC
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session, joinedload
+from starlette.concurrency import run_in_threadpool
 
 from opendvi.service.errors import CHANGE_PASSWORD_PAGE, PASSWORD_CHANGE_REQUIRED, APIError, LoginRequired
 from opendvi.service.policy import PERMISSIONS, allowed
 from opendvi.store import repositories as repo
-from opendvi.store.models import Role, User
+from opendvi.store.models import AuthSession, Role, User, utcnow
 
 SESSION_COOKIE = "opendvi_session"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -35,14 +39,28 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def get_db(request: Request) -> Iterator[Session]:
-    factory = request.app.state.sessionmaker
-    with factory() as session:
-        try:
-            yield session
-        except BaseException:
-            session.rollback()
-            raise
+async def get_db(request: Request) -> AsyncIterator[Session]:
+    """The request's database session. Opening one touches no database (it is made here, on the
+    event loop, with no worker-thread hop); the first query, in the endpoint's thread, begins the
+    transaction, and the end (rollback or close: a database round trip) runs in a worker thread."""
+    session = request.app.state.sessionmaker()
+    try:
+        yield session
+    except BaseException:
+        await run_in_threadpool(_rollback_and_close, session)
+        raise
+    else:
+        if session.in_transaction():
+            await run_in_threadpool(session.close)
+        else:
+            session.close()
+
+
+def _rollback_and_close(session: Session) -> None:
+    try:
+        session.rollback()
+    finally:
+        session.close()
 
 
 DB = Annotated[Session, Depends(get_db)]
@@ -95,6 +113,26 @@ async def sent_csrf_token(request: Request) -> str | None:
     return sent
 
 
+@functools.cache
+def _auth_session_statement() -> Any:
+    """Built once: building a statement costs more than running it."""
+    return (select(AuthSession).options(joinedload(AuthSession.user))
+            .where(AuthSession.token_hash == bindparam("token_hash")))
+
+
+def _auth_session(db: Session, token: str) -> AuthSession | None:
+    """:func:`opendvi.store.repositories.get_auth_session` in one query (the session and its user
+    joined): a live session of an active user, else None. Reads only: nothing is written per request."""
+    row = db.execute(_auth_session_statement(),
+                     {"token_hash": repo._token_hash(token)}).scalar_one_or_none()  # the one hashing rule
+    if row is None:
+        return None
+    expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=UTC)
+    if expires < utcnow() or not row.user.active:
+        return None
+    return row
+
+
 def current_principal(
     request: Request, db: DB, sent_csrf: Annotated[str | None, Depends(sent_csrf_token)]
 ) -> Principal:
@@ -102,7 +140,7 @@ def current_principal(
     token, via_cookie = _token_of(request)
     if not token:
         raise LoginRequired()
-    row = repo.get_auth_session(db, token=token)
+    row = _auth_session(db, token)
     if row is None:
         raise LoginRequired()
     principal = Principal(user=row.user, token=token, csrf=row.csrf_token, via_cookie=via_cookie)
@@ -123,19 +161,27 @@ def current_principal(
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
+def check_permission(principal: Principal, permission: str) -> Principal:
+    """403 unless the principal's role holds ``permission`` (for checks inside an endpoint)."""
+    if permission not in PERMISSIONS:
+        raise KeyError(permission)
+    if not principal.can(permission):
+        raise APIError(
+            403,
+            f"your role ({principal.user.role.value}) may not do this ({permission})",
+            code="forbidden",
+        )
+    return principal
+
+
 def require(permission: str) -> Callable[..., Principal]:
-    """A dependency that lets through only the roles holding ``permission``."""
+    """A dependency that lets through only the roles holding ``permission`` (a plain function, so
+    that ``require(p)(principal)`` also checks when called directly in an endpoint)."""
     if permission not in PERMISSIONS:
         raise KeyError(permission)
 
     def _check(principal: CurrentPrincipal) -> Principal:
-        if not principal.can(permission):
-            raise APIError(
-                403,
-                f"your role ({principal.user.role.value}) may not do this ({permission})",
-                code="forbidden",
-            )
-        return principal
+        return check_permission(principal, permission)
 
     _check.permission = permission  # type: ignore[attr-defined]
     return _check

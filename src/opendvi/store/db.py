@@ -43,6 +43,17 @@ WRITE_FLAG = "opendvi_write"
 #: connections in the pool: the worker threads (AnyIO's 40) and some to spare
 POOL_SIZE = 20
 MAX_OVERFLOW = 30
+#: environment variable: the most connections one process opens (``opendvi serve --workers N`` sets
+#: it so that N processes stay within PostgreSQL's ``max_connections``)
+POOL_ENV = "OPENDVI_DB_POOL"
+
+
+def _pool_kwargs(kwargs: dict[str, Any]) -> None:
+    most = int(os.environ.get(POOL_ENV) or 0)
+    size, overflow = (max(1, most // 2), most - max(1, most // 2)) if most > 0 else (POOL_SIZE, MAX_OVERFLOW)
+    kwargs.setdefault("pool_size", size)
+    kwargs.setdefault("max_overflow", overflow)
+    kwargs.setdefault("pool_timeout", 30)
 
 
 def default_data_dir() -> Path:
@@ -117,9 +128,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         path = _sqlite_path(url)
         if path is not None:
             private_sqlite_files(path)
-            kwargs.setdefault("pool_size", POOL_SIZE)
-            kwargs.setdefault("max_overflow", MAX_OVERFLOW)
-            kwargs.setdefault("pool_timeout", 30)
+            _pool_kwargs(kwargs)
         engine = create_engine(url, connect_args=connect_args, **kwargs)
 
         @event.listens_for(engine, "connect")
@@ -140,9 +149,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     if url.startswith("postgresql"):
-        kwargs.setdefault("pool_size", POOL_SIZE)
-        kwargs.setdefault("max_overflow", MAX_OVERFLOW)
-        kwargs.setdefault("pool_timeout", 30)
+        _pool_kwargs(kwargs)
     return create_engine(url, **kwargs)
 
 
