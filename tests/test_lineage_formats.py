@@ -438,7 +438,7 @@ def test_y_only_case__no_autosomal_marker_is_accepted(tmp_path: Path) -> None:
     assert data["markers"] == []
     case = read_case(out)
     assert case.lineage is not None and case.lineage.y is not None
-    # the DVI engine (opendvi.dvi.problem) still asks for an autosomal marker: the Y LR from the core
+    # the Y LR from the core, then the same through the DVI engine
     family = case.families[0]
     refs = {pid: h for pid in family.pedigree.ids if (h := case.lineage.y_of(pid))}
     lr = y_lineage_lr(family.pedigree, "M1", refs, case.lineage.y_of("V1"), case.lineage.y)
@@ -453,6 +453,10 @@ def test_y_only_case__no_autosomal_marker_is_accepted(tmp_path: Path) -> None:
     want = math.prod(p0(rates[k]) for k in DANES_LOCI) / ((x + 1) / (big_n + 1))
     assert (lr.reference, lr.links) == ("U", 3)
     assert lr.lr == pytest.approx(want, rel=1e-12)
+    # and through the DVI engine: a case with lineage data and no autosomal marker
+    res = lineage_pairwise(case)
+    assert res.lr_by_system()["V1"]["M1"]["Y"] == pytest.approx(want, rel=1e-12)
+    assert res.lr("V1", "M1") == pytest.approx(want, rel=1e-12)
 
 
 def test_convert_globalfiler_to_case_json_with_y_and_mt(tmp_path: Path) -> None:

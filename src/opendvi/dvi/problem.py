@@ -309,7 +309,7 @@ class DVIProblem:
         amel = [m for m in case.markers if is_amelogenin(m)]
         self.amelogenin: str | None = amel[0].name if amel else None
         self.markers: tuple[Marker, ...] = tuple(m for m in case.markers if not is_amelogenin(m))
-        if not self.markers:
+        if not self.markers and case.lineage is None:
             raise DVIError(f"case {case.name}: no marker to compute likelihood ratios on")
         self.personal_effects: dict[str, Sample] = {}
         families = [self._split_personal_effects(fam) for fam in case.families]

@@ -8,7 +8,6 @@ valid.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,9 @@ from opendvi.core.markers import CHROMOSOMES, Marker
 from opendvi.core.mutation import MutationModel
 from opendvi.core.pedigree import Individual, Pedigree
 from opendvi.core.profiles import Genotype, make_genotype
-from opendvi.io.lineage_json import add_lineage_to_dict, with_lineage
+from opendvi.core.rules import json_number as _json_number
 from opendvi.io import limits
+from opendvi.io.lineage_json import add_lineage_to_dict, with_lineage
 
 FORMAT = "dvi-case/1"
 
@@ -353,14 +353,5 @@ def write_case(case: Case, path: str | Path) -> None:
     tmp.replace(p)
 
 
-def json_number(x: float | None) -> float | str | None:
-    """A float for JSON output: ``-inf`` as the string "-inf" (case-json.md)."""
-    if x is None:
-        return None
-    if x == -math.inf:
-        return "-inf"
-    if x == math.inf:
-        return "inf"
-    if math.isnan(x):
-        return None
-    return x
+#: A float for JSON output (-inf as the string "-inf", case-json.md): the one rule of opendvi.core.rules.
+json_number = _json_number
