@@ -384,3 +384,57 @@ def test_x_marker__father_daughter_and_mother_son() -> None:
     s2 = family_power(Case("x", (mx,), families=(fam2,)), "F2", "S")
     assert abs(s2.summary.ep_total - (1 - _p("8") - _p("12"))) <= 1e-15
     assert s2.markers[0].n_genotypes == len(ALLELES)
+
+
+# ---------------------------------------------------------------------------
+# a family whose references are impossible: the core rule (core.rules)
+# ---------------------------------------------------------------------------
+
+
+def _impossible_case() -> Case:
+    """F1: father 8/8 and mother 9/9 with a typed child 10/10 at M2 (no
+    mutation model): the references are impossible there; F2 is fine."""
+    def ped(x: str) -> Pedigree:
+        return Pedigree([Individual(f"{x}FA", sex="M"), Individual(f"{x}MO", sex="F"),
+                         Individual(f"{x}C1", f"{x}FA", f"{x}MO", "F"), Individual(f"{x}MP", f"{x}FA", f"{x}MO", "M")])
+
+    bad = Family("F1", ped("a"), {"aFA": {"M1": ("8", "9"), "M2": ("8", "8")},
+                                  "aMO": {"M1": ("9", "9"), "M2": ("9", "9")},
+                                  "aC1": {"M1": ("9", "9"), "M2": ("10", "10")}}, missing=("aMP",))
+    good = Family("F2", ped("b"), {"bFA": {"M1": ("8", "9"), "M2": ("8", "8")}, "bMO": {"M2": ("9", "9")}},
+                  missing=("bMP",))
+    return Case("impossible", (_marker("M1"), _marker("M2")), families=(bad, good))
+
+
+def test_impossible_references__the_family_is_skipped_with_the_core_rules_note() -> None:
+    from opendvi.core.rules import unevaluable_family, unevaluable_family_note
+    from opendvi.power import UnevaluableFamily, case_power
+
+    case = _impossible_case()
+    want = unevaluable_family_note("F1", ["M2"])
+    with pytest.raises(UnevaluableFamily) as err:
+        family_power(case, "F1")
+    assert str(err.value) == want and err.value.markers == ("M2",)
+    skipped: list[str] = []
+    res = case_power(case, skipped=skipped)
+    assert [r.family for r in res] == ["F2"] and skipped == [want]
+    assert unevaluable_family(skipped[0]) == ("F1", ("M2",))
+    reg = registry_power(case, level=0.99)
+    assert [r.family for r in reg.rows] == ["F2"] and want in reg.notes and reg.stats.n_skipped == 1
+    assert reg.rows[0].ep_total == pytest.approx(family_power(case, "F2").summary.ep_total, abs=1e-12)
+    # the general engine (theta > 0) follows the same rule
+    from dataclasses import replace
+
+    reg_t = registry_power(replace(case, theta=0.01), level=0.99, next_relative=False)
+    assert [r.family for r in reg_t.rows] == ["F2"] and want in reg_t.notes
+
+
+def test_cli_power__impossible_family_is_a_note(tmp_path: Path) -> None:
+    from opendvi.io.case_json import write_case
+
+    path = tmp_path / "case.json"
+    write_case(_impossible_case(), path)
+    out = _run("power", str(path), "--format", "json")
+    assert out.returncode == 0, out.stderr
+    assert [r["family"] for r in json.loads(out.stdout)] == ["F2"]
+    assert "family F1: the references are impossible at marker M2" in out.stderr

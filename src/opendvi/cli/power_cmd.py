@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import typer
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
@@ -69,8 +70,11 @@ def power(
 
         case = read_case(case_file)
     settings = PowerSettings(method=method, nsim=nsim, seed=seed, grid=grid, mutations=mutations, rank_by=rank_by)
+    skipped: list[str] = []
     results = case_power(case, families=family or None, candidates=_parse_candidates(candidates),
-                         settings=settings)
+                         settings=settings, skipped=skipped)
+    for note in skipped:  # families that cannot be evaluated (core.rules), on stderr in both formats
+        Console(stderr=True, highlight=False).print(f"note: {note}", markup=False)
     if output_format is OutputFormat.json:
         print_json([_clean(r.to_json()) for r in results])
         return
@@ -133,8 +137,6 @@ def power_registry(
     the threshold below the level), each with its best next relative."""
     import csv
     import time
-
-    from rich.console import Console
 
     from opendvi.power import registry_power
     from opendvi.screening import read_store

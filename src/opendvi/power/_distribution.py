@@ -70,6 +70,9 @@ class MarkerPower:
     mutation: str  # "none", "removed" or "kept"
     typed: bool = True
     notes: list[str] = field(default_factory=list)
+    #: The references are impossible here (likelihood 0 even with the mutation
+    #: model): the family cannot be evaluated (core.rules, :func:`unevaluable_family_note`).
+    impossible: bool = False
 
     @classmethod
     def trivial(cls, marker: str, n_genotypes: int, mutation: str, *, note: str | None = None) -> MarkerPower:
@@ -313,10 +316,9 @@ def marker_power(fam: Family, target: str, marker: Marker, *, theta: float = 0.0
         T = T0 if T0 is not None else joint_table(fam, target, marker, [{}], theta=theta, mutation=mutation,
                                                   use_templates=use_templates)
         if not T.sum() > 0.0:
-            return MarkerPower.trivial(
-                marker.name, n_classes, choice,
-                note=f"family {fam.id}: the references are impossible at marker {marker.name} "
-                "(likelihood 0 even with its mutation model); the marker is skipped")
+            out = MarkerPower.trivial(marker.name, n_classes, choice)
+            out.impossible = True
+            return out
         P = T / T.sum()
         Q = random_person(fam, target, marker, [{}], theta=theta, mutation=mutation)
         return MarkerPower.from_mixture(marker.name, np.ones(1), P, np.asarray(Q), choice)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from opendvi.core.case import Case, Family
+from opendvi.core.rules import unevaluable_family_note
 from opendvi.power._distribution import MarkerPower, PowerError, marker_power
 from opendvi.power._inclusion import (
     DEFAULT_GRID,
@@ -25,6 +26,18 @@ DEFAULT_SEED = 1
 METHODS = ("auto", "exact", "simulation")
 #: Orders of the "next relative" ranking.
 RANK_BY = ("e_log10_lr", "inclusion", "exclusion")
+
+
+class UnevaluableFamily(PowerError):
+    """The family's references are impossible at some marker (likelihood 0
+    even with its mutation model): by the core rule
+    (:func:`opendvi.core.rules.unevaluable_family_note`) the family cannot be
+    evaluated; the message is that rule's note, naming it and the markers."""
+
+    def __init__(self, family: str, markers: Sequence[str]) -> None:
+        super().__init__(unevaluable_family_note(family, list(markers)))
+        self.family = family
+        self.markers = tuple(markers)
 
 
 @dataclass
@@ -265,6 +278,9 @@ def family_power(
     base = [marker_power(fam, mp, m, mode=settings.mutations, **kw) for m in case.markers]
     for m in base:
         notes.extend(m.notes)
+    bad = [m.marker for m in base if m.impossible]
+    if bad:
+        raise UnevaluableFamily(fam.id, bad)
     summary = Summary(base, inclusion_of(base, settings))
     kept: Summary | None = None
     if settings.with_kept and settings.mutations == "forrel" and any(mk.has_mutation for mk in case.markers):
@@ -314,10 +330,13 @@ def untyped_relatives(fam: Family, missing: str) -> list[str]:
 
 
 def case_power(case: Case, *, families: Sequence[str] | None = None,
-               candidates: Sequence[Sequence[str]] = (), settings: PowerSettings | None = None) -> list[FamilyPower]:
+               candidates: Sequence[Sequence[str]] = (), settings: PowerSettings | None = None,
+               skipped: list[str] | None = None) -> list[FamilyPower]:
     """:func:`family_power` of every (family, missing person) of the case
     (or of ``families``). Candidates are applied to the families whose
-    pedigree holds every member of the set; a candidate in no family is an error."""
+    pedigree holds every member of the set; a candidate in no family is an error.
+    A family that cannot be evaluated (:class:`UnevaluableFamily`) is left
+    out, and its note (core.rules) appended to ``skipped`` when given."""
     settings = settings or PowerSettings()
     case, notes = case.with_unseen_alleles()  # once for the case, as pairwise and screening do
     fams = [case.family(f) for f in families] if families else list(case.families)
@@ -329,7 +348,12 @@ def case_power(case: Case, *, families: Sequence[str] | None = None,
         own = one_family(case, fam)
         for mp in fam.missing:
             mine = [c for c in candidates if all(x in fam.pedigree for x in c)]
-            res = family_power(own, fam, mp, candidates=mine, settings=settings)
+            try:
+                res = family_power(own, fam, mp, candidates=mine, settings=settings)
+            except UnevaluableFamily as exc:
+                if skipped is not None:
+                    skipped.append(str(exc))
+                break  # the family, not one missing person, cannot be evaluated
             res.notes = list(dict.fromkeys([*notes, *res.notes]))
             out.append(res)
     return out

@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 
 from opendvi.core.case import Case, Family
 from opendvi.core.markers import Marker
+from opendvi.core.rules import unevaluable_family_note
 from opendvi.power._distribution import hardy_weinberg, marker_power, unordered
 from opendvi.power._family import PowerSettings, family_power, one_family, untyped_relatives
 from opendvi.power._inclusion import FFT_ERROR, THRESHOLDS, convolve_all, exact_inclusion, threshold_key
@@ -73,6 +74,7 @@ class RegistryStats:
     n_refined: int = 0
     n_weak: int = 0
     n_next: int = 0
+    n_skipped: int = 0
     seconds_tables: float = 0.0
     seconds_inclusion: float = 0.0
     seconds_refine: float = 0.0
@@ -315,6 +317,14 @@ def registry_power(
             part = members[s0:s1]
             alleles = [_alleles(part, pairs, m) for m in markers]
             bt = _template_batch(key, alleles, markers, mutations)
+            # families whose references are impossible at a marker cannot be evaluated (core.rules)
+            bad_rows: dict[int, list[str]] = {}
+            for b, mname in bt.impossible:
+                if any(g.get(mname) for g in pairs[part[b][0]][0].genotypes.values()):
+                    bad_rows.setdefault(b, []).append(mname)
+            for b, names in bad_rows.items():
+                notes.append(unevaluable_family_note(pairs[part[b][0]][0].id, names))
+                stats.n_skipped += 1
             t1 = time.perf_counter()
             span = sum(float(np.ptp(Lj[Pj > 0.0])) if (Pj > 0.0).any() else 0.0 for Pj, Lj in zip(bt.P, bt.L,
                                                                                                   strict=True))
@@ -332,13 +342,10 @@ def registry_power(
                 stats.n_refined += len(redo)
                 stats.seconds_refine += time.perf_counter() - t2
                 for b in range(c0, c1):
+                    if b in bad_rows:
+                        continue
                     finish(part[b][0], bt.ep[b], bt.e_lr[b], bt.e_l[b], bt.var[b], ip[b - c0], lo[b - c0],
                            up[b - c0], "template")
-            for b, mname in bt.impossible:
-                fam = pairs[part[b][0]][0]
-                if any(g.get(mname) for g in fam.genotypes.values()):
-                    notes.append(f"family {fam.id}: the references are impossible at marker {mname} "
-                                 "(likelihood 0 even with its mutation model); the marker is skipped")
             stats.seconds_tables += t1 - t0
             stats.seconds_inclusion += time.perf_counter() - t1
             stats.n_template += len(part)
@@ -352,6 +359,13 @@ def registry_power(
         mps = [marker_power(fam, mp, m, theta=case.theta, mode=mutations) for m in markers]
         for mpw in mps:
             notes.extend(mpw.notes)
+        bad = [x.marker for x in mps if x.impossible]
+        if bad:
+            notes.append(unevaluable_family_note(fam.id, bad))
+            stats.n_skipped += 1
+            stats.seconds_tables += time.perf_counter() - t0
+            done += 1
+            continue
         atoms = [(x.atoms_p, x.atoms_l) for x in mps]
         inc = exact_inclusion(atoms, ts, grid=grid)
         assert inc.lower is not None and inc.upper is not None
