@@ -173,3 +173,25 @@ def frequencies_long_csv(*, drop: str | None = None, scale: float = 1.0) -> byte
             for a, f in zip(m["alleles"], m["frequencies"], strict=True):
                 lines.append(f"{m['name']},{a},{f * scale:.8f},{pop}")
     return ("\n".join(lines) + "\n").encode()
+
+
+def run_queued(app: Any) -> list[tuple[int, str]]:
+    """Execute the queued matching runs in this process, through the worker's own functions
+    (:func:`opendvi.service.worker.drain`): what ``opendvi worker`` does, without a process."""
+    from opendvi.service.worker import WorkerConfig, drain
+
+    factory = app.state.sessionmaker if hasattr(app, "state") else app
+    return drain(factory, config=WorkerConfig(lease_s=60.0, heartbeat_s=5.0, poll_s=0.1))
+
+
+def match(client: Any, app: Any, headers: dict[str, str], code: str = "demo", **body: Any) -> dict[str, Any]:
+    """Queue a matching run through the API (202), execute it (:func:`run_queued`) and return the
+    finished run as ``GET /api/matching-runs/{id}`` shows it."""
+    r = client.post(f"/api/operations/{code}/matching-runs", json=body or None, headers=headers)
+    assert r.status_code == 202, r.text
+    assert r.json()["status"] == "queued"
+    run_queued(app)
+    run = client.get(f"/api/matching-runs/{r.json()['run']}", headers=headers)
+    assert run.status_code == 200, run.text
+    assert run.json()["status"] == "finished", run.json()
+    return dict(run.json())

@@ -17,15 +17,13 @@ from opendvi.store import audit
 from opendvi.store import db as store_db
 from opendvi.store import repositories as repo
 from opendvi.store.models import FrequencyDatabase
-from tests.servicekit import BACKENDS, assert_error_shape, bearer, make_app, migrated_engine
+from tests.servicekit import BACKENDS, assert_error_shape, bearer, make_app, match, migrated_engine
 
 backends = pytest.mark.parametrize("backend", BACKENDS)
 
 
 def _run(client: TestClient, dvi: dict[str, str]) -> int:
-    r = client.post("/api/operations/demo/matching-runs", json={"top_k": 10}, headers=dvi)
-    assert r.status_code == 201, r.text
-    return int(r.json()["id"])
+    return int(match(client, client.app, dvi, "demo", top_k=10)["id"])
 
 
 def _candidates(client: TestClient, h: dict[str, str], barcode: str) -> list[dict[str, Any]]:

@@ -9,8 +9,15 @@ random moment (seeded: ``OPENDVI_KILL9_SEED``), then checks the database it left
 * the audit chain verifies (hashes, head, triggers);
 * every import is whole: its audit entry is there and it wrote exactly the profiles its summary counts;
   every remains has a profile, every family its members, every missing person its pedigree member;
-* every matching run is finished, has its audit entry and as many candidates as that entry says - a run
-  is written with its candidates in one transaction at its end, so a killed run leaves nothing.
+* after a restart (the lease of the killed worker's run expired: ``repo.recover_runs``), no matching run
+  is left "running": a killed run is queued again (it starts over, its partial candidates deleted) or
+  failed; every finished run has its audit entry and as many candidates as that entry says, and a run
+  that did not finish keeps none (candidates are stored in chunks, each its own short transaction, while
+  the run is running - readers only use finished runs);
+* a worker started after the restart executes the runs queued again to the end.
+
+The child runs matching as the service does since runs are jobs: ``actions.run_matching`` queues the run
+(the route) and ``worker.run_once`` executes it (what ``opendvi worker`` does), in the killed process.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import random
 import shutil
 import signal
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +37,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from opendvi.data import demo_case_path
-from opendvi.service import actions  # loaded before the fork: the child starts at once
+from opendvi.service import actions, worker  # loaded before the fork: the child starts at once
 from opendvi.service.deps import Principal
 from opendvi.store import audit
 from opendvi.store import db as store_db
@@ -45,6 +53,8 @@ from opendvi.store.models import (
     Profile,
     Remains,
     Role,
+    RunStatus,
+    utcnow,
 )
 from tests.servicekit import migrated_engine
 
@@ -92,11 +102,19 @@ def _work(url: str, started: Any, stage: Any, prefix: str) -> None:  # pragma: n
         stage.value = 3
         with factory() as db:
             actions.run_matching(db, principal=principal, operation_code=code)
+        assert worker.run_once(factory, worker=f"child-{prefix}", config=CONFIG) is not None
+
+
+CONFIG = worker.WorkerConfig(lease_s=60.0, heartbeat_s=1.0, poll_s=0.1, max_attempts=2)
 
 
 def _check(url: str) -> dict[str, int]:
     engine = store_db.make_engine(url)
     try:
+        # the restart: the killed worker's lease is over; its run is queued again (or failed)
+        with store_db.transaction(store_db.session_factory(engine, reads_first=True)) as db:
+            recovered = repo.recover_runs(db, max_attempts=CONFIG.max_attempts,
+                                          now=utcnow() + timedelta(seconds=CONFIG.lease_s + 1))
         with engine.connect() as conn:
             if url.startswith("sqlite"):
                 assert conn.execute(text("PRAGMA integrity_check")).scalar() == "ok"
@@ -124,12 +142,21 @@ def _check(url: str) -> dict[str, int]:
                 ~select(PedigreeMember.id).where(PedigreeMember.id == MissingPerson.member_id).exists())) == 0
             runs = list(db.execute(select(MatchingRun)).scalars())
             for run in runs:
-                assert run.finished_at is not None, f"run {run.id} left running"
+                assert run.status != RunStatus.running.value, f"run {run.id} left running"
+                n = db.scalar(select(func.count()).select_from(Candidate).where(Candidate.run_id == run.id))
+                if run.status != RunStatus.finished.value:
+                    assert n == 0, f"run {run.id} ({run.status}) kept {n} candidates"
+                    continue
+                assert run.finished_at is not None
                 details = by_action.get(("matching.run", str(run.id)))
                 assert details is not None, f"run {run.id} has no audit entry"
-                n = db.scalar(select(func.count()).select_from(Candidate).where(Candidate.run_id == run.id))
-                assert n == details["candidates"] and n > 0, (run.id, n, details["candidates"])
-            return {"imports": len(imports), "runs": len(runs), "entries": report.entries}
+                assert n is not None and n == details["candidates"] and n > 0, (run.id, n, details["candidates"])
+            queued = [r.id for r in runs if r.status == RunStatus.queued.value]
+        # a worker after the restart finishes what was queued again
+        done = worker.drain(store_db.session_factory(engine, reads_first=True), config=CONFIG)
+        assert {rid for rid, _ in done} == set(queued) and all(s == "finished" for _, s in done), (done, queued)
+        return {"imports": len(imports), "runs": len(runs), "entries": report.entries,
+                "requeued": sum(1 for _, s in recovered if s == RunStatus.queued.value)}
     finally:
         engine.dispose()
 
@@ -148,6 +175,7 @@ def _seed(engine: Any) -> None:
                             filename="T.json")
     with factory() as db:
         actions.run_matching(db, principal=principal, operation_code="T")
+    assert [s for _, s in worker.drain(factory, config=CONFIG)] == ["finished"]
 
 
 def _kill_cycles(url: str, reset: Any, n: int, rng: random.Random, window: float) -> list[dict[str, Any]]:
@@ -189,6 +217,7 @@ def test_kill9__sqlite_nothing_half_written(tmp_path: Path) -> None:
     # the kills fell in different places (imports and matching runs among them)
     assert {"importing", "matching"} <= {r["during"] for r in results}, results
     assert all(r["runs"] >= 1 for r in results), results
+    assert any(r["requeued"] for r in results), results  # some kills fell inside a run: it was resumed
 
 
 def test_kill9__postgresql_nothing_half_written(tmp_path: Path) -> None:

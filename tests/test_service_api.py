@@ -17,6 +17,7 @@ from tests.servicekit import (
     ADMIN_PASSWORD,
     BACKENDS,
     assert_error_shape,
+    match,
     bearer,
     make_app,
     migrated_engine,
@@ -41,9 +42,7 @@ def test_import_then_match_then_four_eyes(client: TestClient) -> None:
     r = client.post("/api/operations/EX-7/imports?filename=demo.json", json=_demo(), headers=lab)
     assert r.status_code == 201, r.text
     assert r.json()["remains_new"] == 8
-    r = client.post("/api/operations/EX-7/matching-runs", json={"top_k": 3}, headers=dvi)
-    assert r.status_code == 201, r.text
-    run = r.json()
+    run = match(client, client.app, dvi, "EX-7", top_k=3)
     assert run["parameters"]["top_k"] == 3 and len(run["frequency_database_sha256"]) == 64
     assert run["software_version"].startswith("opendvi ")
     assert set(run["mutation_models"]) and run["finished_at"]
@@ -245,7 +244,7 @@ def test_concurrent_http_decisions__one_200_one_409(client: TestClient) -> None:
     dvi, rev1, rev2 = (bearer(client, u) for u in ("dvi", "reviewer", "reviewer2"))
     client.post("/api/operations", json={"code": "R", "name": "race"}, headers=bearer(client, "lab"))
     assert client.post("/api/operations/R/imports", json=_demo(), headers=bearer(client, "lab")).status_code == 201
-    assert client.post("/api/operations/R/matching-runs", headers=dvi).status_code == 201
+    match(client, client.app, dvi, "R")
     cands = client.get("/api/remains/V3/candidates", headers=dvi).json()
     # two analysts propose two different missing persons for one remains at once
     barrier = threading.Barrier(2)

@@ -15,6 +15,7 @@ from tests.servicekit import (
     family_files,
     frequencies_long_csv,
     make_app,
+    match,
     migrated_engine,
     password_of,
 )
@@ -56,7 +57,7 @@ def test_families_template_with_reference_profiles__all_or_nothing(backend: str,
         r = client.post("/api/operations/demo/imports/families", files=files, headers=h["lab"])
         assert r.status_code == 201 and r.json()["families_new"] == 0 and r.json()["reference_profiles_new"] == 0
         # matching sees the new family
-        assert client.post("/api/operations/demo/matching-runs", headers=h["dvi"]).status_code == 201
+        assert match(client, client.app, h["dvi"])["counts"]["missing_persons"] == 7
         audit = client.get("/api/audit?object_type=import", headers=h["admin"]).json()
         assert any("families.csv" in str(e) for e in audit)
 
@@ -140,7 +141,7 @@ def test_frequency_database_import__population_all_or_nothing_and_provenance(bac
         client = TestClient(make_app(engine))
         h = {u: bearer(client, u) for u in ("dvi", "lab", "intake", "admin")}
         url = "/api/operations/demo/imports/frequencies"
-        before = client.post("/api/operations/demo/matching-runs", headers=h["dvi"]).json()
+        before = match(client, client.app, h["dvi"])
         good = frequencies_long_csv()
         # two populations and none named: refused
         r = client.post(url, files={"file": ("freqs.csv", good, "text/csv")}, headers=h["dvi"])
@@ -163,7 +164,7 @@ def test_frequency_database_import__population_all_or_nothing_and_provenance(bac
         assert r.status_code == 201, r.text
         s = r.json()
         assert s["population"] == "B" and s["markers"] == 23 and s["replaced"]
-        after = client.post("/api/operations/demo/matching-runs", headers=h["dvi"]).json()
+        after = match(client, client.app, h["dvi"])
         assert after["frequency_database_sha256"] == s["frequency_database_sha256"], after
         assert s["replaced"] == before["frequency_database_sha256"] != s["frequency_database_sha256"]
         entries = client.get("/api/audit?object_type=import", headers=h["admin"]).json()

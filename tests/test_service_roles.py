@@ -28,6 +28,7 @@ from tests.servicekit import (
     family_files,
     frequencies_long_csv,
     make_app,
+    match,
     migrated_engine,
     password_of,
 )
@@ -44,9 +45,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         app = make_app(engine)
         client = TestClient(app)
         h = {u: bearer(client, u) for u in ROLE_USERS}
-        r = client.post("/api/operations/demo/matching-runs", headers=h["dvi"])
-        assert r.status_code == 201, r.text
-        run_id = r.json()["id"]
+        run_id = match(client, app, h["dvi"])["id"]
         for code in ("M1", "M2", "M3", "M4a", "M4b", "M5"):
             r = client.put(f"/api/missing-persons/{code}/details", json={"full_name": f"{SECRET_NAME} {code}"},
                            headers=h["intake"])
@@ -83,7 +82,10 @@ ENDPOINTS: list[tuple[str, str, str | None]] = [
     ("POST", "/api/operations/{code}/imports/families", "families.import"),
     ("POST", "/api/operations/{code}/imports/frequencies", "frequencies.import"),
     ("POST", "/api/operations/{code}/matching-runs", "matching.run"),
-    ("GET", "/api/matching-runs/{run_id}", "candidates.read"),
+    ("GET", "/api/operations/{code}/matching-runs", "operations.read"),
+    ("GET", "/api/matching-runs/{run_id}", "operations.read"),
+    ("POST", "/api/matching-runs/{run_id}/cancel", "matching.run"),
+    ("GET", "/api/candidates", "candidates.read"),
     ("GET", "/api/remains", "remains.read"),
     ("GET", "/api/remains/{barcode}", "remains.read"),
     ("PATCH", "/api/remains/{barcode}", "remains.write"),
@@ -111,6 +113,8 @@ ENDPOINTS: list[tuple[str, str, str | None]] = [
     ("POST", "/account/totp/disable", "account.totp"),
     ("GET", "/operations/{code}", "operations.read"),
     ("POST", "/operations/{code}/match", "matching.run"),
+    ("POST", "/matching-runs/{run_id}/cancel", "matching.run"),
+    ("GET", "/assets/run-progress.js", None),
     ("POST", "/operations", "operations.create"),
     ("GET", "/imports", "imports.page"),
     ("POST", "/imports", "imports.create"),
@@ -304,7 +308,7 @@ def test_a_proposer_never_confirms_his_own_proposal(tmp_path: Path) -> None:
     with migrated_engine("sqlite", tmp_path) as engine:
         client = TestClient(make_app(engine))
         h = {u: bearer(client, u) for u in ("admin", "dvi", "reviewer")}
-        assert client.post("/api/operations/demo/matching-runs", headers=h["dvi"]).status_code == 201
+        match(client, client.app, h["dvi"])
         cand = client.get("/api/remains/V1/candidates", headers=h["dvi"]).json()[0]
         ident = client.post("/api/identifications", json={"candidate_id": cand["id"]}, headers=h["dvi"]).json()
         # the DVI analyst becomes a reviewer: still not for his own proposal

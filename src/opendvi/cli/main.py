@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "opendvi.cli.likelihood_cmd",
     "opendvi.cli.demo_cmd",
     "opendvi.cli.serve_cmd",
+    "opendvi.cli.worker_cmd",
     "opendvi.cli.data_cmd",
     "opendvi.cli.dvi_cmd",
     "opendvi.cli.formats_cmd",

@@ -22,6 +22,10 @@ def serve(
     port: int = typer.Option(8000, "--port", help="Port to listen on."),
     data_dir: Path | None = _data_dir_option(),
     demo: bool = typer.Option(True, "--demo/--no-demo", help="Load the bundled demo case (operation 'demo')."),
+    matching_worker: bool | None = typer.Option(
+        None, "--matching-worker/--no-matching-worker",
+        help="Start one process that executes matching runs (default: yes on SQLite; on PostgreSQL run "
+             "'opendvi worker' apart)."),
 ) -> None:
     """Start the case-work service (web pages and JSON API) on http://HOST:PORT."""
     import uvicorn
@@ -57,6 +61,11 @@ def serve(
                    "and set OPENDVI_ENV=production", err=True)
     typer.echo(f"opendvi is serving on http://{host}:{port}  (API docs: http://{host}:{port}/api/docs)")
     sys.stdout.flush()
+    if matching_worker if matching_worker is not None else url.startswith("sqlite"):
+        from opendvi.cli.worker_cmd import start_embedded_worker
+
+        start_embedded_worker(url)  # stopped at exit; its run in progress goes back to the queue
+        typer.echo("A matching worker runs beside the service.")
     # keep-alive longer than clients' pools keep idle connections (httpx: 5 s), so that a client never
     # reuses a connection the server is closing (a reset under load); a reverse proxy's is longer still
     uvicorn.run(app, host=host, port=port, log_level=os.environ.get("OPENDVI_LOG_LEVEL", "warning"),

@@ -17,12 +17,12 @@ from opendvi import __version__
 from opendvi.core.errors import OpenDVIError
 from opendvi.io.case_json import case_from_dict, load_json
 from opendvi.service.deps import Principal
-from opendvi.service.matching import match_case
+from opendvi.service.matching import ENGINE
 from opendvi.service.policy import EVIDENCE_OVERRIDABLE
 from opendvi.store import repositories as repo
-from opendvi.store.db import begin_write, end_read
+from opendvi.store.db import begin_write
 from opendvi.store.errors import ConflictError, ImportValidationError
-from opendvi.store.models import Identification, MatchingRun, utcnow
+from opendvi.store.models import Identification, MatchingRun
 
 MAX_IMPORT_BYTES = 50 * 1024 * 1024
 
@@ -155,25 +155,27 @@ def import_file(
         raise
 
 
-def run_matching(db: Session, *, principal: Principal, operation_code: str, top_k: int = 10) -> MatchingRun:
+def run_matching(db: Session, *, principal: Principal, operation_code: str, top_k: int = 10,
+                 lr_threshold: float = 1e4) -> MatchingRun:
+    """Queue a matching run (every remains against every missing person, with the operation's
+    frequencies); a worker executes it (:mod:`opendvi.service.worker`). One short write transaction."""
     try:
-        operation = repo.get_operation(db, code=operation_code)
-        stored = repo.build_case(db, operation=operation)
-        if not stored.case.remains:
-            raise ConflictError(f"operation {operation_code} has no typed remains to match")
-        started = utcnow()
-        end_read(db)  # no transaction held while computing
-        try:
-            result = match_case(stored.case, top_k=top_k)
-        except OpenDVIError as exc:
-            raise ConflictError(f"matching failed: {exc}") from None
-        params = dict(result.parameters)
-        if result.notes:
-            params["notes"] = result.notes
         begin_write(db)
-        run = repo.record_run(db, operation=operation, stored=stored, candidates=result.candidates,
-                              software_version=f"opendvi {__version__}", engine=result.engine, parameters=params,
-                              started_at=started, by=principal.user)
+        operation = repo.get_operation(db, code=operation_code)
+        run = repo.enqueue_run(db, operation=operation, software_version=f"opendvi {__version__}", engine=ENGINE,
+                               parameters={"top_k": top_k, "lr_threshold": lr_threshold}, by=principal.user)
+        _commit(db)
+        return run
+    except BaseException:
+        db.rollback()
+        raise
+
+
+def cancel_run(db: Session, *, principal: Principal, run_id: int) -> MatchingRun:
+    """Cancel a queued run, or ask the worker of a running one to stop."""
+    try:
+        begin_write(db)
+        run = repo.cancel_run(db, run_id=run_id, by=principal.user)
         _commit(db)
         return run
     except BaseException:

@@ -1,29 +1,50 @@
-"""Matching for the service: the one adapter between the store and the engine.
+"""Matching for the service: the one adapter between the store and the engines.
 
-:func:`match_case` turns a core :class:`~opendvi.core.case.Case` into
-candidate rows: pairwise LRs and exclusion counts from
-:func:`opendvi.dvi.pairwise_lr`, and each pairing's marginal posterior from
-the joint identification (:func:`opendvi.dvi.solve_joint`: flat prior over
-every admissible assignment of remains to missing persons, each component of
-the candidate graph enumerated exactly). When a component is too large to
-enumerate, the posterior falls back to one remains at a time (flat prior over
-"one of its candidates, or nobody among the missing") and the run's
-parameters say so.
+:func:`match_case` turns a core :class:`~opendvi.core.case.Case` (every
+remains of the database against every missing person) into candidate rows:
+
+1. **screening** (:func:`opendvi.screening.screen`: exact pairwise LRs, the
+   numbers of ``opendvi pairwise`` and ``opendvi screen``), keeping per
+   remains its ``top_k`` best pairings and every pairing with LR at or above
+   ``lr_threshold``; families that cannot be evaluated (references impossible
+   at a marker) are skipped with a note naming them and the markers, and the
+   run goes on;
+2. **per-marker LRs** of the kept pairings (the general engine,
+   :func:`opendvi.dvi.pairwise_lr`, on those pairings only), for the match
+   pages;
+3. **joint identification** of each component of the candidate graph
+   (:func:`opendvi.dvi.solve_joint`, flat prior): each pairing's marginal
+   posterior, exact, or the lower end of a certified interval in a component
+   too large for exact sums (a note says so).
+
+``progress(phase, fraction)`` is called between steps and after each
+screening shard; it may raise to stop the run (a cancellation).
 """
 
 from __future__ import annotations
 
 import math
+import re
+import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from opendvi.core.case import Case
 from opendvi.dvi import DVIError, DVIProblem, pairwise_lr, solve_joint
+from opendvi.screening import screen
 from opendvi.store.repositories import CandidateRow
 
 LOG10 = math.log(10.0)
-ENGINE = "opendvi.dvi.pairwise_lr + opendvi.dvi.solve_joint (exact, flat prior)"
+ENGINE = "opendvi.screening (exact) + opendvi.dvi.solve_joint (flat prior, per component)"
+#: the share of the run's progress each phase ends at
+PHASE_END = {"loading": 0.05, "screening": 0.70, "per-marker LRs": 0.85, "joint": 0.95, "storing": 1.0}
+
+ProgressFn = Callable[[str, float], None]
+
+_SKIPPED = re.compile(r"^family (?P<family>.+?): the references are impossible at markers? (?P<markers>.+?) "
+                      r"\(likelihood 0")
 
 
 @dataclass
@@ -32,28 +53,85 @@ class MatchingResult:
     engine: str
     parameters: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    #: families that could not be evaluated: ``{"family", "markers", "note"}``
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
 
 
 def _log10(x: float) -> float | None:
     return None if x == -math.inf else x / LOG10
 
 
-def match_case(case: Case, *, top_k: int = 10, min_posterior: float = 1e-4) -> MatchingResult:
-    """Candidates of every remains: its ``top_k`` best pairings by LR, and
-    every pairing whose posterior is at least ``min_posterior``."""
-    problem = DVIProblem(case)
+def skipped_families(notes: list[str]) -> list[dict[str, Any]]:
+    """The families the notes say were skipped, with the markers named."""
+    out: dict[str, dict[str, Any]] = {}
+    for n in notes:
+        m = _SKIPPED.match(n)
+        if m and m["family"] not in out:
+            out[m["family"]] = {"family": m["family"], "markers": [x.strip() for x in m["markers"].split(",")],
+                                "note": n}
+    return list(out.values())
+
+
+def match_case(
+    case: Case,
+    *,
+    top_k: int = 10,
+    lr_threshold: float = 1e4,
+    progress: ProgressFn | None = None,
+) -> MatchingResult:
+    """Candidates of every remains: its ``top_k`` best pairings by LR and every
+    pairing with LR >= ``lr_threshold``, with joint posteriors."""
+
+    def report(phase: str, fraction: float) -> None:
+        if progress is not None:
+            progress(phase, fraction)
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    start = PHASE_END["loading"]
+    span = PHASE_END["screening"] - start
+    report("screening", start)
+    res = screen(case, top=top_k, threshold=lr_threshold,
+                 progress=lambda done, total: report("screening", start + span * done / max(total, 1)))
+    t1 = time.perf_counter()
+    timings["screening"] = t1 - t0
+    notes = list(dict.fromkeys(res.notes))
+    kept: dict[str, list[str]] = {r.id: [] for r in case.remains}
+    screened: dict[tuple[str, str], tuple[float, int, int]] = {}
+    for i, (rid, mp, v, x) in enumerate(res.pairs()):
+        kept[rid].append(mp)
+        screened[(rid, mp)] = (v, x, int(res.rank[i]))
+    report("per-marker LRs", PHASE_END["screening"])
+    problem = DVIProblem(replace(case, pairings={r: tuple(v) for r, v in kept.items()}))
+    for n in problem.notes:
+        if n not in notes and not n.startswith("pairings:"):
+            notes.append(n)
     pw = pairwise_lr(problem, keep_markers=True)
-    notes = list(problem.notes)
+    # the joint step works on the screening's numbers (the engine's agree to rounding)
+    for (rid, mp), (v, x, _rank) in screened.items():
+        if mp in pw.log_lr.get(rid, {}):
+            pw.log_lr[rid][mp] = v
+            pw.exclusions[rid][mp] = x
+    t2 = time.perf_counter()
+    timings["per_marker"] = t2 - t1
+    report("joint", PHASE_END["per-marker LRs"])
     posterior: dict[tuple[str, str], float] = defaultdict(float)
     posterior_method = "joint"
+    n_components = 0
     try:
         joint = solve_joint(problem, pw, top=1)
+        n_components = len(joint.components)
         for comp in joint.components:
-            # exact marginals (enumeration or dynamic programming); beyond, the
-            # lower end of the certified interval, and a note says so
+            # exact marginals; beyond, the lower end of the certified interval, and a note says so
             for key, (low, _high) in comp.marginals.items():
                 posterior[key] = low
-            if not comp.exact:
+            if comp.message:
+                notes.append(f"a component of {len(comp.remains)} remains ({comp.remains[0]} ...) was not "
+                             f"solved jointly: {comp.message}; its posteriors are per remains")
+                _per_remains(pw, posterior, comp.remains)
+            elif not comp.exact:
                 posterior_method = "joint, certified lower bounds in large components"
                 notes.append(
                     f"a component of {len(comp.remains)} remains: posteriors are the lower ends of certified "
@@ -62,40 +140,42 @@ def match_case(case: Case, *, top_k: int = 10, min_posterior: float = 1e-4) -> M
     except DVIError as exc:
         posterior_method = "per-remains"
         notes.append(f"joint identification not possible ({exc}); posteriors are per remains")
-        for rid, row in pw.log_lr.items():
-            finite = [v for v in row.values() if v != -math.inf]
-            mx = max([0.0, *finite])
-            norm = math.exp(-mx) + math.fsum(math.exp(v - mx) for v in finite)
-            for mp, v in row.items():
-                posterior[(rid, mp)] = 0.0 if v == -math.inf else math.exp(v - mx) / norm
+        _per_remains(pw, posterior, list(pw.log_lr))
+    t3 = time.perf_counter()
+    timings["joint"] = t3 - t2
     rows: list[CandidateRow] = []
-    for rid, row in pw.log_lr.items():
-        ranked = sorted(row.items(), key=lambda kv: (-kv[1], kv[0]))
-        for rank, (mp, v) in enumerate(ranked, start=1):
-            post = posterior.get((rid, mp), 0.0)
-            if rank > top_k and post < min_posterior:
-                continue
-            per = pw.per_marker.get((rid, mp), {})
-            typed = [m for m in problem.markers if problem.remains[rid].genotypes.get(m.name)]
-            rows.append(
-                CandidateRow(
-                    remains=rid,
-                    missing=mp,
-                    log10_lr=_log10(v),
-                    posterior=post,
-                    exclusions=pw.exclusions[rid][mp],
-                    n_markers=len(typed),
-                    rank=rank,
-                    per_marker={
-                        "log10_lr": {m: (None if x == -math.inf else x / LOG10) for m, x in per.items()},
-                        "typed": [m.name for m in typed],
-                    },
-                )
+    typed_of = {rid: [m.name for m in problem.markers if problem.remains[rid].genotypes.get(m.name)]
+                for rid in problem.remains}
+    for (rid, mp), (v, x, rank) in screened.items():
+        per = pw.per_marker.get((rid, mp), {})
+        rows.append(
+            CandidateRow(
+                remains=rid, missing=mp, log10_lr=_log10(v), posterior=posterior.get((rid, mp), 0.0),
+                exclusions=x, n_markers=len(typed_of.get(rid, ())), rank=rank,
+                per_marker={"log10_lr": {m: (None if y == -math.inf else y / LOG10) for m, y in per.items()},
+                            "typed": typed_of.get(rid, [])},
             )
+        )
+    skipped = skipped_families(notes)
     return MatchingResult(
         candidates=rows,
         engine=ENGINE,
-        parameters={"top_k": top_k, "min_posterior": min_posterior, "theta": case.theta,
-                    "prior": "flat", "posterior": posterior_method},
+        parameters={"top_k": top_k, "lr_threshold": lr_threshold, "theta": case.theta, "prior": "flat",
+                    "posterior": posterior_method, "scope": "every remains x every missing person"},
         notes=notes,
+        skipped=skipped,
+        timings=timings,
+        counts={"remains": len(case.remains), "missing_persons": sum(len(f.missing) for f in case.families),
+                "candidates": len(rows), "components": n_components, "families_skipped": len(skipped)},
     )
+
+
+def _per_remains(pw: Any, posterior: dict[tuple[str, str], float], remains: Any) -> None:
+    """Flat prior over "one of its candidates, or nobody among the missing", one remains at a time."""
+    for rid in remains:
+        row = pw.log_lr.get(rid, {})
+        finite = [v for v in row.values() if v != -math.inf]
+        mx = max([0.0, *finite])
+        norm = math.exp(-mx) + math.fsum(math.exp(v - mx) for v in finite)
+        for mp, v in row.items():
+            posterior[(rid, mp)] = 0.0 if v == -math.inf else math.exp(v - mx) / norm

@@ -67,13 +67,57 @@ def operation_public(db: Session, op: Operation, *, counts: bool = False) -> dic
 
 
 def run_public(run: MatchingRun) -> dict[str, Any]:
+    """A matching run: its job (status, progress, phase, timings, counts, families skipped, error) and
+    its provenance."""
     return {
-        "id": run.id, "software_version": run.software_version, "engine": run.engine,
+        "id": run.id, "status": run.status, "progress": run.progress, "phase": run.phase,
+        "error": run.error, "cancel_requested": bool(run.cancel_requested), "attempts": run.attempts,
+        "queued_at": iso(run.queued_at), "started_at": iso(run.started_at), "finished_at": iso(run.finished_at),
+        "heartbeat_at": iso(run.heartbeat_at), "timings": run.timings or {}, "counts": run.counts or {},
+        "skipped_families": run.skipped or [],
+        "software_version": run.software_version, "engine": run.engine,
         "frequency_database_sha256": run.frequency_database_sha256, "parameters": run.parameters,
-        "n_remains": run.n_remains, "n_missing": run.n_missing, "started_at": iso(run.started_at),
-        "finished_at": iso(run.finished_at),
+        "n_remains": run.n_remains, "n_missing": run.n_missing,
         "mutation_models": run.mutation_models,
     }
+
+
+def remains_row(r: Remains, best_log10_lr: float | None, versions: dict[int, tuple[int, int]],
+                active: dict[int, Identification]) -> dict[str, Any]:
+    """A remains in a list: the page's batch queries give its profile and identification."""
+    ver = versions.get(r.id)
+    ident = active.get(r.id)
+    return {
+        "barcode": r.barcode, "operation": r.operation.code, "bag": r.bag, "sample_type": r.sample_type,
+        "laboratory": r.laboratory, "kit": r.kit, "sex": r.sex,
+        "profile_version": ver[0] if ver else None, "n_markers_typed": ver[1] if ver else 0,
+        "best_log10_lr": best_log10_lr, "best_lr": lr_text(best_log10_lr) if best_log10_lr is not None else None,
+        "identification": ({"id": ident.id, "state": ident.state.value, "missing_person": ident.missing_person.code}
+                           if ident else None),
+    }
+
+
+def remains_page_public(db: Session, page: Any) -> dict[str, Any]:
+    """A page of :func:`opendvi.store.repositories.page_remains`: two batch queries, none per row."""
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import selectinload
+
+    from opendvi.store.models import ACTIVE_STATES, Profile
+
+    ids = [r.id for r, _best in page.items]
+    versions: dict[int, tuple[int, int]] = {}
+    active: dict[int, Identification] = {}
+    if ids:
+        cur = (select(Profile.remains_id.label("rid"), func.max(Profile.version).label("v"))
+               .where(Profile.remains_id.in_(ids)).group_by(Profile.remains_id).subquery())
+        for rid, ver, gts in db.execute(select(Profile.remains_id, Profile.version, Profile.genotypes)
+                                        .join(cur, (cur.c.rid == Profile.remains_id) & (cur.c.v == Profile.version))):
+            versions[rid] = (ver, len(gts))
+        for ident in db.execute(select(Identification).where(Identification.remains_id.in_(ids),
+                                                             Identification.state.in_(ACTIVE_STATES))
+                                .options(selectinload(Identification.missing_person))).scalars():
+            active[ident.remains_id] = ident
+    return page.as_dict([remains_row(r, best, versions, active) for r, best in page.items])
 
 
 def remains_public(db: Session, r: Remains, *, profiles: bool = False) -> dict[str, Any]:

@@ -190,6 +190,7 @@ class Remains(Base):
     """A post-mortem sample, known by its barcode."""
 
     __tablename__ = "remains"
+    __table_args__ = (Index("ix_remains_operation_barcode", "operation_id", "barcode"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     barcode: Mapped[str] = mapped_column(String(64), unique=True)
@@ -331,10 +332,28 @@ class Profile(Base):
 # ---------------------------------------------------------------------------
 
 
+class RunStatus(enum.StrEnum):
+    """The life of a matching run, which is also its job (``docs/decisions/0006-matching-jobs.md``)."""
+
+    queued = "queued"
+    running = "running"
+    finished = "finished"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
 class MatchingRun(Base):
-    """One matching of an operation's remains against the families, with its provenance."""
+    """One matching of every remains against every missing person, started from an
+    operation (whose frequency database it uses), with its provenance.
+
+    The row is also the run's job: ``status`` (queued -> running -> finished,
+    failed or cancelled), the worker that holds it, its heartbeat and lease
+    (a run whose lease expired is queued again or failed, never left
+    running), progress, phase, timings, counts, the families skipped and the
+    error of a failed run."""
 
     __tablename__ = "matching_runs"
+    __table_args__ = (Index("ix_matching_runs_status_id", "status", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     operation_id: Mapped[int] = mapped_column(ForeignKey("operations.id"), index=True)
@@ -346,9 +365,26 @@ class MatchingRun(Base):
     parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
     n_remains: Mapped[int] = mapped_column(Integer, default=0)
     n_missing: Mapped[int] = mapped_column(Integer, default=0)
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: when a worker took it (the references typed after it are newer evidence)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    # -- the job
+    status: Mapped[str] = mapped_column(String(16), default=RunStatus.finished.value,
+                                        server_default=RunStatus.finished.value)
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    progress: Mapped[float] = mapped_column(Float, default=0.0, server_default=text("0"))
+    phase: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    worker: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: seconds per phase, counts (candidates, components), families skipped (with their markers)
+    timings: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    counts: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    skipped: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class Candidate(Base):
@@ -357,6 +393,9 @@ class Candidate(Base):
     __tablename__ = "candidates"
     __table_args__ = (
         UniqueConstraint("run_id", "remains_id", "missing_person_id", name="uq_candidates_run_pair"),
+        Index("ix_candidates_run_remains_rank", "run_id", "remains_id", "rank"),
+        Index("ix_candidates_run_lr", "run_id", "log10_lr"),
+        Index("ix_candidates_remains_run", "remains_id", "run_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -394,6 +433,7 @@ class Identification(Base):
             sqlite_where=text("state IN ('proposed', 'confirmed')"),
             postgresql_where=text("state IN ('proposed', 'confirmed')"),
         ),
+        Index("ix_identifications_state_id", "state", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -427,6 +467,11 @@ class AuditEntry(Base):
     triggers refuse UPDATE and DELETE."""
 
     __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_action_seq", "action", "seq"),
+        Index("ix_audit_log_object", "object_type", "object_id", "seq"),
+        Index("ix_audit_log_username_seq", "username", "seq"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, unique=True)
@@ -451,3 +496,4 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, default=0)
     hash: Mapped[str] = mapped_column(String(64))
+

@@ -7,6 +7,7 @@ Every change that matters writes its audit entry in the same transaction.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from collections.abc import Collection, Mapping, Sequence
@@ -14,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from opendvi.core.case import Case, Sample
 from opendvi.io.case_json import case_from_dict, case_to_dict
@@ -47,6 +48,7 @@ from opendvi.store.models import (
     Profile,
     Remains,
     Role,
+    RunStatus,
     User,
     utcnow,
 )
@@ -233,45 +235,44 @@ def list_operations(session: Session) -> list[Operation]:
 def latest_run(session: Session, *, operation: Operation) -> MatchingRun | None:
     return session.execute(
         select(MatchingRun)
-        .where(MatchingRun.operation_id == operation.id, MatchingRun.finished_at.is_not(None))
+        .where(MatchingRun.operation_id == operation.id, MatchingRun.status == RunStatus.finished.value)
         .order_by(MatchingRun.id.desc())
         .limit(1)
     ).scalar_one_or_none()
 
 
+@functools.cache
+def _dashboard_statement() -> Any:
+    """The dashboard's counts in one statement of scalar subqueries (the most-read page: one round
+    trip), built once (building a statement costs more than running it) with the operation bound."""
+    op_id = bindparam("op_id")
+    run_id = (select(func.max(MatchingRun.id)).where(MatchingRun.status == RunStatus.finished.value)
+              .scalar_subquery())  # current_run_id()
+
+    def idents(state: IdentificationState) -> Any:
+        return (select(func.count(Identification.id)).join(Remains, Remains.id == Identification.remains_id)
+                .where(Remains.operation_id == op_id, Identification.state == state).scalar_subquery())
+
+    return select(
+        select(func.count(Remains.id)).where(Remains.operation_id == op_id).scalar_subquery(),
+        select(func.count(func.distinct(Profile.remains_id))).join(Remains, Remains.id == Profile.remains_id)
+        .where(Remains.operation_id == op_id).scalar_subquery(),
+        select(func.count(func.distinct(Candidate.remains_id))).join(Remains, Remains.id == Candidate.remains_id)
+        .where(Candidate.run_id == run_id, Candidate.log10_lr > 0, Remains.operation_id == op_id).scalar_subquery(),
+        idents(IdentificationState.proposed),
+        idents(IdentificationState.confirmed),
+        select(func.count(MatchingRun.id)).where(MatchingRun.operation_id == op_id).scalar_subquery(),
+    )
+
+
 def operation_dashboard(session: Session, *, operation: Operation) -> dict[str, int | None]:
     """Counts: remains received, typed, matched (a candidate with LR > 1 in
     the latest run), proposed and confirmed (active identifications)."""
-    received = session.scalar(select(func.count(Remains.id)).where(Remains.operation_id == operation.id)) or 0
-    typed = session.scalar(
-        select(func.count(func.distinct(Profile.remains_id)))
-        .join(Remains, Remains.id == Profile.remains_id)
-        .where(Remains.operation_id == operation.id)
-    ) or 0
-    run = latest_run(session, operation=operation)
-    matched = 0
-    if run is not None:
-        matched = session.scalar(
-            select(func.count(func.distinct(Candidate.remains_id))).where(
-                Candidate.run_id == run.id, Candidate.log10_lr > 0
-            )
-        ) or 0
-    counts: dict[str, int | None] = {
-        "expected": operation.expected_count,
-        "received": received,
-        "typed": typed,
-        "matched": matched,
-    }
-    for state in (IdentificationState.proposed, IdentificationState.confirmed):
-        counts[state.value] = session.scalar(
-            select(func.count(Identification.id))
-            .join(Remains, Remains.id == Identification.remains_id)
-            .where(Remains.operation_id == operation.id, Identification.state == state)
-        ) or 0
-    counts["runs"] = session.scalar(
-        select(func.count(MatchingRun.id)).where(MatchingRun.operation_id == operation.id)
-    ) or 0
-    return counts
+    row = session.execute(_dashboard_statement(), {"op_id": operation.id}).one()
+    received, typed, matched, proposed, confirmed, runs = (int(x or 0) for x in row)
+    return {"expected": operation.expected_count, "received": received, "typed": typed, "matched": matched,
+            IdentificationState.proposed.value: proposed, IdentificationState.confirmed.value: confirmed,
+            "runs": runs}
 
 
 # ---------------------------------------------------------------------------
@@ -291,6 +292,45 @@ def like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+@dataclass
+class Page:
+    """One page of a list: the rows, the total count of the filtered list, the page asked for."""
+
+    items: list[Any]
+    total: int
+    page: int
+    per_page: int
+    sort: str
+
+    def as_dict(self, items: list[Any]) -> dict[str, Any]:
+        pages = max(1, -(-self.total // self.per_page))
+        return {"items": items, "total": self.total, "page": self.page, "per_page": self.per_page,
+                "pages": pages, "sort": self.sort}
+
+
+def paginate(session: Session, stmt: Any, *, page: int, per_page: int, sort: str,
+             sorts: Mapping[str, Sequence[Any]], tiebreak: Any, scalars: bool = True) -> Page:
+    """``stmt`` filtered, counted (one COUNT over it) and cut to ``page`` (1-based) of ``per_page``,
+    ordered by ``sort`` (a key of ``sorts``, ``-`` in front for descending) then ``tiebreak``."""
+    key = sort.removeprefix("-")
+    if key not in sorts:
+        raise ValueError(f"sort must be one of {', '.join(sorted(sorts))} (with - for descending), found {sort!r}")
+    desc = sort.startswith("-")
+    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    order = [c.desc().nulls_last() if desc else c.asc().nulls_last() for c in sorts[key]]
+    order.append(tiebreak.desc() if desc else tiebreak.asc())
+    q = stmt.order_by(*order).limit(per_page).offset((page - 1) * per_page)
+    rows = list(session.execute(q).scalars()) if scalars else list(session.execute(q))
+    return Page(items=rows, total=total, page=page, per_page=per_page, sort=sort)
+
+
+def _like(text: str) -> str:
+    return f"%{like_escape(text.lower())}%"
+
+
+REMAINS_SORTS = ("barcode", "operation", "received", "best_lr")
+
+
 def list_remains(
     session: Session,
     *,
@@ -299,11 +339,40 @@ def list_remains(
     limit: int = 100,
     offset: int = 0,
 ) -> list[Remains]:
-    stmt = select(Remains)
+    """Remains by barcode (see :func:`page_remains` for the paged list with filters)."""
+    page = page_remains(session, operation=operation, q=q, per_page=limit, page=1 + offset // max(limit, 1))
+    return [row[0] for row in page.items]
+
+
+def page_remains(
+    session: Session,
+    *,
+    operation: Operation | None = None,
+    q: str | None = None,
+    state: str | None = None,
+    min_log10_lr: float | None = None,
+    max_log10_lr: float | None = None,
+    unreviewed_above: float | None = None,
+    page: int = 1,
+    per_page: int = 50,
+    sort: str = "barcode",
+) -> Page:
+    """Remains, paged; rows ``(Remains, best log10 LR in the current run or None)``.
+
+    Filters: operation; ``q`` in the barcode, bag or laboratory (``%`` and ``_`` match themselves);
+    ``state``: ``none`` (no active identification), ``proposed``, ``confirmed``; the best LR of the
+    current (latest finished) run in [min, max] (log10); ``unreviewed_above``: a candidate of the current
+    run with log10 LR at or above it, and no active identification."""
+    run_id = current_run_id(session)
+    best = (select(Candidate.remains_id.label("rid"), func.max(Candidate.log10_lr).label("best"))
+            .where(Candidate.run_id == (run_id if run_id is not None else -1))
+            .group_by(Candidate.remains_id).subquery())
+    stmt = (select(Remains, best.c.best).outerjoin(best, best.c.rid == Remains.id)
+            .options(selectinload(Remains.operation)))
     if operation is not None:
         stmt = stmt.where(Remains.operation_id == operation.id)
     if q:
-        like = f"%{like_escape(q.lower())}%"
+        like = _like(q)
         stmt = stmt.where(
             or_(
                 func.lower(Remains.barcode).like(like, escape="\\"),
@@ -311,8 +380,116 @@ def list_remains(
                 func.lower(func.coalesce(Remains.laboratory, "")).like(like, escape="\\"),
             )
         )
-    stmt = stmt.order_by(Remains.barcode).limit(limit).offset(offset)
-    return list(session.execute(stmt).scalars())
+    active = select(Identification.id).where(Identification.remains_id == Remains.id,
+                                              Identification.state.in_(ACTIVE_STATES))
+    if state == "none":
+        stmt = stmt.where(~active.exists())
+    elif state in ("proposed", "confirmed"):
+        stmt = stmt.where(select(Identification.id).where(Identification.remains_id == Remains.id,
+                                                          Identification.state == state).exists())
+    elif state:
+        raise ValueError(f"state must be none, proposed or confirmed, found {state!r}")
+    if min_log10_lr is not None:
+        stmt = stmt.where(best.c.best >= min_log10_lr)
+    if max_log10_lr is not None:
+        stmt = stmt.where(best.c.best <= max_log10_lr)
+    if unreviewed_above is not None:
+        stmt = stmt.where(best.c.best >= unreviewed_above, ~active.exists())
+    return paginate(session, stmt, page=page, per_page=per_page, sort=sort, scalars=False, tiebreak=Remains.id,
+                    sorts={"barcode": [Remains.barcode], "operation": [Remains.operation_id, Remains.barcode],
+                           "received": [Remains.created_at], "best_lr": [best.c.best]})
+
+
+def page_families(session: Session, *, q: str | None = None, page: int = 1, per_page: int = 50,
+                  sort: str = "code") -> Page:
+    """Families, paged, with their members loaded (one query more); ``q`` in the family code or a
+    missing person's code."""
+    stmt = select(Family).options(selectinload(Family.members))
+    if q:
+        like = _like(q)
+        stmt = stmt.where(or_(func.lower(Family.code).like(like, escape="\\"),
+                              select(MissingPerson.id).where(MissingPerson.family_id == Family.id,
+                                                             func.lower(MissingPerson.code).like(like, escape="\\"))
+                              .exists()))
+    return paginate(session, stmt, page=page, per_page=per_page, sort=sort, tiebreak=Family.id,
+                    sorts={"code": [Family.code], "created": [Family.created_at]})
+
+
+def page_candidates(
+    session: Session, *, run_id: int | None = None, operation: Operation | None = None, q: str | None = None,
+    min_log10_lr: float | None = None, max_log10_lr: float | None = None, unreviewed: bool = False,
+    page: int = 1, per_page: int = 50, sort: str = "-log10_lr",
+) -> Page:
+    """Candidates of a run (default: the current, latest finished one), paged; ``q`` in the barcode or
+    the family code; ``unreviewed``: the remains has no active identification."""
+    rid = run_id if run_id is not None else current_run_id(session)
+    stmt = (select(Candidate).join(Remains, Remains.id == Candidate.remains_id)
+            .join(MissingPerson, MissingPerson.id == Candidate.missing_person_id)
+            .join(Family, Family.id == MissingPerson.family_id)
+            .where(Candidate.run_id == (rid if rid is not None else -1))
+            .options(selectinload(Candidate.remains), selectinload(Candidate.missing_person)
+                     .selectinload(MissingPerson.family)))
+    if operation is not None:
+        stmt = stmt.where(Remains.operation_id == operation.id)
+    if q:
+        like = _like(q)
+        stmt = stmt.where(or_(func.lower(Remains.barcode).like(like, escape="\\"),
+                              func.lower(Family.code).like(like, escape="\\")))
+    if min_log10_lr is not None:
+        stmt = stmt.where(Candidate.log10_lr >= min_log10_lr)
+    if max_log10_lr is not None:
+        stmt = stmt.where(Candidate.log10_lr <= max_log10_lr)
+    if unreviewed:
+        stmt = stmt.where(~select(Identification.id).where(Identification.remains_id == Candidate.remains_id,
+                                                           Identification.state.in_(ACTIVE_STATES)).exists())
+    return paginate(session, stmt, page=page, per_page=per_page, sort=sort, tiebreak=Candidate.id,
+                    sorts={"log10_lr": [Candidate.log10_lr], "posterior": [Candidate.posterior],
+                           "remains": [Remains.barcode, Candidate.rank], "family": [Family.code]})
+
+
+def page_identifications(
+    session: Session, *, states: Sequence[IdentificationState] | None = None, operation: Operation | None = None,
+    q: str | None = None, page: int = 1, per_page: int = 50, sort: str = "-id",
+) -> Page:
+    """Identifications, paged (everything a row shows loaded with selectinload); ``q`` in the
+    barcode or the family code."""
+    stmt = (select(Identification).join(Remains, Remains.id == Identification.remains_id)
+            .join(MissingPerson, MissingPerson.id == Identification.missing_person_id)
+            .join(Family, Family.id == MissingPerson.family_id)
+            .options(selectinload(Identification.remains).selectinload(Remains.operation),
+                     selectinload(Identification.missing_person).selectinload(MissingPerson.family),
+                     selectinload(Identification.candidate), selectinload(Identification.proposed_by),
+                     selectinload(Identification.decided_by)))
+    if states:
+        stmt = stmt.where(Identification.state.in_(list(states)))
+    if operation is not None:
+        stmt = stmt.where(Remains.operation_id == operation.id)
+    if q:
+        like = _like(q)
+        stmt = stmt.where(or_(func.lower(Remains.barcode).like(like, escape="\\"),
+                              func.lower(Family.code).like(like, escape="\\")))
+    return paginate(session, stmt, page=page, per_page=per_page, sort=sort, tiebreak=Identification.id,
+                    sorts={"id": [Identification.id], "state": [Identification.state],
+                           "remains": [Remains.barcode], "family": [Family.code]})
+
+
+def page_audit(session: Session, *, action: str | None = None, username: str | None = None,
+               object_type: str | None = None, object_id: str | None = None, page: int = 1, per_page: int = 100,
+               sort: str = "-seq") -> Page:
+    """Audit entries, paged (newest first by default)."""
+    from opendvi.store.models import AuditEntry
+
+    stmt = select(AuditEntry)
+    if action:
+        stmt = stmt.where(AuditEntry.action == action)
+    if username:
+        stmt = stmt.where(AuditEntry.username == username)
+    if object_type:
+        stmt = stmt.where(AuditEntry.object_type == object_type)
+    if object_id:
+        stmt = stmt.where(AuditEntry.object_id == object_id)
+    return paginate(session, stmt, page=page, per_page=per_page, sort=sort, tiebreak=AuditEntry.id,
+                    sorts={"seq": [AuditEntry.seq]})
 
 
 def update_remains(
@@ -838,38 +1015,56 @@ class StoredCase:
     missing: dict[str, int]  # missing person code -> id
 
 
-def build_case(session: Session, *, operation: Operation) -> StoredCase:
-    """The operation's remains (current profiles) against every family."""
-    fdb = operation.frequency_database
+def build_case(session: Session, *, operation: Operation,
+               frequency_database: FrequencyDatabase | None = None) -> StoredCase:
+    """Every remains of the database (current profiles, all operations) against every
+    missing person of the database, at the markers of ``frequency_database`` (default: the
+    operation's); typings at other markers are left out. A few queries, no query per row."""
+    fdb = frequency_database or operation.frequency_database
     if fdb is None:
         raise ConflictError(f"operation {operation.code} has no markers yet: import a case first")
+    names = {m["name"] for m in fdb.markers}
+    cur = (select(Profile.remains_id.label("rid"), func.max(Profile.version).label("v"))
+           .where(Profile.remains_id.is_not(None)).group_by(Profile.remains_id).subquery())
     rem_rows: list[dict[str, Any]] = []
     rem_ids: dict[str, tuple[int, int]] = {}
-    for r in session.execute(
-        select(Remains).where(Remains.operation_id == operation.id).order_by(Remains.barcode)
-    ).scalars():
-        prof = current_profile(session, remains=r)
-        if prof is None:
+    for rid, barcode, sex, pid, genotypes, dropout in session.execute(
+        select(Remains.id, Remains.barcode, Remains.sex, Profile.id, Profile.genotypes, Profile.dropout)
+        .join(cur, cur.c.rid == Remains.id)
+        .join(Profile, and_(Profile.remains_id == Remains.id, Profile.version == cur.c.v))
+        .order_by(Remains.barcode)
+    ):
+        gts = {m: g for m, g in genotypes.items() if m in names}
+        if not gts:
             continue
-        rem_rows.append({"id": r.barcode, "sex": r.sex, "genotypes": prof.genotypes, "dropout": prof.dropout})
-        rem_ids[r.barcode] = (r.id, prof.id)
+        rem_rows.append({"id": barcode, "sex": sex, "genotypes": gts, "dropout": dropout})
+        rem_ids[barcode] = (rid, pid)
+    dcur = (select(Profile.donor_id.label("did"), func.max(Profile.version).label("v"))
+            .where(Profile.donor_id.is_not(None)).group_by(Profile.donor_id).subquery())
+    donor_profiles = {
+        member_id: (genotypes, dropout)
+        for member_id, genotypes, dropout in session.execute(
+            select(Donor.member_id, Profile.genotypes, Profile.dropout)
+            .join(dcur, dcur.c.did == Donor.id)
+            .join(Profile, and_(Profile.donor_id == Donor.id, Profile.version == dcur.c.v))
+        )
+    }
+    mps = {member_id: (mp_id, code) for member_id, mp_id, code in
+           session.execute(select(MissingPerson.member_id, MissingPerson.id, MissingPerson.code))}
     fam_rows: list[dict[str, Any]] = []
     missing: dict[str, int] = {}
-    for fam in list_families(session):
-        mps = {mp.member_id: mp for mp in missing_of(session, family=fam)}
-        donors = {d.member_id: d for d in donors_of(session, family=fam)}
+    for fam in session.execute(select(Family).options(selectinload(Family.members)).order_by(Family.code)).scalars():
         members = []
         for m in fam.members:
             row: dict[str, Any] = {"id": m.code, "father": m.father, "mother": m.mother, "sex": m.sex}
             if m.id in mps:
                 row["missing"] = True
-                missing[m.code] = mps[m.id].id
-            if m.id in donors:
-                prof = current_profile(session, donor=donors[m.id])
-                if prof is not None:
-                    row["genotypes"] = prof.genotypes
-                    if prof.dropout:
-                        row["dropout"] = prof.dropout
+                missing[m.code] = mps[m.id][0]
+            if m.id in donor_profiles:
+                gts, dropout = donor_profiles[m.id]
+                row["genotypes"] = {k: g for k, g in gts.items() if k in names}
+                if dropout:
+                    row["dropout"] = dropout
             members.append(row)
         if any(m.get("missing") for m in members):
             fam_rows.append({"id": fam.code, "members": members})
@@ -885,7 +1080,7 @@ def build_case(session: Session, *, operation: Operation) -> StoredCase:
 
 
 # ---------------------------------------------------------------------------
-# matching runs and candidates
+# matching runs (each one a job: docs/decisions/0006-matching-jobs.md) and candidates
 # ---------------------------------------------------------------------------
 
 
@@ -901,60 +1096,223 @@ class CandidateRow:
     per_marker: dict[str, Any]
 
 
-def record_run(
-    session: Session,
-    *,
-    operation: Operation,
-    stored: StoredCase,
-    candidates: Sequence[CandidateRow],
-    software_version: str,
-    engine: str,
-    parameters: dict[str, Any],
-    started_at: datetime,
+#: candidates per INSERT statement (Core ``insert()`` with a list of dicts)
+CANDIDATE_CHUNK = 2000
+
+
+def enqueue_run(
+    session: Session, *, operation: Operation, parameters: dict[str, Any], software_version: str, engine: str,
     by: User | None,
 ) -> MatchingRun:
-    fdb = stored.frequency_database
-    mutation = {
-        m["name"]: m.get("mutation") for m in fdb.markers
-    }
+    """A queued matching run of every remains against every missing person, with the operation's
+    frequency database; a worker executes it (``opendvi.service.worker``)."""
+    fdb = operation.frequency_database
+    if fdb is None:
+        raise ConflictError(f"operation {operation.code} has no markers yet: import a case first")
     run = MatchingRun(
-        operation_id=operation.id,
-        software_version=software_version,
-        engine=engine,
-        frequency_database_id=fdb.id,
-        frequency_database_sha256=fdb.sha256,
-        mutation_models=mutation,
-        parameters=parameters,
-        n_remains=len(stored.remains),
-        n_missing=len(stored.missing),
-        started_at=started_at,
-        finished_at=utcnow(),
-        user_id=by.id if by else None,
+        operation_id=operation.id, software_version=software_version, engine=engine,
+        frequency_database_id=fdb.id, frequency_database_sha256=fdb.sha256,
+        mutation_models={m["name"]: m.get("mutation") for m in fdb.markers}, parameters=parameters,
+        n_remains=0, n_missing=0, started_at=None, queued_at=utcnow(), status=RunStatus.queued.value,
+        progress=0.0, phase="queued", attempts=0, cancel_requested=False, user_id=by.id if by else None,
     )
     session.add(run)
     session.flush()
-    for c in candidates:
-        rid, pid = stored.remains[c.remains]
-        session.add(
-            Candidate(
-                run_id=run.id, remains_id=rid, remains_profile_id=pid, missing_person_id=stored.missing[c.missing],
-                log10_lr=c.log10_lr, posterior=c.posterior, exclusions=c.exclusions, n_markers=c.n_markers,
-                rank=c.rank, per_marker=c.per_marker,
-            )
-        )
-    session.flush()
-    audit.append(session, action="matching.run", username=by.username if by else None, object_type="matching_run",
-                 object_id=run.id, details={"operation": operation.code, "candidates": len(candidates),
-                                            "frequency_database_sha256": fdb.sha256, "parameters": parameters,
-                                            "software_version": software_version, "engine": engine})
+    audit.append(session, action="matching.queue", username=by.username if by else None,
+                 object_type="matching_run", object_id=run.id,
+                 details={"operation": operation.code, "parameters": parameters,
+                          "frequency_database_sha256": fdb.sha256})
     return run
 
 
-def get_run(session: Session, *, run_id: int) -> MatchingRun:
-    run = session.get(MatchingRun, run_id)
+def claim_run(session: Session, *, worker: str, lease: timedelta) -> MatchingRun | None:
+    """Take the oldest queued run for ``worker``; None when there is none. The caller has begun a
+    write transaction (:func:`opendvi.store.db.begin_write`) and commits at once. PostgreSQL: the
+    row is taken ``FOR UPDATE SKIP LOCKED`` (workers never wait for each other nor take the same
+    run); SQLite: the write transaction is ``BEGIN IMMEDIATE``, one writer at a time. On both the
+    ``UPDATE ... WHERE status = 'queued'`` takes it only if it is still queued."""
+    stmt = select(MatchingRun.id).where(MatchingRun.status == RunStatus.queued.value).order_by(MatchingRun.id)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    run_id = session.scalar(stmt.limit(1))
+    if run_id is None:
+        return None
+    now = utcnow()
+    result = session.execute(
+        update(MatchingRun)
+        .where(MatchingRun.id == run_id, MatchingRun.status == RunStatus.queued.value)
+        .values(status=RunStatus.running.value, worker=worker, started_at=now, heartbeat_at=now,
+                lease_expires_at=now + lease, attempts=MatchingRun.attempts + 1, phase="loading", progress=0.0,
+                error=None)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    # a run taken again after a lost worker starts from nothing
+    session.execute(delete(Candidate).where(Candidate.run_id == run_id))
+    run = session.get(MatchingRun, run_id, populate_existing=True)
+    return run
+
+
+def touch_run(
+    session: Session, *, run_id: int, worker: str, lease: timedelta, progress: float | None = None,
+    phase: str | None = None,
+) -> tuple[bool, bool]:
+    """Heartbeat (and progress) of a running run held by ``worker``: ``(still held, cancel requested)``.
+    One short UPDATE; a run no longer held (its lease expired and another worker took it, or it
+    ended) is not touched."""
+    now = utcnow()
+    values: dict[str, Any] = {"heartbeat_at": now, "lease_expires_at": now + lease}
+    if progress is not None:
+        values["progress"] = max(0.0, min(1.0, progress))
+    if phase is not None:
+        values["phase"] = phase[:64]
+    result = session.execute(
+        update(MatchingRun)
+        .where(MatchingRun.id == run_id, MatchingRun.worker == worker,
+               MatchingRun.status == RunStatus.running.value)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False, False
+    cancel = session.scalar(select(MatchingRun.cancel_requested).where(MatchingRun.id == run_id))
+    return True, bool(cancel)
+
+
+def insert_candidates(session: Session, *, run_id: int, stored: StoredCase, candidates: Sequence[CandidateRow],
+                      chunk: int = CANDIDATE_CHUNK) -> int:
+    """Bulk-insert candidates (Core ``insert()`` of lists of dicts, ``chunk`` rows per statement)."""
+    from sqlalchemy import insert
+
+    n = 0
+    for i in range(0, len(candidates), chunk):
+        rows = []
+        for c in candidates[i:i + chunk]:
+            rid, pid = stored.remains[c.remains]
+            rows.append({"run_id": run_id, "remains_id": rid, "remains_profile_id": pid,
+                         "missing_person_id": stored.missing[c.missing], "log10_lr": c.log10_lr,
+                         "posterior": c.posterior, "exclusions": c.exclusions, "n_markers": c.n_markers,
+                         "rank": c.rank, "per_marker": c.per_marker})
+        session.execute(insert(Candidate), rows)
+        n += len(rows)
+    return n
+
+
+def end_run(
+    session: Session, *, run_id: int, worker: str | None, status: RunStatus, error: str | None = None,
+    n_remains: int | None = None, n_missing: int | None = None, timings: dict[str, Any] | None = None,
+    counts: dict[str, Any] | None = None, skipped: list[Any] | None = None, parameters: dict[str, Any] | None = None,
+) -> bool:
+    """End a running run held by ``worker`` (None: any holder): finished, failed or cancelled, with its
+    audit entry. A run that did not finish keeps no candidates. False when the run was not held."""
+    conds = [MatchingRun.id == run_id, MatchingRun.status == RunStatus.running.value]
+    if worker is not None:
+        conds.append(MatchingRun.worker == worker)
+    values: dict[str, Any] = {"status": status.value, "finished_at": utcnow(), "lease_expires_at": None,
+                              "error": error, "phase": status.value}
+    if status == RunStatus.finished:
+        values["progress"] = 1.0
+    for key, val in (("n_remains", n_remains), ("n_missing", n_missing), ("timings", timings), ("counts", counts),
+                     ("skipped", skipped), ("parameters", parameters)):
+        if val is not None:
+            values[key] = val
+    result = session.execute(update(MatchingRun).where(*conds).values(**values)
+                             .execution_options(synchronize_session=False))
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    if status != RunStatus.finished:
+        session.execute(delete(Candidate).where(Candidate.run_id == run_id))
+    run = session.get(MatchingRun, run_id, populate_existing=True)
+    assert run is not None
+    op = session.get(Operation, run.operation_id)
+    user = session.get(User, run.user_id) if run.user_id else None
+    details: dict[str, Any] = {"operation": op.code if op else None, "status": status.value}
+    if status == RunStatus.finished:
+        n = session.scalar(select(func.count(Candidate.id)).where(Candidate.run_id == run_id)) or 0
+        details.update({"candidates": n, "frequency_database_sha256": run.frequency_database_sha256,
+                        "parameters": run.parameters, "software_version": run.software_version,
+                        "engine": run.engine, "families_skipped": [s["family"] for s in (skipped or [])]})
+    else:
+        details["error"] = error
+    action = {RunStatus.finished: "matching.run", RunStatus.failed: "matching.failed",
+              RunStatus.cancelled: "matching.cancel"}[status]
+    audit.append(session, action=action, username=user.username if user else None, object_type="matching_run",
+                 object_id=run_id, details=details)
+    return True
+
+
+def cancel_run(session: Session, *, run_id: int, by: User) -> MatchingRun:
+    """Cancel a queued run at once; ask the worker of a running one to stop (it ends it as cancelled).
+    Refused (409) for a run that ended."""
+    run = get_run(session, run_id=run_id)
+    if run.status == RunStatus.queued.value:
+        result = session.execute(
+            update(MatchingRun).where(MatchingRun.id == run_id, MatchingRun.status == RunStatus.queued.value)
+            .values(status=RunStatus.cancelled.value, finished_at=utcnow(), phase="cancelled", cancel_requested=True)
+            .execution_options(synchronize_session=False))
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            audit.append(session, action="matching.cancel", username=by.username, object_type="matching_run",
+                         object_id=run_id, details={"status": "cancelled", "while": "queued"})
+            return get_run(session, run_id=run_id, fresh=True)
+        run = get_run(session, run_id=run_id, fresh=True)
+    if run.status == RunStatus.running.value:
+        session.execute(update(MatchingRun).where(MatchingRun.id == run_id,
+                                                  MatchingRun.status == RunStatus.running.value)
+                        .values(cancel_requested=True).execution_options(synchronize_session=False))
+        audit.append(session, action="matching.cancel_requested", username=by.username,
+                     object_type="matching_run", object_id=run_id, details={"while": "running"})
+        return get_run(session, run_id=run_id, fresh=True)
+    raise ConflictError(f"matching run {run_id} is {run.status}: only a queued or running run can be cancelled")
+
+
+def recover_runs(session: Session, *, max_attempts: int, now: datetime | None = None) -> list[tuple[int, str]]:
+    """Runs whose worker stopped sending heartbeats (crash, kill, restart): each is queued again
+    (its candidates deleted; it starts over) while it has had fewer than ``max_attempts`` tries, else
+    failed with the reason. Never left running. Returns ``(run id, new status)``."""
+    now = now or utcnow()
+    stale = list(session.execute(
+        select(MatchingRun).where(MatchingRun.status == RunStatus.running.value,
+                                  MatchingRun.lease_expires_at < now)
+    ).scalars())
+    out: list[tuple[int, str]] = []
+    for run in stale:
+        beat = _aware(run.heartbeat_at).isoformat() if run.heartbeat_at else "never"
+        why = f"worker {run.worker} stopped (last heartbeat {beat}, lease expired)"
+        if run.attempts >= max_attempts:
+            if end_run(session, run_id=run.id, worker=run.worker, status=RunStatus.failed,
+                       error=f"{why}; {run.attempts} attempts, no more tries"):
+                out.append((run.id, RunStatus.failed.value))
+            continue
+        result = session.execute(
+            update(MatchingRun).where(MatchingRun.id == run.id, MatchingRun.status == RunStatus.running.value,
+                                      MatchingRun.worker == run.worker)
+            .values(status=RunStatus.queued.value, worker=None, lease_expires_at=None, progress=0.0,
+                    phase="queued again", error=None).execution_options(synchronize_session=False))
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            session.execute(delete(Candidate).where(Candidate.run_id == run.id))
+            audit.append(session, action="matching.requeue", username=None, object_type="matching_run",
+                         object_id=run.id, details={"reason": why, "attempts": run.attempts})
+            out.append((run.id, RunStatus.queued.value))
+    return out
+
+
+def runs_of(session: Session, *, operation: Operation, limit: int = 50) -> list[MatchingRun]:
+    """The operation's runs, newest first."""
+    return list(session.execute(select(MatchingRun).where(MatchingRun.operation_id == operation.id)
+                                .order_by(MatchingRun.id.desc()).limit(limit)).scalars())
+
+
+def get_run(session: Session, *, run_id: int, fresh: bool = False) -> MatchingRun:
+    run = session.get(MatchingRun, run_id, populate_existing=fresh)
     if run is None:
         raise NotFoundError(f"no matching run {run_id}")
     return run
+
+
+def current_run_id(session: Session) -> int | None:
+    """The latest finished run: every run matches every remains against every missing person."""
+    return session.scalar(select(func.max(MatchingRun.id)).where(MatchingRun.status == RunStatus.finished.value))
 
 
 def get_candidate(session: Session, *, candidate_id: int) -> Candidate:
@@ -965,15 +1323,18 @@ def get_candidate(session: Session, *, candidate_id: int) -> Candidate:
 
 
 def candidates_for_remains(session: Session, *, remains: Remains) -> list[Candidate]:
-    """The remains' candidates from the latest run that included it, best first."""
+    """The remains' candidates from the latest finished run that included it, best first."""
     run_id = session.scalar(
-        select(func.max(Candidate.run_id)).where(Candidate.remains_id == remains.id)
+        select(func.max(Candidate.run_id)).join(MatchingRun, MatchingRun.id == Candidate.run_id)
+        .where(Candidate.remains_id == remains.id, MatchingRun.status == RunStatus.finished.value)
     )
     if run_id is None:
         return []
     return list(
         session.execute(
             select(Candidate).where(Candidate.run_id == run_id, Candidate.remains_id == remains.id)
+            .options(selectinload(Candidate.remains), selectinload(Candidate.missing_person)
+                     .selectinload(MissingPerson.family))
             .order_by(Candidate.rank)
         ).scalars()
     )
@@ -1030,15 +1391,18 @@ def evidence_problems(
     run's start (``started_at``) and frequency database."""
     problems: list[tuple[str, str]] = []
     run = candidate.run
+    # a later finished run that matched the remains (every run matches every remains of the database)
     later = session.scalar(
         select(func.max(MatchingRun.id)).where(
-            MatchingRun.operation_id == run.operation_id, MatchingRun.id > run.id,
-            MatchingRun.finished_at.is_not(None),
+            MatchingRun.id > run.id, MatchingRun.status == RunStatus.finished.value,
+            or_(MatchingRun.operation_id == run.operation_id,
+                select(Candidate.id).where(Candidate.run_id == MatchingRun.id,
+                                           Candidate.remains_id == candidate.remains_id).exists()),
         )
     )
     if later is not None:
-        problems.append(("superseded_run", f"its matching run #{run.id} was superseded by run #{later} of the "
-                                           "operation: use that run's candidates"))
+        problems.append(("superseded_run", f"its matching run #{run.id} was superseded by run #{later}: "
+                                           "use that run's candidates"))
     remains = candidate.remains
     current = current_profile(session, remains=remains)
     used = session.get(Profile, candidate.remains_profile_id)
@@ -1046,7 +1410,7 @@ def evidence_problems(
         problems.append(("newer_profile", f"remains {remains.barcode} was re-typed (profile version "
                                           f"{current.version}; the run used version {used.version if used else '?'})"
                                           ": run matching again"))
-    started = _aware(run.started_at)
+    started = _aware(run.started_at or run.queued_at or utcnow())
     donors = donors_of(session, family=candidate.missing_person.family)
     for d in donors:
         newer = [pr for pr in profiles_of(session, donor=d) if _aware(pr.created_at) > started]

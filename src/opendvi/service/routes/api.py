@@ -90,7 +90,38 @@ class RemainsUpdate(BaseModel):
 
 
 class MatchingIn(BaseModel):
-    top_k: int = Field(default=10, ge=1, le=1000)
+    top_k: int = Field(default=10, ge=1, le=1000, description="candidates kept per remains, best first")
+    lr_threshold: float = Field(default=1e4, gt=0, description="every pairing with LR at or above it is kept too")
+
+
+def _paged(fn: Any, **kwargs: Any) -> Any:
+    """A list query; a bad sort or filter is 422."""
+    try:
+        return fn(**kwargs)
+    except ValueError as exc:
+        raise APIError(422, str(exc), code="invalid") from None
+
+
+def _page_out(request: Request, response: Response, pg: Any, items: list[Any]) -> list[Any]:
+    """A page of a list: the rows in the body (a JSON array, as before paging), the total and the page in
+    headers: ``X-Total-Count``, ``X-Page``, ``X-Per-Page``, ``X-Sort`` and ``Link`` (``rel="next"``,
+    ``rel="prev"``, RFC 8288)."""
+    pages = max(1, -(-pg.total // pg.per_page))
+    response.headers["X-Total-Count"] = str(pg.total)
+    response.headers["X-Page"] = str(pg.page)
+    response.headers["X-Per-Page"] = str(pg.per_page)
+    response.headers["X-Sort"] = pg.sort
+    links = []
+    for rel, page in (("prev", pg.page - 1), ("next", pg.page + 1)):
+        if 1 <= page <= pages:
+            links.append(f'<{request.url.include_query_params(page=page)}>; rel="{rel}"')
+    if links:
+        response.headers["Link"] = ", ".join(links)
+    return items
+
+
+PageQ = Annotated[int, Query(ge=1, le=1_000_000, description="page, from 1")]
+PerPageQ = Annotated[int, Query(ge=1, le=500, description="rows per page")]
 
 
 class DetailsIn(BaseModel):
@@ -342,17 +373,37 @@ async def import_frequencies(
     )
 
 
-@router.post("/operations/{code}/matching-runs", tags=["matching"], status_code=201)
+@router.post("/operations/{code}/matching-runs", tags=["matching"], status_code=202)
 def run_matching(code: Code, db: DB, body: MatchingIn | None = None,
                  principal: Principal = P("matching.run")) -> dict[str, Any]:
-    """Match the operation's remains against every family (exact pairwise LRs and joint posteriors)."""
-    run = actions.run_matching(db, principal=principal, operation_code=code, top_k=(body or MatchingIn()).top_k)
-    return v.run_public(run)
+    """Queue a matching run: every remains of the database against every missing person (exact screening,
+    top-K and every pairing above the LR threshold, joint posteriors per component), with the operation's
+    frequencies. Answers at once; a worker executes it: poll ``GET /api/matching-runs/{run}``."""
+    b = body or MatchingIn()
+    run = actions.run_matching(db, principal=principal, operation_code=code, top_k=b.top_k,
+                               lr_threshold=b.lr_threshold)
+    return {"run": run.id, "status": run.status, "url": f"/api/matching-runs/{run.id}"}
+
+
+@router.get("/operations/{code}/matching-runs", tags=["matching"])
+def list_runs(code: Code, db: DB, limit: int = Query(50, ge=1, le=500),
+              principal: Principal = P("operations.read")) -> list[dict[str, Any]]:
+    """The operation's matching runs, newest first (status, progress, counts, provenance)."""
+    return [v.run_public(r) for r in repo.runs_of(db, operation=repo.get_operation(db, code=code), limit=limit)]
 
 
 @router.get("/matching-runs/{run_id}", tags=["matching"])
-def get_run(run_id: Id, db: DB, principal: Principal = P("candidates.read")) -> dict[str, Any]:
+def get_run(run_id: Id, db: DB, principal: Principal = P("operations.read")) -> dict[str, Any]:
+    """A run: status (queued, running, finished, failed, cancelled), progress 0..1, phase, timings, counts,
+    the families skipped, the error of a failed run, and its provenance."""
     return v.run_public(repo.get_run(db, run_id=run_id))
+
+
+@router.post("/matching-runs/{run_id}/cancel", tags=["matching"], status_code=202)
+def cancel_run(run_id: Id, db: DB, principal: Principal = P("matching.run")) -> dict[str, Any]:
+    """Cancel a queued run (at once) or a running one (its worker stops at the next step and keeps
+    nothing); 409 for a run that ended."""
+    return v.run_public(actions.cancel_run(db, principal=principal, run_id=run_id))
 
 
 # ---------------------------------------------------------------------------
@@ -363,14 +414,52 @@ def get_run(run_id: Id, db: DB, principal: Principal = P("candidates.read")) -> 
 @router.get("/remains", tags=["remains"])
 def list_remains(
     db: DB,
+    request: Request,
+    response: Response,
+    page: PageQ = 1,
+    per_page: PerPageQ = 50,
+    sort: str = Query("barcode", max_length=32, description="barcode, operation, received, best_lr; - for "
+                                                             "descending"),
     operation: str | None = Query(None, max_length=64),
-    q: str | None = Query(None, max_length=64),
-    limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0, le=10_000_000),
+    q: str | None = Query(None, max_length=64, description="in the barcode, bag or laboratory"),
+    state: str | None = Query(None, pattern="^(none|proposed|confirmed)$",
+                              description="identification: none (no active one), proposed, confirmed"),
+    min_log10_lr: float | None = Query(None, description="best log10 LR of the current run at least"),
+    max_log10_lr: float | None = Query(None, description="best log10 LR of the current run at most"),
+    unreviewed_above: float | None = Query(None, description="a candidate with log10 LR at least this, and no "
+                                                             "active identification"),
     principal: Principal = P("remains.read"),
 ) -> list[dict[str, Any]]:
+    """Remains, paged (the total in ``X-Total-Count``; each row with the best LR of the current run)."""
     op = repo.get_operation(db, code=operation) if operation else None
-    return [v.remains_public(db, r) for r in repo.list_remains(db, operation=op, q=q, limit=limit, offset=offset)]
+    pg = _paged(repo.page_remains, session=db, operation=op, q=q, state=state, min_log10_lr=min_log10_lr,
+                max_log10_lr=max_log10_lr, unreviewed_above=unreviewed_above, page=page, per_page=per_page,
+                sort=sort)
+    return _page_out(request, response, pg, v.remains_page_public(db, pg)["items"])
+
+
+@router.get("/candidates", tags=["remains"])
+def list_candidates(
+    db: DB,
+    request: Request,
+    response: Response,
+    page: PageQ = 1,
+    per_page: PerPageQ = 50,
+    sort: str = Query("-log10_lr", max_length=32, description="log10_lr, posterior, remains, family; - for "
+                                                               "descending"),
+    run: int | None = Query(None, ge=1, description="default: the latest finished run"),
+    operation: str | None = Query(None, max_length=64),
+    q: str | None = Query(None, max_length=64, description="in the barcode or the family code"),
+    min_log10_lr: float | None = None,
+    max_log10_lr: float | None = None,
+    unreviewed: bool = Query(False, description="only remains without an active identification"),
+    principal: Principal = P("candidates.read"),
+) -> list[dict[str, Any]]:
+    """Candidates of a run, paged (the total in ``X-Total-Count``)."""
+    op = repo.get_operation(db, code=operation) if operation else None
+    pg = _paged(repo.page_candidates, session=db, run_id=run, operation=op, q=q, min_log10_lr=min_log10_lr,
+                max_log10_lr=max_log10_lr, unreviewed=unreviewed, page=page, per_page=per_page, sort=sort)
+    return _page_out(request, response, pg, [v.candidate_public(c) for c in pg.items])
 
 
 @router.get("/remains/{barcode:path}/candidates", tags=["remains"])
@@ -410,8 +499,19 @@ def get_candidate(candidate_id: Id, db: DB, principal: Principal = P("candidates
 
 
 @router.get("/families", tags=["families"])
-def list_families(db: DB, principal: Principal = P("families.read")) -> list[dict[str, Any]]:
-    return [v.family_public(db, f, principal) for f in repo.list_families(db)]
+def list_families(
+    db: DB,
+    request: Request,
+    response: Response,
+    page: PageQ = 1,
+    per_page: PerPageQ = 50,
+    sort: str = Query("code", max_length=32, description="code, created; - for descending"),
+    q: str | None = Query(None, max_length=64, description="in the family code or a missing person's code"),
+    principal: Principal = P("families.read"),
+) -> list[dict[str, Any]]:
+    """Families, paged (the total in ``X-Total-Count``)."""
+    pg = _paged(repo.page_families, session=db, q=q, page=page, per_page=per_page, sort=sort)
+    return _page_out(request, response, pg, [v.family_public(db, f, principal) for f in pg.items])
 
 
 @router.get("/families/{code:path}", tags=["families"])
@@ -453,19 +553,27 @@ def update_donor(barcode: Ident, body: DonorUpdate, db: DB,
 @router.get("/identifications", tags=["identifications"])
 def list_identifications(
     db: DB,
+    request: Request,
+    response: Response,
+    page: PageQ = 1,
+    per_page: PerPageQ = 50,
+    sort: str = Query("-id", max_length=32, description="id, state, remains, family; - for descending"),
     state: IdentificationState | None = None,
     operation: str | None = Query(None, max_length=64),
+    q: str | None = Query(None, max_length=64, description="in the barcode or the family code"),
     principal: Principal = P("identifications.read"),
 ) -> list[dict[str, Any]]:
-    """Identifications; the family liaison sees confirmed ones only (with names)."""
+    """Identifications, paged (the total in ``X-Total-Count``); the family liaison sees confirmed ones
+    only (with names)."""
     states = [state] if state else None
     if principal.user.role == Role.family_liaison:
-        if state not in (None, IdentificationState.confirmed):
-            return []
-        states = [IdentificationState.confirmed]
+        states = [IdentificationState.confirmed] if state in (None, IdentificationState.confirmed) else []
     op = repo.get_operation(db, code=operation) if operation else None
-    return [v.identification_public(db, i, principal) for i in repo.list_identifications(db, states=states,
-                                                                                          operation=op)]
+    if states == []:
+        return _page_out(request, response, repo.Page(items=[], total=0, page=page, per_page=per_page, sort=sort), [])
+    pg = _paged(repo.page_identifications, session=db, states=states, operation=op, q=q, page=page,
+                per_page=per_page, sort=sort)
+    return _page_out(request, response, pg, [v.identification_public(db, i, principal) for i in pg.items])
 
 
 @router.post("/identifications", tags=["identifications"], status_code=201)
@@ -525,13 +633,22 @@ def withdraw(identification_id: Id, body: DecisionIn, db: DB,
 @router.get("/audit", tags=["audit"])
 def list_audit(
     db: DB,
-    limit: int = Query(200, ge=1, le=5000),
+    request: Request,
+    response: Response,
+    page: PageQ = 1,
+    per_page: Annotated[int, Query(ge=1, le=5000)] = 100,
+    limit: int | None = Query(None, ge=1, le=5000, description="the same as per_page (older clients)"),
+    sort: str = Query("-seq", pattern="^-?seq$"),
+    action: str | None = Query(None, max_length=64),
+    username: str | None = Query(None, max_length=64),
     object_type: str | None = Query(None, max_length=64),
     object_id: str | None = Query(None, max_length=128),
     principal: Principal = P("audit.read"),
 ) -> list[dict[str, Any]]:
-    return [v.audit_public(e) for e in repo.audit_entries(db, limit=limit, object_type=object_type,
-                                                          object_id=object_id)]
+    """Audit entries, paged, newest first (the total in ``X-Total-Count``)."""
+    pg = _paged(repo.page_audit, session=db, action=action, username=username, object_type=object_type,
+                object_id=object_id, page=page, per_page=limit or per_page, sort=sort)
+    return _page_out(request, response, pg, [v.audit_public(e) for e in pg.items])
 
 
 @router.get("/audit/verify", tags=["audit"])

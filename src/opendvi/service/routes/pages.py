@@ -5,8 +5,9 @@ from __future__ import annotations
 import hmac
 import secrets
 from datetime import date
+from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -23,7 +24,7 @@ from opendvi.store import audit
 from opendvi.store import repositories as repo
 from opendvi.store.db import begin_write
 from opendvi.store.errors import ImportValidationError
-from opendvi.store.models import IdentificationState, Role
+from opendvi.store.models import IdentificationState, Operation, Role
 
 router = APIRouter(include_in_schema=False)
 LOGIN_CSRF_COOKIE = "opendvi_login_csrf"
@@ -200,14 +201,64 @@ def home(request: Request, principal: CurrentPrincipal, db: DB) -> Response:
 
 @router.get("/operations/{code}")
 def operation_page(request: Request, code: str, db: DB, principal: Principal = P("operations.read")) -> Response:
+    """The dashboard, the latest finished run, the run in progress (its progress polled live by a small
+    inline script from ``GET /api/matching-runs/{id}``) and the history of runs."""
     op = repo.get_operation(db, code=code)
-    return render(request, "operation.html", principal, op=v.operation_public(db, op, counts=True))
+    runs = [v.run_public(r) for r in repo.runs_of(db, operation=op, limit=50)]
+    active = next((r for r in runs if r["status"] in ("queued", "running")), None)
+    return render(request, "operation.html", principal, op=v.operation_public(db, op, counts=True), runs=runs,
+                  active=active)
 
 
 @router.post("/operations/{code}/match")
 def operation_match(request: Request, code: str, db: DB, principal: Principal = P("matching.run")) -> Response:
+    """Queue a matching run (a worker executes it) and show its progress on the operation's page."""
     run = actions.run_matching(db, principal=principal, operation_code=code)
     return RedirectResponse(f"/operations/{quote(code, safe='')}?run={run.id}", status_code=303)
+
+
+@router.post("/matching-runs/{run_id}/cancel")
+def run_cancel(request: Request, run_id: int, db: DB, principal: Principal = P("matching.run")) -> Response:
+    run = actions.cancel_run(db, principal=principal, run_id=run_id)
+    op = db.get(Operation, run.operation_id)
+    return RedirectResponse(f"/operations/{quote(op.code if op else '', safe='')}?run={run.id}", status_code=303)
+
+
+_PROGRESS_JS = Path(__file__).resolve().parents[1] / "templates" / "run_progress.js"
+
+
+@router.get("/assets/run-progress.js")
+def run_progress_js(principal: CurrentPrincipal) -> Response:
+    """The operation page's script (same origin: the Content-Security-Policy allows no inline script)."""
+    return Response(_PROGRESS_JS.read_text(encoding="utf-8"), media_type="text/javascript")
+
+
+def _pager(request: Request, pg: Any) -> dict[str, Any]:
+    """Links of a paged list: the same filters, another page."""
+    params = dict(request.query_params)
+
+    def url(page: int) -> str:
+        return f"{request.url.path}?{urlencode({**params, 'page': str(page)})}"
+
+    pages = max(1, -(-pg.total // pg.per_page))
+    return {"total": pg.total, "page": pg.page, "pages": pages, "per_page": pg.per_page, "sort": pg.sort,
+            "prev": url(pg.page - 1) if pg.page > 1 else None, "next": url(pg.page + 1) if pg.page < pages else None}
+
+
+def _list(fn: Any, **kwargs: Any) -> Any:
+    try:
+        return fn(**kwargs)
+    except ValueError as exc:
+        raise APIError(422, str(exc), code="invalid") from None
+
+
+def _float(x: str | None) -> float | None:
+    if x is None or not x.strip():
+        return None
+    try:
+        return float(x)
+    except ValueError:
+        raise APIError(422, f"{x!r} is not a number", code="invalid") from None
 
 
 @router.post("/operations")
@@ -335,12 +386,24 @@ def remains_list(
     db: DB,
     operation: str | None = Query(None, max_length=64),
     q: str | None = Query(None, max_length=64),
+    state: str | None = Query(None, max_length=16),
+    min_log10_lr: str | None = Query(None, max_length=32),
+    max_log10_lr: str | None = Query(None, max_length=32),
+    unreviewed_above: str | None = Query(None, max_length=32),
+    page: int = Query(1, ge=1, le=1_000_000),
+    per_page: int = Query(50, ge=1, le=500),
+    sort: str = Query("barcode", max_length=32),
     principal: Principal = P("remains.read"),
 ) -> Response:
     op = repo.get_operation(db, code=operation) if operation else None
-    rows = [v.remains_public(db, r) for r in repo.list_remains(db, operation=op, q=q, limit=500)]
+    pg = _list(repo.page_remains, session=db, operation=op, q=q, state=state or None,
+               min_log10_lr=_float(min_log10_lr), max_log10_lr=_float(max_log10_lr),
+               unreviewed_above=_float(unreviewed_above), page=page, per_page=per_page, sort=sort)
+    rows = v.remains_page_public(db, pg)["items"]
     return render(request, "remains_list.html", principal, rows=rows, q=q or "", operation=operation or "",
-                  operations=repo.list_operations(db))
+                  operations=repo.list_operations(db), pager=_pager(request, pg), state=state or "",
+                  min_log10_lr=min_log10_lr or "", max_log10_lr=max_log10_lr or "",
+                  unreviewed_above=unreviewed_above or "", sort=sort, sorts=repo.REMAINS_SORTS)
 
 
 @router.get("/remains/{barcode:path}")
@@ -392,6 +455,10 @@ def propose(request: Request, candidate_id: int, db: DB, note: str = Form("", ma
 @router.get("/identifications")
 def identifications_page(
     request: Request, db: DB, state: str | None = Query(None, max_length=16),
+    q: str | None = Query(None, max_length=64),
+    page: int = Query(1, ge=1, le=1_000_000),
+    per_page: int = Query(50, ge=1, le=500),
+    sort: str = Query("-id", max_length=32),
     principal: Principal = P("identifications.read"),
 ) -> Response:
     states = None
@@ -399,8 +466,10 @@ def identifications_page(
         states = [IdentificationState(state)]
     if principal.user.role == Role.family_liaison:
         states = [IdentificationState.confirmed]
-    rows = [v.identification_public(db, i, principal) for i in repo.list_identifications(db, states=states)]
-    return render(request, "identifications.html", principal, rows=rows, state=state or "")
+    pg = _list(repo.page_identifications, session=db, states=states, q=q, page=page, per_page=per_page, sort=sort)
+    rows = [v.identification_public(db, i, principal) for i in pg.items]
+    return render(request, "identifications.html", principal, rows=rows, state=state or "", q=q or "",
+                  pager=_pager(request, pg))
 
 
 @router.post("/identifications/{identification_id}/{action}")
@@ -429,9 +498,14 @@ def decide(
 
 
 @router.get("/families")
-def families_page(request: Request, db: DB, principal: Principal = P("families.read")) -> Response:
-    fams = [v.family_public(db, f, principal) for f in repo.list_families(db)]
-    return render(request, "families.html", principal, families=fams)
+def families_page(
+    request: Request, db: DB, q: str | None = Query(None, max_length=64),
+    page: int = Query(1, ge=1, le=1_000_000), per_page: int = Query(20, ge=1, le=200),
+    sort: str = Query("code", max_length=32), principal: Principal = P("families.read"),
+) -> Response:
+    pg = _list(repo.page_families, session=db, q=q, page=page, per_page=per_page, sort=sort)
+    fams = [v.family_public(db, f, principal) for f in pg.items]
+    return render(request, "families.html", principal, families=fams, q=q or "", pager=_pager(request, pg))
 
 
 @router.post("/missing-persons/{code:path}/details")
@@ -498,7 +572,18 @@ def users_update(
 
 
 @router.get("/audit")
-def audit_page(request: Request, db: DB, principal: Principal = P("audit.read")) -> Response:
-    entries = [v.audit_public(e) for e in repo.audit_entries(db, limit=500)]
+def audit_page(
+    request: Request, db: DB, action: str | None = Query(None, max_length=64),
+    username: str | None = Query(None, max_length=64), object_type: str | None = Query(None, max_length=64),
+    object_id: str | None = Query(None, max_length=128), page: int = Query(1, ge=1, le=10_000_000),
+    per_page: int = Query(100, ge=1, le=1000), sort: str = Query("-seq", pattern="^-?seq$"),
+    principal: Principal = P("audit.read"),
+) -> Response:
+    pg = _list(repo.page_audit, session=db, action=action or None, username=username or None,
+               object_type=object_type or None, object_id=object_id or None, page=page, per_page=per_page,
+               sort=sort)
+    entries = [v.audit_public(e) for e in pg.items]
     report = audit.verify_chain(db).as_dict() if principal.can("audit.verify") else None
-    return render(request, "audit.html", principal, entries=entries, report=report)
+    return render(request, "audit.html", principal, entries=entries, report=report, pager=_pager(request, pg),
+                  filters={"action": action or "", "username": username or "", "object_type": object_type or "",
+                           "object_id": object_id or ""})
