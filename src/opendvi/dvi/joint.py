@@ -96,6 +96,8 @@ class Component:
     glr_missing: dict[str, float] = field(default_factory=dict)
     #: remains and missing persons whose GLR above is a certified lower bound, not the value
     glr_bound: set[str] = field(default_factory=set)
+    #: calls whose GLR was not computed (the limits of solves and seconds)
+    glr_not_computed: int = 0
     message: str = ""
 
     @property
@@ -451,6 +453,7 @@ def solve_component_model(
                     comp.glr_bound.update({rid, mp})
                     continue
                 if budget[0] <= 0 or time.perf_counter() - t_glr > MAX_GLR_SECONDS:
+                    comp.glr_not_computed += 1
                     continue
                 budget[0] -= 1
                 try:

@@ -208,10 +208,16 @@ def solve_case(case: Case, options: SolveOptions | None = None, *, ignore_sex: b
                 f"component of {', '.join(c.remains[:5])}{' ...' if len(c.remains) > 5 else ''} "
                 f"({len(c.remains)} remains, {len(c.missing)} missing persons) not solved: {c.message}"
             )
-        elif not c.top_complete:
+        if c.glr_not_computed:
+            notes.append(
+                f"component of {c.remains[0]} ... ({len(c.remains)} remains): the GLR of {c.glr_not_computed} "
+                "call(s) was not computed (limit of solves or 60 s, so it depends on the machine's speed); "
+                "those calls are left undecided"
+            )
+        if not c.message and not c.top_complete:
             notes.append(
                 f"component of {c.remains[0]} ... ({len(c.remains)} remains): the list of its best assignments "
-                f"stopped at {c.size} (limit of solves); each listed one is exact"
+                f"stopped at {c.size} (limit of 100 solves or 10 s); each listed one is exact"
             )
     rem_summary, mis_summary = _summaries(problem, pw, cands, und, joint, opts)
     t4 = time.perf_counter()
