@@ -34,20 +34,31 @@ def simulate(
     remains: int = typer.Option(..., "--remains", min=0, help="Number of remains."),
     seed: int = typer.Option(..., "--seed", help="Random seed (explicit: the same seed gives the same case)."),
     output: Path = typer.Option(..., "-o", "--output", help="CASE.json (dvi-case/1) or CASE.npz (compact store)."),
+    lineage: str = typer.Option(
+        "", "--lineage", help="Also simulate lineage markers: Y, mt or Y,mt (PowerPlex Y23; mtDNA control region)."
+    ),
 ) -> None:
     """Simulate a national case: families of realistic shapes, remains that are
     missing persons, unrelated people and fragments; 23 STRs of PowerPlex
     Fusion 6C (norSTR EuropaDB frequencies, stepwise mutation).
 
-    A JSON case gets its truth beside it (CASE.truth.json); a store holds it inside.
+    A JSON case gets its truth beside it (CASE.truth.json); a store holds it
+    inside. ``--lineage Y,mt`` adds Y-STR and mtDNA haplotypes and their
+    databases (JSON cases only).
     """
     import json
 
     from opendvi.io.case_json import write_case
-    from opendvi.screening import simulate_case, write_store
+    from opendvi.screening import ScreeningError, simulate_case, write_store
 
+    systems = tuple(x.strip() for x in lineage.split(",") if x.strip())
+    bad = [x for x in systems if x not in ("Y", "mt")]
+    if bad:
+        raise ScreeningError(f"--lineage: the systems are Y and mt, found {bad[0]!r}")
+    if systems and output.suffix.lower() == ".npz":
+        raise ScreeningError("--lineage: a store (.npz) holds no lineage data; write CASE.json")
     t0 = time.perf_counter()
-    case, truth = simulate_case(families=families, remains=remains, seed=seed)
+    case, truth = simulate_case(families=families, remains=remains, seed=seed, lineage=systems)
     if output.suffix.lower() == ".npz":
         write_store(case, output, truth=truth)
     else:

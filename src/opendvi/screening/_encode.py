@@ -24,6 +24,7 @@ from opendvi.core.errors import OpenDVIError
 from opendvi.core.markers import Marker
 from opendvi.core.observation import observed_values
 from opendvi.core.rules import is_amelogenin, resolve_sex
+from opendvi.screening._lineage import LineageEncoding, encode_lineage
 
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
@@ -76,6 +77,8 @@ class Encoded:
     allowed_ptr: IntArray
     allowed_rows: NDArray[np.int32]
     notes: list[str] = field(default_factory=list)
+    #: Y-STR / mtDNA columns after the markers' (``_lineage.LineageEncoding``); None without lineage data
+    lineage: LineageEncoding | None = None
 
     @property
     def n_remains(self) -> int:
@@ -87,8 +90,8 @@ class Encoded:
 
     @property
     def width(self) -> int:
-        """Length of one row of the table (all markers' codes)."""
-        return int(self.offsets[-1])
+        """Length of one row of the table (all markers' codes, then the lineage columns)."""
+        return int(self.offsets[-1]) + (self.lineage.width if self.lineage is not None else 0)
 
 
 def encode_case(case: Case) -> Encoded:
@@ -97,7 +100,7 @@ def encode_case(case: Case) -> Encoded:
     notes: list[str] = []
     amel = [m for m in case.markers if is_amelogenin(m)]
     markers = tuple(m for m in case.markers if not is_amelogenin(m))
-    if not markers:
+    if not markers and (case.lineage is None or not case.lineage.systems):
         raise ScreeningError(f"case {case.name}: no marker to screen on")
     xs = [m.name for m in markers if m.is_x]
     if xs:
@@ -143,6 +146,9 @@ def encode_case(case: Case) -> Encoded:
         )
         offsets[j + 1] = offsets[j] + len(table)
     positions += offsets[:-1].astype(np.int32)[None, :]
+    lin = encode_lineage(case, int(offsets[-1]))
+    if lin is not None:
+        positions = np.concatenate([positions, lin[1]], axis=1)
     # -- rows
     row_family: list[int] = []
     row_missing: list[str] = []
@@ -185,6 +191,7 @@ def encode_case(case: Case) -> Encoded:
         allowed_ptr=ptr,
         allowed_rows=np.array(allowed, dtype=np.int32),
         notes=notes,
+        lineage=lin[0] if lin is not None else None,
     )
 
 

@@ -72,6 +72,16 @@ class ScreenResult:
     threshold: float | None
     notes: list[str] = field(default_factory=list)
     stats: ScreenStats = field(default_factory=ScreenStats)
+    #: with lineage data: the systems ("autosomal", "Y", "mt"; those of the case),
+    #: ln LR per system of each kept pairing (n, len(systems)) and the
+    #: mismatches of each lineage system (n, len(lineage systems))
+    systems: tuple[str, ...] = ()
+    log_lr_by_system: NDArray[np.float64] | None = None
+    mismatches: NDArray[np.int16] | None = None
+
+    @property
+    def lineage_systems(self) -> tuple[str, ...]:
+        return tuple(s for s in self.systems if s in ("Y", "mt"))
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -82,7 +92,10 @@ class ScreenResult:
 
     def candidates(self) -> dict[str, list[dict[str, Any]]]:
         """``{remains: [{missing, family, lr, log10_lr, exclusions}, ...]}``, best first;
-        every remains is present (an empty list when it has no admissible pairing)."""
+        every remains is present (an empty list when it has no admissible pairing).
+        With lineage data each entry adds ``lr_by_system`` (``{"autosomal": x,
+        "Y": y, "mt": z}``) and ``mismatches`` (``{"Y": 1, "mt": 0}``); ``lr``
+        is then the combined LR."""
         out: dict[str, list[dict[str, Any]]] = {rid: [] for rid in self.remains_ids}
         l10 = self.log10_lr
         for i in range(len(self.rows)):
@@ -97,6 +110,13 @@ class ScreenResult:
                     "exclusions": int(self.exclusions[i]),
                 }
             )
+            if self.log_lr_by_system is not None and self.mismatches is not None:
+                lins = self.lineage_systems
+                by = self.log_lr_by_system[i]
+                out[self.remains_ids[int(self.remains[i])]][-1].update(
+                    lr_by_system={sy: safe_exp(float(by[j])) for j, sy in enumerate(self.systems)},
+                    mismatches={sy: int(self.mismatches[i, j]) for j, sy in enumerate(lins)},
+                )
         return out
 
     def pairs(self) -> Iterator[tuple[str, str, float, int]]:
@@ -200,10 +220,15 @@ def _screen_shards(enc: Encoded, specs: list[tuple[int, int, int]], done: set[in
     state = K.new_topk(enc.n_remains, top)
     merge: Any = K.merge_topk
     thr: list[tuple[NDArray[Any], ...]] = []
+    extras: list[tuple[NDArray[Any], ...]] = []
     rows_done = 0
 
     def absorb(res: dict[str, Any]) -> None:
         nonlocal rows_done
+        if enc.lineage is not None:
+            for pre in ("top", "thr"):
+                extras.append((res[f"{pre}_v"] * max(1, enc.n_rows) + res[f"{pre}_r"], res[f"{pre}_sys"],
+                               res[f"{pre}_mis"]))
         merge(*state, res["top_v"], res["top_s"], res["top_r"], res["top_x"])
         if len(res["thr_v"]):
             thr.append((res["thr_v"], res["thr_s"], res["thr_r"], res["thr_x"]))
@@ -238,7 +263,49 @@ def _screen_shards(enc: Encoded, specs: list[tuple[int, int, int]], done: set[in
         run_on_dask(dask, enc, todo, top, log_thr, finished, processes=dask_processes, use_templates=use_templates)
     else:
         _run_pipelined(enc, todo, top, log_thr, state, finished, parallel=parallel, use_templates=use_templates)
-    return _finish(enc, state, thr, top, threshold, notes, stats)
+    out = _finish(enc, state, thr, top, threshold, notes, stats)
+    if enc.lineage is not None:
+        _attach_systems(enc, out, extras)
+    return out
+
+
+def screening_systems(enc: Encoded) -> tuple[str, ...]:
+    """The systems of a screening with lineage data, in output order."""
+    assert enc.lineage is not None
+    return (("autosomal",) if enc.markers else ()) + enc.lineage.systems
+
+
+def _attach_systems(enc: Encoded, res: ScreenResult, extras: list[tuple[NDArray[Any], ...]]) -> None:
+    """Each kept pairing's ln LR per system and lineage mismatches, from the
+    shards' lists (every kept pairing was kept by its shard)."""
+    from opendvi.core.lineage import mt_differences, range_intersection
+    from opendvi.screening._lineage import MT_MANY
+
+    le = enc.lineage
+    assert le is not None
+    systems = screening_systems(enc)
+    keys = np.concatenate([e[0] for e in extras]) if extras else np.zeros(0, dtype=np.int64)
+    sysv = np.concatenate([e[1] for e in extras]) if extras else np.zeros((0, len(systems)))
+    misv = np.concatenate([e[2] for e in extras]) if extras else np.zeros((0, len(le.systems)), dtype=np.int16)
+    ukeys, first = np.unique(keys, return_index=True)
+    want = res.remains * max(1, enc.n_rows) + res.rows
+    at = np.searchsorted(ukeys, want)
+    if len(want) and not (at < len(ukeys)).all():  # pragma: no cover - every kept pairing comes from a shard
+        raise AssertionError("a kept pairing without its systems")
+    res.systems = systems
+    res.log_lr_by_system = sysv[first[at]] if len(want) else np.zeros((0, len(systems)))
+    mis = misv[first[at]].astype(np.int16) if len(want) else np.zeros((0, len(le.systems)), dtype=np.int16)
+    if "mt" in le.systems:
+        j = le.systems.index("mt")
+        lin = le.lineage
+        for i in np.nonzero(mis[:, j] == MT_MANY)[0]:  # two or more differences: count them
+            r = int(res.rows[i])
+            fam = enc.families[int(enc.row_family[r])]
+            ref = le.mt_reference(fam, enc.row_missing[r])
+            h = lin.mt_of(res.remains_ids[int(res.remains[i])])
+            assert ref is not None and h is not None
+            mis[i, j] = len(mt_differences(h, ref[0], range_intersection(h.range, ref[0].range)))
+    res.mismatches = mis
 
 
 def _run_pipelined(enc: Encoded, todo: list[tuple[int, int, int]], top: int, log_thr: float,
@@ -323,6 +390,17 @@ def _fingerprint(enc: Encoded) -> str:
         h.update(fam.id.encode())
         h.update(json.dumps(sorted((k, sorted(v.items())) for k, v in fam.genotypes.items())).encode())
     h.update(repr(enc.theta).encode())
+    if enc.lineage is not None:  # the haplotypes and databases of every person
+        lin = enc.lineage.lineage
+        for pid in sorted(lin.haplotypes):
+            ph = lin.haplotypes[pid]
+            y = sorted(ph.y.items()) if ph.y else None
+            mt = [list(ph.mt.range), list(ph.mt.variants)] if ph.mt is not None else None
+            h.update(json.dumps([pid, y, mt]).encode())
+        if lin.y is not None:
+            h.update(json.dumps([lin.y.database.digest, [(m.name, m.rate, m.copies) for m in lin.y.markers]]).encode())
+        if lin.mt is not None:
+            h.update(json.dumps([lin.mt.database.digest, lin.mt.rate]).encode())
     return h.hexdigest()
 
 
@@ -382,21 +460,24 @@ def _alive(pid: int) -> bool:
 
 
 _ARRAYS = ("top_v", "top_s", "top_r", "top_x", "thr_v", "thr_s", "thr_r", "thr_x")
+#: with lineage data: ln LR per system and lineage mismatches of the shard's kept pairings
+_LINEAGE_ARRAYS = ("top_sys", "top_mis", "thr_sys", "thr_mis")
 
 
 def _save_shard(wd: Path, i: int, res: dict[str, Any]) -> None:
     path = wd / f"shard-{i:06d}.npz"
     tmp = wd / f"shard-{i:06d}.tmp.npz"
-    meta = {k: v for k, v in res.items() if k not in _ARRAYS}
+    arrays = _ARRAYS + tuple(k for k in _LINEAGE_ARRAYS if k in res)
+    meta = {k: v for k, v in res.items() if k not in arrays}
     np.savez(tmp, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
-             **{k: res[k] for k in _ARRAYS})
+             **{k: res[k] for k in arrays})
     os.replace(tmp, path)
 
 
 def _load_shard(wd: Path, i: int) -> dict[str, Any]:
     with np.load(wd / f"shard-{i:06d}.npz") as z:
         res: dict[str, Any] = json.loads(bytes(z["meta"]).decode())
-        for k in _ARRAYS:
+        for k in _ARRAYS + tuple(k for k in _LINEAGE_ARRAYS if k in z.files):
             res[k] = z[k]
     res["seconds_tables"] = 0.0
     res["seconds_kernel"] = 0.0

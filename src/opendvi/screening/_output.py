@@ -15,6 +15,12 @@ log10_lr       float64   log10 of the LR (-inf for 0)
 exclusions     int16     markers Mendelian-incompatible without mutation
 =============  ========  =====================================================
 
+A case with lineage data (Y-STR, mtDNA) adds, after these, ``lr_autosomal``,
+``lr_Y``, ``lr_mt`` (float64: each system's LR, those of the case; ``lr`` is
+then the combined LR) and ``mismatches_Y``, ``mismatches_mt`` (int16: loci
+of the Y haplotype, sites of the mtDNA range at which the remains differ
+from the nearest reference of the lineage), as ``opendvi pairwise`` gives them.
+
 The Parquet file's key-value metadata holds ``opendvi.top``,
 ``opendvi.threshold`` and ``opendvi.notes`` (JSON). CSV writes ``-inf`` and
 ``inf`` as such.
@@ -37,6 +43,18 @@ from opendvi.screening._engine import ScreenResult
 COLUMNS = ("remains", "rank", "missing", "family", "lr", "log10_lr", "exclusions")
 
 
+def _system_columns(res: ScreenResult) -> dict[str, Any]:
+    """``lr_<system>`` and ``mismatches_<lineage system>`` (lineage data only)."""
+    out: dict[str, Any] = {}
+    if res.log_lr_by_system is None or res.mismatches is None:
+        return out
+    for j, sy in enumerate(res.systems):
+        out[f"lr_{sy}"] = safe_exp(np.asarray(res.log_lr_by_system[:, j], dtype=float))
+    for j, sy in enumerate(res.lineage_systems):
+        out[f"mismatches_{sy}"] = np.asarray(res.mismatches[:, j], dtype=np.int16)
+    return out
+
+
 def _columns(res: ScreenResult) -> dict[str, Any]:
     rid = np.asarray(res.remains_ids, dtype=object)
     mid = np.asarray(res.missing_ids, dtype=object)
@@ -50,6 +68,7 @@ def _columns(res: ScreenResult) -> dict[str, Any]:
         "lr": lr,
         "log10_lr": res.log10_lr,
         "exclusions": res.exclusions,
+        **_system_columns(res),
     }
 
 
@@ -60,6 +79,7 @@ def write_results(res: ScreenResult, path: str | Path) -> None:
     if suffix not in (".parquet", ".csv"):
         raise ScreeningError(f"{p}: results are written as .parquet or .csv, found {suffix or 'no suffix'!r}")
     cols = _columns(res)
+    extra = [c for c in cols if c not in COLUMNS]
     tmp = p.with_name(p.name + ".tmp")
     if suffix == ".parquet":
         try:
@@ -78,6 +98,10 @@ def write_results(res: ScreenResult, path: str | Path) -> None:
                 "lr": pa.array(cols["lr"], type=pa.float64()),
                 "log10_lr": pa.array(cols["log10_lr"], type=pa.float64()),
                 "exclusions": pa.array(cols["exclusions"], type=pa.int16()),
+                **{
+                    c: pa.array(cols[c], type=pa.float64() if c.startswith("lr_") else pa.int16())
+                    for c in extra
+                },
             }
         )
         meta = {
@@ -91,7 +115,7 @@ def write_results(res: ScreenResult, path: str | Path) -> None:
     else:
         with open(tmp, "w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh)
-            w.writerow(COLUMNS)
+            w.writerow(COLUMNS + tuple(extra))
             for i in range(len(res)):
                 w.writerow(
                     [
@@ -102,6 +126,7 @@ def write_results(res: ScreenResult, path: str | Path) -> None:
                         repr(float(cols["lr"][i])),
                         repr(float(cols["log10_lr"][i])),
                         int(cols["exclusions"][i]),
+                        *(repr(float(cols[c][i])) if c.startswith("lr_") else int(cols[c][i]) for c in extra),
                     ]
                 )
     os.replace(tmp, p)
@@ -127,6 +152,11 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
                     "lr": float(row["lr"]),
                     "log10_lr": float(row["log10_lr"]),
                     "exclusions": int(row["exclusions"]),
+                    **{
+                        k: float(v) if k.startswith("lr_") else int(v)
+                        for k, v in row.items()
+                        if k.startswith(("lr_", "mismatches_"))
+                    },
                 }
             )
     return out
@@ -134,10 +164,17 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
 
 def result_to_json(res: ScreenResult) -> dict[str, Any]:
     """``{"candidates": {remains: [...]}, "top", "threshold", "notes"}``
-    (case-json.md conventions: ``-inf`` as the string "-inf")."""
+    (case-json.md conventions: ``-inf`` as the string "-inf"); with lineage
+    data each candidate adds ``lr_by_system`` and ``mismatches``
+    (:meth:`ScreenResult.candidates`) and the result ``systems``."""
     cands = res.candidates()
     for lst in cands.values():
         for c in lst:
             c["lr"] = json_number(c["lr"])
             c["log10_lr"] = json_number(c["log10_lr"])
-    return {"candidates": cands, "top": res.top, "threshold": res.threshold, "notes": res.notes}
+            if "lr_by_system" in c:
+                c["lr_by_system"] = {k: json_number(v) for k, v in c["lr_by_system"].items()}
+    out: dict[str, Any] = {"candidates": cands, "top": res.top, "threshold": res.threshold, "notes": res.notes}
+    if res.systems:
+        out["systems"] = list(res.systems)
+    return out

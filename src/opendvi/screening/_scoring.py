@@ -70,7 +70,16 @@ def score_shard(enc: Encoded, r0: int, r1: int, tabs: ShardTables, seconds_table
     mask = np.arange(top)[None, :] < top_n[:, None]
     vv = np.nonzero(mask)
     thr_parts = [slice(0, int(buf_n[b])) for b in range(n_blocks)]
+    extra: dict[str, Any] = {}
+    if enc.lineage is not None:
+        for pre, v, r in (
+            ("top", vv[0].astype(np.int64), top_r[mask]),
+            ("thr", np.concatenate([buf_v[b, sl] for b, sl in enumerate(thr_parts)]),
+             np.concatenate([buf_r[b, sl] for b, sl in enumerate(thr_parts)])),
+        ):
+            extra[f"{pre}_sys"], extra[f"{pre}_mis"] = system_parts(enc, tabs, r0, v, r)
     return {
+        **extra,
         "r0": r0,
         "r1": r1,
         "top_v": vv[0].astype(np.int64),
@@ -90,6 +99,28 @@ def score_shard(enc: Encoded, r0: int, r1: int, tabs: ShardTables, seconds_table
         "seconds_kernel": t2 - t1,
         "lookups": int(_n_lookups(enc, r0, r1)),
     }
+
+
+def system_parts(enc: Encoded, tabs: ShardTables, r0: int, v: NDArray[np.int64],
+                 r: NDArray[np.int64]) -> tuple[NDArray[np.float64], NDArray[np.int16]]:
+    """ln LR per system (``screening_systems``: autosomal first, then Y, mt)
+    and lineage mismatches of the pairings (remains ``v``, row ``r``), read
+    from this shard's tables."""
+    le = enc.lineage
+    assert le is not None
+    nm = len(enc.markers)
+    rl = r - r0
+    pos = enc.positions
+    parts: list[NDArray[np.float64]] = []
+    if nm:
+        parts.append(tabs.lt[rl[:, None], pos[v, :nm]].sum(axis=1) if len(v) else np.zeros(0))
+    mis: list[NDArray[np.int16]] = []
+    for j, sysname in enumerate(le.systems):
+        col = pos[v, nm + j]
+        parts.append(tabs.lt[rl, col])
+        base = le.y_col if sysname == "Y" else le.mt_col
+        mis.append(tabs.lineage_mismatches[sysname][rl, col - base])
+    return np.stack(parts, axis=1), np.stack(mis, axis=1).astype(np.int16)
 
 
 def _n_lookups(enc: Encoded, r0: int, r1: int) -> int:

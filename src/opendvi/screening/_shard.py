@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 from opendvi.core.case import Family
 from opendvi.core.rules import inconsistent_references_note, lr_is_one, unevaluable_family_note
 from opendvi.screening._encode import KIND_UNTYPED, Encoded, log_denominator
+from opendvi.screening._lineage import fill_lineage
 from opendvi.screening._shapes import match_template
 from opendvi.screening._tables import (
     batch_size,
@@ -49,10 +50,12 @@ class ShardTables:
     n_engine: int = 0
     engine_calls: int = 0
     notes: list[str] = field(default_factory=list)
+    #: lineage mismatches per system: (rows, haplotype codes) (``_lineage.fill_lineage``)
+    lineage_mismatches: dict[str, NDArray[np.int16]] = field(default_factory=dict)
 
     @property
     def nbytes(self) -> int:
-        return int(self.lt.nbytes + self.ex.nbytes)
+        return int(self.lt.nbytes + self.ex.nbytes + sum(a.nbytes for a in self.lineage_mismatches.values()))
 
 
 def _member_alleles(enc: Encoded, fam: Family, cache: dict[tuple[int, str], NDArray[np.int64]],
@@ -187,6 +190,11 @@ def shard_tables(enc: Encoded, r0: int, r1: int, *, use_templates: bool = True, 
     bad_at &= typed_at
     incons_at &= typed_at & ~bad_at.any(axis=1, keepdims=True)
     out.skip = np.asarray(bad_at.any(axis=1), dtype=bool)
+    if enc.lineage is not None:
+        mms, lskip, lnotes = fill_lineage(enc.lineage, enc.families, enc.row_family, enc.row_missing, r0, r1, lt)
+        out.lineage_mismatches = mms
+        out.notes.extend(lnotes)
+        out.skip |= lskip
     names = [m.name for m in enc.markers]
     for k in range(R):
         fam_id = enc.families[int(enc.row_family[r0 + k])].id

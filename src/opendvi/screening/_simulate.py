@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -215,6 +216,7 @@ def simulate_case(
     share_partial: float = 0.2,
     share_unknown_sex: float = 0.05,
     name: str | None = None,
+    lineage: Sequence[str] = (),
 ) -> tuple[Case, SimulationTruth]:
     """A simulated national case and its truth.
 
@@ -223,6 +225,9 @@ def simulate_case(
     of earlier remains, the rest are people in no family. ``share_partial``
     of the other remains are partial profiles (dropout 0.1 to 0.3 recorded,
     10 to 30 % of loci failed).
+
+    ``lineage`` (``("Y", "mt")`` or either) adds lineage markers
+    (:func:`simulate_lineage`): the autosomal data are the same as without.
     """
     if families < 1 or remains < 0:
         raise ValueError("families must be >= 1 and remains >= 0")
@@ -308,4 +313,123 @@ def simulate_case(
         remains=tuple(samples),
         families=tuple(family_list),
     )
+    if lineage:
+        true_sex = {f"V{k + 1:06d}": it[1] for k, it in enumerate(items)}
+        case = simulate_lineage(case, truth, true_sex, seed=seed, systems=lineage)
     return case, truth
+
+
+#: Y-STR loci of the simulated lineage data (PowerPlex Y23; bundled rates).
+Y23 = ("DYS576", "DYS389I", "DYS448", "DYS389II", "DYS19", "DYS391", "DYS481", "DYS549", "DYS533", "DYS438",
+       "DYS437", "DYS570", "DYS635", "DYS390", "DYS439", "DYS392", "DYS643", "DYS393", "DYS458", "DYS385",
+       "DYS456", "YGATAH4")
+#: typed mtDNA range of the simulated data (the control region)
+MT_RANGE = "16024-16569 1-576"
+
+
+def _y_founder(markers: Sequence[Any], rng: np.random.Generator) -> dict[str, tuple[str, ...]]:
+    w = np.array([1, 4, 10, 14, 10, 4, 1], dtype=float)
+    w /= w.sum()
+    out: dict[str, tuple[str, ...]] = {}
+    for i, m in enumerate(markers):
+        modal = 10 + (3 * i) % 8
+        vals = sorted(int(modal - 3 + rng.choice(7, p=w)) + (4 * c) for c in range(m.copies))
+        out[m.name] = tuple(str(v) for v in vals)
+    return out
+
+
+def _mt_pool() -> list[tuple[tuple[int, int], str]]:
+    """Polymorphic sites of the simulated control region, each with its variant base."""
+    from opendvi.core.lineage import parse_mt_range, rcrs
+
+    ref = rcrs()
+    spans = parse_mt_range(MT_RANGE)
+    positions = [p for a, b in spans for p in range(a, b + 1)]
+    pick = np.random.default_rng(12345).choice(len(positions), size=80, replace=False)
+    out = []
+    for k in sorted(int(i) for i in pick):
+        pos = positions[k]
+        base = {"A": "G", "G": "A", "C": "T", "T": "C"}.get(ref[pos - 1], "A")
+        out.append(((pos, 0), base))
+    return out
+
+
+def simulate_lineage(case: Case, truth: SimulationTruth, true_sex: Mapping[str, str | None], *, seed: int,
+                     systems: Sequence[str] = ("Y", "mt")) -> Case:
+    """``case`` with simulated Y-STR (PowerPlex Y23 loci, bundled rates) and
+    mtDNA (control region, rate 0.005) haplotypes: founders drawn from
+    simulated populations (Y: independent loci around a modal value; mt: 80
+    polymorphic sites), passed down each pedigree with
+    :mod:`opendvi.core.lineage_sim`; databases of 2,000 Y and 1,000 mt
+    haplotypes drawn from the same populations. Typed references and remains
+    get their haplotypes (a remains is the true missing person's, an
+    unrelated one a fresh draw; 10 % of remains untyped per system; a
+    fragment's Y haplotype loses 30 % of its loci)."""
+    from dataclasses import replace
+
+    from opendvi.core.lineage import (
+        CaseLineage,
+        MtDatabase,
+        MtHaplotype,
+        MtSystem,
+        PersonHaplotypes,
+        YDatabase,
+        YSystem,
+        default_y_marker,
+        parse_mt_range,
+    )
+    from opendvi.core.lineage_sim import simulate_mt, simulate_y
+
+    bad = [s for s in systems if s not in ("Y", "mt")]
+    if bad:
+        raise ValueError(f"lineage systems are Y and mt, found {bad[0]!r}")
+    rng = np.random.default_rng([seed, 5])
+    ymarkers = tuple(default_y_marker(n) for n in Y23)
+    spans = parse_mt_range(MT_RANGE)
+    pool = _mt_pool()
+    freq = np.random.default_rng(54321).uniform(0.02, 0.4, size=len(pool))
+
+    def y_draw(g: np.random.Generator) -> dict[str, tuple[str, ...]]:
+        return _y_founder(ymarkers, g)
+
+    def mt_draw(g: np.random.Generator) -> MtHaplotype:
+        on = g.random(len(pool)) < freq
+        return MtHaplotype(range=spans, sites=dict(sorted(pool[i] for i in np.nonzero(on)[0])))
+
+    def database(draw: Any, n: int) -> tuple[tuple[Any, ...], tuple[int, ...]]:
+        counts: dict[Any, int] = {}
+        keep: dict[Any, Any] = {}
+        for _ in range(n):
+            h = draw(rng)
+            key = tuple(sorted(h.items())) if isinstance(h, dict) else tuple(sorted(h.sites.items()))
+            counts[key] = counts.get(key, 0) + 1
+            keep.setdefault(key, h)
+        return tuple(keep[k] for k in counts), tuple(counts.values())
+
+    ysys = YSystem(ymarkers, YDatabase(*database(y_draw, 2000))) if "Y" in systems else None
+    mtsys = MtSystem(0.005, MtDatabase(*database(mt_draw, 1000))) if "mt" in systems else None
+    haps: dict[str, PersonHaplotypes] = {}
+    true_haps: dict[str, tuple[Any, Any]] = {}
+    for fam in case.families:
+        ys = simulate_y(fam.pedigree, ysys, y_draw, rng) if ysys is not None else {}
+        ms = simulate_mt(fam.pedigree, mtsys, mt_draw, rng) if mtsys is not None else {}
+        for pid in fam.genotypes:
+            haps[pid] = PersonHaplotypes(y=ys.get(pid), mt=ms.get(pid))
+        for mp in fam.missing:
+            true_haps[mp] = (ys.get(mp), ms.get(mp))
+    for r in case.remains:
+        true_mp = truth.missing.get(r.id)
+        if true_mp is not None:
+            y, mt = true_haps[true_mp]
+        else:
+            y = y_draw(rng) if ysys is not None and true_sex.get(r.id) == "M" else None
+            mt = mt_draw(rng) if mtsys is not None else None
+        if truth.kind.get(r.id) == "fragment" and y:
+            y = {k: v for k, v in y.items() if rng.random() >= 0.3} or None
+        if rng.random() < 0.1:
+            y = None
+        if rng.random() < 0.1:
+            mt = None
+        if y or mt is not None:
+            haps[r.id] = PersonHaplotypes(y=y or None, mt=mt)
+    return replace(case, lineage=CaseLineage(y=ysys, mt=mtsys, haplotypes=haps))

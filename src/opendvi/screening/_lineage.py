@@ -1,0 +1,399 @@
+"""Lineage markers (Y-STR, mtDNA) in the screening: two more columns of the table.
+
+The kernel stays a gather-and-add. A remains' Y haplotype and its mtDNA
+haplotype each get a code (the distinct haplotypes among the remains, code 0
+for untyped), and a row of the table (one missing person) holds, per system,
+the full ln LR of every such haplotype as that missing person
+(``shared/design/lineage.md``; the numbers of
+:func:`opendvi.dvi.lineage.lineage_pairwise`):
+
+* Y: ``Σ_loci T_M[l][v_l] − ln f(h_V)``. ``T_M[l]`` is the per-locus table of
+  :class:`opendvi.core.lineage_lr.YLineageTable` over the values seen among
+  the remains at locus ``l`` (a lineage with one reference at the locus: a
+  function of that reference's value and the number of links only, shared
+  by every row with the same); the sum over loci is one NumPy gather over the
+  distinct remains haplotypes. ``f(h_V)`` over the loci compared is one value
+  per (remains haplotype, set of loci): counted once (a dictionary of the
+  database's haplotypes projected on those loci).
+* mtDNA by difference count: with the nearest maternal-line reference of the
+  row, only haplotypes with at most one difference carry a finite LR. They
+  are found through an index of "deletion neighbourhoods" (a haplotype's
+  variant set and the sets with one variant removed: two haplotypes without
+  heteroplasmy differ at <= 1 site only if they share such a key) and
+  checked exactly; haplotypes with a heteroplasmy (or odd variants) are
+  compared directly. Everything else is an exclusion (two or more
+  differences).
+
+The mismatches of each system (as ``lineage_pairwise`` counts them) are
+kept beside, per row and remains haplotype, and read only for the kept
+pairings.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from opendvi.core.case import Case, Family
+from opendvi.core.errors import LikelihoodError
+from opendvi.core.lineage import (
+    IUPAC,
+    CaseLineage,
+    MtHaplotype,
+    YHaplotype,
+    count_frequency,
+    in_range,
+    mt_differences,
+    range_covers,
+    range_intersection,
+    range_length,
+    rcrs,
+)
+from opendvi.core.lineage_lr import mt_lineage, mt_transmission, nearest, y_lineage_table
+
+FloatArray = NDArray[np.float64]
+Spans = tuple[tuple[int, int], ...]
+
+#: mismatches code for "two or more mtDNA differences, not counted yet"
+MT_MANY = -1
+
+
+def _default_base(site: tuple[int, int]) -> frozenset[str]:
+    return IUPAC["-"] if site[1] > 0 else frozenset(rcrs()[site[0] - 1])
+
+
+def _plain(h: MtHaplotype) -> bool:
+    """Every variant one base, other than the rCRS (or "no insertion"): then
+    two haplotypes differ at a site exactly when their variants there differ."""
+    for s, b in h.sites.items():
+        bases = IUPAC.get(b)
+        if bases is None or len(bases) != 1 or bases & _default_base(s):
+            return False
+    return True
+
+
+def _tokens(h: MtHaplotype, spans: Spans) -> frozenset[tuple[tuple[int, int], str]]:
+    return frozenset((s, b) for s, b in h.sites.items() if in_range(s[0], spans))
+
+
+def _keys(tokens: frozenset[tuple[tuple[int, int], str]]) -> list[frozenset[tuple[tuple[int, int], str]]]:
+    return [tokens, *(tokens - {t} for t in tokens)]
+
+
+@dataclass
+class LineageEncoding:
+    """The lineage part of an encoded case (see the module docstring)."""
+
+    lineage: CaseLineage
+    y_loci: tuple[str, ...]
+    #: per Y locus: the values seen among the remains (code c -> y_values[l][c - 1])
+    y_values: list[list[tuple[str, ...]]]
+    #: distinct remains Y haplotypes (code c -> y_haps[c - 1])
+    y_haps: list[YHaplotype]
+    #: (D_Y, n_loci) flat index into the per-locus vector of one row
+    y_flat: NDArray[np.intp]
+    y_loc_off: NDArray[np.intp]
+    mt_haps: list[MtHaplotype]
+    #: column offsets in a table row (-1: system absent)
+    y_col: int
+    mt_col: int
+    width: int
+    _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def systems(self) -> tuple[str, ...]:
+        return tuple(s for s, c in (("Y", self.y_col), ("mt", self.mt_col)) if c >= 0)
+
+    def __getstate__(self) -> dict[str, Any]:  # caches stay home (Dask)
+        d = dict(self.__dict__)
+        d["_cache"] = {}
+        return d
+
+    # -- frequencies -------------------------------------------------------
+
+    def y_log_f(self, h: YHaplotype, loci: tuple[str, ...]) -> float:
+        y = self.lineage.y
+        assert y is not None
+        db = y.database
+        if db.estimator not in ("augmented-counting", "clopper-pearson"):
+            return math.log(db.frequency(h, loci).frequency)
+        key = ("ycount", loci)
+        got = self._cache.get(key)
+        if got is None:
+            cnt: Counter[tuple[tuple[str, ...], ...]] = Counter()
+            n = 0
+            for g, c in zip(db.haplotypes, db.counts, strict=True):
+                if all(k in g for k in loci):
+                    n += c
+                    cnt[tuple(g[k] for k in loci)] += c
+            got = self._cache[key] = (cnt, n)
+        cnt, n = got
+        x = cnt.get(tuple(h[k] for k in loci), 0)
+        return math.log(count_frequency(x, n, db.estimator))
+
+    def mt_log_f(self, h: MtHaplotype, spans: Spans) -> float:
+        mt = self.lineage.mt
+        assert mt is not None
+        db = mt.database
+        key = ("mtcount", spans)
+        got = self._cache.get(key)
+        if got is None:
+            cnt: Counter[frozenset[tuple[tuple[int, int], str]]] = Counter()
+            odd: list[tuple[MtHaplotype, int]] = []
+            n = 0
+            for g, c in zip(db.haplotypes, db.counts, strict=True):
+                if range_covers(g.range, spans):
+                    n += c
+                    if _plain(g):
+                        cnt[_tokens(g, spans)] += c
+                    else:
+                        odd.append((g, c))
+            got = self._cache[key] = (cnt, odd, n)
+        cnt, odd, n = got
+        if _plain(h):
+            x = cnt.get(_tokens(h, spans), 0) + sum(c for g, c in odd if not mt_differences(g, h, spans))
+        else:
+            x = db.count(h, spans)[0]
+        return math.log(count_frequency(x, n, db.estimator))
+
+    # -- per row -----------------------------------------------------------
+
+    def y_row(self, fam: Family, mp: str) -> tuple[FloatArray, NDArray[np.int16]]:
+        """ln LR_Y and Y mismatches of every remains Y haplotype (index 0: untyped)."""
+        lin = self.lineage
+        assert lin.y is not None
+        D = len(self.y_haps)
+        vals = np.zeros(D + 1)
+        mm = np.zeros(D + 1, dtype=np.int16)
+        if D == 0:
+            return vals, mm
+        if fam.sex_of(mp) == "F":
+            vals[1:] = -math.inf
+            return vals, mm
+        refs = {pid: h for pid in fam.pedigree.ids if (h := lin.y_of(pid))}
+        table = y_lineage_table(fam.pedigree, mp, refs, lin.y)
+        if table.note or not table.loci:
+            return vals, mm
+        nl = len(self.y_loci)
+        vec = np.zeros(int(self.y_loc_off[-1]))
+        flag = np.zeros(int(self.y_loc_off[-1]), dtype=np.int16)
+        for li, name in enumerate(self.y_loci):
+            if name not in table.loci:
+                continue
+            values = self.y_values[li]
+            if not values:
+                continue
+            typed = [pid for pid, h in table.refs.items() if name in h]
+            root = table.root(name)
+            rv = table.refs[root][name]
+            sl = slice(int(self.y_loc_off[li]) + 1, int(self.y_loc_off[li + 1]))
+            if len(typed) == 1:
+                key = ("yloc", li, rv, table.dist[root])
+                got = self._cache.get(key)
+                if got is None:
+                    got = self._cache[key] = np.array([table.log_factor(name, v) for v in values])
+                vec[sl] = got
+            else:
+                vec[sl] = [table.log_factor(name, v) for v in values]
+            flag[sl] = [v != rv for v in values]
+        num = vec[self.y_flat].sum(axis=1) if nl else np.zeros(D)
+        vals[1:] = num + self._y_fterm(table.loci)
+        mm[1:] = flag[self.y_flat].sum(axis=1)
+        return vals, mm
+
+    def _y_fterm(self, loci: tuple[str, ...]) -> FloatArray:
+        key = ("yf", loci)
+        got = self._cache.get(key)
+        if got is None:
+            got = np.zeros(len(self.y_haps))
+            for c, h in enumerate(self.y_haps):
+                comp = tuple(name for name in loci if name in h)
+                if comp:
+                    got[c] = -self.y_log_f(h, comp)
+            self._cache[key] = got
+        out: FloatArray = got
+        return out
+
+    def _mt_groups(self) -> list[tuple[Spans, NDArray[np.intp], list[int]]]:
+        """Remains mt haplotypes by range: (range, codes - 1, the non-plain ones)."""
+        got = self._cache.get("mtgroups")
+        if got is None:
+            by: dict[Spans, list[int]] = {}
+            for c, h in enumerate(self.mt_haps):
+                by.setdefault(h.range, []).append(c)
+            got = [
+                (rng, np.array(cs, dtype=np.intp), [c for c in cs if not _plain(self.mt_haps[c])])
+                for rng, cs in by.items()
+            ]
+            self._cache["mtgroups"] = got
+        out: list[tuple[Spans, NDArray[np.intp], list[int]]] = got
+        return out
+
+    def _mt_index(self, rng: Spans, common: Spans, codes: NDArray[np.intp]) -> dict[Any, list[int]]:
+        key = ("mtindex", rng, common)
+        got = self._cache.get(key)
+        if got is None:
+            got = {}
+            for c in codes:
+                h = self.mt_haps[int(c)]
+                if _plain(h):
+                    for k in _keys(_tokens(h, common)):
+                        got.setdefault(k, []).append(int(c))
+            self._cache[key] = got
+        out: dict[Any, list[int]] = got
+        return out
+
+    def mt_reference(self, fam: Family, mp: str) -> tuple[MtHaplotype, int] | None:
+        """The nearest typed maternal-line reference of ``mp`` and its number of links."""
+        lin = self.lineage
+        dist = mt_lineage(fam.pedigree, mp)
+        refs = {pid: h for pid in fam.pedigree.ids if pid in dist and pid != mp and (h := lin.mt_of(pid)) is not None}
+        ref0 = nearest(dist, sorted(refs))
+        return None if ref0 is None else (refs[ref0], dist[ref0])
+
+    def mt_row(self, fam: Family, mp: str) -> tuple[FloatArray, NDArray[np.int16]]:
+        """ln LR_mt and mt mismatches of every remains mt haplotype (index 0:
+        untyped); mismatches ``MT_MANY`` where two or more (not counted)."""
+        lin = self.lineage
+        assert lin.mt is not None
+        D = len(self.mt_haps)
+        vals = np.zeros(D + 1)
+        mm = np.zeros(D + 1, dtype=np.int16)
+        got = self.mt_reference(fam, mp) if D else None
+        if got is None:
+            return vals, mm
+        ref, k = got
+        rate = lin.mt.rate
+        ref_plain = _plain(ref)
+        for rng, codes, odd in self._mt_groups():
+            common = range_intersection(rng, ref.range)
+            length = range_length(common)
+            if length == 0:
+                continue
+            vals[codes + 1] = -math.inf
+            mm[codes + 1] = MT_MANY
+            if ref_plain:
+                index = self._mt_index(rng, common, codes)
+                cand: set[int] = set(odd)
+                for key in _keys(_tokens(ref, common)):
+                    cand.update(index.get(key, ()))
+            else:
+                cand = {int(c) for c in codes}
+            for c in cand:
+                h = self.mt_haps[c]
+                d = len(mt_differences(h, ref, common))
+                mm[c + 1] = d
+                if d <= 1:
+                    p = mt_transmission(d, k, rate, length)
+                    vals[c + 1] = -math.inf if p == 0.0 else math.log(p) - self.mt_log_f(h, common)
+        return vals, mm
+
+
+def encode_lineage(case: Case, base: int) -> tuple[LineageEncoding, NDArray[np.int32]] | None:
+    """The lineage encoding of ``case`` (columns from ``base`` on) and the
+    remains' positions in those columns; None when the case has no lineage."""
+    lin = case.lineage
+    if lin is None or not lin.systems:
+        return None
+    nv = len(case.remains)
+    cols: list[NDArray[np.int32]] = []
+    width = 0
+    y_loci: tuple[str, ...] = ()
+    y_values: list[list[tuple[str, ...]]] = []
+    y_haps: list[YHaplotype] = []
+    y_flat = np.zeros((0, 0), dtype=np.intp)
+    loc_off = np.zeros(1, dtype=np.intp)
+    y_col = mt_col = -1
+    if lin.y is not None:
+        y_loci = tuple(m.name for m in lin.y.markers)
+        codes: dict[tuple[tuple[str, tuple[str, ...]], ...], int] = {}
+        pos = np.zeros(nv, dtype=np.int32)
+        for i, r in enumerate(case.remains):
+            h = lin.y_of(r.id)
+            if not h:
+                continue
+            key = tuple(sorted(h.items()))
+            c = codes.get(key)
+            if c is None:
+                c = codes[key] = len(codes) + 1
+                y_haps.append(h)
+            pos[i] = c
+        value_code: list[dict[tuple[str, ...], int]] = [{} for _ in y_loci]
+        for h in y_haps:
+            for li, name in enumerate(y_loci):
+                v = h.get(name)
+                if v is not None and v not in value_code[li]:
+                    value_code[li][v] = len(value_code[li]) + 1
+        y_values = [list(vc) for vc in value_code]
+        loc_off = np.zeros(len(y_loci) + 1, dtype=np.intp)
+        for li in range(len(y_loci)):
+            loc_off[li + 1] = loc_off[li] + len(y_values[li]) + 1
+        y_flat = np.zeros((len(y_haps), len(y_loci)), dtype=np.intp)
+        for c, h in enumerate(y_haps):
+            for li, name in enumerate(y_loci):
+                v = h.get(name)
+                y_flat[c, li] = loc_off[li] + (value_code[li][v] if v is not None else 0)
+        y_col = base + width
+        cols.append(pos + y_col)
+        width += len(y_haps) + 1
+    mt_haps: list[MtHaplotype] = []
+    if lin.mt is not None:
+        mcodes: dict[Any, int] = {}
+        pos = np.zeros(nv, dtype=np.int32)
+        for i, r in enumerate(case.remains):
+            hm = lin.mt_of(r.id)
+            if hm is None:
+                continue
+            mkey = (hm.range, tuple(sorted(hm.sites.items())))
+            c = mcodes.get(mkey)
+            if c is None:
+                c = mcodes[mkey] = len(mcodes) + 1
+                mt_haps.append(hm)
+            pos[i] = c
+        mt_col = base + width
+        cols.append(pos + mt_col)
+        width += len(mt_haps) + 1
+    enc = LineageEncoding(
+        lineage=lin, y_loci=y_loci, y_values=y_values, y_haps=y_haps, y_flat=y_flat, y_loc_off=loc_off,
+        mt_haps=mt_haps, y_col=y_col, mt_col=mt_col, width=width,
+    )
+    return enc, np.stack(cols, axis=1).astype(np.int32)
+
+
+def fill_lineage(le: LineageEncoding, families: Sequence[Family], row_family: NDArray[np.int64],
+                 row_missing: Sequence[str], r0: int, r1: int, lt: FloatArray) -> tuple[
+                     dict[str, NDArray[np.int16]], NDArray[np.bool_], list[str]]:
+    """Write the lineage columns of rows ``r0 .. r1`` into ``lt``; return the
+    mismatches per system (rows x haplotype codes), the rows whose family
+    cannot be evaluated (paternal-line references impossible together) and notes."""
+    R = r1 - r0
+    mms: dict[str, NDArray[np.int16]] = {}
+    if le.y_col >= 0:
+        mms["Y"] = np.zeros((R, len(le.y_haps) + 1), dtype=np.int16)
+    if le.mt_col >= 0:
+        mms["mt"] = np.zeros((R, len(le.mt_haps) + 1), dtype=np.int16)
+    skip = np.zeros(R, dtype=bool)
+    notes: list[str] = []
+    for k in range(R):
+        fam = families[int(row_family[r0 + k])]
+        mp = row_missing[r0 + k]
+        if le.y_col >= 0:
+            try:
+                vals, mm = le.y_row(fam, mp)
+            except LikelihoodError as exc:
+                skip[k] = True
+                notes.append(f"family {fam.id} is left out: {exc}")
+                continue
+            lt[k, le.y_col : le.y_col + len(vals)] = vals
+            mms["Y"][k] = mm
+        if le.mt_col >= 0:
+            vals, mm = le.mt_row(fam, mp)
+            lt[k, le.mt_col : le.mt_col + len(vals)] = vals
+            mms["mt"][k] = mm
+    return mms, skip, notes

@@ -1,0 +1,196 @@
+"""Screening with lineage markers (Y-STR, mtDNA) == ``lineage_pairwise``.
+
+Every admissible pairing of simulated cases with Y and mtDNA (and with one
+of them only) against :func:`opendvi.dvi.lineage.lineage_pairwise`: the
+combined LR, each system's LR (1e-9) and each lineage system's mismatches;
+the same top-K lists (ties by row order) over several shards and on resuming;
+mtDNA with heteroplasmies and shorter typed ranges; the output files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from opendvi.core.case import Case
+from opendvi.core.lineage import IUPAC, CaseLineage, MtHaplotype, PersonHaplotypes, parse_mt_range
+from opendvi.dvi.lineage import LineagePairwise, lineage_pairwise
+from opendvi.screening import read_results, result_to_json, screen, simulate_case, write_results
+
+
+def _close(a: float, b: float, tol: float = 1e-9) -> bool:
+    if math.isinf(a) or math.isinf(b):
+        return a == b
+    return abs(a - b) <= tol * max(1.0, abs(b))
+
+
+def _check_all(case: Case, lp: LineagePairwise, **kw: object) -> int:
+    """Every admissible pairing of ``lp`` is screened with its numbers; returns the count."""
+    res = screen(case, top=10_000, threshold=None, **kw)  # type: ignore[arg-type]
+    assert res.log_lr_by_system is not None and res.mismatches is not None
+    assert res.systems == lp.systems
+    got = {
+        (v, m): (s, by, mm)
+        for (v, m, s, _), by, mm in zip(res.pairs(), res.log_lr_by_system, res.mismatches, strict=True)
+    }
+    n = 0
+    for v, row in lp.log_lr.items():
+        for m, want in row.items():
+            n += 1
+            s, by, mm = got.pop((v, m))
+            assert _close(s, want), (v, m, s, want)
+            for j, sy in enumerate(res.systems):
+                assert _close(float(by[j]), lp.log_lr_by_system[v][m][sy]), (v, m, sy)
+            for j, sy in enumerate(res.lineage_systems):
+                assert int(mm[j]) == lp.mismatches[v][m][sy], (v, m, sy)
+    assert not got  # nothing screened that pairwise does not admit
+    return n
+
+
+@pytest.fixture(scope="module")
+def sim() -> tuple[Case, LineagePairwise]:
+    case, _ = simulate_case(families=40, remains=40, seed=20261207, lineage=("Y", "mt"))
+    return case, lineage_pairwise(case)
+
+
+def test_simulated_y_mt__every_pairing_equals_lineage_pairwise(sim) -> None:  # type: ignore[no-untyped-def]
+    case, lp = sim
+    assert case.lineage is not None and case.lineage.systems == ("Y", "mt")
+    n = _check_all(case, lp, shard_size=9)
+    assert n > 800
+    # both systems inform: finite LRs above 1 and exclusions in each
+    by = [lp.log_lr_by_system[v][m] for v, row in lp.log_lr.items() for m in row]
+    for sy in ("Y", "mt"):
+        assert any(b[sy] > math.log(10) for b in by)
+        assert any(b[sy] == -math.inf for b in by)
+    assert any(lp.mismatches[v][m]["Y"] == 1 for v, row in lp.mismatches.items() for m in row)
+
+
+def test_simulated_y_mt__same_top_k(sim) -> None:  # type: ignore[no-untyped-def]
+    case, lp = sim
+    rows = [mp for f in case.families for mp in f.missing]
+    order = {mp: i for i, mp in enumerate(rows)}
+    for top, shard in ((1, 5), (3, 7), (5, 1000)):
+        res = screen(case, top=top, threshold=None, shard_size=shard)
+        got = {rid: [c["missing"] for c in lst] for rid, lst in res.candidates().items()}
+        for v, row in lp.log_lr.items():
+            want = sorted(row, key=lambda m: (-row[m], order[m]))[:top]
+            assert got[v] == want, (v, got[v], want)
+
+
+def test_threshold_uses_the_combined_lr(sim) -> None:  # type: ignore[no-untyped-def]
+    case, lp = sim
+    res = screen(case, top=0, threshold=1e6)
+    kept = {(v, m) for v, m, _, _ in res.pairs()}
+    want = {(v, m) for v, row in lp.log_lr.items() for m, s in row.items() if s >= math.log(1e6)}
+    assert kept == want and want
+
+
+@pytest.mark.parametrize("systems", [("Y",), ("mt",)])
+def test_one_lineage_system(systems: tuple[str, ...]) -> None:
+    case, _ = simulate_case(families=25, remains=25, seed=7, lineage=systems)
+    lp = lineage_pairwise(case)
+    assert lp.systems == ("autosomal", *systems)
+    assert _check_all(case, lp, shard_size=6) > 200
+
+
+def _with_odd_mt(case: Case) -> Case:
+    """Heteroplasmies (remains and references) and remains typed over HVS-I only."""
+    lin = case.lineage
+    assert lin is not None
+    haps = dict(lin.haplotypes)
+    hvs1 = parse_mt_range("16024-16365")
+    pairs = {frozenset(v): k for k, v in IUPAC.items() if len(v) == 2}
+    changed = 0
+    for k, pid in enumerate(sorted(pid for pid, h in haps.items() if h.mt is not None and h.mt.sites)):
+        h = haps[pid]
+        assert h.mt is not None
+        sites = dict(h.mt.sites)
+        if k % 5 == 0:  # a point heteroplasmy of the variant and the rCRS base
+            s, b = next((s, b) for s, b in sites.items() if s[1] == 0 and b in "ACGT")
+            sites[s] = pairs[frozenset({b, _rcrs(s)})]
+            haps[pid] = replace(h, mt=MtHaplotype(range=h.mt.range, sites=sites))
+            changed += 1
+        elif k % 7 == 1 and pid.startswith("V"):
+            sub = {s: b for s, b in sites.items() if 16024 <= s[0] <= 16365}
+            haps[pid] = replace(h, mt=MtHaplotype(range=hvs1, sites=sub))
+            changed += 1
+    assert changed > 10
+    return replace(case, lineage=CaseLineage(y=lin.y, mt=lin.mt, haplotypes=haps))
+
+
+def _rcrs(site: tuple[int, int]) -> str:
+    from opendvi.core.lineage import rcrs
+
+    return rcrs()[site[0] - 1]
+
+
+def test_mt_heteroplasmy_and_ranges_equal_lineage_pairwise() -> None:
+    case, _ = simulate_case(families=25, remains=30, seed=11, lineage=("mt",))
+    case = _with_odd_mt(case)
+    lp = lineage_pairwise(case)
+    assert _check_all(case, lp, shard_size=8) > 200
+
+
+def test_resume_keeps_the_systems(sim, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    case, _ = sim
+    full = screen(case, top=4, threshold=1e3, shard_size=10)
+    part = screen(case, top=4, threshold=1e3, shard_size=10, work_dir=tmp_path, stop_after=2)
+    assert part.stats.shards_computed == 2
+    res = screen(case, top=4, threshold=1e3, shard_size=10, work_dir=tmp_path)
+    assert res.stats.shards_resumed == 2
+    assert list(res.pairs()) == list(full.pairs())
+    assert res.log_lr_by_system is not None and full.log_lr_by_system is not None
+    np.testing.assert_array_equal(res.log_lr_by_system, full.log_lr_by_system)
+    np.testing.assert_array_equal(res.mismatches, full.mismatches)
+
+
+def test_outputs_carry_each_system(sim, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    case, lp = sim
+    res = screen(case, top=3, threshold=None)
+    for suffix in (".csv", ".parquet"):
+        path = tmp_path / f"r{suffix}"
+        write_results(res, path)
+        rows = read_results(path)
+        assert len(rows) == len(res)
+        for row in rows:
+            v, m = row["remains"], row["missing"]
+            for sy in ("autosomal", "Y", "mt"):
+                want = lp.log_lr_by_system[v][m][sy]
+                got = row[f"lr_{sy}"]
+                assert (got == 0.0) if want == -math.inf else math.isclose(got, math.exp(want), rel_tol=1e-9)
+            assert row["mismatches_Y"] == lp.mismatches[v][m]["Y"]
+            assert row["mismatches_mt"] == lp.mismatches[v][m]["mt"]
+            assert math.isclose(row["lr"], lp.lr(v, m) or 0.0, rel_tol=1e-9, abs_tol=0.0)
+    doc = json.loads(json.dumps(result_to_json(res)))
+    assert doc["systems"] == ["autosomal", "Y", "mt"]
+    c = next(c for lst in doc["candidates"].values() for c in lst)
+    assert set(c["lr_by_system"]) == {"autosomal", "Y", "mt"} and set(c["mismatches"]) == {"Y", "mt"}
+
+
+def test_without_lineage_the_result_is_unchanged(sim) -> None:  # type: ignore[no-untyped-def]
+    case, lp = sim
+    plain = replace(case, lineage=None)
+    res = screen(plain, top=3, threshold=None)
+    assert res.systems == () and res.log_lr_by_system is None
+    assert "lr_by_system" not in next(c for lst in res.candidates().values() for c in lst)
+    # the autosomal part of the lineage screening is the plain screening
+    auto = {(v, m): s for v, m, s, _ in screen(plain, top=10_000, threshold=None).pairs()}
+    for v, row in lp.log_lr_by_system.items():
+        for m, by in row.items():
+            assert _close(auto[(v, m)], by["autosomal"])
+
+
+def test_simulation_keeps_the_autosomal_data() -> None:
+    a, ta = simulate_case(families=20, remains=15, seed=3)
+    b, tb = simulate_case(families=20, remains=15, seed=3, lineage=("Y", "mt"))
+    assert a.remains == b.remains and a.families == b.families and ta == tb
+    assert a.lineage is None and b.lineage is not None
+    males = [r.id for r in b.remains if ta.missing[r.id] is not None and b.lineage.y_of(r.id)]
+    assert males
+    assert all(isinstance(h, PersonHaplotypes) for h in b.lineage.haplotypes.values())
