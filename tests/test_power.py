@@ -313,6 +313,64 @@ def test_registry__rows_equal_family_power_and_weak_rows_get_a_next_relative() -
         assert r.next_inclusion is not None and r.next_inclusion >= r.inclusion["1e4"] - 2e-2
 
 
+@pytest.mark.slow
+def test_registry__batched_next_relative_equals_the_per_family_path() -> None:
+    """300 simulated families (stepwise mutation, so some markers keep their
+    model and take the per-item path): the batched "next relative" of every
+    weak row equals family_power's ranking to floating-point rounding."""
+    from opendvi.screening import simulate_case
+
+    case, _ = simulate_case(families=300, remains=0, seed=7)
+    fast = registry_power(case, level=0.95, next_batched=True)
+    slow = registry_power(case, level=0.95, next_batched=False)
+    assert fast.stats.n_next == slow.stats.n_next >= 30
+    for a, b in zip(fast.rows, slow.rows, strict=True):
+        assert (a.family, a.missing, a.weak) == (b.family, b.missing, b.weak)
+        assert a.next_candidate == b.next_candidate
+        if a.next_candidate is None:
+            continue
+        assert a.next_e_log10_lr is not None and b.next_e_log10_lr is not None
+        assert a.next_inclusion is not None and b.next_inclusion is not None
+        assert a.next_exclusion is not None and b.next_exclusion is not None
+        assert abs(a.next_e_log10_lr - b.next_e_log10_lr) <= 1e-12
+        assert abs(a.next_inclusion - b.next_inclusion) <= 1e-12
+        assert abs(a.next_exclusion - b.next_exclusion) <= 1e-12
+
+
+def test_batch_exact_inclusion__equals_exact_inclusion_row_by_row() -> None:
+    from opendvi.power._inclusion import exact_inclusion
+    from opendvi.power._next import _Grid, batch_exact_inclusion
+
+    rng = np.random.default_rng(5)
+    h, B, nm = 0.01, 40, 6
+    rows: list[list[tuple[np.ndarray, np.ndarray]]] = []
+    for _ in range(B):
+        atoms = []
+        for j in range(nm):
+            g = int(rng.integers(1, 9)) if j else 1  # marker 0: one atom (a constant)
+            p = rng.random(g)
+            lv = rng.normal(0.3, 1.0, g) if j != 1 else np.full(g, 0.7)  # marker 1: one value
+            atoms.append((p / p.sum(), lv))
+        rows.append(atoms)
+    grids = []
+    for j in range(nm):
+        gj = _Grid.empty(B)
+        width = max(len(r[j][0]) for r in rows)
+        P = np.zeros((B, width))
+        L = np.zeros((B, width))
+        for b, r in enumerate(rows):
+            P[b, : len(r[j][0])], L[b, : len(r[j][1])] = r[j]
+        gj.add(np.arange(B), P, L, h)
+        grids.append(gj)
+    ts = (1.0, 10.0, 1e3)
+    mid, bound = batch_exact_inclusion(grids, np.arange(B), ts, h)
+    for b, r in enumerate(rows):
+        want = exact_inclusion(r, ts, grid=h, max_bins=1 << 62)
+        assert want.bound is not None
+        assert np.max(np.abs(mid[b] - want.ip)) <= 1e-12
+        assert np.max(np.abs(bound[b] - want.bound)) <= 1e-12
+
+
 # ---------------------------------------------------------------------------
 # the command line
 # ---------------------------------------------------------------------------

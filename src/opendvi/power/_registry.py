@@ -10,8 +10,10 @@ family). A family whose interval at the level's threshold straddles the
 level is recomputed on a grid twenty times finer, so that "below the level" is
 decided by the bound, not by the grid. Other families (several generations,
 loops, theta > 0, X markers, references with dropout) go through the
-general engine one by one. Weak families get their best next relative
-(:func:`opendvi.power.family_power` with every untyped relative as a candidate).
+general engine one by one. Weak families get their best next relative: what
+:func:`opendvi.power.family_power` with every untyped relative as a candidate
+ranks first, batched by shape for template families
+(:mod:`opendvi.power._next`), one by one for the others.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from opendvi.core.rules import unevaluable_family_note
 from opendvi.power._distribution import hardy_weinberg, marker_power, unordered
 from opendvi.power._family import PowerSettings, family_power, one_family, untyped_relatives
 from opendvi.power._inclusion import FFT_ERROR, THRESHOLDS, convolve_all, exact_inclusion, threshold_key
+from opendvi.power._next import NextJob, best_next_batched
 
 FloatArray = NDArray[np.float64]
 
@@ -39,6 +42,8 @@ REGISTRY_GRID = 1e-2
 REFINE_FACTOR = 20
 #: Complex numbers one batched convolution may hold.
 _FFT_BUDGET = 1 << 23
+#: Weak rows per batched "next relative" pass (bounds its memory).
+NEXT_CHUNK = 512
 
 
 @dataclass
@@ -120,6 +125,7 @@ class _Batch:
     var: FloatArray
     P: list[FloatArray]  # per marker (B, G): probabilities of the atoms (0 = absent)
     L: list[FloatArray]  # per marker (B, G): log10 LR of the atoms
+    kept: NDArray[np.bool_] | None = None  # (B, markers): the marker's mutation model is kept
     impossible: list[tuple[int, str]] = field(default_factory=list)
 
 
@@ -144,7 +150,8 @@ def _template_batch(key: Hashable, alleles: list[NDArray[np.int64]], markers: Se
     B = alleles[0].shape[0]
     nm = len(markers)
     out = _Batch(ep=np.zeros((B, nm)), e_lr=np.ones((B, nm)), e_l=np.zeros((B, nm)), var=np.zeros((B, nm)),
-                 P=[], L=[])
+                 P=[], L=[], kept=np.zeros((B, nm), dtype=bool))
+    assert out.kept is not None
     for j, m in enumerate(markers):
         A = alleles[j]
         step = batch_size(m.n_alleles)
@@ -159,11 +166,13 @@ def _template_batch(key: Hashable, alleles: list[NDArray[np.int64]], markers: Se
         use_mut = m.has_mutation and mode == "kept"
         T = tables(all_rows, use_mut)
         tot = T.sum(axis=1)
+        out.kept[:, j] = use_mut
         if m.has_mutation and mode == "forrel":
             redo = np.nonzero(~(tot > 0.0))[0]
             if len(redo):
                 T[redo] = tables(redo, True)
                 tot[redo] = T[redo].sum(axis=1)
+                out.kept[redo, j] = True
         q = hardy_weinberg(m, None)
         bad = ~(tot > 0.0)
         P = T / np.where(bad, 1.0, tot)[:, None]
@@ -258,14 +267,18 @@ def registry_power(
     mutations: str = "forrel",
     next_relative: bool = True,
     next_limit: int | None = None,
+    next_batched: bool = True,
     workers: int = 1,
     chunk: int = 512,
     progress: ProgressFn | None = None,
 ) -> RegistryPower:
     """Power of every (family, missing person) of ``case``; rows whose
     inclusion power at ``threshold`` is below ``level`` are weak, and get the
-    best next relative (at most ``next_limit`` of them, weakest first;
-    ``workers`` > 1 spreads them over that many processes)."""
+    best next relative (at most ``next_limit`` of them, weakest first).
+    Rows of template families get it batched by shape
+    (:func:`opendvi.power._next.best_next_batched`; ``next_batched=False``
+    uses :func:`family_power` per row, the reference it equals); the others
+    one by one (``workers`` > 1 spreads those over that many processes)."""
     from opendvi.screening._shapes import match_template
 
     if not (0.0 < level <= 1.0):
@@ -280,6 +293,7 @@ def registry_power(
     pairs = [(fam, mp) for fam in case.families for mp in fam.missing]
     stats.n_rows = len(pairs)
     rows: list[RegistryRow | None] = [None] * len(pairs)
+    kept_at: dict[int, NDArray[np.bool_]] = {}  # template rows: per marker, the mutation model kept
     batchable = case.theta == 0.0 and not any(m.is_x for m in markers)
     groups: dict[Hashable, list[tuple[int, tuple[str, ...]]]] = {}
     engine: list[int] = []
@@ -344,6 +358,8 @@ def registry_power(
                 for b in range(c0, c1):
                     if b in bad_rows:
                         continue
+                    assert bt.kept is not None
+                    kept_at[part[b][0]] = bt.kept[b]
                     finish(part[b][0], bt.ep[b], bt.e_lr[b], bt.e_l[b], bt.var[b], ip[b - c0], lo[b - c0],
                            up[b - c0], "template")
             stats.seconds_tables += t1 - t0
@@ -394,12 +410,32 @@ def registry_power(
             weak = weak[:next_limit]
         nset = PowerSettings(thresholds=ts, grid=grid, mutations=mutations, with_kept=False, method="exact",
                              rank_by="inclusion", rank_threshold=threshold)
-        by_id = {(fam.id, mp): fam for fam, mp in pairs}
+        by_id = {(fam.id, mp): (r, fam) for r, (fam, mp) in enumerate(pairs)}
         jobs = []
+        batched: list[tuple[int, NextJob]] = []
         for i in weak:
-            fam = by_id[(final[i].family, final[i].missing)]
-            if untyped_relatives(fam, final[i].missing):
+            r, fam = by_id[(final[i].family, final[i].missing)]
+            if not untyped_relatives(fam, final[i].missing):
+                continue
+            if next_batched and r in kept_at:
+                batched.append((i, NextJob(fam, final[i].missing, [bool(x) for x in kept_at[r]])))
+            else:
                 jobs.append((i, (one_family(case, fam), final[i].missing, nset, threshold)))
+        parts_b = [batched[s0:s1] for s0, s1 in _chunks(len(batched), NEXT_CHUNK)]
+        tasks = [([jb for _, jb in part_b], markers, mutations, ts, grid, threshold) for part_b in parts_b]
+        if workers > 1 and len(tasks) > 1:
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                got_all = list(pool.map(_best_next_chunk, tasks))
+        else:
+            got_all = [_best_next_chunk(t) for t in tasks]
+        for part_b, got in zip(parts_b, got_all, strict=True):
+            for (i, _), best_b in zip(part_b, got, strict=True):
+                if best_b is not None:
+                    row = final[i]
+                    row.next_candidate, row.next_e_log10_lr, row.next_inclusion, row.next_exclusion = best_b
+                    stats.n_next += 1
         if workers > 1 and len(jobs) > 1:
             from concurrent.futures import ProcessPoolExecutor
 
@@ -414,6 +450,13 @@ def registry_power(
         stats.seconds_next = time.perf_counter() - t0
     return RegistryPower(rows=final, level=level, threshold=threshold, grid=grid, stats=stats,
                          notes=list(dict.fromkeys(notes)))
+
+
+def _best_next_chunk(task: tuple[list[NextJob], Sequence[Marker], str, tuple[float, ...], float, float]
+                     ) -> list[tuple[str, float, float, float] | None]:
+    """The best next relatives of a chunk of template rows (a process-pool task)."""
+    jobs, markers, mutations, ts, grid, threshold = task
+    return best_next_batched(jobs, markers, mutations=mutations, thresholds=ts, grid=grid, threshold=threshold)
 
 
 def _best_next(job: tuple[Case, str, PowerSettings, float]) -> tuple[str, float, float, float]:
