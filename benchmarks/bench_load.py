@@ -103,7 +103,8 @@ def server(database_url: str | None) -> Iterator[str]:
             env["DATABASE_URL"] = database_url
         log = open(Path(tmp) / "server.log", "w")  # noqa: SIM115 - closed below
         proc = subprocess.Popen([sys.executable, "-m", "opendvi.cli.main", "serve", "--host", HOST, "--port",
-                                 str(port), "--data-dir", tmp], env=env, stdout=log, stderr=subprocess.STDOUT)
+                                 str(port), "--data-dir", tmp, "--matching-worker"], env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
         base = f"http://{HOST}:{port}"
         try:
             deadline = time.monotonic() + 120
@@ -201,11 +202,24 @@ async def _writer(client: Any, base: str, lab: str, dvi: str, stop: float, done:
 
 
 async def _matcher(client: Any, base: str, dvi: str, stop: float, done: list[str]) -> None:
+    """One matching run after another: queue one (202), wait until the service's matching worker has
+    finished it, queue the next (a run in the request, 200/201, is done when it answers)."""
+    h = {"Authorization": f"Bearer {dvi}"}
     while time.monotonic() < stop:
         try:
-            r = await client.post(f"{base}/api/operations/demo/matching-runs", json={},
-                                  headers={"Authorization": f"Bearer {dvi}"})
-            done.append(f"matching {r.status_code}")
+            r = await client.post(f"{base}/api/operations/demo/matching-runs", json={}, headers=h)
+            if r.status_code == 202:
+                url = base + r.json()["url"]
+                while time.monotonic() < stop:
+                    await asyncio.sleep(0.5)
+                    status = (await client.get(url, headers=h)).json().get("status")
+                    if status not in ("queued", "running"):
+                        break
+                else:
+                    break  # still running at the end of the phase: not counted
+                done.append(f"matching {({'finished': 200, 'failed': 500}).get(status, 409)}")
+            else:
+                done.append(f"matching {r.status_code}")
         except Exception as exc:
             done.append("matching 599")
             _failed(f"{type(exc).__name__} matching")

@@ -7,14 +7,17 @@ created; the first administrator is created by :mod:`opendvi.service.bootstrap`.
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import quote
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opendvi import __version__
 from opendvi.service import errors
@@ -33,6 +36,13 @@ def url_part(value: object) -> str:
     return quote(str(value), safe="")
 
 
+#: environment variable: worker threads per process running the endpoints (database work, pages)
+THREADS_ENV = "OPENDVI_THREADS"
+DEFAULT_THREADS = 16
+
+#: set by ``opendvi serve --workers N`` for its worker processes: migrations and bootstrap ran before they forked
+MIGRATED_ENV = "OPENDVI_SERVE_MIGRATED"
+
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -43,19 +53,54 @@ SECURITY_HEADERS = {
 }
 
 
-def create_app(*, settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
-    """The service on ``engine`` (else the configured database), migrated to the newest schema."""
+class SecurityHeadersMiddleware:
+    """The :data:`SECURITY_HEADERS` on every response (plain ASGI: the body passes through untouched)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in SECURITY_HEADERS.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {k.lower() for k, _v in headers}
+                headers += [(k, v) for k, v in self.raw if k not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def create_app(*, settings: Settings | None = None, engine: Engine | None = None, migrate: bool = True) -> FastAPI:
+    """The service on ``engine`` (else the configured database), migrated to the newest schema
+    (``migrate=False``: the caller did it, as ``opendvi serve`` does before its workers start)."""
     settings = settings or Settings.from_env()
     settings.check()
     configured = engine is None
     if engine is None:
         engine = store_db.make_engine(store_db.database_url(url=settings.database_url, data_dir=settings.data_dir))
-    store_db.upgrade(engine)
+    if migrate:
+        store_db.upgrade(engine)
     if configured:  # the configured database: signed checkpoints of its audit head beside it (store/audit.py)
         from opendvi.store import audit
 
         audit.install_anchor(engine, audit.anchor_for(engine.url, settings.data_dir or store_db.default_data_dir()))
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # fewer threads than AnyIO's 40: requests past them wait on the event loop, not for the GIL
+        import anyio.to_thread
+
+        anyio.to_thread.current_default_thread_limiter().total_tokens = max(
+            2, int(os.environ.get(THREADS_ENV) or DEFAULT_THREADS))
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="opendvi case-work service",
         version=__version__,
         description="Disaster victim identification by DNA: operations, remains, families, matching, "
@@ -70,11 +115,13 @@ def create_app(*, settings: Settings | None = None, engine: Engine | None = None
     # reads begin without a lock; writes call store_db.begin_write (docs/service.md, Concurrency)
     app.state.sessionmaker = store_db.session_factory(engine, reads_first=True)
     app.state.templates = Jinja2Templates(directory=str(TEMPLATES))
+    app.state.templates.env.auto_reload = False  # compiled once per process: no stat() per page
     # identifiers go into URLs percent-encoded whole ("/", "#", "?", spaces): {{ x|u }}
     app.state.templates.env.filters["u"] = url_part
+    # in the database: one lockout for every worker process and server on it (service/throttle.py)
     app.state.login_throttle = LoginThrottle(account_free=settings.login_failures,
                                              address_free=4 * settings.login_failures,
-                                             cap=settings.login_lock_max_s)
+                                             cap=settings.login_lock_max_s, engine=engine)
     app.state.login_slots = threading.BoundedSemaphore(settings.login_parallel)
     errors.install(app)
     app.include_router(power.router)  # before api: /api/power/... is not a family code
@@ -83,12 +130,11 @@ def create_app(*, settings: Settings | None = None, engine: Engine | None = None
     # the body limit wraps everything: nothing is read, parsed or authenticated past it
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
                        anonymous_max_bytes=settings.anonymous_max_body_bytes, session_cookie=SESSION_COOKIE)
-
-    @app.middleware("http")
-    async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
-        for k, val in SECURITY_HEADERS.items():
-            response.headers.setdefault(k, val)
-        return response
-
+    app.add_middleware(SecurityHeadersMiddleware)
     return app
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process of ``opendvi serve --workers N`` (uvicorn's factory): the
+    settings from the environment, the schema migrated by the parent before it started the workers."""
+    return create_app(settings=Settings.from_env(), migrate=os.environ.get(MIGRATED_ENV) != "1")

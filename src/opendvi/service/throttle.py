@@ -5,14 +5,18 @@ the answer must not tell which) and against the client's address. The first
 ``free`` failures of a key cost nothing; every later one locks the key for
 ``base * 2**k`` seconds (k = 0, 1, 2, ..., at most ``cap``). While a key is
 locked, sign-ins with it are refused at once (429 with ``Retry-After``)
-without a database query or an argon2 check, so a flood costs the service
-almost nothing. A success forgets the account's failures (not the address's).
-Keys are forgotten ``forget`` seconds after their last failure, and at most
+without an argon2 check, so a flood costs the service almost nothing. A
+success forgets the account's failures (not the address's). Keys are
+forgotten ``forget`` seconds after their last failure, and at most
 ``max_keys`` are kept (the oldest go first), so typed names cannot fill the
-memory.
+memory or the table.
 
-The state is per process: ``opendvi serve`` runs one. Several processes
-behind a balancer each throttle on their own (a multiple of the limits).
+Where the state lives: the service keeps it in the database (table
+``login_throttle``, one short write transaction per failure, one indexed read
+per sign-in), so that every worker process of ``opendvi serve --workers N``,
+and every server on the same database, shares one lockout. Without an engine
+(unit tests, tools) it is kept in this process's memory. Times are the wall
+clock (``time.time``), the one clock that processes share.
 """
 
 from __future__ import annotations
@@ -20,8 +24,15 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+from sqlalchemy import Engine, Table, delete, func, insert, select, update
+
+from opendvi.store.db import BEGIN_OPTION
+from opendvi.store.models import LoginThrottleKey
 
 
 @dataclass
@@ -41,6 +52,96 @@ class Lockout:
     seconds: float
 
 
+class _State(Protocol):
+    """The keys' states, read and changed inside one :meth:`_Store.open` block."""
+
+    def get(self, scope: str, key: str) -> _Key | None: ...
+    def put(self, scope: str, key: str, state: _Key, *, new: bool) -> None: ...
+    def drop(self, scope: str, key: str) -> None: ...
+    def prune(self, now: float, forget: float, max_keys: int) -> None: ...
+
+
+class _MemoryState:
+    def __init__(self) -> None:
+        self.keys: OrderedDict[tuple[str, str], _Key] = OrderedDict()
+        self.lock = threading.Lock()
+
+    @contextmanager
+    def open(self, *, write: bool) -> Iterator[_State]:
+        with self.lock:
+            yield self
+
+    def get(self, scope: str, key: str) -> _Key | None:
+        state = self.keys.get((scope, key))
+        if state is not None:
+            self.keys.move_to_end((scope, key))
+        return state
+
+    def put(self, scope: str, key: str, state: _Key, *, new: bool) -> None:
+        self.keys[(scope, key)] = state
+        self.keys.move_to_end((scope, key))
+
+    def drop(self, scope: str, key: str) -> None:
+        self.keys.pop((scope, key), None)
+
+    def prune(self, now: float, forget: float, max_keys: int) -> None:
+        while len(self.keys) > max_keys:
+            self.keys.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+class _TableState:
+    """The ``login_throttle`` table; a write block is one ``BEGIN IMMEDIATE`` (SQLite) transaction."""
+
+    T = cast(Table, LoginThrottleKey.__table__)
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.reader = engine.execution_options(**{BEGIN_OPTION: "deferred"})
+        self.conn: Any = None
+
+    @contextmanager
+    def open(self, *, write: bool) -> Iterator[_State]:
+        with (self.engine if write else self.reader).begin() as conn:
+            self.conn = conn
+            try:
+                yield self
+            finally:
+                self.conn = None
+
+    def get(self, scope: str, key: str) -> _Key | None:
+        t = self.T
+        row = self.conn.execute(select(t.c.failures, t.c.locked_until, t.c.last)
+                                .where(t.c.scope == scope, t.c.key == key)).first()
+        return _Key(failures=row.failures, locked_until=row.locked_until, last=row.last) if row else None
+
+    def put(self, scope: str, key: str, state: _Key, *, new: bool) -> None:
+        t = self.T
+        values = {"failures": state.failures, "locked_until": state.locked_until, "last": state.last}
+        if new:
+            self.conn.execute(insert(t).values(scope=scope, key=key, **values))
+        else:
+            self.conn.execute(update(t).where(t.c.scope == scope, t.c.key == key).values(**values))
+
+    def drop(self, scope: str, key: str) -> None:
+        t = self.T
+        self.conn.execute(delete(t).where(t.c.scope == scope, t.c.key == key))
+
+    def prune(self, now: float, forget: float, max_keys: int) -> None:
+        t = self.T
+        self.conn.execute(delete(t).where(t.c.last < now - forget, t.c.locked_until <= now))
+        extra = (self.conn.scalar(select(func.count()).select_from(t)) or 0) - max_keys
+        if extra > 0:
+            oldest = select(t.c.last).order_by(t.c.last).limit(1).offset(extra - 1).scalar_subquery()
+            self.conn.execute(delete(t).where(t.c.last <= oldest))
+
+    def __len__(self) -> int:
+        with self.reader.connect() as conn:
+            return int(conn.scalar(select(func.count()).select_from(self.T)) or 0)
+
+
 class LoginThrottle:
     def __init__(
         self,
@@ -51,7 +152,8 @@ class LoginThrottle:
         cap: float = 900.0,
         forget: float = 3600.0,
         max_keys: int = 50_000,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
+        engine: Engine | None = None,
     ) -> None:
         self.free = {"account": account_free, "address": address_free}
         self.base = base
@@ -59,47 +161,39 @@ class LoginThrottle:
         self.forget = forget
         self.max_keys = max_keys
         self.clock = clock
-        self._keys: OrderedDict[tuple[str, str], _Key] = OrderedDict()
-        self._lock = threading.Lock()
+        self._state: _MemoryState | _TableState = _TableState(engine) if engine is not None else _MemoryState()
 
     @staticmethod
     def account_key(username: str) -> str:
         return username.strip().lower()[:64]
 
-    def _get(self, scope: str, key: str, now: float, *, create: bool) -> _Key | None:
-        k = (scope, key)
-        state = self._keys.get(k)
+    def _live(self, st: _State, scope: str, key: str, now: float) -> _Key | None:
+        state = st.get(scope, key)
         if state is not None and now - state.last > self.forget and state.locked_until <= now:
-            del self._keys[k]
-            state = None
-        if state is None and create:
-            state = _Key(last=now)
-            self._keys[k] = state
-            while len(self._keys) > self.max_keys:
-                self._keys.popitem(last=False)
-        if state is not None:
-            self._keys.move_to_end(k)
+            return None  # forgotten
         return state
 
     def retry_after(self, *, account: str, address: str) -> float:
         """Seconds until a sign-in with this account from this address may be tried (0: now)."""
         now = self.clock()
-        with self._lock:
-            wait = 0.0
+        wait = 0.0
+        with self._state.open(write=False) as st:
             for scope, key in (("account", self.account_key(account)), ("address", address)):
-                state = self._get(scope, key, now, create=False)
+                state = self._live(st, scope, key, now)
                 if state is not None and state.locked_until > now:
                     wait = max(wait, state.locked_until - now)
-            return wait
+        return wait
 
     def failure(self, *, account: str, address: str) -> list[Lockout]:
         """Count a failed sign-in; returns the locks it set."""
         now = self.clock()
         locks: list[Lockout] = []
-        with self._lock:
+        with self._state.open(write=True) as st:
             for scope, key in (("account", self.account_key(account)), ("address", address)):
-                state = self._get(scope, key, now, create=True)
-                assert state is not None
+                stored = st.get(scope, key)
+                state = stored
+                if state is None or (now - state.last > self.forget and state.locked_until <= now):
+                    state = _Key(last=now)  # new, or forgotten: counting starts again
                 state.failures += 1
                 state.last = now
                 over = state.failures - self.free[scope]
@@ -107,17 +201,21 @@ class LoginThrottle:
                     seconds = min(self.cap, self.base * 2.0 ** min(over - 1, 60))
                     state.locked_until = now + seconds
                     locks.append(Lockout(scope=scope, key=key, failures=state.failures, seconds=seconds))
+                st.put(scope, key, state, new=stored is None)
+            st.prune(now, self.forget, self.max_keys)
         return locks
 
     def success(self, *, account: str) -> int:
         """A correct sign-in: forget the account's failures; returns how many there were."""
         now = self.clock()
-        with self._lock:
-            state = self._get("account", self.account_key(account), now, create=False)
-            if state is None:
+        key = self.account_key(account)
+        with self._state.open(write=False) as st:  # the common case: nothing to forget, no write
+            if st.get("account", key) is None:
                 return 0
-            del self._keys[("account", self.account_key(account))]
-            return state.failures
+        with self._state.open(write=True) as st:
+            state = self._live(st, "account", key, now)
+            st.drop("account", key)
+            return state.failures if state is not None else 0
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return len(self._state)

@@ -497,3 +497,16 @@ class AuditHead(Base):
     seq: Mapped[int] = mapped_column(Integer, default=0)
     hash: Mapped[str] = mapped_column(String(64))
 
+
+class LoginThrottleKey(Base):
+    """Failed sign-ins of one account name or client address (``service/throttle.py``),
+    shared by every process of the service. Times are Unix seconds."""
+
+    __tablename__ = "login_throttle"
+    __table_args__ = (Index("ix_login_throttle_last", "last"),)
+
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)  # "account" or "address"
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[float] = mapped_column(Float, default=0.0)
+    last: Mapped[float] = mapped_column(Float, default=0.0)
