@@ -55,8 +55,50 @@ def test_family_page__shows_power_next_sample_and_plot(svc: dict[str, Any]) -> N
     bad = c.get("/power/lr-plot/families/F5?missing=NOBODY", headers=svc["intake"])
     assert_error_shape(bad, 404)
     assert_error_shape(c.get("/api/power/families/NOFAMILY", headers=svc["intake"]), 404)
-    # the families page links to it
+    # the families page links to it (in its power panel)
     assert "/power/families/F5" in c.get("/families", headers=svc["intake"]).text
+
+
+def test_families_page__power_panel_loads_lazily(svc: dict[str, Any]) -> None:
+    """Each family on the families page has a power panel that names the JSON
+    API and the plot (identifiers URL-encoded), and one same-origin script
+    fills it; rendering the page computes no power."""
+    from opendvi.service.routes import power
+
+    c = svc["client"]
+    with power._LOCK:
+        power._CACHE.clear()
+    page = c.get("/families?q=F5", headers=svc["intake"])
+    assert page.status_code == 200
+    assert not any(k.startswith("family:") for k in power._CACHE)  # nothing computed on render
+    text = page.text
+    assert 'id="power-F5"' in text and 'data-api="/api/power/families/F5"' in text
+    assert 'data-plot="/power/lr-plot/families/F5"' in text
+    assert text.count('<script src="/assets/power-panel.js" defer></script>') == 1
+    js = c.get("/assets/power-panel.js", headers=svc["intake"])
+    assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
+    assert "/api/power" not in js.text or "data-api" in js.text  # the URLs come from the panel
+    assert "innerHTML" not in js.text  # text only: codes are never parsed as HTML
+    # what the script reads: the API's first result, its suggested next sample, the plot
+    data = c.get("/api/power/families/F5", headers=svc["intake"]).json()
+    assert data[0]["next"][0]["candidate"] and "1e4" in data[0]["inclusion"] and data[0]["method"]
+
+
+def test_power_panel__identifiers_are_url_encoded() -> None:
+    """A family code with "/", "?" or a space stays one path segment in the panel's URLs."""
+    from jinja2 import DictLoader, Environment, FileSystemLoader
+
+    from opendvi.service.app import url_part
+    from opendvi.service.routes.power import _PANEL_JS
+
+    env = Environment(loader=FileSystemLoader(_PANEL_JS.parent), autoescape=True)
+    env.filters["u"] = url_part
+    env.loader = DictLoader({"t": "{% for f in families %}{% include '_power_panel.html' %}{% endfor %}",
+                             "_power_panel.html": (_PANEL_JS.parent / "_power_panel.html").read_text()})
+    html = env.get_template("t").render(families=[{"code": "K/7 a?b"}, {"code": "F2"}])
+    assert 'data-api="/api/power/families/K%2F7%20a%3Fb"' in html
+    assert 'data-plot="/power/lr-plot/families/K%2F7%20a%3Fb"' in html
+    assert html.count("/assets/power-panel.js") == 1
 
 
 def test_weak_list__level_and_sorting(svc: dict[str, Any]) -> None:

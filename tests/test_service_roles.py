@@ -138,6 +138,7 @@ ENDPOINTS: list[tuple[str, str, str | None]] = [
     ("GET", "/power", "families.read"),
     ("GET", "/power/families/{code}", "families.read"),
     ("GET", "/power/lr-plot/families/{code}", "families.read"),
+    ("GET", "/assets/power-panel.js", None),
 ]
 PUBLIC = {("GET", "/api/health"), ("POST", "/api/auth/login"), ("GET", "/login"), ("POST", "/login")}
 

@@ -17,6 +17,7 @@ import hashlib
 import json
 import math
 from collections import OrderedDict
+from pathlib import Path
 from threading import Lock
 from typing import Any
 
@@ -29,7 +30,7 @@ from opendvi.core.errors import OpenDVIError
 from opendvi.io.case_json import case_from_dict
 from opendvi.power import FamilyPower, PowerSettings, RegistryPower, family_power, registry_power, untyped_relatives
 from opendvi.power.plot import lr_distribution_png
-from opendvi.service.deps import DB, Principal, require
+from opendvi.service.deps import DB, CurrentPrincipal, Principal, require
 from opendvi.service.errors import APIError
 from opendvi.service.policy import ROLE_TITLES
 from opendvi.store import repositories as repo
@@ -236,6 +237,15 @@ def family_page(request: Request, code: str, db: DB, operation: str | None = Que
     op_code, results, _key = family_result(db, code, operation)
     return _render(request, "power_family.html", principal, code=code, operation=op_code,
                    results=[(r, r.to_json()) for r in results])
+
+
+_PANEL_JS = Path(__file__).resolve().parents[1] / "templates" / "power_panel.js"
+
+
+@router.get("/assets/power-panel.js", include_in_schema=False)
+def power_panel_js(principal: CurrentPrincipal) -> Response:
+    """The families page's power panels (same origin: the Content-Security-Policy allows no inline script)."""
+    return Response(_PANEL_JS.read_text(encoding="utf-8"), media_type="text/javascript")
 
 
 @router.get("/power/lr-plot/families/{code:path}", include_in_schema=False)
