@@ -194,3 +194,91 @@ def test_simulation_keeps_the_autosomal_data() -> None:
     males = [r.id for r in b.remains if ta.missing[r.id] is not None and b.lineage.y_of(r.id)]
     assert males
     assert all(isinstance(h, PersonHaplotypes) for h in b.lineage.haplotypes.values())
+
+
+# ---------------------------------------------------------------------------
+# remains-to-remains (fragments): the lineage factor of a direct match
+# ---------------------------------------------------------------------------
+
+RANGE = "16024-16569 1-576"
+
+
+def _fragments_case() -> Case:
+    from opendvi.core.case import Family, Sample
+    from opendvi.core.lineage import MtDatabase, MtSystem, YDatabase, YMarker, YSystem, parse_y_value
+    from opendvi.core.markers import make_marker
+    from opendvi.core.pedigree import Individual, Pedigree
+
+    def yh(**v: str) -> dict[str, tuple[str, ...]]:
+        return {k: parse_y_value(x, copies=2 if k == "DYS385" else 1) for k, x in v.items()}
+
+    ysys = YSystem(
+        markers=(YMarker("DYS19", 0.004), YMarker("DYS391", 0.0025), YMarker("DYS385", 0.003, copies=2)),
+        database=YDatabase(
+            (yh(DYS19="14", DYS391="10", DYS385="11,14"), yh(DYS19="15", DYS391="10", DYS385="11,14"),
+             yh(DYS19="14", DYS391="11", DYS385="13,14")),
+            (3, 5, 2),
+        ),
+    )
+    mtdb = MtDatabase(
+        (MtHaplotype.parse(RANGE, ["16519C", "263G"]), MtHaplotype.parse(RANGE, ["263G"]),
+         MtHaplotype.parse(RANGE, ["16519C", "263G", "16093C"])),
+        (4, 5, 1),
+    )
+    marker = make_marker("M", ["a", "b", "c"], [0.1, 0.2, 0.7])
+    haps = {
+        "A": PersonHaplotypes(y=yh(DYS19="14", DYS391="10", DYS385="11,14"),
+                              mt=MtHaplotype.parse(RANGE, ["16519C", "263G"])),
+        # B: A's fragment, Y typed at two loci, a heteroplasmy 16093Y (T/C) where A has the rCRS T
+        "B": PersonHaplotypes(y=yh(DYS19="14", DYS391="10"),
+                              mt=MtHaplotype.parse(RANGE, ["16519C", "263G", "16093Y"])),
+        # C: one Y step away from A at DYS19, the same mtDNA
+        "C": PersonHaplotypes(y=yh(DYS19="15", DYS391="10", DYS385="11,14"),
+                              mt=MtHaplotype.parse(RANGE, ["16519C", "263G"])),
+        # D: mtDNA only, one difference from A
+        "D": PersonHaplotypes(mt=MtHaplotype.parse(RANGE, ["263G"])),
+    }
+    remains = tuple(Sample(r, sex="M" if r != "D" else None, genotypes={"M": ("a", "b")}) for r in "ABCD")
+    fam = Family(id="F1", pedigree=Pedigree([Individual("MP", sex="M"), Individual("R1", sex="F")]),
+                 genotypes={"R1": {"M": ("a", "a")}}, missing=("MP",))
+    return Case(name="fragments", markers=(marker,), remains=remains, families=(fam,),
+                lineage=CaseLineage(y=ysys, mt=MtSystem(rate=0.002, database=mtdb), haplotypes=haps))
+
+
+def test_remains_matching_lineage_closed_forms() -> None:
+    from opendvi.dvi import DVIProblem, group_remains
+
+    case = _fragments_case()
+    m = group_remains(DVIProblem(case), threshold=100)
+    auto = math.log(1 / (2 * 0.1 * 0.2))  # 25: the same a/b genotype
+    # A and B: Y over DYS19, DYS391 (typed in both): 3 of 10 database haplotypes -> f = (3 + 1) / 11
+    by = m.log_lr_by_system[("A", "B")]
+    assert by["autosomal"] == pytest.approx(auto, rel=1e-12)
+    assert math.exp(by["Y"]) == pytest.approx(11 / 4, rel=1e-12)
+    # mt: A's haplotype is 4 of 10 -> 5/11; B's 16093Y matches the first (T) and the third
+    # (16093C) database haplotypes: 4 + 1 = 5 -> 6/11; the larger f is used
+    assert math.exp(by["mt"]) == pytest.approx(11 / 6, rel=1e-12)
+    assert m.log_lr[("A", "B")] == pytest.approx(auto + math.log(11 / 4) + math.log(11 / 6), rel=1e-12)
+    assert m.mismatches[("A", "B")] == {"Y": 0, "mt": 0}
+    assert m.groups == [["A", "B"]]  # 25 x 11/4 x 11/6 = 126 >= 100
+    # A and C: one Y difference excludes the same person, whatever the autosomes say
+    assert m.log_lr_by_system[("A", "C")]["Y"] == -math.inf
+    assert m.mismatches[("A", "C")]["Y"] == 1
+    assert m.log_lr[("A", "C")] == -math.inf
+    assert math.exp(m.log_lr_by_system[("A", "C")]["mt"]) == pytest.approx(11 / 5, rel=1e-12)
+    # A and D: no Y on D (LR 1), one mtDNA difference: excluded
+    assert m.log_lr_by_system[("A", "D")]["Y"] == 0.0
+    assert m.log_lr_by_system[("A", "D")]["mt"] == -math.inf and m.mismatches[("A", "D")]["mt"] == 1
+    js = m.systems_json("A", "B")
+    assert js["mismatches"] == {"Y": 0, "mt": 0} and js["lr_by_system"]["Y"] == pytest.approx(11 / 4)
+    assert m.systems_json("A", "C")["lr_by_system"]["Y"] == 0.0
+
+
+def test_remains_matching_y_beside_a_female() -> None:
+    from opendvi.dvi.remains import lineage_direct_match
+
+    case = _fragments_case()
+    assert case.lineage is not None
+    got = lineage_direct_match(case.lineage, "A", "D", sex_a="M", sex_b="F")
+    assert got["Y"].log_lr == -math.inf
+    assert lineage_direct_match(None, "A", "B") == {}

@@ -368,6 +368,67 @@ class YLineageTable:
         self._memo[key] = out
         return out
 
+    def log_factors(self, name: str, values: Sequence[tuple[str, ...]]) -> list[float]:
+        """:meth:`log_factor` of many values of the remains at one locus.
+
+        A one-copy locus with several references: one pass of peeling rooted
+        at the missing person gives P(v, refs | given) for every v at once
+        (the kernel is symmetric, so the product over the tree's links does
+        not depend on where it is rooted); otherwise value by value."""
+        root_id, _children, obs, rate, den = self._prepare(name)
+        if len(obs) == 1 or any(len(v) != 1 for v in obs.values()):
+            # a value out of reach of the given reference (more steps than
+            # links on some copy, or another class) has probability 0
+            k = self.dist[root_id]
+            rv = self.refs[root_id][name]
+            return [
+                self.log_factor(name, v) if _reachable(rv, v, k) else self._memo.setdefault((name, v), -math.inf)
+                for v in values
+            ]
+        cls = {y_allele_class(v[0])[0] for v in obs.values()}.pop()
+        if cls == "null":
+            return [self.log_factor(name, v) for v in values]
+        me = self._index[self.missing]
+        ints = {u: y_allele_class(v[0])[1] for u, v in obs.items()}
+        wanted = [y_allele_class(v[0]) if len(v) == 1 else ("", 0) for v in values]
+        # the lineage tree re-rooted at the missing person, untyped branches pruned
+        tree = _prune(_rooted(self._adj, me, self._nodes), me, set(obs))
+        edges = sum(len(k) for k in tree.values())
+        known = list(ints.values()) + [i for c, i in wanted if c == cls]
+        lo = min(known) - edges
+        width = max(known) + edges - lo + 1
+        order: list[int] = []
+        stack = [me]
+        while stack:
+            u = stack.pop()
+            order.append(u)
+            stack.extend(tree.get(u, []))
+        msg: dict[int, np.ndarray] = {}
+        f = np.ones(width)
+        for u in reversed(order):
+            if u in ints:
+                vec = np.zeros(width)
+                vec[ints[u] - lo] = 1.0
+            else:
+                vec = np.ones(width)
+            for c in tree.get(u, []):
+                vec = vec * msg.pop(c)
+            if u == me:
+                f = vec
+                break
+            msg[u] = _kernel_apply(vec, rate)
+        out = []
+        log_den = math.log(den)
+        for v, (vcls, i) in zip(values, wanted, strict=True):
+            key = (name, v)
+            hit = self._memo.get(key)
+            if hit is None:
+                num = float(f[i - lo]) if vcls == cls and len(v) == 1 else 0.0
+                hit = (math.log(num) if num > 0.0 else -math.inf) - log_den
+                self._memo[key] = hit
+            out.append(hit)
+        return out
+
     def lr(self, remains: YHaplotype | None) -> LineageLR:
         """LR_Y of a remains with haplotype ``remains`` as the missing person."""
         if not remains:
@@ -398,6 +459,24 @@ class YLineageTable:
             log_numerator=log_num,
             frequency=freq,
         )
+
+
+def _reachable(a: tuple[str, ...], b: tuple[str, ...], k: int) -> bool:
+    """Whether ``b`` can be ``a`` after ``k`` single-step links (some
+    assignment of the copies: same class, at most ``k`` repeats apart)."""
+    if len(a) != len(b):
+        return False
+    for perm in set(permutations(b)):
+        ok = True
+        for x, y in zip(a, perm, strict=True):
+            cx, ix = y_allele_class(x)
+            cy, iy = y_allele_class(y)
+            if cx != cy or (cx != "null" and abs(ix - iy) > k):
+                ok = False
+                break
+        if ok:
+            return True
+    return False
 
 
 def y_lineage_table(

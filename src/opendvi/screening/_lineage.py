@@ -123,18 +123,28 @@ class LineageEncoding:
         db = y.database
         if db.estimator not in ("augmented-counting", "clopper-pearson"):
             return math.log(db.frequency(h, loci).frequency)
-        key = ("ycount", loci)
-        got = self._cache.get(key)
-        if got is None:
-            cnt: Counter[tuple[tuple[str, ...], ...]] = Counter()
-            n = 0
-            for g, c in zip(db.haplotypes, db.counts, strict=True):
-                if all(k in g for k in loci):
-                    n += c
-                    cnt[tuple(g[k] for k in loci)] += c
-            got = self._cache[key] = (cnt, n)
-        cnt, n = got
-        x = cnt.get(tuple(h[k] for k in loci), 0)
+        got = self._cache.get("ydb")
+        if got is None:  # the database as value codes (-1: untyped), one column per locus
+            names = sorted({k for g in db.haplotypes for k in g})
+            vcode: dict[str, dict[tuple[str, ...], int]] = {k: {} for k in names}
+            mat = np.full((len(db.haplotypes), len(names)), -1, dtype=np.int32)
+            for i, g in enumerate(db.haplotypes):
+                for j, k in enumerate(names):
+                    v = g.get(k)
+                    if v is not None:
+                        mat[i, j] = vcode[k].setdefault(v, len(vcode[k]))
+            got = self._cache["ydb"] = ({k: j for j, k in enumerate(names)}, vcode, mat,
+                                        np.asarray(db.counts, dtype=np.int64))
+        col, vcode, mat, counts = got
+        if any(k not in col for k in loci):
+            x, n = 0, 0
+        else:
+            cols = [col[k] for k in loci]
+            sub = mat[:, cols]
+            typed = (sub >= 0).all(axis=1)
+            want = np.array([vcode[k].get(h[k], -2) for k in loci], dtype=np.int32)
+            n = int(counts[typed].sum())
+            x = int(counts[typed & (sub == want[None, :]).all(axis=1)].sum())
         return math.log(count_frequency(x, n, db.estimator))
 
     def mt_log_f(self, h: MtHaplotype, spans: Spans) -> float:
@@ -200,7 +210,7 @@ class LineageEncoding:
                     got = self._cache[key] = np.array([table.log_factor(name, v) for v in values])
                 vec[sl] = got
             else:
-                vec[sl] = [table.log_factor(name, v) for v in values]
+                vec[sl] = table.log_factors(name, values)
             flag[sl] = [v != rv for v in values]
         num = vec[self.y_flat].sum(axis=1) if nl else np.zeros(D)
         vals[1:] = num + self._y_fterm(table.loci)
