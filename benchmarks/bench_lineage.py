@@ -18,6 +18,16 @@ Rows per relative: ``identified_autosomal`` and ``identified_with_lineage``
 them), and the time of the autosomal pairwise step against the time of the
 lineage LRs of every pairing.
 
+Screening speed (rows ``screening ...``): a simulated national-ish case
+(``opendvi.screening.simulate_case(..., lineage=("Y", "mt"))``: 5,000
+families x 3,000 remains, 23 autosomal STRs, PowerPlex Y23 and the mtDNA
+control region; ``--quick``: 800 x 500) screened with top 20 and threshold
+1e4, with the lineage data and without them (the same case otherwise), best
+of two runs each, alternating: ``screen_s`` end to end, ``tables_s`` and
+``kernel_s`` its parts, ``row_width`` the table row (the lineage columns add
+the distinct remains haplotypes), and ``lineage_over_autosomal`` the ratio
+of the end-to-end times (target <= 1.5).
+
 Run alone: ``python benchmarks/bench_lineage.py [--quick]``.
 """
 
@@ -184,7 +194,41 @@ def run(quick: bool) -> list[dict[str, Any]]:
             "lineage_lrs_s": round(t_lin, 3),
         }
     )
+    rows.extend(screening_speed(quick))
     return rows
+
+
+def screening_speed(quick: bool) -> list[dict[str, Any]]:
+    """Screening with and without the lineage columns (module docstring)."""
+    from opendvi.screening import screen, simulate_case
+
+    families, remains = (800, 500) if quick else (5000, 3000)
+    case, _ = simulate_case(families=families, remains=remains, seed=2026, lineage=("Y", "mt"))
+    plain = replace(case, lineage=None)
+    screen(replace(plain, remains=plain.remains[:5], families=plain.families[:5]), top=2)  # compiled kernels
+    best: dict[str, tuple[float, Any]] = {}
+    for name, c in (("autosomal", plain), ("lineage", case), ("autosomal", plain), ("lineage", case)):
+        t0 = time.perf_counter()
+        res = screen(c, top=20, threshold=1e4)
+        dt = time.perf_counter() - t0
+        if name not in best or dt < best[name][0]:
+            best[name] = (dt, res)
+    out = []
+    for name in ("autosomal", "lineage"):
+        dt, res = best[name]
+        out.append(
+            {
+                "relative": f"screening {remains} x {families} ({name})",
+                "missing_persons": res.stats.n_rows,
+                "pairings": int(res.stats.lookups // max(1, res.stats.n_markers)),
+                "screen_s": round(dt, 3),
+                "tables_s": round(res.stats.seconds_tables, 3),
+                "kernel_s": round(res.stats.seconds_kernel, 3),
+                "row_width": res.stats.width,
+            }
+        )
+    out[-1]["lineage_over_autosomal"] = round(best["lineage"][0] / best["autosomal"][0], 3)
+    return out
 
 
 if __name__ == "__main__":

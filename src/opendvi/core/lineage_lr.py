@@ -371,59 +371,82 @@ class YLineageTable:
     def log_factors(self, name: str, values: Sequence[tuple[str, ...]]) -> list[float]:
         """:meth:`log_factor` of many values of the remains at one locus.
 
-        A one-copy locus with several references: one pass of peeling rooted
-        at the missing person gives P(v, refs | given) for every v at once
-        (the kernel is symmetric, so the product over the tree's links does
-        not depend on where it is rooted); otherwise value by value."""
+        Several references: per assignment of the references' copies and per
+        copy, one pass of peeling rooted at the missing person gives
+        P(v, refs | given) for every v at once (the kernel is symmetric, so
+        the product over the tree's links does not depend on where it is
+        rooted); the sum over the assignments of v's copies is then the one
+        of :func:`y_locus_likelihood`. One reference: the k-step walk."""
         root_id, _children, obs, rate, den = self._prepare(name)
-        if len(obs) == 1 or any(len(v) != 1 for v in obs.values()):
-            # a value out of reach of the given reference (more steps than
-            # links on some copy, or another class) has probability 0
-            k = self.dist[root_id]
-            rv = self.refs[root_id][name]
-            return [
-                self.log_factor(name, v) if _reachable(rv, v, k) else self._memo.setdefault((name, v), -math.inf)
-                for v in values
-            ]
-        cls = {y_allele_class(v[0])[0] for v in obs.values()}.pop()
-        if cls == "null":
+        if len(obs) == 1:
             return [self.log_factor(name, v) for v in values]
+        copies = len(obs[self._index[root_id]])
         me = self._index[self.missing]
-        ints = {u: y_allele_class(v[0])[1] for u, v in obs.items()}
-        wanted = [y_allele_class(v[0]) if len(v) == 1 else ("", 0) for v in values]
-        # the lineage tree re-rooted at the missing person, untyped branches pruned
+        root = self._index[root_id]
         tree = _prune(_rooted(self._adj, me, self._nodes), me, set(obs))
         edges = sum(len(k) for k in tree.values())
-        known = list(ints.values()) + [i for c, i in wanted if c == cls]
-        lo = min(known) - edges
-        width = max(known) + edges - lo + 1
         order: list[int] = []
         stack = [me]
         while stack:
             u = stack.pop()
             order.append(u)
             stack.extend(tree.get(u, []))
-        msg: dict[int, np.ndarray] = {}
-        f = np.ones(width)
-        for u in reversed(order):
-            if u in ints:
-                vec = np.zeros(width)
-                vec[ints[u] - lo] = 1.0
-            else:
+        others = [u for u in obs if u != root]
+        options = [sorted(set(permutations(obs[u]))) if copies > 1 else [obs[u]] for u in others]
+        cls_of = {t: y_allele_class(t) for v in (*obs.values(), *values) for t in v}
+        ints_all = [i for c, i in cls_of.values() if c != "null"]
+        lo = min(ints_all, default=0) - edges
+        width = max(ints_all, default=0) + edges - lo + 1
+        # per assignment of the references' copies: per copy, (class, P(v_copy, refs copy | given) over the grid)
+        terms: list[list[tuple[str, np.ndarray | None]]] = []
+        for combo in product(*options):
+            per_copy: list[tuple[str, np.ndarray | None]] = []
+            for c in range(copies):
+                assign = {root: obs[root][c], **{u: vals[c] for u, vals in zip(others, combo, strict=True)}}
+                classes = {cls_of[t][0] for t in assign.values()}
+                if len(classes) > 1:
+                    per_copy.append(("", None))  # a change of class: probability 0
+                    continue
+                cls = classes.pop()
+                if cls == "null":
+                    per_copy.append(("null", None))
+                    continue
+                ints = {u: cls_of[t][1] for u, t in assign.items()}
                 vec = np.ones(width)
-            for c in tree.get(u, []):
-                vec = vec * msg.pop(c)
-            if u == me:
-                f = vec
-                break
-            msg[u] = _kernel_apply(vec, rate)
+                msg: dict[int, np.ndarray] = {}
+                for u in reversed(order):
+                    if u in ints:
+                        vec = np.zeros(width)
+                        vec[ints[u] - lo] = 1.0
+                    else:
+                        vec = np.ones(width)
+                    for ch in tree.get(u, []):
+                        vec = vec * msg.pop(ch)
+                    if u == me:
+                        break
+                    msg[u] = _kernel_apply(vec, rate)
+                per_copy.append((cls, vec))
+            terms.append(per_copy)
         out = []
         log_den = math.log(den)
-        for v, (vcls, i) in zip(values, wanted, strict=True):
+        for v in values:
             key = (name, v)
             hit = self._memo.get(key)
             if hit is None:
-                num = float(f[i - lo]) if vcls == cls and len(v) == 1 else 0.0
+                num = 0.0
+                if len(v) == copies:
+                    for per_copy in terms:
+                        for perm in sorted(set(permutations(v))) if copies > 1 else [v]:
+                            p = 1.0
+                            for (cls, grid), t in zip(per_copy, perm, strict=True):
+                                tc, ti = cls_of[t]
+                                if cls == "" or tc != cls:
+                                    p = 0.0
+                                elif grid is not None:
+                                    p *= float(grid[ti - lo])
+                                if p == 0.0:
+                                    break
+                            num += p
                 hit = (math.log(num) if num > 0.0 else -math.inf) - log_den
                 self._memo[key] = hit
             out.append(hit)
