@@ -1,7 +1,8 @@
 """kill -9 during imports and matching runs through the service's actions, 20 times (14 on SQLite, 6 on
 PostgreSQL): nothing half-written, the audit chain intact, no matching run left "running".
 
-A forked child imports cases (``actions.import_case``, as the import routes do) and runs matching
+A child process (spawned, not forked: numba's threading layer, started in this process by earlier
+matching, must not be forked) imports cases (``actions.import_case``, as the import routes do) and runs matching
 (``actions.run_matching``, as the matching route does), over and over; the test kills it with SIGKILL at a
 random moment (seeded: ``OPENDVI_KILL9_SEED``), then checks the database it left:
 
@@ -37,7 +38,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from opendvi.data import demo_case_path
-from opendvi.service import actions, worker  # loaded before the fork: the child starts at once
+from opendvi.service import actions, worker
 from opendvi.service.deps import Principal
 from opendvi.store import audit
 from opendvi.store import db as store_db
@@ -179,7 +180,7 @@ def _seed(engine: Any) -> None:
 
 
 def _kill_cycles(url: str, reset: Any, n: int, rng: random.Random, window: float) -> list[dict[str, Any]]:
-    ctx = multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("spawn")
     out = []
     for cycle in range(n):
         reset()

@@ -167,8 +167,8 @@ def test_sign_in_import_match_propose_confirm_audit(server: str, browser: Any) -
     # DVI analyst: matching, the candidates of V1, the match page, a proposal
     dvi = _sign_in(browser, base, "dvi", PASSWORDS["dvi"])
     dvi.goto(f"{base}/operations/EX-E2E")
-    dvi.click("#run-matching")
-    dvi.wait_for_selector("#run")
+    dvi.click("#run-matching")  # queued; the service's worker executes it, the page shows it and reloads
+    dvi.wait_for_selector("#run", timeout=120_000)
     assert dvi.inner_text("[data-count=matched] b") != "0"
     _shot(dvi, "04-dvi-dashboard")
     dvi.goto(f"{base}/remains?q=V1")
