@@ -46,8 +46,8 @@ from opendvi.core.lineage import (
     range_length,
     range_text,
     variant_text,
-    y_allele_class,
 )
+from opendvi.core.lineage import y_allele_class as _y_allele_class
 from opendvi.core.pedigree import Pedigree
 
 
@@ -295,6 +295,13 @@ def y_locus_likelihood(
     return total
 
 
+#: :func:`opendvi.core.lineage.y_allele_class`, memoised (a few hundred distinct tokens)
+y_allele_class = lru_cache(maxsize=1 << 16)(_y_allele_class)
+
+#: ``YLineageTable._one_copy_factors``: (tree shape, relative values, rate) -> (lo, P over the grid, den)
+_SHAPE_CACHE: dict[tuple[str, float], tuple[int, np.ndarray, float]] = {}
+
+
 class YLineageTable:
     """The Y side of one missing person, built once and applied to any number
     of remains: per locus, ln P(v, refs | given) − ln P(refs | given) as a
@@ -327,6 +334,7 @@ class YLineageTable:
         self._nodes = set(self._index.values())
         self._locus: dict[str, tuple[str, dict[int, list[int]], dict[int, tuple[str, ...]], float, float]] = {}
         self._memo: dict[tuple[str, tuple[str, ...]], float] = {}
+        self._trees: dict[tuple[str, ...], dict[int, list[int]]] = {}
 
     def _prepare(self, name: str) -> tuple[str, dict[int, list[int]], dict[int, tuple[str, ...]], float, float]:
         got = self._locus.get(name)
@@ -368,6 +376,89 @@ class YLineageTable:
         self._memo[key] = out
         return out
 
+    def _one_copy_factors(self, name: str, values: Sequence[tuple[str, ...]]) -> list[float] | None:
+        """:meth:`log_factors` at a one-copy locus with several references of
+        one integer class, through a cache shared by every missing person:
+        the single-step kernel is the same at every repeat number, so the
+        result depends only on the shape of the pruned lineage tree (rooted
+        at the missing person), which nodes are typed, their values relative
+        to the given reference, and the rate. P(refs | given) is the sum of
+        P(v, refs | given) over v (the missing person summed out). None where
+        this does not apply."""
+        typed = sorted(pid for pid, h in self.refs.items() if name in h)
+        if len(typed) < 2:
+            return None
+        obs_v = [self.refs[pid][name] for pid in typed]
+        if any(len(v) != 1 for v in obs_v):
+            return None
+        classes = [y_allele_class(v[0]) for v in obs_v]
+        if len({c for c, _ in classes}) != 1 or classes[0][0] == "null":
+            return None
+        cls = classes[0][0]
+        root_id = nearest(self.dist, typed)
+        assert root_id is not None
+        base = classes[typed.index(root_id)][1]
+        rel = {self._index[pid]: i - base for pid, (_, i) in zip(typed, classes, strict=True)}
+        root = self._index[root_id]
+        me = self._index[self.missing]
+        tkey = tuple(typed)
+        tree = self._trees.get(tkey)
+        if tree is None:  # the same for every locus typed in the same references
+            tree = self._trees[tkey] = _prune(_rooted(self._adj, me, self._nodes), me, set(rel))
+        rate = self.system.by_name[name].rate
+
+        def ser(u: int) -> str:
+            label = "R" if u == root else (f"T{rel[u]}" if u in rel else "U")
+            kids = sorted(ser(c) for c in tree.get(u, []))
+            return label + ("(" + ",".join(kids) + ")" if kids else "")
+
+        key = (ser(me), rate)
+        got = _SHAPE_CACHE.get(key)
+        if got is None:
+            edges = sum(len(k) for k in tree.values())
+            lo = min(rel.values()) - edges
+            width = max(rel.values()) + edges - lo + 1
+            order: list[int] = []
+            stack = [me]
+            while stack:
+                u = stack.pop()
+                order.append(u)
+                stack.extend(tree.get(u, []))
+            msg: dict[int, np.ndarray] = {}
+            vec = np.ones(width)
+            for u in reversed(order):
+                if u in rel:
+                    vec = np.zeros(width)
+                    vec[rel[u] - lo] = 1.0
+                else:
+                    vec = np.ones(width)
+                for ch in tree.get(u, []):
+                    vec = vec * msg.pop(ch)
+                if u == me:
+                    break
+                msg[u] = _kernel_apply(vec, rate)
+            den = math.fsum(vec.tolist())
+            if len(_SHAPE_CACHE) > 100_000:
+                _SHAPE_CACHE.clear()
+            got = _SHAPE_CACHE[key] = (lo, vec, den)
+        lo, vec, den = got
+        if den == 0.0:
+            raise LikelihoodError(
+                f"Y locus {name}: the paternal-line references ({', '.join(typed)}) are impossible together "
+                "under the single-step model; check their haplotypes"
+            )
+        log_den = math.log(den)
+        out = []
+        for v in values:
+            num = 0.0
+            if len(v) == 1:
+                c, i = y_allele_class(v[0])
+                j = i - base - lo
+                if c == cls and 0 <= j < len(vec):
+                    num = float(vec[j])
+            out.append((math.log(num) if num > 0.0 else -math.inf) - log_den)
+        return out
+
     def log_factors(self, name: str, values: Sequence[tuple[str, ...]]) -> list[float]:
         """:meth:`log_factor` of many values of the remains at one locus.
 
@@ -377,6 +468,9 @@ class YLineageTable:
         the product over the tree's links does not depend on where it is
         rooted); the sum over the assignments of v's copies is then the one
         of :func:`y_locus_likelihood`. One reference: the k-step walk."""
+        fast = self._one_copy_factors(name, values)
+        if fast is not None:
+            return fast
         root_id, _children, obs, rate, den = self._prepare(name)
         if len(obs) == 1:
             return [self.log_factor(name, v) for v in values]

@@ -100,6 +100,9 @@ class LineageEncoding:
     y_flat: NDArray[np.intp]
     y_loc_off: NDArray[np.intp]
     mt_haps: list[MtHaplotype]
+    #: per Y locus: value -> code; (D_Y + 1, n_loci) value codes of each haplotype (row 0: untyped)
+    y_value_code: list[dict[tuple[str, ...], int]]
+    y_vcode: NDArray[np.int16]
     #: column offsets in a table row (-1: system absent)
     y_col: int
     mt_col: int
@@ -175,33 +178,37 @@ class LineageEncoding:
     # -- per row -----------------------------------------------------------
 
     def y_row(self, fam: Family, mp: str) -> tuple[FloatArray, NDArray[np.int16]]:
-        """ln LR_Y and Y mismatches of every remains Y haplotype (index 0: untyped)."""
+        """ln LR_Y of every remains Y haplotype (index 0: untyped) and, per Y
+        locus, the code of the given reference's value among the remains'
+        values there (-1: locus not compared; 0: a value no remains has)."""
         lin = self.lineage
         assert lin.y is not None
         D = len(self.y_haps)
+        nl = len(self.y_loci)
         vals = np.zeros(D + 1)
-        mm = np.zeros(D + 1, dtype=np.int16)
+        rootc = np.full(nl, -1, dtype=np.int16)
         if D == 0:
-            return vals, mm
+            return vals, rootc
         if fam.sex_of(mp) == "F":
             vals[1:] = -math.inf
-            return vals, mm
+            return vals, rootc
         refs = {pid: h for pid in fam.pedigree.ids if (h := lin.y_of(pid))}
         table = y_lineage_table(fam.pedigree, mp, refs, lin.y)
         if table.note or not table.loci:
-            return vals, mm
-        nl = len(self.y_loci)
+            return vals, rootc
         vec = np.zeros(int(self.y_loc_off[-1]))
-        flag = np.zeros(int(self.y_loc_off[-1]), dtype=np.int16)
+        compared = set(table.loci)
+        order = sorted(table.refs, key=lambda pid: (table.dist[pid], pid))  # nearest first
         for li, name in enumerate(self.y_loci):
-            if name not in table.loci:
+            if name not in compared:
                 continue
             values = self.y_values[li]
+            typed = [pid for pid in order if name in table.refs[pid]]
+            root = typed[0]
+            rv = table.refs[root][name]
+            rootc[li] = self.y_value_code[li].get(rv, 0)
             if not values:
                 continue
-            typed = [pid for pid, h in table.refs.items() if name in h]
-            root = table.root(name)
-            rv = table.refs[root][name]
             sl = slice(int(self.y_loc_off[li]) + 1, int(self.y_loc_off[li + 1]))
             if len(typed) == 1:
                 key = ("yloc", li, rv, table.dist[root])
@@ -211,11 +218,15 @@ class LineageEncoding:
                 vec[sl] = got
             else:
                 vec[sl] = table.log_factors(name, values)
-            flag[sl] = [v != rv for v in values]
         num = vec[self.y_flat].sum(axis=1) if nl else np.zeros(D)
         vals[1:] = num + self._y_fterm(table.loci)
-        mm[1:] = flag[self.y_flat].sum(axis=1)
-        return vals, mm
+        return vals, rootc
+
+    def y_mismatches(self, codes: NDArray[np.intp], rootc: NDArray[np.int16]) -> NDArray[np.int16]:
+        """Y mismatches of remains haplotypes ``codes`` against rows with reference codes ``rootc``."""
+        yv = self.y_vcode[codes]
+        out: NDArray[np.int16] = ((rootc >= 0) & (yv != 0) & (yv != rootc)).sum(axis=1).astype(np.int16)
+        return out
 
     def _y_fterm(self, loci: tuple[str, ...]) -> FloatArray:
         key = ("yf", loci)
@@ -318,6 +329,8 @@ def encode_lineage(case: Case, base: int) -> tuple[LineageEncoding, NDArray[np.i
     y_values: list[list[tuple[str, ...]]] = []
     y_haps: list[YHaplotype] = []
     y_flat = np.zeros((0, 0), dtype=np.intp)
+    value_code: list[dict[tuple[str, ...], int]] = []
+    y_vcode = np.zeros((1, 0), dtype=np.int16)
     loc_off = np.zeros(1, dtype=np.intp)
     y_col = mt_col = -1
     if lin.y is not None:
@@ -334,7 +347,7 @@ def encode_lineage(case: Case, base: int) -> tuple[LineageEncoding, NDArray[np.i
                 c = codes[key] = len(codes) + 1
                 y_haps.append(h)
             pos[i] = c
-        value_code: list[dict[tuple[str, ...], int]] = [{} for _ in y_loci]
+        value_code = [{} for _ in y_loci]
         for h in y_haps:
             for li, name in enumerate(y_loci):
                 v = h.get(name)
@@ -349,6 +362,8 @@ def encode_lineage(case: Case, base: int) -> tuple[LineageEncoding, NDArray[np.i
             for li, name in enumerate(y_loci):
                 v = h.get(name)
                 y_flat[c, li] = loc_off[li] + (value_code[li][v] if v is not None else 0)
+        y_vcode = np.zeros((len(y_haps) + 1, len(y_loci)), dtype=np.int16)
+        y_vcode[1:] = y_flat - loc_off[None, :-1]
         y_col = base + width
         cols.append(pos + y_col)
         width += len(y_haps) + 1
@@ -371,7 +386,7 @@ def encode_lineage(case: Case, base: int) -> tuple[LineageEncoding, NDArray[np.i
         width += len(mt_haps) + 1
     enc = LineageEncoding(
         lineage=lin, y_loci=y_loci, y_values=y_values, y_haps=y_haps, y_flat=y_flat, y_loc_off=loc_off,
-        mt_haps=mt_haps, y_col=y_col, mt_col=mt_col, width=width,
+        mt_haps=mt_haps, y_value_code=value_code, y_vcode=y_vcode, y_col=y_col, mt_col=mt_col, width=width,
     )
     return enc, np.stack(cols, axis=1).astype(np.int32)
 
@@ -384,8 +399,8 @@ def fill_lineage(le: LineageEncoding, families: Sequence[Family], row_family: ND
     cannot be evaluated (paternal-line references impossible together) and notes."""
     R = r1 - r0
     mms: dict[str, NDArray[np.int16]] = {}
-    if le.y_col >= 0:
-        mms["Y"] = np.zeros((R, len(le.y_haps) + 1), dtype=np.int16)
+    if le.y_col >= 0:  # the reference's value code per locus (``y_mismatches``)
+        mms["Y"] = np.zeros((R, len(le.y_loci)), dtype=np.int16)
     if le.mt_col >= 0:
         mms["mt"] = np.zeros((R, len(le.mt_haps) + 1), dtype=np.int16)
     skip = np.zeros(R, dtype=bool)

@@ -119,7 +119,10 @@ def system_parts(enc: Encoded, tabs: ShardTables, r0: int, v: NDArray[np.int64],
         col = pos[v, nm + j]
         parts.append(tabs.lt[rl, col])
         base = le.y_col if sysname == "Y" else le.mt_col
-        mis.append(tabs.lineage_mismatches[sysname][rl, col - base])
+        if sysname == "Y":
+            mis.append(le.y_mismatches(col - base, tabs.lineage_mismatches["Y"][rl]))
+        else:
+            mis.append(tabs.lineage_mismatches[sysname][rl, col - base])
     return np.stack(parts, axis=1), np.stack(mis, axis=1).astype(np.int16)
 
 
