@@ -175,14 +175,17 @@ def test_pages__paged_with_the_total_and_filters(world: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(("path", "who"), [("/api/remains", "dvi"), ("/api/candidates", "dvi"),
-                                           ("/api/identifications", "dvi"), ("/api/audit", "admin")])
+                                           ("/api/identifications", "dvi"), ("/api/audit", "admin"),
+                                           ("/api/families", "intake"), ("/families", "intake")])
 def test_no_query_per_row(world: dict[str, Any], path: str, who: str) -> None:
     """A page of 2 rows and a page of 20 take the same number of SQL statements."""
     counts = []
     for n in (2, 20):
         world["statements"].clear()
         r = world["client"].get(path, params={"per_page": n}, headers=world["h"][who])
-        assert r.status_code == 200 and len(r.json()) == min(n, int(r.headers["X-Total-Count"]))
+        assert r.status_code == 200
+        if path.startswith("/api/"):
+            assert len(r.json()) == min(n, int(r.headers["X-Total-Count"]))
         counts.append(len(world["statements"]))
     assert counts[0] == counts[1], counts
     assert math.isfinite(counts[0])

@@ -199,6 +199,46 @@ def family_public(db: Session, fam: Family, principal: Principal) -> dict[str, A
             "missing_persons": [mp.code for mp in missing.values()]}
 
 
+def families_public(db: Session, fams: list[Family], principal: Principal) -> list[dict[str, Any]]:
+    """A page of families as :func:`family_public` shows each (members loaded with the families), in a
+    fixed number of batch queries (donors, missing persons, profile versions, names), none per family."""
+    from sqlalchemy import func, select
+
+    from opendvi.store.models import Donor, MissingPersonDetails, Profile
+
+    ids = [f.id for f in fams]
+    if not ids:
+        return []
+    names = principal.can("names.read")
+    donors = {d.member_id: d for d in db.execute(select(Donor).where(Donor.family_id.in_(ids))).scalars()}
+    missing = {m.member_id: m for m in db.execute(select(MissingPerson).where(MissingPerson.family_id.in_(ids)))
+               .scalars()}
+    versions = dict(db.execute(select(Profile.donor_id, func.max(Profile.version))
+                               .where(Profile.donor_id.in_([d.id for d in donors.values()]))
+                               .group_by(Profile.donor_id)).tuples().all()) if donors else {}
+    full_names: dict[int, str] = {}
+    if names and missing:
+        full_names = dict(db.execute(select(MissingPersonDetails.missing_person_id, MissingPersonDetails.full_name)
+                                     .where(MissingPersonDetails.missing_person_id.in_(
+                                         [m.id for m in missing.values()]))).tuples().all())
+    out = []
+    for fam in fams:
+        members = []
+        for m in fam.members:
+            row: dict[str, Any] = {"id": m.code, "father": m.father, "mother": m.mother, "sex": m.sex,
+                                   "missing": m.id in missing, "donor": None}
+            if m.id in donors:
+                d = donors[m.id]
+                row["donor"] = {"barcode": d.barcode, "relationship": d.relationship_to_missing,
+                                "consent": d.consent, "profile_version": versions.get(d.id)}
+            if m.id in missing and names:
+                row["name"] = full_names.get(missing[m.id].id)
+            members.append(row)
+        out.append({"code": fam.code, "members": members,
+                    "missing_persons": sorted(missing[m.id].code for m in fam.members if m.id in missing)})
+    return out
+
+
 def audit_public(e: AuditEntry) -> dict[str, Any]:
     return {"seq": e.seq, "at": e.at, "username": e.username, "action": e.action, "object_type": e.object_type,
             "object_id": e.object_id, "details": json.loads(e.details), "hash": e.hash, "prev_hash": e.prev_hash}

@@ -511,7 +511,7 @@ def list_families(
 ) -> list[dict[str, Any]]:
     """Families, paged (the total in ``X-Total-Count``)."""
     pg = _paged(repo.page_families, session=db, q=q, page=page, per_page=per_page, sort=sort)
-    return _page_out(request, response, pg, [v.family_public(db, f, principal) for f in pg.items])
+    return _page_out(request, response, pg, v.families_public(db, pg.items, principal))
 
 
 @router.get("/families/{code:path}", tags=["families"])

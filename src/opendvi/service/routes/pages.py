@@ -504,7 +504,7 @@ def families_page(
     sort: str = Query("code", max_length=32), principal: Principal = P("families.read"),
 ) -> Response:
     pg = _list(repo.page_families, session=db, q=q, page=page, per_page=per_page, sort=sort)
-    fams = [v.family_public(db, f, principal) for f in pg.items]
+    fams = v.families_public(db, pg.items, principal)
     return render(request, "families.html", principal, families=fams, q=q or "", pager=_pager(request, pg))
 
 
