@@ -299,3 +299,30 @@ def test_two_workers_never_run_the_same_job(world: dict[str, Any]) -> None:
         assert sorted((r.id, r.status, r.attempts) for r in rows) == [(r, RunStatus.finished.value, 1) for r in runs]
         done = db.execute(select(AuditEntry.object_id).where(AuditEntry.action == "matching.run")).scalars().all()
         assert sorted(int(x) for x in done) == runs  # each executed once
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_the_services_worker_does_not_outlive_a_killed_service(tmp_path: Path) -> None:
+    """``opendvi serve`` starts its worker with ``--parent-pid``: killed with SIGKILL (no exit handlers),
+    the service leaves no worker behind."""
+    url = f"sqlite:///{(tmp_path / 'opendvi.sqlite3').as_posix()}"
+    code = ("import time; from opendvi.cli.worker_cmd import start_embedded_worker; "
+            f"p = start_embedded_worker({url!r}); print(p.pid, flush=True); time.sleep(120)")
+    service = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    assert service.stdout is not None
+    pid = int(service.stdout.readline())
+    time.sleep(2)
+    assert _alive(pid)
+    service.kill()
+    service.wait(10)
+    deadline = time.monotonic() + 60
+    while _alive(pid):
+        assert time.monotonic() < deadline, "the worker outlived its service"
+        time.sleep(0.2)

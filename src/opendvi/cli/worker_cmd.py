@@ -24,6 +24,8 @@ def worker(
     lease: float | None = typer.Option(None, "--lease-seconds", min=2.0,
                                        help="A run whose worker sent no heartbeat for this long is queued again "
                                             "(default 60, or OPENDVI_JOB_LEASE_S)."),
+    parent_pid: int | None = typer.Option(None, "--parent-pid", hidden=True,
+                                          help="Stop when this process (opendvi serve) is gone."),
 ) -> None:
     """Execute queued matching runs (until SIGTERM or Ctrl-C; a run in progress goes back to the queue)."""
     import logging
@@ -39,7 +41,7 @@ def worker(
     if lease is not None:
         cfg = replace(cfg, lease_s=lease, heartbeat_s=min(cfg.heartbeat_s, lease / 4))
     if processes == 1:
-        run_forever(url, config=cfg, once=once)
+        run_forever(url, config=cfg, once=once, parent_pid=parent_pid)
         return
     import multiprocessing
 
@@ -62,7 +64,8 @@ def start_embedded_worker(url: str) -> subprocess.Popen[bytes]:
     """One ``opendvi worker`` process on ``url`` for ``opendvi serve``, stopped (SIGTERM: its run goes
     back to the queue) when the service exits."""
     env = {**os.environ, "DATABASE_URL": url}
-    proc = subprocess.Popen([sys.executable, "-m", "opendvi.cli.main", "worker"], env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "opendvi.cli.main", "worker", "--parent-pid", str(os.getpid())],
+                            env=env)
 
     def stop() -> None:
         if proc.poll() is None:

@@ -294,9 +294,10 @@ def drain(factory: Factory, *, config: WorkerConfig | None = None) -> list[tuple
 
 
 def run_forever(url: str, *, config: WorkerConfig | None = None, stop: threading.Event | None = None,
-                once: bool = False) -> None:
+                once: bool = False, parent_pid: int | None = None) -> None:
     """The worker loop on the database at ``url`` (migrated): until ``stop`` is set, SIGTERM or SIGINT
-    (a run in progress goes back to the queue), or with ``once`` until no run is queued."""
+    (a run in progress goes back to the queue), with ``once`` until no run is queued, or with
+    ``parent_pid`` once that process is gone (``opendvi serve`` killed: its worker does not stay behind)."""
     from opendvi.store.db import make_engine, session_factory, upgrade
 
     cfg = config or WorkerConfig.from_env()
@@ -311,6 +312,9 @@ def run_forever(url: str, *, config: WorkerConfig | None = None, stop: threading
     log.info("worker %s started", name)
     try:
         while not stop.is_set():
+            if parent_pid is not None and os.getppid() != parent_pid:
+                log.warning("worker %s: the service (pid %s) is gone; stopping", name, parent_pid)
+                break
             try:
                 done = run_once(factory, worker=name, config=cfg, stop=stop)
             except Exception as exc:  # the database is away: wait and try again
