@@ -85,6 +85,14 @@ def shard_tables(enc: Encoded, r0: int, r1: int, *, use_templates: bool = True, 
     lt = np.zeros((R, W))
     ex = np.zeros((R, W), dtype=np.uint8)
     out = ShardTables(lt=lt, ex=ex, skip=np.zeros(R, dtype=bool))
+    # the lineage columns (Python, mostly) are written in a thread of their own
+    # while the markers' tables (NumPy, releasing the GIL) are made: disjoint columns
+    lin_pool = ThreadPoolExecutor(max_workers=1) if enc.lineage is not None else None
+    lin_job = (
+        lin_pool.submit(fill_lineage, enc.lineage, enc.families, enc.row_family, enc.row_missing, r0, r1, lt)
+        if lin_pool is not None and enc.lineage is not None
+        else None
+    )
     #: per local row and marker: references impossible / inconsistent without mutation
     bad_at = np.zeros((R, nm), dtype=bool)
     incons_at = np.zeros((R, nm), dtype=bool)
@@ -190,8 +198,9 @@ def shard_tables(enc: Encoded, r0: int, r1: int, *, use_templates: bool = True, 
     bad_at &= typed_at
     incons_at &= typed_at & ~bad_at.any(axis=1, keepdims=True)
     out.skip = np.asarray(bad_at.any(axis=1), dtype=bool)
-    if enc.lineage is not None:
-        mms, lskip, lnotes = fill_lineage(enc.lineage, enc.families, enc.row_family, enc.row_missing, r0, r1, lt)
+    if lin_job is not None and lin_pool is not None:
+        mms, lskip, lnotes = lin_job.result()
+        lin_pool.shutdown()
         out.lineage_mismatches = mms
         out.notes.extend(lnotes)
         out.skip |= lskip
