@@ -282,3 +282,28 @@ def test_remains_matching_y_beside_a_female() -> None:
     got = lineage_direct_match(case.lineage, "A", "D", sex_a="M", sex_b="F")
     assert got["Y"].log_lr == -math.inf
     assert lineage_direct_match(None, "A", "B") == {}
+
+
+def test_cli_match_remains__shows_each_system_of_a_fragment_pair(tmp_path: Path) -> None:
+    """``opendvi match-remains --format json``: a linked pair carries its lineage LRs and mismatches."""
+    from typer.testing import CliRunner
+
+    from opendvi.cli.main import app
+    from opendvi.dvi.problem import DVIProblem
+    from opendvi.dvi.remains import group_remains
+    from opendvi.io.case_json import write_case
+
+    case, _ = simulate_case(families=20, remains=40, seed=5, lineage=("Y", "mt"), share_fragments=0.2)
+    path = tmp_path / "case.json"
+    write_case(case, path)
+    res = CliRunner().invoke(app, ["match-remains", str(path), "--format", "json"])
+    assert res.exit_code == 0, res.output
+    pairs = json.loads(res.output)["pairs"]
+    want = group_remains(DVIProblem(case))
+    with_systems = [p for p in pairs if "lr_by_system" in p]
+    assert with_systems, "no fragment pair typed for a lineage system"
+    for p in with_systems:
+        a, b = p["remains"]
+        assert p["lr_by_system"] == want.systems_json(a, b)["lr_by_system"]
+        assert p["mismatches"] == want.systems_json(a, b)["mismatches"]
+    assert any("Y" in p["lr_by_system"] for p in with_systems)

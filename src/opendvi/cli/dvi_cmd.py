@@ -414,7 +414,7 @@ MAX_GROUPING = 500
 # -- match-remains ---------------------------------------------------------------------
 def matching_json(problem: DVIProblem, m: RemainsMatching) -> dict[str, Any]:
     pairs = [
-        {"remains": [a, b], "lr": jnum(safe_exp(v)), "log10_lr": log10_of(v)}
+        {"remains": [a, b], "lr": jnum(safe_exp(v)), "log10_lr": log10_of(v), **m.systems_json(a, b)}
         for (a, b), v in sorted(m.log_lr.items(), key=lambda kv: -kv[1])
         if v >= 0
     ]
