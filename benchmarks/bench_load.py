@@ -1,7 +1,8 @@
 """Load on the case-work service: 50 concurrent clients, idle, during imports and
 matching runs, and during an anonymous sign-in flood; SQLite and PostgreSQL.
 
-The benchmark starts ``opendvi serve`` (one process, as deployed) on
+The benchmark starts ``opendvi serve --matching-worker`` as deployed (its
+default worker processes, one per CPU up to 4, and one matching worker) on
 127.0.0.1 on a free port, with a fresh database, and stops it at the end;
 every phase lasts a fixed time, so the whole run is bounded (about 3.5
 minutes per database in full, 40 s in ``--quick``). Nothing leaves the machine.
@@ -15,7 +16,8 @@ Phases, one row each:
 * ``idle``: the 50 readers alone;
 * ``import``: the readers while one client imports, back to back, a
   ``dvi-case/1`` file of 100 new remains (one write transaction each) and
-  another runs matching on the demo operation;
+  another runs matching, one run after another (queued, then followed until
+  the matching worker has finished it);
 * ``signin_flood``: the readers while 8 anonymous clients post wrong
   sign-ins as fast as they can (random names, one address: the per-address
   back-off soon answers them 429 without an argon2 check).
@@ -24,7 +26,9 @@ Columns: ``p50_ms``/``p99_ms``/``max_ms`` of the readers' requests,
 ``errors`` (status >= 500, timeouts, resets: the goal is 0),
 ``dashboard_p99_ms`` (``/`` alone), ``writes`` (imports and matching runs
 done), ``flood`` (sign-in attempts) and ``flood_429``, and
-``dashboard_p99_vs_idle`` (the goal for the flood: at most 2).
+``dashboard_p99_vs_idle`` (the goal for the flood: at most 2), ``load_1m`` (the
+machine's load average at the phase's end: the benchmark's own client shares
+the machine, and so does anything else running on it).
 
 PostgreSQL: ``--pg URL`` or ``OPENDVI_TEST_DATABASE_URL``; the database is
 EMPTIED (schema ``public`` dropped), so its name must contain ``test`` or
@@ -215,8 +219,11 @@ async def _matcher(client: Any, base: str, dvi: str, stop: float, done: list[str
                     status = (await client.get(url, headers=h)).json().get("status")
                     if status not in ("queued", "running"):
                         break
-                else:
-                    break  # still running at the end of the phase: not counted
+                else:  # still running at the end of the phase: cancelled (not to load the next phase), not counted
+                    with contextlib.suppress(Exception):
+                        await client.post(url + "/cancel",
+                                          headers=h)
+                    break
                 done.append(f"matching {({'finished': 200, 'failed': 500}).get(status, 409)}")
             else:
                 done.append(f"matching {r.status_code}")
@@ -275,6 +282,8 @@ async def _phase(base: str, tokens: list[str], lab: str, dvi: str, phase: str, s
         "write_errors": sum(1 for d in done if d.split()[-1] not in ("200", "201")),
         "flood": len(codes), "flood_429": sum(1 for c in codes if c == 429),
         "error_kinds": "; ".join(f"{k}: {n}" for k, n in sorted(FAILURES.items())),
+        # the machine's 1-minute load average at the phase's end: other work on it slows the service
+        "load_1m": round(os.getloadavg()[0], 2),
     }
 
 

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 from sqlalchemy import Engine, Table, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from opendvi.store.db import BEGIN_OPTION
 from opendvi.store.models import LoginThrottleKey
@@ -93,53 +95,67 @@ class _MemoryState:
 
 
 class _TableState:
-    """The ``login_throttle`` table; a write block is one ``BEGIN IMMEDIATE`` (SQLite) transaction."""
-
-    T = cast(Table, LoginThrottleKey.__table__)
+    """The ``login_throttle`` table; each block is its own connection and transaction (threads and
+    processes share nothing else): a write block is ``BEGIN IMMEDIATE`` on SQLite, and on PostgreSQL
+    locks its rows (created first if missing, so two first failures cannot both insert)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.reader = engine.execution_options(**{BEGIN_OPTION: "deferred"})
-        self.conn: Any = None
 
     @contextmanager
     def open(self, *, write: bool) -> Iterator[_State]:
         with (self.engine if write else self.reader).begin() as conn:
-            self.conn = conn
-            try:
-                yield self
-            finally:
-                self.conn = None
+            yield _TableTransaction(conn, write=write)
+
+    def __len__(self) -> int:
+        with self.reader.connect() as conn:
+            return int(conn.scalar(select(func.count()).select_from(_TABLE)) or 0)
+
+
+_TABLE = cast(Table, LoginThrottleKey.__table__)
+
+
+class _TableTransaction:
+    def __init__(self, conn: Any, *, write: bool) -> None:
+        self.conn = conn
+        self.write = write
 
     def get(self, scope: str, key: str) -> _Key | None:
-        t = self.T
-        row = self.conn.execute(select(t.c.failures, t.c.locked_until, t.c.last)
-                                .where(t.c.scope == scope, t.c.key == key)).first()
-        return _Key(failures=row.failures, locked_until=row.locked_until, last=row.last) if row else None
+        t = _TABLE
+        stmt = select(t.c.failures, t.c.locked_until, t.c.last).where(t.c.scope == scope, t.c.key == key)
+        if self.write:
+            # the row exists from here on (a concurrent first failure waits for this one), locked to the end
+            dialect = self.conn.dialect.name
+            if dialect in ("postgresql", "sqlite"):
+                ins = (pg_insert(t) if dialect == "postgresql" else sqlite_insert(t)).values(
+                    scope=scope, key=key, failures=0, locked_until=0.0, last=0.0).on_conflict_do_nothing()
+                self.conn.execute(ins)
+            stmt = stmt.with_for_update()
+        row = self.conn.execute(stmt).first()
+        if row is None or (self.write and row.failures == 0 and row.last == 0.0):
+            return None  # no failure stored (the row just made is a placeholder)
+        return _Key(failures=row.failures, locked_until=row.locked_until, last=row.last)
 
     def put(self, scope: str, key: str, state: _Key, *, new: bool) -> None:
-        t = self.T
+        t = _TABLE
         values = {"failures": state.failures, "locked_until": state.locked_until, "last": state.last}
-        if new:
+        if new and self.conn.dialect.name not in ("postgresql", "sqlite"):
             self.conn.execute(insert(t).values(scope=scope, key=key, **values))
         else:
             self.conn.execute(update(t).where(t.c.scope == scope, t.c.key == key).values(**values))
 
     def drop(self, scope: str, key: str) -> None:
-        t = self.T
+        t = _TABLE
         self.conn.execute(delete(t).where(t.c.scope == scope, t.c.key == key))
 
     def prune(self, now: float, forget: float, max_keys: int) -> None:
-        t = self.T
+        t = _TABLE
         self.conn.execute(delete(t).where(t.c.last < now - forget, t.c.locked_until <= now))
         extra = (self.conn.scalar(select(func.count()).select_from(t)) or 0) - max_keys
         if extra > 0:
             oldest = select(t.c.last).order_by(t.c.last).limit(1).offset(extra - 1).scalar_subquery()
             self.conn.execute(delete(t).where(t.c.last <= oldest))
-
-    def __len__(self) -> int:
-        with self.reader.connect() as conn:
-            return int(conn.scalar(select(func.count()).select_from(self.T)) or 0)
 
 
 class LoginThrottle:
