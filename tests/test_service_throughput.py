@@ -75,6 +75,19 @@ def test_the_throttle_in_the_database_backs_off_like_the_one_in_memory(engine: E
     assert len(bounded) <= 2  # the stale keys went
 
 
+def test_concurrent_failures_on_one_key_are_all_counted(engine: Engine) -> None:
+    """Threads (and processes) failing on the same new key at once: no lost count, no duplicate row,
+    no connection shared between threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    t = LoginThrottle(account_free=10**6, address_free=10**6, engine=engine)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda i: t.failure(account="same", address=f"10.0.0.{i % 2}"), range(40)))
+    assert results == [[]] * 40
+    assert t.success(account="same") == 40
+    assert len(t) == 2  # the two addresses
+
+
 def test_two_app_instances_on_one_database_share_the_lockout(engine: Engine) -> None:
     """What two worker processes of ``opendvi serve --workers 2`` are: each its own app, engine and pool."""
     first = make_app(engine)
