@@ -17,9 +17,9 @@ from tests.servicekit import (
     ADMIN_PASSWORD,
     BACKENDS,
     assert_error_shape,
-    match,
     bearer,
     make_app,
+    match,
     migrated_engine,
     password_of,
 )
