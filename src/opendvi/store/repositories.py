@@ -245,7 +245,7 @@ def latest_run(session: Session, *, operation: Operation) -> MatchingRun | None:
 def _dashboard_statement() -> Any:
     """The dashboard's counts in one statement of scalar subqueries (the most-read page: one round
     trip), built once (building a statement costs more than running it) with the operation bound."""
-    op_id = bindparam("op_id")
+    op_id: Any = bindparam("op_id")
     run_id = (select(func.max(MatchingRun.id)).where(MatchingRun.status == RunStatus.finished.value)
               .scalar_subquery())  # current_run_id()
 
@@ -320,7 +320,9 @@ def paginate(session: Session, stmt: Any, *, page: int, per_page: int, sort: str
     order = [c.desc().nulls_last() if desc else c.asc().nulls_last() for c in sorts[key]]
     order.append(tiebreak.desc() if desc else tiebreak.asc())
     q = stmt.order_by(*order).limit(per_page).offset((page - 1) * per_page)
-    rows = list(session.execute(q).scalars()) if scalars else list(session.execute(q))
+    # typed Any: mypy 2.4 crashes inferring list(Result[Any]) here (expand_unpack)
+    result: Any = session.execute(q)
+    rows = list(result.scalars()) if scalars else list(result)
     return Page(items=rows, total=total, page=page, per_page=per_page, sort=sort)
 
 
