@@ -197,16 +197,43 @@ def _kernel_apply(vec: np.ndarray, rate: float) -> np.ndarray:
     return out
 
 
-def _prune(children: Mapping[int, list[int]], root: int, typed: set[int]) -> dict[int, list[int]]:
-    """Drop subtrees without a typed node (an untyped subtree sums to 1)."""
-    keep: dict[int, list[int]] = {}
-    # iterative depth-first post-order (pedigrees can be deep)
+def _preorder(children: Mapping[int, list[int]], root: int) -> list[int]:
+    """The nodes below ``root``, parents before children (iterative: pedigrees can be deep)."""
     order: list[int] = []
     stack = [root]
     while stack:
         u = stack.pop()
         order.append(u)
         stack.extend(children.get(u, []))
+    return order
+
+
+def _peel(
+    children: Mapping[int, list[int]], order: Sequence[int], root: int, vals: Mapping[int, int],
+    lo: int, width: int, rate: float,
+) -> np.ndarray:
+    """One copy peeled up the tree to ``root``: over the grid ``lo .. lo + width - 1`` of
+    root's value, P(the typed values ``vals`` below root | root's value), times root's
+    own indicator when root is typed. ``order`` is :func:`_preorder` of the tree."""
+    msg: dict[int, np.ndarray] = {}
+    for u in reversed(order):
+        if u in vals:
+            vec = np.zeros(width)
+            vec[vals[u] - lo] = 1.0
+        else:
+            vec = np.ones(width)
+        for c in children.get(u, []):
+            vec = vec * msg.pop(c)
+        if u == root:
+            return vec
+        msg[u] = _kernel_apply(vec, rate)
+    raise AssertionError("root not reached")  # pragma: no cover
+
+
+def _prune(children: Mapping[int, list[int]], root: int, typed: set[int]) -> dict[int, list[int]]:
+    """Drop subtrees without a typed node (an untyped subtree sums to 1)."""
+    keep: dict[int, list[int]] = {}
+    order = _preorder(children, root)
     useful: dict[int, bool] = {}
     for u in reversed(order):
         kids = [c for c in children.get(u, []) if useful[c]]
@@ -230,25 +257,7 @@ def _copy_tree_prob(children: Mapping[int, list[int]], root: int, obs: Mapping[i
         return 1.0
     lo = min(vals.values()) - edges
     width = max(vals.values()) + edges - lo + 1
-    order: list[int] = []
-    stack = [root]
-    while stack:
-        u = stack.pop()
-        order.append(u)
-        stack.extend(children.get(u, []))
-    msg: dict[int, np.ndarray] = {}
-    for u in reversed(order):
-        if u in vals:
-            vec = np.zeros(width)
-            vec[vals[u] - lo] = 1.0
-        else:
-            vec = np.ones(width)
-        for c in children.get(u, []):
-            vec = vec * msg.pop(c)
-        if u == root:
-            return float(vec[vals[root] - lo])
-        msg[u] = _kernel_apply(vec, rate)
-    raise AssertionError("root not reached")  # pragma: no cover
+    return float(_peel(children, _preorder(children, root), root, vals, lo, width, rate)[vals[root] - lo])
 
 
 def _rooted(adj: Mapping[int, Sequence[int]], root: int, nodes: set[int]) -> dict[int, list[int]]:
@@ -418,25 +427,7 @@ class YLineageTable:
             edges = sum(len(k) for k in tree.values())
             lo = min(rel.values()) - edges
             width = max(rel.values()) + edges - lo + 1
-            order: list[int] = []
-            stack = [me]
-            while stack:
-                u = stack.pop()
-                order.append(u)
-                stack.extend(tree.get(u, []))
-            msg: dict[int, np.ndarray] = {}
-            vec = np.ones(width)
-            for u in reversed(order):
-                if u in rel:
-                    vec = np.zeros(width)
-                    vec[rel[u] - lo] = 1.0
-                else:
-                    vec = np.ones(width)
-                for ch in tree.get(u, []):
-                    vec = vec * msg.pop(ch)
-                if u == me:
-                    break
-                msg[u] = _kernel_apply(vec, rate)
+            vec = _peel(tree, _preorder(tree, me), me, rel, lo, width, rate)
             den = math.fsum(vec.tolist())
             if len(_SHAPE_CACHE) > 100_000:
                 _SHAPE_CACHE.clear()
@@ -479,12 +470,7 @@ class YLineageTable:
         root = self._index[root_id]
         tree = _prune(_rooted(self._adj, me, self._nodes), me, set(obs))
         edges = sum(len(k) for k in tree.values())
-        order: list[int] = []
-        stack = [me]
-        while stack:
-            u = stack.pop()
-            order.append(u)
-            stack.extend(tree.get(u, []))
+        order = _preorder(tree, me)
         others = [u for u in obs if u != root]
         options = [sorted(set(permutations(obs[u]))) if copies > 1 else [obs[u]] for u in others]
         cls_of = {t: y_allele_class(t) for v in (*obs.values(), *values) for t in v}
@@ -506,20 +492,7 @@ class YLineageTable:
                     per_copy.append(("null", None))
                     continue
                 ints = {u: cls_of[t][1] for u, t in assign.items()}
-                vec = np.ones(width)
-                msg: dict[int, np.ndarray] = {}
-                for u in reversed(order):
-                    if u in ints:
-                        vec = np.zeros(width)
-                        vec[ints[u] - lo] = 1.0
-                    else:
-                        vec = np.ones(width)
-                    for ch in tree.get(u, []):
-                        vec = vec * msg.pop(ch)
-                    if u == me:
-                        break
-                    msg[u] = _kernel_apply(vec, rate)
-                per_copy.append((cls, vec))
+                per_copy.append((cls, _peel(tree, order, me, ints, lo, width, rate)))
             terms.append(per_copy)
         out = []
         log_den = math.log(den)
