@@ -19,7 +19,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from opendvi import __version__
+from opendvi import __version__, i18n
 from opendvi.service import errors
 from opendvi.service.deps import SESSION_COOKIE
 from opendvi.service.limits import BodyLimitMiddleware
@@ -118,6 +118,8 @@ def create_app(*, settings: Settings | None = None, engine: Engine | None = None
     app.state.templates.env.auto_reload = False  # compiled once per process: no stat() per page
     # identifiers go into URLs percent-encoded whole ("/", "#", "?", spaces): {{ x|u }}
     app.state.templates.env.filters["u"] = url_part
+    # {{ _("...") }} in every template: the request's locale (opendvi/i18n)
+    i18n.install(app.state.templates.env)
     # in the database: one lockout for every worker process and server on it (service/throttle.py)
     app.state.login_throttle = LoginThrottle(account_free=settings.login_failures,
                                              address_free=4 * settings.login_failures,
@@ -131,6 +133,7 @@ def create_app(*, settings: Settings | None = None, engine: Engine | None = None
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
                        anonymous_max_bytes=settings.anonymous_max_body_bytes, session_cookie=SESSION_COOKIE)
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(i18n.LocaleMiddleware)
     return app
 
 

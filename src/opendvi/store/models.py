@@ -117,6 +117,8 @@ class User(Base):
     totp_pending: Mapped[str | None] = mapped_column(String(64), default=None)
     #: the last 30-second step whose code was accepted (a code is used once)
     totp_last_step: Mapped[int | None] = mapped_column(Integer, default=None)
+    #: interface language chosen by the user ("uk", "en"); None: the browser's Accept-Language decides
+    language: Mapped[str | None] = mapped_column(String(8), default=None)
 
 
 class AuthSession(Base):
@@ -296,6 +298,7 @@ class DonorDetails(Base):
     donor_id: Mapped[int] = mapped_column(ForeignKey("donors.id", ondelete="CASCADE"), unique=True)
     full_name: Mapped[str] = mapped_column(String(300))
     contact: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    date_of_birth: Mapped[date | None] = mapped_column(Date, nullable=True)
 
 
 # ---------------------------------------------------------------------------
@@ -454,6 +457,25 @@ class Identification(Base):
     candidate: Mapped[Candidate | None] = relationship()
     proposed_by: Mapped[User] = relationship(foreign_keys=[proposed_by_id])
     decided_by: Mapped[User | None] = relationship(foreign_keys=[decided_by_id])
+
+
+class Notification(Base):
+    """The family liaison's record that relatives were told of a confirmed identification:
+    whom (a donor of the family, or None for a relative without a sample), how, when, and by whom."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    identification_id: Mapped[int] = mapped_column(ForeignKey("identifications.id"), index=True)
+    donor_id: Mapped[int | None] = mapped_column(ForeignKey("donors.id"), nullable=True)
+    method: Mapped[str] = mapped_column(String(32))  # "in person", "phone", "letter", ...
+    notified_on: Mapped[date] = mapped_column(Date)
+    note: Mapped[str] = mapped_column(Text, default="")
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    identification: Mapped[Identification] = relationship()
+    donor: Mapped[Donor | None] = relationship()
 
 
 # ---------------------------------------------------------------------------
