@@ -32,6 +32,11 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+from scipy.sparse import coo_array
+from scipy.sparse.csgraph import connected_components
+from scipy.special import logsumexp
+
 from opendvi.dvi.assignment import (
     MAX_SOLVES,
     ComponentTooHardError,
@@ -207,10 +212,11 @@ class JointResult:
 
 
 def _logsumexp(vals: Sequence[float]) -> float:
-    mx = max(vals, default=-math.inf)
-    if mx == -math.inf:
+    """log Σ exp(v) in log space (SciPy's; -inf for no terms or all -inf)."""
+    if not vals:
         return -math.inf
-    return mx + math.log(math.fsum(math.exp(v - mx) for v in vals))
+    with np.errstate(divide="ignore"):
+        return float(logsumexp(np.asarray(vals, dtype=float)))
 
 
 def candidate_pairings(
@@ -241,23 +247,22 @@ def components(problem: DVIProblem, candidates: Mapping[str, Sequence[str]]) -> 
     missing person of the family is a candidate for the remains). Remains
     without candidates and families without candidate remains are left out
     (their only assignment is "nobody")."""
-    parent: dict[str, str] = {}
-
-    def find(x: str) -> str:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for rid, mps in candidates.items():
-        for mp in mps:
-            a, b = find("R" + rid), find("F" + problem.family_of(mp))
-            if a != b:
-                parent[a] = b
-    groups: dict[str, list[str]] = {}
-    for node in list(parent):
-        groups.setdefault(find(node), []).append(node)
+    # nodes: remains 0..R-1, then families R..R+F-1; one edge per candidate pairing (SciPy's components)
+    fam_index = {f: i for i, f in enumerate(problem.families)}
+    rem_index = {r: i for i, r in enumerate(candidates)}
+    rows = [rem_index[rid] for rid, mps in candidates.items() for _mp in mps]
+    cols = [len(rem_index) + fam_index[problem.family_of(mp)] for mps in candidates.values() for mp in mps]
+    n = len(rem_index) + len(fam_index)
+    graph = coo_array((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+    _n, label = connected_components(graph, directed=False)
+    linked = set(rows) | set(cols)  # nodes without any edge are left out
+    groups: dict[int, list[str]] = {}
+    for rid, i in rem_index.items():
+        if i in linked:
+            groups.setdefault(int(label[i]), []).append("R" + rid)
+    for f, j in fam_index.items():
+        if len(rem_index) + j in linked:
+            groups.setdefault(int(label[len(rem_index) + j]), []).append("F" + f)
     comps = []
     order = {f: i for i, f in enumerate(problem.families)}
     rorder = {r: i for i, r in enumerate(problem.remains)}
