@@ -365,3 +365,26 @@ def test_parsers__only_opendvi_errors(text: str) -> None:
             call()
         except OpenDVIError as exc:
             assert "\n" not in str(exc)
+
+
+def test_pairwise_cli_gives_the_combined_lr_and_each_system(tmp_path: Path) -> None:
+    """``opendvi pairwise`` on a case with Y and mt: ``lr`` is the combined LR, ``lr_by_system`` and
+    ``mismatches`` as lineage.md's Outputs section fixes them; the table shows each system."""
+    from typer.testing import CliRunner
+
+    from opendvi.cli.main import app
+
+    path = tmp_path / "case.json"
+    path.write_text(json.dumps(case_dict()))
+    res = lineage_pairwise(case_from_dict(case_dict()))
+    r = CliRunner().invoke(app, ["pairwise", str(path), "--format", "json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["systems"] == ["autosomal", "Y", "mt"]
+    assert doc["lr"]["V1"]["M1"] == pytest.approx(res.lr("V1", "M1"), rel=1e-12)
+    assert doc["lr"]["V2"]["M1"] == 0.0 and doc["log10_lr"]["V2"]["M1"] == "-inf"
+    assert doc["lr_by_system"]["V1"]["M1"]["mt"] == pytest.approx(res.lr_by_system()["V1"]["M1"]["mt"], rel=1e-12)
+    assert doc["mismatches"]["V2"]["M1"] == {"Y": 3, "mt": 3}
+    assert doc["exclusions"]["V1"]["M1"] == 0
+    table = CliRunner().invoke(app, ["pairwise", str(path)])
+    assert table.exit_code == 0 and "LR by system" in table.stdout and "combined" in table.stdout

@@ -109,24 +109,71 @@ def pairwise_table(problem: DVIProblem, pw: PairwiseResult, *, title: str = "Pai
     return table
 
 
+def _with_lineage(problem: DVIProblem, pw: PairwiseResult) -> tuple[PairwiseResult, Any]:
+    """With lineage evidence in the case (``shared/design/lineage.md``): the combined LR (autosomal × X × Y
+    × mt) in place of ``pw``'s, and the :class:`~opendvi.dvi.lineage.LineagePairwise` with each system's."""
+    from opendvi.dvi.lineage import lineage_pairwise
+
+    lp = lineage_pairwise(problem, autosomal=pw)
+    combined = PairwiseResult(remains=pw.remains, missing=pw.missing)
+    for rid in problem.remains:
+        combined.log_lr[rid] = dict(lp.log_lr.get(rid, {}))
+        combined.exclusions[rid] = dict(pw.exclusions[rid])
+    return combined, lp
+
+
 def pairwise(
     case_file: Path = CASE_ARG,
     output_format: OutputFormat = FORMAT_OPT,
     ignore_sex: bool = IGNORE_SEX_OPT,
 ) -> None:
-    """Pairwise LR of every remains against every missing person, with exclusion counts."""
+    """Pairwise LR of every remains against every missing person, with exclusion counts.
+
+    With Y-STR or mtDNA evidence in the case, the LR is the combined one (autosomal × X × Y × mt) and
+    each system's LR is given beside it (``lr_by_system``, ``mismatches`` in JSON)."""
     problem = DVIProblem(read_case(case_file), ignore_sex=ignore_sex)
-    pw = pairwise_lr(problem)
+    lineage = problem.case.lineage is not None
+    pw = pairwise_lr(problem, keep_markers=lineage)
+    lp = None
+    if lineage:
+        pw, lp = _with_lineage(problem, pw)
     if output_format is OutputFormat.json:
-        print_json(pairwise_json(problem, pw))
+        doc = pairwise_json(problem, pw)
+        if lp is not None:
+            extra = lp.to_json()
+            doc["systems"] = list(lp.systems)
+            doc["lr_by_system"] = extra["lr_by_system"]
+            doc["mismatches"] = extra["mismatches"]
+        print_json(doc)
         _notes(problem, output_format, console())
         return
     out = console()
-    out.print(pairwise_table(problem, pw))
+    out.print(pairwise_table(problem, pw, title="Pairwise LR (exclusions)" if lp is None
+                             else f"Pairwise LR, {' × '.join(lp.systems)} (exclusions)"))
     out.print(
         "LR of 'remains is missing person' vs 'unrelated'; (n) = markers excluding the pairing; - = not admissible"
     )
+    if lp is not None:
+        out.print(lineage_table(lp))
     _notes(problem, output_format, out)
+
+
+def lineage_table(lp: Any) -> Table:
+    """Each system's LR of every admissible pairing, and the lineage mismatches."""
+    table = Table(title="LR by system (lineage mismatches)", title_justify="left")
+    table.add_column("remains")
+    table.add_column("missing person")
+    for s in lp.systems:
+        table.add_column(s, justify="right")
+    table.add_column("combined", justify="right")
+    for rid in lp.remains:
+        for mp, by in lp.log_lr_by_system.get(rid, {}).items():
+            mism = lp.mismatches[rid][mp]
+            cells = [
+                (fmt_lr(by[s]) + (f" ({mism[s]})" if s in mism else "")) if s in by else "-" for s in lp.systems
+            ]
+            table.add_row(rid, mp, *cells, fmt_lr(lp.log_lr[rid][mp]))
+    return table
 
 
 # -- solve ---------------------------------------------------------------------------
