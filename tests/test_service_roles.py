@@ -67,6 +67,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 ENDPOINTS: list[tuple[str, str, str | None]] = [
     ("POST", "/api/auth/logout", None),
     ("GET", "/api/me", None),
+    ("GET", "/api/me/language", None),
+    ("PUT", "/api/me/language", None),
     ("POST", "/api/auth/password", None),
     ("POST", "/api/auth/totp/setup", "account.totp"),
     ("POST", "/api/auth/totp/enable", "account.totp"),
@@ -107,6 +109,7 @@ ENDPOINTS: list[tuple[str, str, str | None]] = [
     ("POST", "/logout", None),
     ("GET", "/", None),
     ("GET", "/account/password", None),
+    ("POST", "/account/language", None),
     ("POST", "/account/password", None),
     ("POST", "/account/totp/setup", "account.totp"),
     ("POST", "/account/totp/enable", "account.totp"),
@@ -140,7 +143,8 @@ ENDPOINTS: list[tuple[str, str, str | None]] = [
     ("GET", "/power/lr-plot/families/{code}", "families.read"),
     ("GET", "/assets/power-panel.js", None),
 ]
-PUBLIC = {("GET", "/api/health"), ("POST", "/api/auth/login"), ("GET", "/login"), ("POST", "/login")}
+PUBLIC = {("GET", "/api/health"), ("POST", "/api/auth/login"), ("GET", "/login"), ("POST", "/login"),
+          ("POST", "/login/language")}
 
 
 def test_matrix_covers_every_route(world: dict[str, Any]) -> None:
@@ -191,6 +195,7 @@ def _request(world: dict[str, Any], method: str, template: str, headers: dict[st
         ("POST", "/api/auth/totp/setup"): {"password": pw},
         ("POST", "/api/auth/totp/enable"): {"code": "000000"},
         ("POST", "/api/auth/totp/disable"): {"password": pw},
+        ("PUT", "/api/me/language"): {"language": "en"},
     }
     forms: dict[tuple[str, str], Any] = {
         ("POST", "/operations"): {"code": f"PG{n}", "name": "an exchange"},
@@ -203,6 +208,7 @@ def _request(world: dict[str, Any], method: str, template: str, headers: dict[st
         ("POST", "/account/totp/setup"): {"password": pw},
         ("POST", "/account/totp/enable"): {"code": "000000"},
         ("POST", "/account/totp/disable"): {"password": pw},
+        ("POST", "/account/language"): {"language": "en"},
     }
     if (method, template) in bodies:
         kwargs["json"] = bodies[(method, template)]

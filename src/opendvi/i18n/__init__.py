@@ -129,6 +129,34 @@ def lazy(message: str) -> str:
     return message
 
 
+def translate(message: str) -> str:
+    """``message`` in the current locale when the catalogue has it (a string marked with :func:`lazy`,
+    an error's message), else unchanged; no placeholder is filled."""
+    return translations(get_locale()).ugettext(message)
+
+
+# The template side: Jinja's newstyle gettext formats the text itself (``rv % variables``, always, so a
+# literal percent sign is written ``%%`` in a template's msgid), so the callables it is given only look
+# the text up: formatting here too would fail on placeholders other than ``num``.
+
+
+def _lookup(message: str) -> str:
+    return translations(get_locale()).ugettext(message)
+
+
+def _nlookup(singular: str, plural: str, n: int) -> str:
+    return translations(get_locale()).ungettext(singular, plural, n)
+
+
+def _plookup(context: str, message: str) -> str:
+    return translations(get_locale()).upgettext(context, message)
+
+
+def language_of(value: str | None) -> str | None:
+    """A stored or submitted language choice, checked: ``"uk"``/``"en"``, else None."""
+    return value if value in SUPPORTED else None
+
+
 # -- dates and numbers by locale ----------------------------------------------
 
 
@@ -136,10 +164,13 @@ def _babel_locale() -> Locale:
     return Locale.parse("uk_UA" if get_locale() == "uk" else "en_GB")
 
 
-def format_date(value: date | datetime | None, format: str = "medium") -> str:
-    """A date in the current locale (``7 Dec 2026``, ``7 груд. 2026 р.``); empty for None."""
-    if value is None:
+def format_date(value: date | datetime | str | None, format: str = "medium") -> str:
+    """A date in the current locale (``7 Dec 2026``, ``7 груд. 2026 р.``); empty for None; ISO strings
+    are parsed first."""
+    if value is None or value == "":
         return ""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00")) if "T" in value else date.fromisoformat(value)
     if isinstance(value, datetime):
         value = value.date()
     return dates.format_date(value, format=format, locale=_babel_locale())
@@ -166,11 +197,16 @@ def format_number(value: float | int | None, digits: int | None = None) -> str:
 
 def install(env: Any) -> None:
     """Gives a Jinja2 environment ``_``/``gettext``/``ngettext``/``pgettext`` (newstyle, autoescaped
-    arguments), the ``lang`` global and the ``date``/``datetime``/``number`` filters."""
+    arguments), the ``lang``, ``language_names`` and ``js_messages`` globals, the ``date``/``datetime``/
+    ``number`` filters and ``term`` (a stored value such as a state, in words: :mod:`opendvi.i18n.terms`)."""
+    from opendvi.i18n import terms
+
     env.add_extension("jinja2.ext.i18n")
-    env.install_gettext_callables(gettext=gettext, ngettext=ngettext, pgettext=pgettext, newstyle=True)
+    env.install_gettext_callables(gettext=_lookup, ngettext=_nlookup, pgettext=_plookup, newstyle=True)
     env.globals["lang"] = get_locale
     env.globals["language_names"] = LANGUAGE_NAMES
+    env.globals["js_messages"] = terms.js_messages
+    env.filters["term"] = terms.term
     env.filters["date"] = format_date
     env.filters["datetime"] = format_datetime
     env.filters["number"] = format_number
@@ -211,3 +247,16 @@ class LocaleMiddleware:
             await self.app(scope, receive, send_with_language)
         finally:
             _current.reset(token)
+
+
+#: how long the language cookie is kept (a year; the user's setting renews it at each sign-in)
+COOKIE_MAX_AGE = 365 * 24 * 3600
+
+
+def remember(response: Any, language: str | None, *, secure: bool) -> None:
+    """Set (or, for None, delete) the language cookie on a Starlette response."""
+    if language:
+        response.set_cookie(COOKIE, language, max_age=COOKIE_MAX_AGE, httponly=True, samesite="lax", secure=secure,
+                            path="/")
+    else:
+        response.delete_cookie(COOKIE, path="/")

@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session
 
 from opendvi import __version__
 from opendvi.core.errors import OpenDVIError
+from opendvi.i18n import gettext as _
+from opendvi.i18n import lazy, translate
 from opendvi.io.case_json import case_from_dict, load_json
 from opendvi.service.deps import Principal
 from opendvi.service.matching import ENGINE
@@ -22,7 +24,7 @@ from opendvi.service.policy import EVIDENCE_OVERRIDABLE
 from opendvi.store import repositories as repo
 from opendvi.store.db import begin_write
 from opendvi.store.errors import ConflictError, ImportValidationError
-from opendvi.store.models import Identification, MatchingRun
+from opendvi.store.models import Identification, MatchingRun, User
 
 MAX_IMPORT_BYTES = 50 * 1024 * 1024
 
@@ -32,8 +34,8 @@ def _check_size(raw: bytes, filename: str | None) -> None:
     if len(raw) > MAX_IMPORT_BYTES:
         from opendvi.service.errors import APIError
 
-        raise APIError(413, f"{filename}: the file is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MiB, "
-                            "the limit of an import", code="too_large")
+        raise APIError(413, _("%(file)s: the file is larger than %(size)s MiB, the limit of an import",
+                              file=filename, size=MAX_IMPORT_BYTES // (1024 * 1024)), code="too_large")
 
 
 def _commit(db: Session) -> None:
@@ -41,7 +43,7 @@ def _commit(db: Session) -> None:
         db.commit()
     except IntegrityError as exc:
         db.rollback()
-        raise ConflictError(f"the change conflicts with another one: {exc.orig}") from None
+        raise ConflictError(_("the change conflicts with another one: %(why)s", why=exc.orig)) from None
 
 
 def import_case(
@@ -64,7 +66,7 @@ def import_case(
             except OpenDVIError as exc:
                 raise ImportValidationError([str(exc)], filename=filename) from None
             except RecursionError:
-                raise ImportValidationError([f"{filename}: the JSON is nested too deeply"],
+                raise ImportValidationError([_("%(file)s: the JSON is nested too deeply", file=filename)],
                                             filename=filename) from None
         body = raw if raw is not None else json.dumps(data, sort_keys=True).encode("utf-8")
         try:
@@ -73,10 +75,11 @@ def import_case(
         except OpenDVIError as exc:
             raise ImportValidationError([str(exc)], filename=filename) from None
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
-            raise ImportValidationError([f"{filename}: malformed dvi-case/1 document ({exc})"],
+            raise ImportValidationError([_("%(file)s: malformed dvi-case/1 document (%(why)s)", file=filename,
+                                           why=exc)],
                                         filename=filename) from None
         except RecursionError:
-            raise ImportValidationError([f"{filename}: the document is nested too deeply"],
+            raise ImportValidationError([_("%(file)s: the document is nested too deeply", file=filename)],
                                         filename=filename) from None
         begin_write(db)  # parsed and checked: one short write transaction
         operation = repo.get_operation(db, code=operation_code)
@@ -92,13 +95,18 @@ def import_case(
 
 #: file formats the service imports, by what they hold
 FILE_FORMATS = {
-    "json": "a dvi-case/1 case (markers, remains, families)",
-    "fam": "a Familias .fam file (markers, families, remains)",
-    "genemapper": "GeneMapper export (remains profiles)",
-    "cmf": "CODIS CMF XML (remains profiles)",
-    "profiles-csv": "profile table, CSV (remains profiles)",
-    "xlsx": "Excel workbook with a profiles sheet (remains profiles)",
+    "json": lazy("a dvi-case/1 case (markers, remains, families)"),
+    "fam": lazy("a Familias .fam file (markers, families, remains)"),
+    "genemapper": lazy("GeneMapper export (remains profiles)"),
+    "cmf": lazy("CODIS CMF XML (remains profiles)"),
+    "profiles-csv": lazy("profile table, CSV (remains profiles)"),
+    "xlsx": lazy("Excel workbook with a profiles sheet (remains profiles)"),
 }
+
+
+def file_formats() -> dict[str, str]:
+    """:data:`FILE_FORMATS` in the request's language."""
+    return {k: translate(v) for k, v in FILE_FORMATS.items()}
 
 
 def import_file(
@@ -146,8 +154,8 @@ def import_file(
                                                    notes=notes, laboratory=laboratory, kit=kit)
         else:
             raise ImportValidationError(
-                [f"a {ds.format} file is not imported through the service; accepted: "
-                 + "; ".join(FILE_FORMATS.values())], filename=filename)
+                [_("a %(format)s file is not imported through the service; accepted: %(accepted)s",
+                   format=ds.format, accepted="; ".join(file_formats().values()))], filename=filename)
         _commit(db)
         return summary
     except BaseException:
@@ -213,6 +221,19 @@ def decide(db: Session, *, principal: Principal, identification_id: int, action:
         raise
 
 
+def set_language(db: Session, *, principal: Principal, language: str | None) -> None:
+    """The user's interface language (``"uk"``, ``"en"``; None: the browser's ``Accept-Language``)."""
+    try:
+        begin_write(db)
+        user = db.get(User, principal.user.id)
+        if user is not None:
+            user.language = language
+        _commit(db)
+    except BaseException:
+        db.rollback()
+        raise
+
+
 def commit(db: Session) -> None:
     try:
         _commit(db)
@@ -254,8 +275,8 @@ def import_families(
         fdb = operation.frequency_database
         if fdb is None:
             raise ImportValidationError(
-                [f"operation {operation.code} has no markers yet: import a dvi-case/1 or Familias file first"],
-                filename=families_name)
+                [_("operation %(operation)s has no markers yet: import a dvi-case/1 or Familias file first",
+                   operation=operation.code)], filename=families_name)
         notes: list[str] = []
         with tempfile.TemporaryDirectory(prefix="opendvi-import-") as tmp:
             fpath = _write(tmp, families_raw, families_name, "families")
@@ -264,8 +285,8 @@ def import_families(
                 fds = load(fpath, "xlsx" if fpath.suffix in (".xlsx", ".xlsm") else "families-csv")
                 if fds.family_table is None:
                     raise ImportValidationError(
-                        [f"{families_name}: no families sheet (columns family, id, father, mother, sex, missing, "
-                         "sample)"], filename=families_name)
+                        [_("%(file)s: no families sheet (columns family, id, father, mother, sex, missing, sample)",
+                           file=families_name)], filename=families_name)
                 table = fds.family_table
                 samples: dict[str, Any] = {}
                 if profiles_raw is None and fds.profiles is not None:  # a workbook with a profiles sheet
@@ -278,7 +299,8 @@ def import_families(
                     notes.extend(ds.notes)
                     if ds.profiles is None:
                         raise ImportValidationError(
-                            [f"{profiles_name}: a {ds.format} file holds no profiles"], filename=families_name)
+                            [_("%(file)s: a %(format)s file holds no profiles", file=profiles_name,
+                               format=ds.format)], filename=families_name)
                     samples = {s.id: s for s in ds.profiles.samples(notes=notes)}
                 families = table.build(samples, notes=notes)
                 markers = case_from_dict({"format": "dvi-case/1", "name": operation.code, "theta": fdb.theta,

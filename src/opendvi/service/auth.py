@@ -26,6 +26,7 @@ from typing import Any
 from fastapi import Request
 from sqlalchemy.orm import Session
 
+from opendvi.i18n import gettext as _
 from opendvi.service import security
 from opendvi.service.deps import Principal, client_address
 from opendvi.service.errors import APIError
@@ -64,7 +65,7 @@ def checked_password(request: Request, password_hash: str | None, password: str)
     """argon2 verification, at most ``login_parallel`` at once (the others wait, 503 after 30 s)."""
     slots = _argon2_slot(request)
     if not slots.acquire(timeout=30):
-        raise APIError(503, "too many sign-ins at once: try again in a moment", code="unavailable",
+        raise APIError(503, _("too many sign-ins at once: try again in a moment"), code="unavailable",
                        headers={"Retry-After": "5"})
     try:
         return security.verify_password(password_hash, password)
@@ -76,7 +77,8 @@ def _refuse_if_locked(request: Request, username: str) -> None:
     wait = throttle_of(request).retry_after(account=username, address=client_address(request))
     if wait > 0:
         seconds = max(1, math.ceil(wait))
-        raise APIError(429, f"too many failed sign-ins: try again in {seconds} s", code="too_many_attempts",
+        raise APIError(429, _("too many failed sign-ins: try again in %(seconds)s s", seconds=seconds),
+                       code="too_many_attempts",
                        headers={"Retry-After": str(seconds)})
 
 
@@ -107,7 +109,7 @@ def sign_in(db: Session, request: Request, *, username: str, password: str, totp
     ok = ok and user is not None and user.active
     if ok and user is not None and user.totp_secret:
         if not totp_code:
-            raise APIError(401, "enter the 6-digit code of your authenticator app", code="totp_required")
+            raise APIError(401, _("enter the 6-digit code of your authenticator app"), code="totp_required")
         step = security.totp_step(user.totp_secret, totp_code)
         if step is None:
             ok = False
@@ -118,8 +120,8 @@ def sign_in(db: Session, request: Request, *, username: str, password: str, totp
             db.commit()
     if not ok or user is None:
         _count_failure(db, request, username, user)
-        raise APIError(401, "wrong username or password" + (" or code" if totp_code else ""),
-                       code="unauthenticated")
+        raise APIError(401, _("wrong username or password or code") if totp_code
+                       else _("wrong username or password"), code="unauthenticated")
     failures = throttle_of(request).success(account=username)
     begin_write(db)
     token, row = repo.create_auth_session(db, user=user, ttl=timedelta(hours=settings.session_hours))
@@ -137,12 +139,12 @@ def change_password(db: Session, request: Request, principal: Principal, *, old_
     end_read(db)
     if not checked_password(request, user.password_hash, old_password):
         _count_failure(db, request, user.username, user)
-        raise APIError(403, "the current password is wrong", code="wrong_password")
+        raise APIError(403, _("the current password is wrong"), code="wrong_password")
     problem = password_problem(new_password, username=user.username)
     if problem:
-        raise APIError(422, f"password refused: {problem}", code="invalid")
+        raise APIError(422, _("password refused: %(problem)s", problem=problem), code="invalid")
     if new_password == old_password:
-        raise APIError(422, "password refused: the new password is the old one", code="invalid")
+        raise APIError(422, _("password refused: the new password is the old one"), code="invalid")
     new_hash = security.hash_password(new_password)
     begin_write(db)
     repo.change_own_password(db, user=user, password_hash=new_hash, keep_token=principal.token)
@@ -153,7 +155,7 @@ def check_new_password(password: str, username: str) -> None:
     """422 when an administrator sets a password the policy refuses."""
     problem = password_problem(password, username=username)
     if problem:
-        raise APIError(422, f"password refused: {problem}", code="invalid")
+        raise APIError(422, _("password refused: %(problem)s", problem=problem), code="invalid")
 
 
 # ---------------------------------------------------------------------------
@@ -163,7 +165,7 @@ def check_new_password(password: str, username: str) -> None:
 
 def _may_totp(principal: Principal) -> None:
     if principal.user.role not in TOTP_ROLES:
-        raise APIError(403, "a second factor is for reviewers and administrators", code="forbidden")
+        raise APIError(403, _("a second factor is for reviewers and administrators"), code="forbidden")
 
 
 def totp_setup(db: Session, request: Request, principal: Principal, *, password: str) -> dict[str, str]:
@@ -174,7 +176,7 @@ def totp_setup(db: Session, request: Request, principal: Principal, *, password:
     end_read(db)
     if not checked_password(request, user.password_hash, password):
         _count_failure(db, request, user.username, user)
-        raise APIError(403, "the current password is wrong", code="wrong_password")
+        raise APIError(403, _("the current password is wrong"), code="wrong_password")
     secret = security.new_totp_secret()
     begin_write(db)
     repo.set_totp(db, user=user, secret=user.totp_secret, pending=secret, by=user.username)
@@ -186,10 +188,10 @@ def totp_enable(db: Session, principal: Principal, *, code: str) -> None:
     _may_totp(principal)
     user = principal.user
     if not user.totp_pending:
-        raise APIError(409, "set up the second factor first (POST /api/auth/totp/setup)", code="conflict")
+        raise APIError(409, _("set up the second factor first (POST /api/auth/totp/setup)"), code="conflict")
     step = security.totp_step(user.totp_pending, code)
     if step is None:
-        raise APIError(422, "the code does not match: check the authenticator's clock and try again",
+        raise APIError(422, _("the code does not match: check the authenticator's clock and try again"),
                        code="invalid")
     begin_write(db)
     repo.set_totp(db, user=user, secret=user.totp_pending, pending=None, by=user.username, action="user.totp_enabled")
@@ -203,7 +205,7 @@ def totp_disable(db: Session, request: Request, principal: Principal, *, passwor
     end_read(db)
     if not checked_password(request, user.password_hash, password):
         _count_failure(db, request, user.username, user)
-        raise APIError(403, "the current password is wrong", code="wrong_password")
+        raise APIError(403, _("the current password is wrong"), code="wrong_password")
     begin_write(db)
     repo.set_totp(db, user=user, secret=None, pending=None, by=user.username, action="user.totp_disabled")
     db.commit()

@@ -22,6 +22,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, joinedload
 from starlette.concurrency import run_in_threadpool
 
+from opendvi.i18n import gettext as _
 from opendvi.service.errors import CHANGE_PASSWORD_PAGE, PASSWORD_CHANGE_REQUIRED, APIError, LoginRequired
 from opendvi.service.policy import PERMISSIONS, allowed
 from opendvi.store import repositories as repo
@@ -31,7 +32,7 @@ SESSION_COOKIE = "opendvi_session"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 #: what a user whose password is a one-time one may still do: change it, look at himself, sign out
 WHILE_PASSWORD_MUST_CHANGE = frozenset({"/api/auth/password", "/api/auth/logout", "/api/me", CHANGE_PASSWORD_PAGE,
-                                        "/logout"})
+                                        "/logout", "/account/language", "/api/me/language"})
 
 
 def client_address(request: Request) -> str:
@@ -151,9 +152,9 @@ def current_principal(
     if via_cookie and request.method not in SAFE_METHODS and (
         not sent_csrf or not hmac.compare_digest(sent_csrf, row.csrf_token)
     ):
-        raise APIError(403, "missing or wrong CSRF token: reload the page and try again", code="csrf")
+        raise APIError(403, _("missing or wrong CSRF token: reload the page and try again"), code="csrf")
     if row.user.must_change_password and request.url.path not in WHILE_PASSWORD_MUST_CHANGE:
-        raise APIError(403, "your password is a one-time password: change it first (POST /api/auth/password)",
+        raise APIError(403, _("your password is a one-time password: change it first (POST /api/auth/password)"),
                        code=PASSWORD_CHANGE_REQUIRED)
     return principal
 
@@ -168,7 +169,8 @@ def check_permission(principal: Principal, permission: str) -> Principal:
     if not principal.can(permission):
         raise APIError(
             403,
-            f"your role ({principal.user.role.value}) may not do this ({permission})",
+            _("your role (%(role)s) may not do this (%(permission)s)", role=principal.user.role.value,
+              permission=permission),
             code="forbidden",
         )
     return principal

@@ -26,6 +26,7 @@ from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from opendvi.core.errors import OpenDVIError
+from opendvi.i18n import lazy, translate
 from opendvi.store.errors import (
     ConflictError,
     ImportValidationError,
@@ -63,7 +64,7 @@ class APIError(Exception):
 
 class LoginRequired(APIError):
     def __init__(self) -> None:
-        super().__init__(401, "sign in first", code="unauthenticated")
+        super().__init__(401, lazy("sign in first"), code="unauthenticated")
 
 
 def error_body(status: int, code: str, message: str, details: list[Any] | None = None) -> dict[str, Any]:
@@ -76,7 +77,17 @@ def _wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
 
+#: the messages of Starlette's own errors, marked for the catalogue (translated in :func:`_respond`)
+_STARLETTE_MESSAGES = (lazy("Not Found"), lazy("Method Not Allowed"), lazy("Request Entity Too Large"),
+                       lazy("Unsupported Media Type"), lazy("Bad Request"))
+
+
 def _respond(request: Request, err: APIError) -> Response:
+    # a message marked with ``lazy`` (or any message the catalogue holds) in the request's language;
+    # one built with ``_()`` where it was raised is already in it; the machine ``code`` never changes
+    message = translate(err.message)
+    if message != err.message:
+        err = APIError(err.status, message, code=err.code, details=err.details, headers=err.headers)
     if _wants_html(request):
         if err.status == 401:
             from urllib.parse import quote
@@ -117,9 +128,9 @@ def from_exception(exc: Exception) -> APIError:
         return APIError(422, one_line(str(exc)), code="invalid")
     if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError
                   | sa_exc.DisconnectionError) or (isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated):
-        return APIError(503, "the database is busy or unavailable: try again in a moment", code="unavailable",
+        return APIError(503, lazy("the database is busy or unavailable: try again in a moment"), code="unavailable",
                         headers={"Retry-After": "5"})
-    return APIError(500, "internal error (logged on the server)", code="internal_error")
+    return APIError(500, lazy("internal error (logged on the server)"), code="internal_error")
 
 
 def install(app: FastAPI) -> None:
@@ -143,7 +154,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RecursionError)
     async def _nesting(request: Request, exc: RecursionError) -> Response:
-        return _respond(request, APIError(422, "the document is nested too deeply", code="invalid"))
+        return _respond(request, APIError(422, lazy("the document is nested too deeply"), code="invalid"))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
@@ -151,7 +162,7 @@ def install(app: FastAPI) -> None:
             {"loc": list(e.get("loc", ())), "message": e.get("msg", ""), "type": e.get("type", "")}
             for e in exc.errors()
         ]
-        return _respond(request, APIError(422, "the request is not valid", code="invalid", details=details))
+        return _respond(request, APIError(422, lazy("the request is not valid"), code="invalid", details=details))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

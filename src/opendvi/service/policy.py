@@ -7,6 +7,7 @@ identifications); the laboratory and DVI sides work on barcodes and codes.
 
 from __future__ import annotations
 
+from opendvi.i18n import lazy, translate
 from opendvi.store.models import Role
 
 A = Role.administrator
@@ -35,6 +36,14 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "matching.run": frozenset({D}),
     "families.read": frozenset({A, I, D, R}),
     "persons.write": frozenset({I}),
+    # the donor form (relationship, consent, date of birth, name, contact) and the pedigree form
+    # (add a relative, link a donor sample to a member): the intake officer, who meets the families
+    "donors.write": frozenset({I}),
+    "pedigree.write": frozenset({I}),
+    # the family liaison's list of confirmed identifications with the relatives to notify, and the
+    # record of each notification
+    "notifications.read": frozenset({F}),
+    "notifications.write": frozenset({F}),
     "identifications.read": frozenset({A, D, R, F}),
     "identifications.propose": frozenset({D}),
     "identifications.decide": frozenset({R}),
@@ -60,11 +69,18 @@ def allowed(role: Role, permission: str) -> bool:
     return role in PERMISSIONS[permission]
 
 
-ROLE_TITLES = {
-    A: "Administrator",
-    I: "Intake officer",
-    L: "Laboratory analyst",
-    D: "DVI analyst",
-    R: "Reviewer",
-    F: "Family liaison",
-}
+class _Titles(dict[Role, str]):
+    """Role titles: ``ROLE_TITLES[role]`` is read in the request's language (``opendvi.i18n``)."""
+
+    def __getitem__(self, role: Role) -> str:
+        return translate(super().__getitem__(role))
+
+
+ROLE_TITLES = _Titles({
+    A: lazy("Administrator"),
+    I: lazy("Intake officer"),
+    L: lazy("Laboratory analyst"),
+    D: lazy("DVI analyst"),
+    R: lazy("Reviewer"),
+    F: lazy("Family liaison"),
+})

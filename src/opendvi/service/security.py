@@ -22,6 +22,9 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from opendvi.i18n import gettext as _
+from opendvi.i18n import ngettext
+
 _HASHER = PasswordHasher()
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024
@@ -71,24 +74,24 @@ _AROUND = re.compile(r"^[\W\d_]*(.*?)[\W\d_]*$", re.UNICODE)
 def password_problem(password: str, *, username: str | None = None) -> str | None:
     """Why a password is refused, or None."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        return f"shorter than {MIN_PASSWORD_LENGTH} characters"
+        return ngettext("shorter than %(num)s character", "shorter than %(num)s characters", MIN_PASSWORD_LENGTH)
     if len(password) > MAX_PASSWORD_LENGTH:
-        return f"longer than {MAX_PASSWORD_LENGTH} characters"
+        return ngettext("longer than %(num)s character", "longer than %(num)s characters", MAX_PASSWORD_LENGTH)
     low = password.lower()
     common = common_passwords()
     if low in common or low.strip() in common:
-        return "a well-known password (found in lists of breached passwords)"
+        return _("a well-known password (found in lists of breached passwords)")
     m = _AROUND.match(low)
     core = m.group(1) if m else low
     if len(core) >= 4 and core in common:
-        return "a well-known password with digits or symbols around it"
+        return _("a well-known password with digits or symbols around it")
     if len(set(low)) < 5:
-        return "too few different characters"
+        return _("too few different characters")
     if any(low in seq or low in seq[::-1] for seq in _SEQUENCES):
-        return "a run of consecutive characters"
+        return _("a run of consecutive characters")
     for word in (username, "opendvi"):
         if word and len(word) >= 3 and word.lower() in low:
-            return "contains the user name or the service's name"
+            return _("contains the user name or the service's name")
     return None
 
 

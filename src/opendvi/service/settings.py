@@ -103,5 +103,7 @@ def password_problem(password: str, *, username: str | None = None) -> str | Non
     from opendvi.service.security import password_problem as policy
 
     if password.strip().lower() in WELL_KNOWN_PASSWORDS:
-        return "a well-known default password"
+        from opendvi.i18n import gettext as _
+
+        return _("a well-known default password")
     return policy(password, username=username)

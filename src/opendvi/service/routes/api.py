@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Depends, File, Form, Query, Request, Respon
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from opendvi import i18n
 from opendvi.service import actions, auth
 from opendvi.service import views as v
 from opendvi.service.deps import DB, SESSION_COOKIE, CurrentPrincipal, Principal, require
@@ -228,6 +229,31 @@ def logout(principal: CurrentPrincipal, response: Response, db: DB) -> dict[str,
 @router.get("/me", tags=["auth"])
 def me(principal: CurrentPrincipal) -> dict[str, Any]:
     return {**v.user_public(principal.user), "csrf_token": principal.csrf}
+
+
+class LanguageIn(BaseModel):
+    language: str | None = Field(description='"uk" or "en"; null: the browser\'s Accept-Language decides',
+                                 pattern="^(en|uk)$")
+
+
+def _language(principal: Principal) -> dict[str, Any]:
+    return {"language": i18n.language_of(principal.user.language), "locale": i18n.get_locale(),
+            "supported": list(i18n.SUPPORTED)}
+
+
+@router.get("/me/language", tags=["auth"])
+def my_language(principal: CurrentPrincipal) -> dict[str, Any]:
+    """The user's interface language (``language``: his choice or null) and this request's ``locale``."""
+    return _language(principal)
+
+
+@router.put("/me/language", tags=["auth"])
+def set_my_language(body: LanguageIn, request: Request, response: Response, db: DB,
+                    principal: CurrentPrincipal) -> dict[str, Any]:
+    """Set (or, with null, clear) the user's interface language; kept from one sign-in to the next."""
+    actions.set_language(db, principal=principal, language=body.language)
+    i18n.remember(response, body.language, secure=request.app.state.settings.secure_cookies)
+    return _language(principal)
 
 
 # ---------------------------------------------------------------------------

@@ -13,6 +13,8 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from opendvi import i18n
+from opendvi.i18n import gettext as _
 from opendvi.service import actions, auth
 from opendvi.service import views as v
 from opendvi.service.deps import DB, SESSION_COOKIE, CurrentPrincipal, Principal, require
@@ -75,16 +77,17 @@ def login_submit(
     settings = request.app.state.settings
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not cookie or not hmac.compare_digest(cookie, csrf_token):
-        raise APIError(403, "the sign-in form expired: reload the page and try again", code="csrf")
+        raise APIError(403, _("the sign-in form expired: reload the page and try again"), code="csrf")
     try:
         signed = auth.sign_in(db, request, username=username, password=password, totp_code=totp.strip() or None)
     except APIError as exc:
         if exc.status not in (401, 429):
             raise
         token = secrets.token_urlsafe(24)
-        message = {"totp_required": "Enter the 6-digit code of your authenticator app.",
-                   "too_many_attempts": f"Too many failed sign-ins: {exc.message}."}.get(
-                       exc.code, "Wrong username or password" + (" or code." if totp.strip() else "."))
+        message = {"totp_required": _("Enter the 6-digit code of your authenticator app."),
+                   "too_many_attempts": _("Too many failed sign-ins: %(why)s.", why=exc.message)}.get(
+                       exc.code, _("Wrong username or password or code.") if totp.strip()
+                       else _("Wrong username or password."))
         resp = render(request, "login.html", None, status_code=exc.status, next=_safe_next(next), login_csrf=token,
                       message=message, username=username if exc.code == "totp_required" else "",
                       ask_totp=exc.code == "totp_required" or bool(totp.strip()))
@@ -98,7 +101,41 @@ def login_submit(
     ok.set_cookie(SESSION_COOKIE, signed.token, httponly=True, samesite="strict", secure=settings.secure_cookies,
                   max_age=int(settings.session_hours * 3600), path="/")
     ok.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    if i18n.language_of(signed.user.language):  # the user's choice, kept from one sign-in to the next
+        i18n.remember(ok, signed.user.language, secure=settings.secure_cookies)
     return ok
+
+
+@router.post("/login/language")
+def login_language(
+    request: Request,
+    language: str = Form(..., pattern="^(en|uk)$"),
+    csrf_token: str = Form("", max_length=200),
+    next: str = Form("/", max_length=500),
+) -> Response:
+    """The sign-in page's language switch: only the cookie (no user yet)."""
+    cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not cookie or not hmac.compare_digest(cookie, csrf_token):
+        raise APIError(403, _("the sign-in form expired: reload the page and try again"), code="csrf")
+    resp = RedirectResponse(f"/login?{urlencode({'next': _safe_next(next)})}", status_code=303)
+    i18n.remember(resp, language, secure=request.app.state.settings.secure_cookies)
+    return resp
+
+
+@router.post("/account/language")
+def account_language(
+    request: Request,
+    db: DB,
+    principal: CurrentPrincipal,
+    language: str = Form("", pattern="^(en|uk)?$"),
+    next: str = Form("/", max_length=500),
+) -> Response:
+    """The language switch of every page's header and of the account page: the user's setting and the
+    cookie; an empty choice goes back to the browser's language."""
+    actions.set_language(db, principal=principal, language=language or None)
+    resp = RedirectResponse(_safe_next(next), status_code=303)
+    i18n.remember(resp, language or None, secure=request.app.state.settings.secure_cookies)
+    return resp
 
 
 # ---------------------------------------------------------------------------
@@ -111,7 +148,7 @@ def _account(request: Request, principal: Principal, *, status_code: int = 200, 
     return render(request, "account.html", principal, status_code=status_code, message=message, error=error,
                   must_change=bool(principal.user.must_change_password), min_length=MIN_PASSWORD_LENGTH,
                   totp_allowed=principal.user.role in auth.TOTP_ROLES, totp_on=bool(principal.user.totp_secret),
-                  totp_setup=totp_setup)
+                  totp_setup=totp_setup, language=i18n.language_of(principal.user.language))
 
 
 @router.get(CHANGE_PASSWORD_PAGE)
@@ -129,14 +166,14 @@ def account_password_submit(
     new_password_again: str = Form(..., max_length=MAX_PASSWORD_LENGTH),
 ) -> Response:
     if new_password != new_password_again:
-        return _account(request, principal, status_code=422, error="The two new passwords differ.")
+        return _account(request, principal, status_code=422, error=_("The two new passwords differ."))
     try:
         auth.change_password(db, request, principal, old_password=old_password, new_password=new_password)
     except APIError as exc:
         if exc.status in (403, 422, 429):
             return _account(request, principal, status_code=exc.status, error=exc.message)
         raise
-    return _account(request, principal, message="Your password is changed; your other sessions have ended.")
+    return _account(request, principal, message=_("Your password is changed; your other sessions have ended."))
 
 
 @router.post("/account/totp/setup")
@@ -160,7 +197,7 @@ def account_totp_enable(request: Request, db: DB, code: str = Form(..., max_leng
         if exc.status in (409, 422):
             return _account(request, principal, status_code=exc.status, error=exc.message)
         raise
-    return _account(request, principal, message="The second factor is on: sign-ins now ask for a code.")
+    return _account(request, principal, message=_("The second factor is on: sign-ins now ask for a code."))
 
 
 @router.post("/account/totp/disable")
@@ -172,7 +209,7 @@ def account_totp_disable(request: Request, db: DB, password: str = Form(..., max
         if exc.status in (403, 429):
             return _account(request, principal, status_code=exc.status, error=exc.message)
         raise
-    return _account(request, principal, message="The second factor is off.")
+    return _account(request, principal, message=_("The second factor is off."))
 
 
 @router.post("/logout")
@@ -258,7 +295,7 @@ def _float(x: str | None) -> float | None:
     try:
         return float(x)
     except ValueError:
-        raise APIError(422, f"{x!r} is not a number", code="invalid") from None
+        raise APIError(422, _("%(value)s is not a number", value=repr(x)), code="invalid") from None
 
 
 @router.post("/operations")
@@ -276,9 +313,10 @@ def operation_create(
         count = int(expected_count) if expected_count.strip() else None
         when = date.fromisoformat(received_on) if received_on.strip() else None
     except ValueError:
-        raise APIError(422, "expected count must be a whole number and the date YYYY-MM-DD", code="invalid") from None
+        raise APIError(422, _("expected count must be a whole number and the date YYYY-MM-DD"),
+                       code="invalid") from None
     if count is not None and count < 0:
-        raise APIError(422, "expected count must not be negative", code="invalid")
+        raise APIError(422, _("expected count must not be negative"), code="invalid")
     begin_write(db)
     repo.create_operation(db, code=code, name=name, kind=kind if kind in ("exchange", "recovery") else "exchange",
                           expected_count=count, received_on=when, by=principal.username)
@@ -294,7 +332,7 @@ def operation_create(
 @router.get("/imports")
 def imports_page(request: Request, db: DB, principal: Principal = P("imports.page")) -> Response:
     return render(request, "imports.html", principal, operations=repo.list_operations(db), result=None,
-                  problems=None, formats=actions.FILE_FORMATS)
+                  problems=None, formats=actions.file_formats())
 
 
 @router.post("/imports/frequencies")
@@ -315,10 +353,10 @@ async def imports_frequencies_submit(
         )
     except ImportValidationError as exc:
         return render(request, "imports.html", principal, status_code=422, operations=repo.list_operations(db),
-                      result=None, problems=exc.problems, message=str(exc), formats=actions.FILE_FORMATS,
+                      result=None, problems=exc.problems, message=str(exc), formats=actions.file_formats(),
                       selected=operation)
     return render(request, "imports.html", principal, operations=repo.list_operations(db), result=None,
-                  freq_result=summary, problems=None, formats=actions.FILE_FORMATS, selected=operation)
+                  freq_result=summary, problems=None, formats=actions.file_formats(), selected=operation)
 
 
 @router.post("/imports/families")
@@ -344,10 +382,10 @@ async def imports_families_submit(
         )
     except ImportValidationError as exc:
         return render(request, "imports.html", principal, status_code=422, operations=repo.list_operations(db),
-                      result=None, problems=exc.problems, message=str(exc), formats=actions.FILE_FORMATS,
+                      result=None, problems=exc.problems, message=str(exc), formats=actions.file_formats(),
                       selected=operation)
     return render(request, "imports.html", principal, operations=repo.list_operations(db),
-                  result=summary.as_dict(), problems=None, formats=actions.FILE_FORMATS, selected=operation)
+                  result=summary.as_dict(), problems=None, formats=actions.file_formats(), selected=operation)
 
 
 @router.post("/imports")
@@ -369,10 +407,10 @@ async def imports_submit(
         )
     except ImportValidationError as exc:
         return render(request, "imports.html", principal, status_code=422, operations=repo.list_operations(db),
-                      result=None, problems=exc.problems, message=str(exc), formats=actions.FILE_FORMATS,
+                      result=None, problems=exc.problems, message=str(exc), formats=actions.file_formats(),
                       selected=operation)
     return render(request, "imports.html", principal, operations=repo.list_operations(db),
-                  result=summary.as_dict(), problems=None, formats=actions.FILE_FORMATS, selected=operation)
+                  result=summary.as_dict(), problems=None, formats=actions.file_formats(), selected=operation)
 
 
 # ---------------------------------------------------------------------------
@@ -427,7 +465,8 @@ def _pedigree_for(db: DB, cand: Any) -> str:
                missing=m.id in missing, placed=cand.remains.barcode if m.id == mp.member_id else None)
         for m in fam.members
     ]
-    return pedigree_svg(people, title=f"Family {fam.code}: {cand.remains.barcode} placed as {mp.code}")
+    return pedigree_svg(people, title=_("Family %(family)s: %(remains)s placed as %(missing)s", family=fam.code,
+                                        remains=cand.remains.barcode, missing=mp.code))
 
 
 @router.get("/candidates/{candidate_id}")
@@ -485,7 +524,7 @@ def decide(
     permission = {"confirm": "identifications.decide", "reject": "identifications.decide",
                   "withdraw": "identifications.withdraw"}.get(action)
     if permission is None:
-        raise APIError(404, f"no action {action!r}", code="not_found")
+        raise APIError(404, _("no action %(action)s", action=repr(action)), code="not_found")
     require(permission)(principal)
     actions.decide(db, principal=principal, identification_id=identification_id, action=action, reason=reason,
                    expected_version=version)
@@ -548,7 +587,8 @@ def users_submit(
     actions.commit(db)
     return render(request, "users.html", principal, users=[v.user_public(u) for u in repo.list_users(db)],
                   roles=[r.value for r in Role],
-                  message=f"User {username} created. One-time password (shown once): {password}")
+                  message=_("User %(username)s created. One-time password (shown once): %(password)s",
+                            username=username, password=password))
 
 
 @router.post("/users/{username}")
@@ -562,13 +602,15 @@ def users_update(
 ) -> Response:
     is_active = active == "yes"
     if username == principal.username and (not is_active or role != Role.administrator):
-        raise APIError(409, "you cannot deactivate or demote yourself", code="conflict")
+        raise APIError(409, _("you cannot deactivate or demote yourself"), code="conflict")
     begin_write(db)
     repo.update_user(db, username=username, role=role, active=is_active, by=principal.username)
     actions.commit(db)
     return render(request, "users.html", principal, users=[v.user_public(u) for u in repo.list_users(db)],
                   roles=[r.value for r in Role],
-                  message=f"User {username}: {ROLE_TITLES[role]}, {'active' if is_active else 'deactivated'}.")
+                  message=_("User %(username)s: %(role)s, active.", username=username, role=ROLE_TITLES[role])
+                  if is_active else _("User %(username)s: %(role)s, deactivated.", username=username,
+                                      role=ROLE_TITLES[role]))
 
 
 @router.get("/audit")

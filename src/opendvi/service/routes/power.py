@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from opendvi.core.case import Case
 from opendvi.core.errors import OpenDVIError
+from opendvi.i18n import gettext as _
 from opendvi.io.case_json import case_from_dict
 from opendvi.power import FamilyPower, PowerSettings, RegistryPower, family_power, registry_power, untyped_relatives
 from opendvi.power.plot import lr_distribution_png
@@ -74,12 +75,13 @@ def _frequencies(db: Session, operation: str | None) -> tuple[str, FrequencyData
     if operation:
         op = repo.get_operation(db, code=operation)
         if op.frequency_database is None:
-            raise APIError(409, f"operation {operation} has no markers yet: import a case first", code="conflict")
+            raise APIError(409, _("operation %(operation)s has no markers yet: import a case first",
+                                     operation=operation), code="conflict")
         return op.code, op.frequency_database
     for op in sorted(repo.list_operations(db), key=lambda o: o.code):
         if op.frequency_database is not None:
             return op.code, op.frequency_database
-    raise APIError(409, "no operation has markers yet: import a case or frequencies first", code="conflict")
+    raise APIError(409, _("no operation has markers yet: import a case or frequencies first"), code="conflict")
 
 
 def _family_row(db: Session, fam: Family, *, prefix: bool = False) -> dict[str, Any]:
@@ -113,7 +115,7 @@ def _case(fdb: FrequencyDatabase, rows: list[dict[str, Any]]) -> tuple[Case, str
     try:
         return case_from_dict(data), key
     except OpenDVIError as exc:
-        raise APIError(409, f"the family data cannot be evaluated: {exc}", code="conflict") from None
+        raise APIError(409, _("the family data cannot be evaluated: %(why)s", why=exc), code="conflict") from None
 
 
 def family_result(db: Session, code: str, operation: str | None) -> tuple[str, list[FamilyPower], str]:
@@ -123,7 +125,7 @@ def family_result(db: Session, code: str, operation: str | None) -> tuple[str, l
     fam = repo.get_family(db, code=code)
     case, key = _case(fdb, [_family_row(db, fam)])
     if not case.families:
-        raise APIError(409, f"family {code} has no missing person", code="conflict")
+        raise APIError(409, _("family %(family)s has no missing person", family=code), code="conflict")
 
     def make() -> list[FamilyPower]:
         f = case.families[0]
@@ -132,7 +134,7 @@ def family_result(db: Session, code: str, operation: str | None) -> tuple[str, l
             return [family_power(case, f, mp, candidates=[[c] for c in untyped_relatives(f, mp)],
                                  settings=settings) for mp in f.missing]
         except OpenDVIError as exc:
-            raise APIError(409, f"power cannot be computed: {exc}", code="conflict") from None
+            raise APIError(409, _("power cannot be computed: %(why)s", why=exc), code="conflict") from None
 
     return op_code, _cached("family:" + key, make), key
 
@@ -145,7 +147,7 @@ def registry_result(db: Session, operation: str | None, level: float, threshold:
         try:
             return registry_power(case, level=level, threshold=threshold, next_limit=NEXT_LIMIT)
         except OpenDVIError as exc:
-            raise APIError(409, f"power cannot be computed: {exc}", code="conflict") from None
+            raise APIError(409, _("power cannot be computed: %(why)s", why=exc), code="conflict") from None
 
     return op_code, _cached(f"registry:{level!r}:{threshold!r}:{key}", make)
 
@@ -257,4 +259,5 @@ def plot(code: str, db: DB, missing: str | None = Query(None, min_length=1, max_
         if missing is None or r.missing == missing:
             png = _cached(f"png:{key}:{missing}", lambda r=r: lr_distribution_png(r))
             return Response(content=png, media_type="image/png")
-    raise APIError(404, f"family {code} has no missing person {missing!r}", code="not_found")
+    raise APIError(404, _("family %(family)s has no missing person %(missing)s", family=code, missing=repr(missing)),
+                   code="not_found")

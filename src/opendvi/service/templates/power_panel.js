@@ -1,12 +1,27 @@
 // The families page: each family's power panel (#power-FAMILY, class "power-panel"), filled from
 // the JSON API (GET /api/power/families/{code}) once the panel scrolls into view, one family at
 // a time, so that the page itself renders at once and power is computed only for families seen.
-// Same origin: the Content-Security-Policy allows no inline script.
+// Same origin: the Content-Security-Policy allows no inline script. Its texts, in the page's
+// language, come from the page (data-messages on its <script>: JSON, placeholders %(name)s),
+// its numbers are written by the page's locale (<html lang>).
 (function () {
   "use strict";
   var queue = [];
   var busy = false;
-  function pct(x) { return (100 * x).toFixed(1) + " %"; }
+  var lang = document.documentElement.lang || "en";
+  var script = document.getElementById("power-panel-script");
+  var messages = {};
+  try { messages = JSON.parse(script.getAttribute("data-messages") || "{}"); } catch (e) { messages = {}; }
+  function t(key, vars) {
+    var text = messages[key] || key;
+    return text.replace(/%\((\w+)\)s|%%/g, function (all, name) {
+      return name === undefined ? "%" : String(vars && name in vars ? vars[name] : all);
+    });
+  }
+  function fixed(x, digits) {
+    return Number(x).toLocaleString(lang, {minimumFractionDigits: digits, maximumFractionDigits: digits});
+  }
+  function pct(x) { return t("percent", {value: fixed(100 * x, 1)}); }
   function add(parent, tag, text, cls) {
     var e = document.createElement(tag);
     if (text !== undefined && text !== null) { e.textContent = text; }
@@ -21,19 +36,18 @@
       var box = add(body, "div", null, "power-result");
       box.setAttribute("data-missing", r.missing);
       var ip = r.inclusion ? r.inclusion["1e4"] : null;
-      add(box, "p", "Missing person " + r.missing + ": P(LR ≥ 10⁴) " + (ip === null ? "-" : pct(ip)) +
-          " · exclusion power " + Number(r.exclusion.total).toFixed(4) +
-          " · E[log10 LR] " + Number(r.lr.e_log10_lr).toFixed(2) + " · method " + r.method, "power-summary");
+      add(box, "p", t("summary", {missing: r.missing, ip: ip === null ? "-" : pct(ip),
+                                  ep: fixed(r.exclusion.total, 4), e: fixed(r.lr.e_log10_lr, 2),
+                                  method: messages["method." + r.method] || r.method}), "power-summary");
       if (r.next && r.next.length) {
         var best = r.next[0];
-        add(box, "p", "Suggested next sample: " + best.candidate + " (expected P(LR ≥ 10⁴) " +
-            pct(best.inclusion["1e4"]) + ", E[log10 LR] " + Number(best.e_log10_lr).toFixed(2) + ")",
-            "power-next ok");
+        add(box, "p", t("next", {candidate: best.candidate, ip: pct(best.inclusion["1e4"]),
+                                 e: fixed(best.e_log10_lr, 2)}), "power-next ok");
       } else {
-        add(box, "p", "No untyped relative to suggest.", "power-next");
+        add(box, "p", t("none"), "power-next");
       }
       var img = add(box, "img", null, "power-plot");
-      img.alt = "distribution of log10 LR of the true missing person " + r.missing;
+      img.alt = t("plot_alt", {missing: r.missing});
       img.width = 560;
       img.height = 256;
       img.src = panel.getAttribute("data-plot") + "?missing=" + encodeURIComponent(r.missing);
@@ -51,7 +65,7 @@
       })
       .then(function (res) {
         if (res.ok) { show(panel, res.body); return; }
-        var msg = (res.body && res.body.error && res.body.error.message) || "power cannot be computed";
+        var msg = (res.body && res.body.error && res.body.error.message) || t("failed");
         var body = panel.querySelector(".power-body");
         body.textContent = "";
         add(body, "p", msg, "error");
