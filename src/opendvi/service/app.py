@@ -23,7 +23,10 @@ from opendvi import __version__, i18n
 from opendvi.service import errors
 from opendvi.service.deps import SESSION_COOKIE
 from opendvi.service.limits import BodyLimitMiddleware
-from opendvi.service.routes import api, pages, power
+from opendvi.service.routes import api, docs, families_pages, pages, power
+from opendvi.service.routes import exports as exports_routes
+from opendvi.service.routes import plots as plots_routes
+from opendvi.service.routes import review as review_routes
 from opendvi.service.settings import Settings
 from opendvi.service.throttle import LoginThrottle
 from opendvi.store import db as store_db
@@ -107,7 +110,7 @@ def create_app(*, settings: Settings | None = None, engine: Engine | None = None
         "identifications with four-eyes review, and a hash-chained audit log. Every endpoint checks the "
         "caller's role; every error has the shape {\"error\": {status, code, message, details}}.",
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # /api/docs and /api/redoc: routes/docs.py, from the package (no CDN)
         redoc_url=None,
     )
     app.state.settings = settings
@@ -127,8 +130,14 @@ def create_app(*, settings: Settings | None = None, engine: Engine | None = None
     app.state.login_slots = threading.BoundedSemaphore(settings.login_parallel)
     errors.install(app)
     app.include_router(power.router)  # before api: /api/power/... is not a family code
+    app.include_router(exports_routes.router)  # before api: /api/exports/... (reports/exports.py)
+    app.include_router(plots_routes.router)  # before pages: /plots/... (reports/plots.py)
+    app.include_router(families_pages.api_router)  # before api: .../notifications
     app.include_router(api.router)
+    app.include_router(families_pages.router)  # before pages: /families/{code}, /remains/{barcode}
+    app.include_router(review_routes.router)  # before pages: /candidates/{id}, /identifications/{id}/report
     app.include_router(pages.router)
+    app.include_router(docs.router)  # Swagger UI and ReDoc, vendored under service/static
     # the body limit wraps everything: nothing is read, parsed or authenticated past it
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
                        anonymous_max_bytes=settings.anonymous_max_body_bytes, session_cookie=SESSION_COOKIE)
