@@ -127,6 +127,9 @@ ENDPOINTS: list[tuple[str, str, str | None]] = [
     ("GET", "/remains/{barcode}", "remains.read"),
     ("GET", "/candidates/{candidate_id}", "candidates.read"),
     ("POST", "/candidates/{candidate_id}/propose", "identifications.propose"),
+    # the identification report (routes/review.py)
+    ("GET", "/identifications/{identification_id}/report", "identifications.read"),
+    ("GET", "/identifications/{identification_id}/report.pdf", "identifications.read"),
     ("GET", "/identifications", "identifications.read"),
     ("POST", "/identifications/{identification_id}/{action}", "identifications.decide"),
     ("GET", "/families", "families.read"),
@@ -142,6 +145,31 @@ ENDPOINTS: list[tuple[str, str, str | None]] = [
     ("GET", "/power/families/{code}", "families.read"),
     ("GET", "/power/lr-plot/families/{code}", "families.read"),
     ("GET", "/assets/power-panel.js", None),
+    # exports and plots (routes/exports.py, routes/plots.py)
+    ("GET", "/api/exports/candidates.csv", "candidates.read"),
+    ("GET", "/api/exports/candidates.xlsx", "candidates.read"),
+    ("GET", "/api/exports/identifications.csv", "identifications.read"),
+    ("GET", "/api/exports/identifications.xlsx", "identifications.read"),
+    ("GET", "/api/exports/audit.csv", "audit.read"),
+    ("GET", "/api/exports/audit.xlsx", "audit.read"),
+    ("GET", "/api/exports/audit.jsonl", "audit.read"),
+    ("GET", "/plots/operations/{code}/lr-histogram.svg", "operations.read"),
+    ("GET", "/plots/operations/{code}/lr-histogram.png", "operations.read"),
+    ("GET", "/plots/operations/{code}/progress.svg", "operations.read"),
+    ("GET", "/plots/operations/{code}/progress.png", "operations.read"),
+    ("GET", "/plots/families/{code}/lr-distribution.svg", "families.read"),
+    ("GET", "/plots/families/{code}/lr-distribution.png", "families.read"),
+    ("GET", "/plots/candidates/{candidate_id}/lr-distribution.svg", "candidates.read"),
+    ("GET", "/plots/candidates/{candidate_id}/lr-distribution.png", "candidates.read"),
+    # intake and liaison (routes/families_pages.py)
+    ("GET", "/families/{code}", "families.read"),
+    ("POST", "/donors/{barcode}/details", "donors.write"),
+    ("POST", "/families/{code}/members", "pedigree.write"),
+    ("POST", "/families/{code}/donor-links", "pedigree.write"),
+    ("GET", "/liaison", "notifications.read"),
+    ("POST", "/liaison/identifications/{identification_id}/notifications", "notifications.write"),
+    ("GET", "/api/identifications/{identification_id}/notifications", "notifications.read"),
+    ("POST", "/api/identifications/{identification_id}/notifications", "notifications.write"),
 ]
 PUBLIC = {("GET", "/api/health"), ("POST", "/api/auth/login"), ("GET", "/login"), ("POST", "/login"),
           ("POST", "/login/language"),
@@ -151,9 +179,14 @@ PUBLIC = {("GET", "/api/health"), ("POST", "/api/auth/login"), ("GET", "/login")
 
 def test_matrix_covers_every_route(world: dict[str, Any]) -> None:
     routes = set()
-    from opendvi.service.routes import api, docs, pages, power
+    from opendvi.service.routes import api, docs, families_pages, pages, power, review
+    from opendvi.service.routes import exports as exports_routes
+    from opendvi.service.routes import plots as plots_routes
 
-    for route in [*api.router.routes, *pages.router.routes, *power.router.routes, *docs.router.routes]:
+    for route in [*api.router.routes, *pages.router.routes, *power.router.routes, *docs.router.routes,
+                  *review.router.routes,
+                  *exports_routes.router.routes, *plots_routes.router.routes,
+                  *families_pages.router.routes, *families_pages.api_router.routes]:
         # "{barcode:path}" (identifiers may hold "/") is listed as "{barcode}"
         path = re.sub(r"\{(\w+):path\}", r"{\1}", getattr(route, "path", ""))
         for method in getattr(route, "methods", None) or ():
@@ -197,6 +230,9 @@ def _request(world: dict[str, Any], method: str, template: str, headers: dict[st
         ("POST", "/api/auth/totp/setup"): {"password": pw},
         ("POST", "/api/auth/totp/enable"): {"code": "000000"},
         ("POST", "/api/auth/totp/disable"): {"password": pw},
+        # a proposal (POST): 409, only a confirmed identification is notified
+        ("POST", "/api/identifications/{identification_id}/notifications"): {"method": "phone",
+                                                                             "notified_on": "2026-01-02"},
         ("PUT", "/api/me/language"): {"language": "en"},
     }
     forms: dict[tuple[str, str], Any] = {
@@ -210,6 +246,14 @@ def _request(world: dict[str, Any], method: str, template: str, headers: dict[st
         ("POST", "/account/totp/setup"): {"password": pw},
         ("POST", "/account/totp/enable"): {"code": "000000"},
         ("POST", "/account/totp/disable"): {"password": pw},
+        ("POST", "/donors/{barcode}/details"): {"relationship": "father", "consent": "identification",
+                                                "consent_date": "2026-01-02", "full_name": f"{SECRET_NAME} R1",
+                                                "date_of_birth": "1950-01-01"},
+        # a member already there: 422, the pedigree unchanged (the module's world stays as it is)
+        ("POST", "/families/{code}/members"): {"member": "F1-R1", "sex": "M"},
+        ("POST", "/families/{code}/donor-links"): {"member": "M1", "barcode": f"BC{n}"},
+        ("POST", "/liaison/identifications/{identification_id}/notifications"): {"method": "phone",
+                                                                                 "notified_on": "2026-01-02"},
         ("POST", "/account/language"): {"language": "en"},
     }
     if (method, template) in bodies:

@@ -128,6 +128,16 @@ def _engine_check(
         return {"with": {}, "numerator_without": {}, "inconsistent": [], "error": str(exc)}
 
 
+def rule_text(rule: str) -> str:
+    """An evidence rule (:data:`opendvi.store.repositories.EVIDENCE_RULES`) in the current locale."""
+    return {
+        "superseded_run": _("Its matching run was superseded by a later run: decide on the new run's candidates."),
+        "newer_profile": _("A profile it rests on was typed again after the run: run matching again."),
+        "newer_frequencies": _("The operation's allele frequencies changed after the run: run matching again."),
+        "missing_person_identified": _("The missing person already has another active identification."),
+    }.get(rule, rule)
+
+
 def _glr(cands: list[Candidate], me: Candidate) -> tuple[float | None, str]:
     """log10 GLR from the run's stored candidates of one remains, and how it was obtained."""
     if me.log10_lr is None:
@@ -139,6 +149,29 @@ def _glr(cands: list[Candidate], me: Candidate) -> tuple[float | None, str]:
     best_other = max([0.0, *finite])  # 0: "not among the missing" (LR 1)
     return me.log10_lr - best_other, _(
         "this LR over the largest of the other candidates' LRs stored by the run and 1 (not among the missing)")
+
+
+def _model_text(spec: Any) -> str:
+    if not spec:
+        return _("none")
+    if isinstance(spec, dict) and "model" in spec:
+        params = ", ".join(f"{k} {spec[k]:g}" if isinstance(spec[k], (int, float)) else f"{k} {spec[k]}"
+                           for k in sorted(spec) if k != "model")
+        return f"{spec['model']} ({params})" if params else str(spec["model"])
+    return str(spec)
+
+
+def mutation_summary(models: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The run's mutation models, markers with the same model together: ``[{"female", "male",
+    "markers"}]`` (each model in words, e.g. ``stepwise (range 0.1, rate 0.001, rate2 1e-06)``)."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for marker, spec in (models or {}).items():
+        if isinstance(spec, dict) and ("female" in spec or "male" in spec):
+            key = (_model_text(spec.get("female")), _model_text(spec.get("male")))
+        else:
+            key = (_model_text(spec), _model_text(spec))
+        groups.setdefault(key, []).append(marker)
+    return [{"female": f, "male": m, "markers": markers} for (f, m), markers in groups.items()]
 
 
 def _user(session: Session, user_id: int | None) -> dict[str, Any] | None:
@@ -189,9 +222,9 @@ def candidate_evidence(session: Session, candidate: Candidate, *, names: bool = 
     missing_members = {m.member_id: m for m in repo.missing_of(session, family=fam)}
     donor_names: dict[int, str] = {}
     if names and donors:
-        donor_names = dict(session.execute(
+        donor_names = {did: name for did, name in session.execute(
             select(DonorDetails.donor_id, DonorDetails.full_name)
-            .where(DonorDetails.donor_id.in_([d.id for d in donors.values()]))).tuples().all())
+            .where(DonorDetails.donor_id.in_([d.id for d in donors.values()])))}
     references: list[dict[str, Any]] = []
     members: list[dict[str, Any]] = []
     pedigree: list[dict[str, Any]] = []
@@ -313,6 +346,7 @@ def candidate_evidence(session: Session, candidate: Candidate, *, names: bool = 
         "log10_lr": candidate.log10_lr,
         "lr": lr_text(candidate.log10_lr),
         "product_log10_lr": product_log10,
+        "product_lr": lr_text(product_log10),
         "posterior": candidate.posterior,
         "prior": prior,
         "posterior_method": method,
@@ -330,11 +364,12 @@ def candidate_evidence(session: Session, candidate: Candidate, *, names: bool = 
         "run": {
             "id": run.id, "status": run.status, "software_version": run.software_version, "engine": run.engine,
             "frequency_database": {"name": fdb.name, "sha256": run.frequency_database_sha256, "theta": fdb.theta},
-            "mutation_models": run.mutation_models, "parameters": {k: v for k, v in params.items() if k != "notes"},
+            "mutation_models": run.mutation_models, "mutation_summary": mutation_summary(run.mutation_models),
+            "parameters": {k: v for k, v in params.items() if k != "notes"},
             "notes": notes, "queued_at": _iso(run.queued_at), "started_at": _iso(run.started_at),
             "finished_at": _iso(run.finished_at), "started_by": (_user(session, run.user_id) or {}).get("username"),
         },
-        "evidence_problems": [{"rule": rule, "message": msg} for rule, msg in
+        "evidence_problems": [{"rule": rule, "text": rule_text(rule), "message": msg} for rule, msg in
                               repo.evidence_problems(session, candidate=candidate,
                                                      exclude_identification=exclude_identification)],
         "other_active": _active_others(session, remains_id=remains.id, missing_person_id=mp.id,

@@ -202,7 +202,7 @@ def pedigree_svg(people: Sequence[Person], *, title: str = "") -> str:
         return h
 
     out_title: list[str] = []
-    top = MARGIN
+    top: float = MARGIN
     if title:
         tlines, ts = fit_text(title, width - 2 * MARGIN, size=13, max_lines=3)
         out_title.append(f'<text x="{MARGIN}" font-size="{ts:g}" font-weight="bold">'

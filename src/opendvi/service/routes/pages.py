@@ -19,7 +19,6 @@ from opendvi.service import actions, auth
 from opendvi.service import views as v
 from opendvi.service.deps import DB, SESSION_COOKIE, CurrentPrincipal, Principal, require
 from opendvi.service.errors import CHANGE_PASSWORD_PAGE, APIError
-from opendvi.service.pedigree_svg import Person, pedigree_svg
 from opendvi.service.policy import ROLE_TITLES
 from opendvi.service.security import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, generate_password, hash_password
 from opendvi.store import audit
@@ -444,46 +443,10 @@ def remains_list(
                   unreviewed_above=unreviewed_above or "", sort=sort, sorts=repo.REMAINS_SORTS)
 
 
-@router.get("/remains/{barcode:path}")
-def remains_page(request: Request, barcode: str, db: DB, principal: Principal = P("remains.read")) -> Response:
-    r = repo.get_remains(db, barcode=barcode)
-    cands = [v.candidate_public(c) for c in repo.candidates_for_remains(db, remains=r)] \
-        if principal.can("candidates.read") else None
-    idents = [v.identification_public(db, i, principal) for i in repo.list_identifications(db, remains=r)] \
-        if principal.can("identifications.read") else []
-    return render(request, "remains.html", principal, r=v.remains_public(db, r, profiles=True), candidates=cands,
-                  identifications=idents)
+# the remains page (GET /remains/{barcode}): routes/families_pages.py (genotypes, profile versions)
 
 
-def _pedigree_for(db: DB, cand: Any) -> str:
-    mp = cand.missing_person
-    fam = mp.family
-    donors = {d.member_id for d in repo.donors_of(db, family=fam)}
-    missing = {m.member_id for m in repo.missing_of(db, family=fam)}
-    people = [
-        Person(id=m.code, father=m.father, mother=m.mother, sex=m.sex, typed=m.id in donors,
-               missing=m.id in missing, placed=cand.remains.barcode if m.id == mp.member_id else None)
-        for m in fam.members
-    ]
-    return pedigree_svg(people, title=_("Family %(family)s: %(remains)s placed as %(missing)s", family=fam.code,
-                                        remains=cand.remains.barcode, missing=mp.code))
-
-
-@router.get("/candidates/{candidate_id}")
-def match_page(request: Request, candidate_id: int, db: DB, principal: Principal = P("candidates.read")) -> Response:
-    cand = repo.get_candidate(db, candidate_id=candidate_id)
-    active = repo.list_identifications(db, remains=cand.remains, states=[IdentificationState.proposed,
-                                                                         IdentificationState.confirmed])
-    return render(request, "match.html", principal, c=v.candidate_public(cand, per_marker=True),
-                  svg=_pedigree_for(db, cand), run=v.run_public(cand.run),
-                  active=[v.identification_public(db, i, principal) for i in active])
-
-
-@router.post("/candidates/{candidate_id}/propose")
-def propose(request: Request, candidate_id: int, db: DB, note: str = Form("", max_length=10_000),
-            principal: Principal = P("identifications.propose")) -> Response:
-    ident = actions.propose(db, principal=principal, candidate_id=candidate_id, note=note)
-    return RedirectResponse(f"/identifications#ident-{ident.id}", status_code=303)
+# the match page and the proposal: routes/review.py
 
 
 # ---------------------------------------------------------------------------
