@@ -1049,6 +1049,7 @@ def build_case(session: Session, *, operation: Operation,
             select(Donor.member_id, Profile.genotypes, Profile.dropout)
             .join(dcur, dcur.c.did == Donor.id)
             .join(Profile, and_(Profile.donor_id == Donor.id, Profile.version == dcur.c.v))
+            .where(Donor.consent != "withdrawn")  # consent withdrawn: the profile is not used
         )
     }
     mps = {member_id: (mp_id, code) for member_id, mp_id, code in
@@ -1377,6 +1378,8 @@ EVIDENCE_RULES = {
     "newer_profile": "a profile it rests on has a newer version",
     "newer_frequencies": "the operation's allele frequencies changed after its run",
     "missing_person_identified": "the missing person already has another active identification",
+    "pedigree_changed": "the family's pedigree or its references changed after the run (a relative added, a "
+                        "sample linked, a consent withdrawn: opendvi.store.liaison)",
 }
 
 
@@ -1420,6 +1423,11 @@ def evidence_problems(
             problems.append(("newer_profile", f"reference {d.barcode} of family {candidate.missing_person.family.code} "
                                               f"has profile version {max(pr.version for pr in newer)} typed after run "
                                               f"#{run.id} started: run matching again"))
+    from opendvi.store.liaison import family_changes_since  # it imports this module
+
+    for what in family_changes_since(session, family=candidate.missing_person.family, since=started):
+        problems.append(("pedigree_changed", f"family {candidate.missing_person.family.code} changed after run "
+                                             f"#{run.id} started ({what}): run matching again"))
     op = session.get(Operation, run.operation_id)
     if op is not None and op.frequency_database_id != run.frequency_database_id:
         problems.append(("newer_frequencies", f"operation {op.code}'s allele frequencies changed after run "
