@@ -308,3 +308,34 @@ def test_twenty_thousand_candidates_stream_in_pages(tmp_path: Path) -> None:
         assert len(rows) == n_remains * per and len({r[0] for r in rows}) == len(rows)
         assert chunks >= n_remains * per // ex.PAGE_ROWS  # streamed a page at a time, not built whole
         assert [int(r[0]) for r in rows] == sorted(int(r[0]) for r in rows)
+
+
+def _href(html: str, element_id: str) -> str:
+    import html as html_lib
+    import re
+
+    m = re.search(rf'<a href="([^"]+)" id="{element_id}"', html)
+    assert m, f"no link #{element_id}"
+    return html_lib.unescape(m.group(1))
+
+
+def test_the_pages_link_exports_with_their_filters(world: dict[str, Any]) -> None:
+    client, h = world["client"], world["h"]
+    page = client.get("/identifications?state=confirmed&q=V2", headers={**h["reviewer"], "accept": "text/html"})
+    assert page.status_code == 200
+    url = _href(page.text, "export-csv")
+    assert url.startswith("/api/exports/identifications.csv?") and "state=confirmed" in url and "q=V2" in url
+    assert [r["remains"] for r in _csv(client.get(url, headers=h["reviewer"]))] == ["V2"]
+    assert _href(page.text, "export-xlsx").startswith("/api/exports/identifications.xlsx?")
+    page = client.get("/audit?action=identification.confirm", headers={**h["admin"], "accept": "text/html"})
+    url = _href(page.text, "export-jsonl")
+    assert url == "/api/exports/audit.jsonl?action=identification.confirm"
+    lines = client.get(url, headers=h["admin"]).text.splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["action"] == "identification.confirm"
+    page = client.get("/operations/demo", headers={**h["dvi"], "accept": "text/html"})
+    assert _href(page.text, "export-csv") == "/api/exports/candidates.csv?operation=demo"
+    for plot in ("progress", "lr-histogram"):
+        assert f'<img src="/plots/operations/demo/{plot}.svg"' in page.text
+    assert 'alt="' in page.text.split('id="plots"')[1].split("</div>")[0]
+    lab = client.get("/operations/demo", headers={**h["lab"], "accept": "text/html"})
+    assert lab.status_code == 200 and "/api/exports/candidates" not in lab.text  # not for the laboratory
