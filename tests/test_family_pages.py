@@ -267,3 +267,27 @@ def test_remains_page__genotypes_and_profile_versions(svc: dict[str, Any]) -> No
     versions = page[page.index('id="version-table"'):]
     assert versions.index("retyped.json") < versions.index("demo-case.json")
     assert "version 2" in page
+
+
+def test_pedigree_api_twins__add_and_link_or_422_naming_the_field(svc: dict[str, Any]) -> None:
+    c, h = svc["client"], svc["h"]
+    r = c.post("/api/families/F3/members", json={"member": "F3-SIB", "sex": "M", "father": "F3-FA",
+                                                  "mother": "F3-MO"}, headers=h["intake"])
+    assert r.status_code == 201, r.text
+    assert {"id": "F3-SIB", "father": "F3-FA", "mother": "F3-MO", "sex": "M", "missing": False,
+            "donor": None} in r.json()["members"]
+    r = c.post("/api/families/F3/donor-links", json={"member": "F3-SIB", "barcode": "BC-F3-SIB"},
+               headers=h["intake"])
+    assert r.status_code == 201, r.text
+    linked = next(m for m in r.json()["members"] if m["id"] == "F3-SIB")
+    assert linked["donor"]["barcode"] == "BC-F3-SIB" and linked["donor"]["profile_version"] is None
+    before = _audit_count(svc)
+    err = assert_error_shape(c.post("/api/families/F3/members", json={"member": "F3-X", "father": "F3-MO",
+                                                                      "mother": "F3-FA"}, headers=h["intake"]), 422)
+    assert {d["field"] for d in err["details"]} == {"father", "mother"}, err
+    err = assert_error_shape(c.post("/api/families/F3/donor-links", json={"member": "F3-SIB", "barcode": "BC-2"},
+                                    headers=h["intake"]), 422)
+    assert [d["field"] for d in err["details"]] == ["member"] and "already linked" in err["message"]
+    assert _audit_count(svc) == before
+    assert_error_shape(c.post("/api/families/F3/members", json={"member": "F3-Y"}, headers=h["dvi"]), 403)
+    assert_error_shape(c.post("/api/families/NOPE/members", json={"member": "F3-Y"}, headers=h["intake"]), 404)

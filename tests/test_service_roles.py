@@ -170,6 +170,8 @@ ENDPOINTS: list[tuple[str, str, str | None]] = [
     ("POST", "/liaison/identifications/{identification_id}/notifications", "notifications.write"),
     ("GET", "/api/identifications/{identification_id}/notifications", "notifications.read"),
     ("POST", "/api/identifications/{identification_id}/notifications", "notifications.write"),
+    ("POST", "/api/families/{code}/members", "pedigree.write"),
+    ("POST", "/api/families/{code}/donor-links", "pedigree.write"),
 ]
 PUBLIC = {("GET", "/api/health"), ("POST", "/api/auth/login"), ("GET", "/login"), ("POST", "/login"),
           ("POST", "/login/language"),
@@ -233,6 +235,9 @@ def _request(world: dict[str, Any], method: str, template: str, headers: dict[st
         # a proposal (POST): 409, only a confirmed identification is notified
         ("POST", "/api/identifications/{identification_id}/notifications"): {"method": "phone",
                                                                              "notified_on": "2026-01-02"},
+        # invalid (a member already there; a missing person is no reference): 422, nothing written
+        ("POST", "/api/families/{code}/members"): {"member": "F1-R1", "sex": "M"},
+        ("POST", "/api/families/{code}/donor-links"): {"member": "M1", "barcode": f"BC{n}"},
         ("PUT", "/api/me/language"): {"language": "en"},
     }
     forms: dict[tuple[str, str], Any] = {

@@ -318,6 +318,19 @@ def relative_submit(
     given. The whole pedigree must stay valid; an edit after a matching run makes the family's
     candidates stale (evidence rule ``pedigree_changed``)."""
     member, father, mother, donor_barcode = (x.strip() for x in (member, father, mother, donor_barcode))
+    problems = _add_relative(db, principal, code, member=member, sex=sex, father=father, mother=mother,
+                             donor_barcode=donor_barcode)
+    if problems:
+        return _family_page(request, db, repo.get_family(db, code=code), principal, status_code=422,
+                            problems=problems, form="add-relative",
+                            submitted={"member": member, "sex": sex, "father": father, "mother": mother,
+                                       "donor_barcode": donor_barcode})
+    return _to_family(code, "pedigree")
+
+
+def _add_relative(db: DB, principal: Principal, code: str, *, member: str, sex: str, father: str, mother: str,
+                  donor_barcode: str) -> list[Problem]:
+    """Check and add a relative (committed), or the problems (nothing written)."""
     begin_write(db)
     fam = repo.get_family(db, code=code)
     founders, problems = relative_problems(db, fam, code=member, sex=sex, father=father, mother=mother,
@@ -328,16 +341,12 @@ def relative_submit(
                                mother=mother or None, founders=founders, donor_barcode=donor_barcode or None,
                                by=principal.username)
         except PedigreeError as exc:
-            db.rollback()
             problems = [Problem("pedigree", _("The pedigree would not be valid: %(reason)s", reason=str(exc)))]
     if problems:
         db.rollback()
-        fam = repo.get_family(db, code=code)
-        return _family_page(request, db, fam, principal, status_code=422, problems=problems, form="add-relative",
-                            submitted={"member": member, "sex": sex, "father": father, "mother": mother,
-                                       "donor_barcode": donor_barcode})
+        return problems
     actions.commit(db)
-    return _to_family(code, "pedigree")
+    return []
 
 
 @router.post("/families/{code:path}/donor-links")
@@ -352,6 +361,15 @@ def link_submit(
     """Mark a member typed by linking a reference sample's barcode to it; the profile comes with the
     laboratory's import of that barcode."""
     member, barcode = member.strip(), barcode.strip()
+    problems = _link(db, principal, code, member=member, barcode=barcode)
+    if problems:
+        return _family_page(request, db, repo.get_family(db, code=code), principal, status_code=422,
+                            problems=problems, form="link-donor", submitted={"member": member, "barcode": barcode})
+    return _to_family(code, "pedigree")
+
+
+def _link(db: DB, principal: Principal, code: str, *, member: str, barcode: str) -> list[Problem]:
+    """Check and link a donor sample to a member (committed), or the problems (nothing written)."""
     begin_write(db)
     fam = repo.get_family(db, code=code)
     problems: list[Problem] = []
@@ -372,11 +390,10 @@ def link_submit(
         problems.append(p)
     if problems:
         db.rollback()
-        return _family_page(request, db, repo.get_family(db, code=code), principal, status_code=422,
-                            problems=problems, form="link-donor", submitted={"member": member, "barcode": barcode})
+        return problems
     store.link_donor(db, family=fam, member_code=member, barcode=barcode, by=principal.username)
     actions.commit(db)
-    return _to_family(code, "pedigree")
+    return []
 
 
 # ---------------------------------------------------------------------------
@@ -560,6 +577,46 @@ def api_notification_record(identification_id: int, body: NotificationIn, db: DB
     n, problems = _record(db, principal, identification_id, donor=(body.donor or "").strip(), method=body.method,
                           notified_on=body.notified_on, note=body.note)
     if n is None:
-        raise APIError(422, "; ".join(p.message for p in problems), code="invalid",
-                       details=[{"field": p.field, "message": p.message} for p in problems])
+        raise _invalid(problems)
     return _api_notifications(db, repo.get_identification(db, identification_id=identification_id))
+
+
+class RelativeIn(BaseModel):
+    member: str = Field(min_length=1, max_length=64, description="the new member's code")
+    sex: str = Field(default="", pattern="^(M|F)?$", description="M, F or empty (unknown)")
+    father: str = Field(default="", max_length=64, description="a member, or a new founder's code; with mother")
+    mother: str = Field(default="", max_length=64, description="a member, or a new founder's code; with father")
+    donor_barcode: str = Field(default="", max_length=64, description="a reference sample linked at once")
+
+
+class DonorLinkIn(BaseModel):
+    member: str = Field(min_length=1, max_length=200)
+    barcode: str = Field(min_length=1, max_length=64, description="the reference sample's barcode")
+
+
+def _invalid(problems: list[Problem]) -> APIError:
+    return APIError(422, "; ".join(p.message for p in problems), code="invalid",
+                    details=[{"field": p.field, "message": p.message} for p in problems])
+
+
+@api_router.post("/families/{code:path}/members", tags=["families"], status_code=201)
+def api_add_relative(code: str, body: RelativeIn, db: DB, principal: Principal = P("pedigree.write")
+                     ) -> dict[str, Any]:
+    """Add a relative to a family's pedigree (intake officer): the twin of the family page's form.
+    422 naming the field when the pedigree would not be valid; nothing is written."""
+    problems = _add_relative(db, principal, code, member=body.member.strip(), sex=body.sex,
+                             father=body.father.strip(), mother=body.mother.strip(),
+                             donor_barcode=body.donor_barcode.strip())
+    if problems:
+        raise _invalid(problems)
+    return v.family_public(db, repo.get_family(db, code=code), principal)
+
+
+@api_router.post("/families/{code:path}/donor-links", tags=["families"], status_code=201)
+def api_link_donor(code: str, body: DonorLinkIn, db: DB, principal: Principal = P("pedigree.write")
+                   ) -> dict[str, Any]:
+    """Link a reference sample's barcode to a member (intake officer): the twin of the family page's form."""
+    problems = _link(db, principal, code, member=body.member.strip(), barcode=body.barcode.strip())
+    if problems:
+        raise _invalid(problems)
+    return v.family_public(db, repo.get_family(db, code=code), principal)
