@@ -347,3 +347,24 @@ def test_the_pages_link_exports_with_their_filters(world: dict[str, Any]) -> Non
     assert 'alt="' in page.text.split('id="plots"')[1].split("</div>")[0]
     lab = client.get("/operations/demo", headers={**h["lab"], "accept": "text/html"})
     assert lab.status_code == 200 and "/api/exports/candidates" not in lab.text  # not for the laboratory
+
+
+def test_the_documented_verification_recomputes_an_export(world: dict[str, Any], tmp_path: Path) -> None:
+    """docs/reports.md's script, run as written on a fresh export: it passes, and fails on an edited line."""
+    import re
+    import subprocess
+    import sys
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "reports.md").read_text(encoding="utf-8")
+    section = doc.split("### Re-verifying the audit trail from its JSON lines", 1)[1]
+    script = re.search(r"```python\n(.*?)```", section, re.S)
+    assert script, "docs/reports.md: no Python script under 'Re-verifying the audit trail'"
+    r = world["client"].get("/api/exports/audit.jsonl", headers=world["h"]["admin"])
+    (tmp_path / "audit.jsonl").write_bytes(r.content)
+    ok = subprocess.run([sys.executable, "-c", script.group(1)], cwd=tmp_path, capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout.startswith("intact up to"), ok.stderr
+    lines = r.text.splitlines()
+    lines[2] = lines[2].replace('"action":"', '"action":"x', 1)
+    (tmp_path / "audit.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    bad = subprocess.run([sys.executable, "-c", script.group(1)], cwd=tmp_path, capture_output=True, text=True)
+    assert bad.returncode != 0 and "AssertionError" in bad.stderr
