@@ -64,6 +64,9 @@ def test_page__alleles_of_remains_and_each_reference_and_stored_lrs(world: dict[
         assert log10 and float(log10.group(1).replace(",", "")) == pytest.approx(stored[marker], abs=5e-4)
     for d in donors:
         assert f"Reference {d.barcode}" in html
+    # one header row and one row per marker in #per-marker (the browser tour counts them)
+    block = re.search(r'<div class="table-wrap" id="per-marker">.*?</div>', html, re.S)
+    assert block and block.group(0).count("<tr") == 1 + len(stored)
     assert f"Remains {cand['remains']}" in html
 
 
