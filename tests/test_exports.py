@@ -368,3 +368,14 @@ def test_the_documented_verification_recomputes_an_export(world: dict[str, Any],
     (tmp_path / "audit.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     bad = subprocess.run([sys.executable, "-c", script.group(1)], cwd=tmp_path, capture_output=True, text=True)
     assert bad.returncode != 0 and "AssertionError" in bad.stderr
+
+
+def test_in_ukrainian__translated_excel_titles_the_same_csv_keys(world: dict[str, Any]) -> None:
+    client, h = world["client"], world["h"]
+    uk = {**h["admin"], "cookie": "opendvi_lang=uk"}
+    header, _data, _ws = _xlsx(client.get("/api/exports/audit.xlsx", headers=uk))
+    assert header[0] == "Порядковий номер"  # the catalogue's "Sequence number"
+    english, _data, _ws = _xlsx(client.get("/api/exports/audit.xlsx", headers=h["admin"]))
+    assert english[0] == "Sequence number" and len(header) == len(english)
+    r = client.get("/api/exports/audit.csv", headers=uk)
+    assert r.content.decode("utf-8-sig").splitlines()[0] == ",".join(k for k, _t in ex.audit_columns())

@@ -165,3 +165,10 @@ def test_the_distribution_is_seeded() -> None:
 
 def test_the_routes_use_a_modest_number_of_simulations() -> None:
     assert 1000 <= pl.NSIM <= 100_000 and plot_routes.pl is pl
+
+
+def test_in_ukrainian__the_labels_are_translated(world: dict[str, Any]) -> None:
+    client, h = world["client"], world["h"]
+    svg = _svg(client.get("/plots/operations/demo/progress.svg", headers={**h["dvi"], "cookie": "opendvi_lang=uk"}))
+    assert "Операція demo" in svg  # the catalogue's "Operation %(code)s: progress"
+    assert "Операція demo" not in _svg(client.get("/plots/operations/demo/progress.svg", headers=h["dvi"]))

@@ -206,7 +206,8 @@ def lr_histogram(data: BestLR, *, operation: str, fmt: str = "svg") -> bytes:
             hi = math.ceil(max(float(vals.max()), data.threshold_log10)) + 1
             width = 1.0 if hi - lo <= 60 else math.ceil((hi - lo) / 60)
             bins = np.arange(lo, hi + width, width)
-            ax.hist(vals, bins=bins, color=DARK, edgecolor="white", linewidth=0.5)
+            counts, _edges, _bars = ax.hist(vals, bins=bins, color=DARK, edgecolor="white", linewidth=0.5)
+            ax.set_ylim(0, max(1.0, float(counts.max())) * 1.3)  # room for the legend above the bars
         ax.axvline(0.0, color=GREY, lw=0.8, ls=":", label=_("LR = 1"))
         ax.axvline(data.threshold_log10, color=RED, lw=1.2, ls="--",
                    label=_("threshold of the run: log10 LR %(t)s", t=f"{data.threshold_log10:g}"))
