@@ -213,6 +213,7 @@ def test_evidence__profiles_references_provenance_rank_glr(demo: dict[str, Any])
         assert ev["prior"] == "flat" and ev["posterior"] > 0.99
         assert ev["rank"] == 1 and ev["n_candidates"] >= 2
         others = [c.log10_lr for c in repo.candidates_for_remains(db, remains=cand.remains) if c.id != cand.id]
+        assert cand.log10_lr is not None
         assert ev["glr_log10"] == pytest.approx(cand.log10_lr - max([0.0, *[x for x in others if x is not None]]))
         assert ev["verbal"]["band"] == "extremely_strong"
         assert "name" not in ev["missing_person"] and all("name" not in r for r in ev["references"])
@@ -381,3 +382,34 @@ def test_report_html__the_same_numbers_as_the_page(demo: dict[str, Any]) -> None
         a = re.search(pattern, report, re.S)
         b = re.search(pattern, page, re.S)
         assert a and b and a.group(0) == b.group(0)
+
+
+@needs_poppler
+def test_cli_report__pdf_and_html_from_the_database(demo: dict[str, Any], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from opendvi.cli.main import app as cli
+
+    url = demo["app"].state.engine.url
+    data_dir = Path(str(url.database)).parent
+    out = tmp_path / "r.pdf"
+    res = CliRunner().invoke(cli, ["report", str(demo["confirmed"]), "-o", str(out), "--data-dir", str(data_dir)])
+    assert res.exit_code == 0, res.output
+    text = _pdftotext(out.read_bytes(), tmp_path)
+    assert "by reviewer on" in text and SECRET_NAME not in text
+    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    assert digest in res.output
+    with _session(demo) as db:
+        last = db.execute(select(AuditEntry).where(AuditEntry.action == "report.export")
+                          .order_by(AuditEntry.seq.desc())).scalars().first()
+        assert last is not None and json.loads(last.details)["sha256"] == digest
+    res = CliRunner().invoke(cli, ["report", str(demo["confirmed"]), "-o", str(tmp_path / "r.html"), "--names",
+                                   "--lang", "uk", "--data-dir", str(data_dir)])
+    assert res.exit_code == 0, res.output
+    html = (tmp_path / "r.html").read_text()
+    assert f"{SECRET_NAME} M1" in html and 'lang="uk"' in html
+    # the liaison's version of a proposal: refused, nothing written
+    res = CliRunner().invoke(cli, ["report", str(demo["proposed"]), "-o", str(tmp_path / "p.pdf"), "--names",
+                                   "--data-dir", str(data_dir)])
+    assert res.exit_code != 0 and "confirmed identifications only" in str(res.exception)
+    assert not (tmp_path / "p.pdf").exists()

@@ -37,6 +37,7 @@ COMMAND_MODULES = (
     "opendvi.cli.formats_cmd",
     "opendvi.cli.screen_cmd",
     "opendvi.cli.power_cmd",
+    "opendvi.cli.report_cmd",
 )
 
 
