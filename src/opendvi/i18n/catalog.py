@@ -16,6 +16,7 @@ import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from babel.messages import pofile
 from babel.messages.catalog import Catalog, Message
@@ -28,7 +29,7 @@ from opendvi.i18n import DOMAIN, LOCALES_DIR
 ROOT = Path(__file__).resolve().parents[3]
 SOURCE = ROOT / "src"
 #: gettext names and where their arguments are (``lazy`` marks module-level strings)
-KEYWORDS: dict[str, object] = {
+KEYWORDS: dict[str, Any] = {
     "_": None,
     "gettext": None,
     "ngettext": (1, 2),
