@@ -379,3 +379,44 @@ def test_in_ukrainian__translated_excel_titles_the_same_csv_keys(world: dict[str
     assert english[0] == "Sequence number" and len(header) == len(english)
     r = client.get("/api/exports/audit.csv", headers=uk)
     assert r.content.decode("utf-8-sig").splitlines()[0] == ",".join(k for k, _t in ex.audit_columns())
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_exports_and_plots_on_every_backend(backend: str, tmp_path: Path) -> None:
+    """The same queries on SQLite and PostgreSQL: rows, names by role, the chain, the progress dates."""
+    from opendvi.store.audit import GENESIS
+
+    with migrated_engine(backend, tmp_path) as engine:
+        app = make_app(engine)
+        client = TestClient(app)
+        h = {u: bearer(client, u) for u in ("admin", "intake", "dvi", "reviewer", "liaison")}
+        match(client, app, h["dvi"])
+        assert client.put("/api/missing-persons/M1/details", json={"full_name": SECRET_NAME},
+                          headers=h["intake"]).status_code == 200
+        cand = client.get("/api/remains/V1/candidates", headers=h["dvi"]).json()[0]
+        ident = client.post("/api/identifications", json={"candidate_id": cand["id"]}, headers=h["dvi"]).json()
+        assert client.post(f"/api/identifications/{ident['id']}/confirm", json={},
+                           headers=h["reviewer"]).status_code == 200
+        rows = _csv(client.get("/api/exports/candidates.csv?min_log10_lr=4", headers=h["dvi"]))
+        api = _api_list(client, "/api/candidates", h["dvi"], min_log10_lr=4)
+        assert [int(r["candidate_id"]) for r in rows] == sorted(c["id"] for c in api) and rows
+        assert _csv(client.get("/api/exports/identifications.csv", headers=h["liaison"]))[0][
+            "missing_person_name"] == SECRET_NAME
+        assert "missing_person_name" not in _csv(client.get("/api/exports/identifications.csv",
+                                                            headers=h["reviewer"]))[0]
+        prev = GENESIS
+        for line in client.get("/api/exports/audit.jsonl", headers=h["admin"]).text.splitlines():
+            e = json.loads(line)
+            assert e["prev_hash"] == prev and entry_hash(**{k: e[k] for k in (
+                "prev_hash", "seq", "at", "username", "action", "object_type", "object_id", "details")}) == e["hash"]
+            prev = e["hash"]
+        for url in ("/plots/operations/demo/progress.svg", "/plots/operations/demo/lr-histogram.png",
+                    f"/plots/candidates/{cand['id']}/lr-distribution.svg"):
+            r = client.get(url, headers=h["dvi"])
+            assert r.status_code == 200 and r.headers["content-type"].startswith("image/"), (url, r.text[:200])
+        from opendvi.reports import plots
+        from opendvi.store import repositories as repo
+
+        with app.state.sessionmaker() as db:
+            series = plots.operation_progress(db, operation=repo.get_operation(db, code="demo"))
+        assert sum(series["confirmed"].values()) == 1 and sum(series["received"].values()) == 8
