@@ -172,3 +172,28 @@ def test_in_ukrainian__the_labels_are_translated(world: dict[str, Any]) -> None:
     svg = _svg(client.get("/plots/operations/demo/progress.svg", headers={**h["dvi"], "cookie": "opendvi_lang=uk"}))
     assert "Операція demo" in svg  # the catalogue's "Operation %(code)s: progress"
     assert "Операція demo" not in _svg(client.get("/plots/operations/demo/progress.svg", headers=h["dvi"]))
+
+
+def test_a_family_that_cannot_be_evaluated_gives_a_picture_saying_why(world: dict[str, Any],
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from opendvi.power import UnevaluableFamily
+
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise UnevaluableFamily("F3", ["D3S1358"])
+
+    monkeypatch.setattr(pl, "family_distribution", refuse)
+    pl.CACHE.clear()
+    client, h = world["client"], world["h"]
+    svg = _svg(client.get("/plots/families/F3/lr-distribution.svg", headers=h["dvi"]))
+    assert "The LR distribution cannot be computed" in svg and "D3S1358" in svg
+    _png(client.get("/plots/families/F3/lr-distribution.png", headers=h["dvi"]))
+    pl.CACHE.clear()
+
+
+def test_plot_endpoints_run_in_worker_threads() -> None:
+    """Plain functions (FastAPI runs them in its thread pool): drawing and simulating never block the loop."""
+    import inspect
+
+    routes = [r for r in plot_routes.router.routes if hasattr(r, "endpoint")]
+    assert len(routes) == 8
+    assert not any(inspect.iscoroutinefunction(r.endpoint) for r in routes)
