@@ -49,6 +49,14 @@ def test_verbal_equivalent__enfsi_bands(lr: float, band: str, favours: str | Non
     assert band_of(math.log10(lr)) == (band, favours)
 
 
+def test_posterior_text__never_rounds_to_certainty() -> None:
+    from opendvi.reports.evidence import posterior_text
+
+    assert posterior_text(0.99999999) == "> 0.999999" and posterior_text(1.0) == "1.000000"
+    assert posterior_text(1e-9) == "< 0.000001" and posterior_text(0.0) == "0.000000"
+    assert posterior_text(0.5) == "0.500000"
+
+
 def test_verbal_equivalent__exclusion_text_and_nan() -> None:
     assert band_of(None) == ("exclusion", "H2") and band_of(-math.inf) == ("exclusion", "H2")
     assert "LR 0" in verbal_equivalent(None).text
@@ -320,7 +328,8 @@ def test_report_pdf__confirmed_demo_identification(demo: dict[str, Any], tmp_pat
         ev = identification_evidence(db, repo.get_identification(db, identification_id=demo["confirmed"]))
     ident = ev["identification"]
     assert ev["lr"] in text and "log10 LR 23." in text
-    assert "Posterior probability of H1:" in text and f"{ev['posterior']:.6f}" in text
+    assert f"Posterior probability of H1: {ev['posterior_text']}" in text
+    assert ev["posterior_text"] in (f"{ev['posterior']:.6f}", "> 0.999999")
     assert "prior: flat" in text
     assert "extremely strong support for H1" in text.replace("\n", " ").replace("  ", " ")
     assert ev["run"]["frequency_database"]["sha256"] in flat

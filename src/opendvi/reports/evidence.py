@@ -128,6 +128,20 @@ def _engine_check(
         return {"with": {}, "numerator_without": {}, "inconsistent": [], "error": str(exc)}
 
 
+def posterior_text(p: float | None) -> str:
+    """A posterior with 6 decimals in the current locale; never "1.000000" for a value below 1
+    (``> 0.999999``), never "0.000000" for one above 0 (``< 0.000001``)."""
+    from opendvi.i18n import format_number
+
+    if p is None:
+        return ""
+    if 0.9999995 <= p < 1.0:
+        return "> " + format_number(0.999999, 6)
+    if 0.0 < p < 0.0000005:
+        return "< " + format_number(0.000001, 6)
+    return format_number(p, 6)
+
+
 def rule_text(rule: str) -> str:
     """An evidence rule (:data:`opendvi.store.repositories.EVIDENCE_RULES`) in the current locale."""
     return {
@@ -348,6 +362,7 @@ def candidate_evidence(session: Session, candidate: Candidate, *, names: bool = 
         "product_log10_lr": product_log10,
         "product_lr": lr_text(product_log10),
         "posterior": candidate.posterior,
+        "posterior_text": posterior_text(candidate.posterior),
         "prior": prior,
         "posterior_method": method,
         "posterior_how": posterior_how,
