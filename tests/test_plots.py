@@ -197,3 +197,17 @@ def test_plot_endpoints_run_in_worker_threads() -> None:
     routes = [r for r in plot_routes.router.routes if hasattr(r, "endpoint")]
     assert len(routes) == 8
     assert not any(inspect.iscoroutinefunction(r.endpoint) for r in routes)
+
+
+def test_the_progress_picture_follows_a_decision(world: dict[str, Any]) -> None:
+    """Cached by a fingerprint of its data: a proposal and a confirmation draw it anew."""
+    client, h = world["client"], world["h"]
+    before = _svg(client.get("/plots/operations/demo/progress.svg", headers=h["dvi"]))
+    assert "confirmed: 0" in before
+    assert client.get("/plots/operations/demo/progress.svg", headers=h["dvi"]).text == before  # cached
+    cand = client.get("/api/remains/V2/candidates", headers=h["dvi"]).json()[0]
+    ident = client.post("/api/identifications", json={"candidate_id": cand["id"]}, headers=h["dvi"]).json()
+    assert "proposed: 1" in _svg(client.get("/plots/operations/demo/progress.svg", headers=h["dvi"]))
+    assert client.post(f"/api/identifications/{ident['id']}/confirm", json={}, headers=h["reviewer"]).status_code == 200
+    after = _svg(client.get("/plots/operations/demo/progress.svg", headers=h["dvi"]))
+    assert "confirmed: 1" in after and "proposed: 1" in after

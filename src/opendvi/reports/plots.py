@@ -276,6 +276,28 @@ def operation_progress(db: Session, *, operation: Operation) -> dict[str, dict[d
     return out
 
 
+def progress_fingerprint(db: Session, *, operation: Operation) -> tuple[Any, ...]:
+    """What :func:`operation_progress` depends on, in one cheap statement: the operation's remains (count,
+    newest), profiles (count, newest id), the latest finished run, and its identifications (count, newest
+    id, the sum of their versions: every decision bumps a version). Equal fingerprints, equal series."""
+    on_op = Remains.operation_id == operation.id
+    row = db.execute(select(
+        select(func.count(Remains.id)).where(on_op).scalar_subquery(),
+        select(func.max(Remains.id)).where(on_op).scalar_subquery(),
+        select(func.count(Profile.id)).join(Remains, Remains.id == Profile.remains_id).where(on_op)
+        .scalar_subquery(),
+        select(func.max(Profile.id)).join(Remains, Remains.id == Profile.remains_id).where(on_op).scalar_subquery(),
+        select(func.max(MatchingRun.id)).where(MatchingRun.status == RunStatus.finished.value).scalar_subquery(),
+        select(func.count(Identification.id)).join(Remains, Remains.id == Identification.remains_id)
+        .where(on_op).scalar_subquery(),
+        select(func.max(Identification.id)).join(Remains, Remains.id == Identification.remains_id)
+        .where(on_op).scalar_subquery(),
+        select(func.sum(Identification.version)).join(Remains, Remains.id == Identification.remains_id)
+        .where(on_op).scalar_subquery(),
+    )).one()
+    return (operation.id, operation.expected_count, *(None if v is None else int(v) for v in row))
+
+
 def progress_plot(series: Mapping[str, Mapping[date, int]], *, operation: str, expected: int | None = None,
                   fmt: str = "svg") -> bytes:
     """Cumulative counts of :func:`operation_progress` over time, one step line per series."""
