@@ -74,7 +74,7 @@ def test_families_page__power_panel_loads_lazily(svc: dict[str, Any]) -> None:
     text = page.text
     assert 'id="power-F5"' in text and 'data-api="/api/power/families/F5"' in text
     assert 'data-plot="/power/lr-plot/families/F5"' in text
-    assert text.count('<script src="/assets/power-panel.js" defer></script>') == 1
+    assert text.count('<script src="/assets/power-panel.js" defer') == 1  # its texts in data-messages
     js = c.get("/assets/power-panel.js", headers=svc["intake"])
     assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
     assert "/api/power" not in js.text or "data-api" in js.text  # the URLs come from the panel
@@ -88,11 +88,13 @@ def test_power_panel__identifiers_are_url_encoded() -> None:
     """A family code with "/", "?" or a space stays one path segment in the panel's URLs."""
     from jinja2 import DictLoader, Environment, FileSystemLoader
 
+    from opendvi import i18n
     from opendvi.service.app import url_part
     from opendvi.service.routes.power import _PANEL_JS
 
     env = Environment(loader=FileSystemLoader(_PANEL_JS.parent), autoescape=True)
     env.filters["u"] = url_part
+    i18n.install(env)  # the panel's texts go through gettext
     env.loader = DictLoader({"t": "{% for f in families %}{% include '_power_panel.html' %}{% endfor %}",
                              "_power_panel.html": (_PANEL_JS.parent / "_power_panel.html").read_text()})
     html = env.get_template("t").render(families=[{"code": "K/7 a?b"}, {"code": "F2"}])
