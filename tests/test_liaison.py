@@ -146,3 +146,20 @@ def test_notification_form__a_date_in_the_future_is_refused_and_nothing_written(
     with svc["app"].state.sessionmaker() as db:
         assert db.scalar(select(func.count()).select_from(Notification)) == before
 
+
+
+def test_liaison_page__an_identification_withdrawn_after_the_family_was_told_is_flagged(svc: dict[str, Any]) -> None:
+    c, h, ids = svc["client"], svc["h"], svc["idents"]
+    r = c.post(f"/api/identifications/{ids['V1']}/notifications", json={"method": "phone", "notified_on": "2026-01-03"},
+               headers=h["liaison"])
+    assert r.status_code == 201, r.text
+    assert 'id="withdrawn"' not in c.get("/liaison", headers=h["liaison"]).text
+    r = c.post(f"/api/identifications/{ids['V1']}/withdraw", json={"reason": "a re-analysis"}, headers=h["reviewer"])
+    assert r.status_code == 200, r.text
+    page = c.get("/liaison", headers=h["liaison"]).text
+    flagged = re.search(r'<section id="withdrawn".*?</section>', page, re.S)
+    assert flagged and f'id="withdrawn-{ids["V1"]}"' in flagged.group(0) and SECRET_NAME in flagged.group(0)
+    assert f'<section id="ident-{ids["V1"]}"' not in page  # no longer among the confirmed
+    # and no notification can be recorded on it any more
+    assert_error_shape(c.post(f"/api/identifications/{ids['V1']}/notifications",
+                              json={"method": "phone", "notified_on": "2026-01-04"}, headers=h["liaison"]), 409)

@@ -262,6 +262,14 @@ def confirmed_identifications(session: Session) -> list[Identification]:
         .order_by(Identification.decided_at.desc(), Identification.id.desc())).scalars())
 
 
+def withdrawn_after_notification(session: Session) -> list[Identification]:
+    """Identifications withdrawn after relatives were told of them: the family must hear of it."""
+    told = select(Notification.id).where(Notification.identification_id == Identification.id).exists()
+    return list(session.execute(
+        select(Identification).where(Identification.state == IdentificationState.withdrawn, told)
+        .order_by(Identification.decided_at.desc(), Identification.id.desc())).scalars())
+
+
 def notifications_of(session: Session, *, identification_ids: Sequence[int]) -> dict[int, list[Notification]]:
     """The notifications recorded for each identification, oldest first (one query)."""
     out: dict[int, list[Notification]] = {i: [] for i in identification_ids}

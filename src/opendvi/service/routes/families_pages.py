@@ -473,7 +473,12 @@ def _liaison_page(request: Request, db: DB, principal: Principal, *, status_code
                   problems: list[Problem] | None = None, form: int | None = None,
                   submitted: dict[str, str] | None = None) -> Response:
     rows = liaison_rows(db, store.confirmed_identifications(db))
-    return render(request, "liaison.html", principal, status_code=status_code, rows=rows, problems=problems or [],
+    withdrawn = [{"id": i.id, "remains": i.remains.barcode, "missing_person": i.missing_person.code,
+                  "name": v.person_name(db, i.missing_person) or "", "family": i.missing_person.family.code,
+                  "decided_at": i.decided_at, "decided_by": i.decided_by.username if i.decided_by else None}
+                 for i in store.withdrawn_after_notification(db)]
+    return render(request, "liaison.html", principal, status_code=status_code, rows=rows, withdrawn=withdrawn,
+                  problems=problems or [],
                   form=form, submitted=submitted or {}, today=_today().isoformat(),
                   pending=sum(1 for r in rows if r["to_notify"]), **_labels())
 
