@@ -11,7 +11,7 @@
       window.ui = window.SwaggerUIBundle({
         url: url,
         domNode: el,
-        deepLinking: true,
+        deepLinking: false,            // a deep link inside each operation's button is a nested control (axe)
         validatorUrl: null,            // no badge fetched from validator.swagger.io
         presets: [window.SwaggerUIBundle.presets.apis],
         layout: "BaseLayout",
