@@ -146,6 +146,39 @@ def _assert_equals_screening(world: dict[str, Any], run_id: int) -> None:
             assert c["exclusions"] == x["exclusions"]
         assert len([c for c in mine if c["rank"] <= TOP_K]) == min(TOP_K, len(rows))
     assert set(got) <= set(expected)
+    # the GLR of each call of the best joint assignment, as solve_joint gives it on the same pairings
+    from dataclasses import replace
+
+    from opendvi.dvi import UNASSIGNED, DVIProblem, PairwiseResult, solve_joint
+    from opendvi.dvi.workflow import SolveOptions
+
+    case = case_from_dict(world["whole"])
+    kept: dict[str, list[str]] = {r.id: [] for r in case.remains}
+    for rid, mp, _v, _x in ref.pairs():
+        kept[rid].append(mp)
+    problem = DVIProblem(replace(case, pairings={r: tuple(v) for r, v in kept.items()}))
+    pw = PairwiseResult(remains=tuple(problem.remains), missing=tuple(problem.missing))
+    for rid in problem.remains:
+        pw.log_lr[rid], pw.exclusions[rid] = {}, {}
+    for rid, mp, v, x in ref.pairs():
+        if mp in problem.admissible[rid]:
+            pw.log_lr[rid][mp], pw.exclusions[rid][mp] = v, x
+    opts = SolveOptions()
+    joint = solve_joint(problem, pw, top=1, glr_floor=math.log(opts.probable_threshold) - 1e-9,
+                        glr_enough=math.log(opts.threshold))
+    glr = joint.glr()
+    calls = {(rid, mp): glr[rid] / math.log(10) for rid, mp in joint.rows[0].assignment.items()
+             if mp != UNASSIGNED and not math.isnan(glr.get(rid, math.nan))}
+    assert calls
+    for rid, mine in got.items():
+        for c in mine:
+            want = calls.get((rid, c["missing_person"]))
+            if want is None:
+                assert c["log10_glr"] is None, c
+            elif want == math.inf:
+                assert c["log10_glr"] == "inf", c
+            else:
+                assert c["log10_glr"] == pytest.approx(want, abs=1e-9), (c, want)
 
 
 def test_run__queued_executed_by_a_worker_process_polled_to_the_end_equals_screening(world: dict[str, Any]) -> None:

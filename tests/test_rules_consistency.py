@@ -110,6 +110,10 @@ def assert_engines_agree(case: Case, *, joint: bool = True) -> Engines:
     e = Engines(case)
     pw = e.pairwise
     s_lr, s_x = e.screened()
+    # the screening's reference checks, as data, are the problem's own (the service reuses them)
+    known = DVIProblem(case, reference_checks=(e.screen.unevaluable, e.screen.inconsistent))
+    assert (known.skipped, known.inconsistent, known.notes) == (e.problem.skipped, e.problem.inconsistent,
+                                                               e.problem.notes)
     for rid in e.problem.remains:
         assert set(s_lr[rid]) == set(pw.log_lr[rid]), rid  # the same admissible pairings
         for mp, want in pw.log_lr[rid].items():

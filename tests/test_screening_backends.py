@@ -141,3 +141,41 @@ def test_screening_modules__no_import_cycle() -> None:
     graph = coo_matrix(([1] * len(edges), ([a for a, _ in edges], [b for _, b in edges])), shape=(len(names),) * 2)
     n_comp, _ = connected_components(graph, directed=True, connection="strong")
     assert n_comp == len(names), "a cycle among " + ", ".join(names)
+
+
+def test_screen__per_marker_lrs_are_the_engines_and_sum_to_the_total(case: Case, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``per_marker=True``: each kept pairing's ln LR per marker equals the general engine's
+    (``pairwise_lr(keep_markers=True)``) to 1e-9 and adds up to its total; the same with several
+    shards, the serial kernel, Dask and a resumed work directory; nothing else changes."""
+    from opendvi.dvi import DVIProblem, pairwise_lr
+
+    plain = screen(case, top=3, threshold=1e3, shard_size=13)
+    assert plain.log_lr_by_marker is None
+    res = screen(case, top=3, threshold=1e3, shard_size=13, per_marker=True)
+    _same(plain, res)
+    assert res.log_lr_by_marker is not None and res.log_lr_by_marker.shape == (len(res), len(case.markers))
+    assert res.markers == tuple(m.name for m in case.markers)
+    finite = np.isfinite(res.log_lr)
+    assert np.allclose(res.log_lr_by_marker[finite].sum(axis=1), res.log_lr[finite], rtol=0, atol=1e-9)
+    kept = {}
+    for i, (rid, mp, _v, _x) in enumerate(res.pairs()):
+        kept.setdefault(rid, []).append(mp)
+    problem = DVIProblem(replace(case, pairings={r: tuple(v) for r, v in kept.items()}))
+    pw = pairwise_lr(problem, keep_markers=True)
+    for i, (rid, mp, _v, _x) in enumerate(res.pairs()):
+        per = pw.per_marker[(rid, mp)]
+        for j, name in enumerate(res.markers):
+            want = per.get(name, 0.0)
+            got = float(res.log_lr_by_marker[i, j])
+            assert got == want or abs(got - want) <= 1e-9, (rid, mp, name, got, want)
+    other = screen(case, top=3, threshold=1e3, shard_size=7, per_marker=True, parallel=False)
+    _same(other, res)
+    assert np.array_equal(other.log_lr_by_marker, res.log_lr_by_marker)
+    screen(case, top=3, threshold=1e3, shard_size=13, per_marker=True, work_dir=tmp_path / "w", stop_after=2)
+    resumed = screen(case, top=3, threshold=1e3, shard_size=13, per_marker=True, work_dir=tmp_path / "w")
+    assert resumed.stats.shards_resumed == 2
+    assert np.array_equal(resumed.log_lr_by_marker, res.log_lr_by_marker)
+    if pytest.importorskip("dask.distributed"):
+        got = screen(case, top=3, threshold=1e3, shard_size=13, per_marker=True, dask="local:2",
+                     dask_processes=False)
+        assert np.array_equal(got.log_lr_by_marker, res.log_lr_by_marker)

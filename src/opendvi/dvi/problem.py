@@ -292,6 +292,11 @@ class DVIProblem:
         The case (``dvi-case/1``).
     ignore_sex:
         Pair every remains with every missing person, whatever the sexes.
+    reference_checks:
+        The reference checks of :mod:`opendvi.core.rules` already made on this
+        case by screening (``ScreenResult.unevaluable``, ``.inconsistent``:
+        family -> markers), so that they are not computed again; the notes are
+        the same.
     """
 
     def __init__(
@@ -299,6 +304,7 @@ class DVIProblem:
         case: Case,
         *,
         ignore_sex: bool = False,
+        reference_checks: tuple[Mapping[str, Sequence[str]], Mapping[str, Sequence[str]]] | None = None,
         _reuse: tuple[LikelihoodCache, set[str]] | None = None,
     ) -> None:
         case, notes = case.with_unseen_alleles()
@@ -322,6 +328,7 @@ class DVIProblem:
         #: markers at which a family's references are inconsistent without
         #: mutation: an exclusion of every pairing with the family (core.rules)
         self.inconsistent: dict[str, frozenset[str]] = {}
+        self._known_checks = reference_checks
         self.families: dict[str, Family] = {}
         for fam in families:
             if self._check_references(fam):
@@ -371,21 +378,29 @@ class DVIProblem:
         """Whether the family can be evaluated (core.rules): its references
         must be possible at every marker. Also records the markers at which
         they are inconsistent without mutation (an exclusion of every pairing)."""
-        bad = [m.name for m in self.markers if self.cache.family_null(fam.id, m) == -math.inf]
+        if self._known_checks is not None:
+            bad = list(self._known_checks[0].get(fam.id, ()))
+            inc = [] if bad else list(self._known_checks[1].get(fam.id, ()))
+        else:
+            bad = [m.name for m in self.markers if self.cache.family_null(fam.id, m) == -math.inf]
+            inc = [] if bad else self._inconsistent_markers(fam)
         if bad:
             self.skipped[fam.id] = tuple(bad)
             self.notes.append(unevaluable_family_note(fam.id, bad))
             return False
-        if fam.references and any(m.has_mutation for m in self.markers):
-            inc = [
-                m.name
-                for m in self.markers
-                if m.has_mutation and self.cache.family_null(fam.id, m, mutation=False) == -math.inf
-            ]
-            if inc:
-                self.inconsistent[fam.id] = frozenset(inc)
-                self.notes.append(inconsistent_references_note(fam.id, inc))
+        if inc:
+            self.inconsistent[fam.id] = frozenset(inc)
+            self.notes.append(inconsistent_references_note(fam.id, inc))
         return True
+
+    def _inconsistent_markers(self, fam: Family) -> list[str]:
+        if not (fam.references and any(m.has_mutation for m in self.markers)):
+            return []
+        return [
+            m.name
+            for m in self.markers
+            if m.has_mutation and self.cache.family_null(fam.id, m, mutation=False) == -math.inf
+        ]
 
     def _resolve_sex(self, r: Sample) -> Sample:
         amel = r.genotypes.get(self.amelogenin) if self.amelogenin is not None else None

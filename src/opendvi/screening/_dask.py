@@ -40,8 +40,10 @@ def _client(address: str, processes: bool) -> tuple[Any, Any]:
     raise ScreeningError(f"--dask must be local:N or tcp://HOST:PORT, found {address!r}")
 
 
-def _task(enc: Encoded, r0: int, r1: int, top: int, log_thr: float, use_templates: bool) -> dict[str, Any]:
-    return compute_shard(enc, r0, r1, top, log_thr, parallel=False, use_templates=use_templates)
+def _task(enc: Encoded, r0: int, r1: int, top: int, log_thr: float, use_templates: bool,
+          per_marker: bool = False) -> dict[str, Any]:
+    return compute_shard(enc, r0, r1, top, log_thr, parallel=False, use_templates=use_templates,
+                         per_marker=per_marker)
 
 
 def run_on_dask(
@@ -54,6 +56,7 @@ def run_on_dask(
     *,
     processes: bool = True,
     use_templates: bool = True,
+    per_marker: bool = False,
 ) -> None:
     """Run ``specs`` (shard, first row, end row) on a Dask cluster; call
     ``finished(shard, result)`` on the client as each one completes."""
@@ -67,7 +70,7 @@ def run_on_dask(
         futures = []
         shard_of = {}
         for i, r0, r1 in specs:
-            fut = client.submit(_task, enc_f, r0, r1, top, log_thr, use_templates, pure=False)
+            fut = client.submit(_task, enc_f, r0, r1, top, log_thr, use_templates, per_marker, pure=False)
             futures.append(fut)
             shard_of[fut.key] = i
         for fut, res in as_completed(futures, with_results=True):

@@ -78,6 +78,16 @@ class ScreenResult:
     systems: tuple[str, ...] = ()
     log_lr_by_system: NDArray[np.float64] | None = None
     mismatches: NDArray[np.int16] | None = None
+    #: with ``screen(..., per_marker=True)``: the ln LR at each marker (``markers``, the case's
+    #: autosomal and X markers in order) of each kept pairing, shape (n, len(markers)); its row sums
+    #: are the autosomal part of ``log_lr`` (0 at a marker the remains was not typed at)
+    markers: tuple[str, ...] = ()
+    log_lr_by_marker: NDArray[np.float64] | None = None
+    #: the reference checks of ``core.rules`` as data (the notes say the same in words): family ->
+    #: markers at which its references are impossible (skipped; autosomal and X markers), and
+    #: family -> markers at which they are inconsistent without mutation
+    unevaluable: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    inconsistent: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def lineage_systems(self) -> tuple[str, ...]:
@@ -151,6 +161,7 @@ def screen(
     parallel: bool = True,
     use_templates: bool = True,
     stop_after: int | None = None,
+    per_marker: bool = False,
 ) -> ScreenResult:
     """Screen every remains against every missing person of ``case``.
 
@@ -174,6 +185,10 @@ def screen(
     stop_after:
         Stop after this many newly computed shards (for tests of resuming);
         the result is then partial.
+    per_marker:
+        Also keep each kept pairing's ln LR at every marker
+        (:attr:`ScreenResult.log_lr_by_marker`), read from the shard tables;
+        memory stays within the kept pairings (pruned after each shard).
     """
     if top < 0:
         raise ScreeningError(f"top must be >= 0, found {top}")
@@ -191,12 +206,13 @@ def screen(
     )
     wd: Path | None = Path(work_dir) if work_dir is not None else None
     settings = {
-        "format": "opendvi-screen-shards/1",
+        "format": "opendvi-screen-shards/2",
         "fingerprint": fingerprint or _fingerprint(enc),
         "top": top,
         "threshold": threshold,
         "shard_size": shard_size,
         "n_shards": len(specs),
+        **({"per_marker": True} if per_marker else {}),
     }
     done: set[int] = set()
     if wd is not None:
@@ -205,7 +221,7 @@ def screen(
     try:
         return _screen_shards(enc, specs, done, wd, top, threshold, log_thr, notes, stats, dask=dask,
                               dask_processes=dask_processes, progress=progress, parallel=parallel,
-                              use_templates=use_templates, stop_after=stop_after)
+                              use_templates=use_templates, stop_after=stop_after, per_marker=per_marker)
     finally:
         if wd is not None:
             (wd / LOCK).unlink(missing_ok=True)
@@ -214,13 +230,18 @@ def screen(
 def _screen_shards(enc: Encoded, specs: list[tuple[int, int, int]], done: set[int], wd: Path | None, top: int,
                    threshold: float | None, log_thr: float, notes: list[str], stats: ScreenStats, *,
                    dask: str | None, dask_processes: bool, progress: ProgressFn | None, parallel: bool,
-                   use_templates: bool, stop_after: int | None) -> ScreenResult:
+                   use_templates: bool, stop_after: int | None, per_marker: bool = False) -> ScreenResult:
     from opendvi.screening import _kernel_numba_fns as K
 
     state = K.new_topk(enc.n_remains, top)
     merge: Any = K.merge_topk
     thr: list[tuple[NDArray[Any], ...]] = []
     extras: list[tuple[NDArray[Any], ...]] = []
+    n_key = max(1, enc.n_rows)
+    # per_marker: (key = remains * n_rows + row, ln LR per marker) of the pairings kept so far
+    pm: list[tuple[NDArray[np.int64], NDArray[np.float64]]] = []
+    unevaluable: dict[str, tuple[str, ...]] = {}
+    inconsistent: dict[str, tuple[str, ...]] = {}
     rows_done = 0
 
     def absorb(res: dict[str, Any]) -> None:
@@ -232,7 +253,13 @@ def _screen_shards(enc: Encoded, specs: list[tuple[int, int, int]], done: set[in
         merge(*state, res["top_v"], res["top_s"], res["top_r"], res["top_x"])
         if len(res["thr_v"]):
             thr.append((res["thr_v"], res["thr_s"], res["thr_r"], res["thr_x"]))
+        if per_marker:
+            pm.append((np.concatenate([res["top_v"] * n_key + res["top_r"], res["thr_v"] * n_key + res["thr_r"]]),
+                       np.concatenate([res["top_pm"], res["thr_pm"]])))
+            pm[:] = [_prune_markers(pm, state, thr, top, n_key)]
         notes.extend(res["notes"])
+        unevaluable.update((f, tuple(m)) for f, m in res["unevaluable"].items())
+        inconsistent.update((f, tuple(m)) for f, m in res["inconsistent"].items())
         stats.rows_template += int(res["n_template"])
         stats.rows_engine += int(res["n_engine"])
         stats.engine_calls += int(res["engine_calls"])
@@ -260,13 +287,41 @@ def _screen_shards(enc: Encoded, specs: list[tuple[int, int, int]], done: set[in
         absorb(res)
 
     if dask:
-        run_on_dask(dask, enc, todo, top, log_thr, finished, processes=dask_processes, use_templates=use_templates)
+        run_on_dask(dask, enc, todo, top, log_thr, finished, processes=dask_processes, use_templates=use_templates,
+                    per_marker=per_marker)
     else:
-        _run_pipelined(enc, todo, top, log_thr, state, finished, parallel=parallel, use_templates=use_templates)
+        _run_pipelined(enc, todo, top, log_thr, state, finished, parallel=parallel, use_templates=use_templates,
+                       per_marker=per_marker)
     out = _finish(enc, state, thr, top, threshold, notes, stats)
+    out.unevaluable = {f.id: unevaluable[f.id] for f in enc.families if f.id in unevaluable}
+    out.inconsistent = {f.id: inconsistent[f.id] for f in enc.families if f.id in inconsistent}
     if enc.lineage is not None:
         _attach_systems(enc, out, extras)
+    if per_marker:
+        keys, vals = pm[0] if pm else (np.zeros(0, dtype=np.int64), np.zeros((0, len(enc.markers))))
+        at = np.searchsorted(keys, out.remains * n_key + out.rows)
+        if len(out) and not ((at < len(keys)).all() and (keys[np.minimum(at, len(keys) - 1)]
+                                                          == out.remains * n_key + out.rows).all()):
+            raise AssertionError("a kept pairing without its per-marker LRs")  # pragma: no cover
+        out.markers = tuple(m.name for m in enc.markers)
+        out.log_lr_by_marker = vals[at] if len(out) else np.zeros((0, len(enc.markers)))
     return out
+
+
+def _prune_markers(pm: list[tuple[NDArray[np.int64], NDArray[np.float64]]], state: tuple[NDArray[Any], ...],
+                   thr: list[tuple[NDArray[Any], ...]], top: int,
+                   n_key: int) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """The per-marker rows of the pairings still kept (in a top-K list or above the threshold),
+    one per pairing, sorted by key."""
+    keys = np.concatenate([k for k, _ in pm])
+    vals = np.concatenate([v for _, v in pm])
+    top_r, top_n = state[1], state[3]
+    mask = np.arange(top)[None, :] < top_n[:, None]
+    kept = [np.nonzero(mask)[0].astype(np.int64) * n_key + top_r[mask]]
+    kept += [t[0] * n_key + t[2] for t in thr]
+    ukeys, first = np.unique(keys, return_index=True)
+    sel = np.isin(ukeys, np.concatenate(kept))
+    return ukeys[sel], vals[first[sel]]
 
 
 def screening_systems(enc: Encoded) -> tuple[str, ...]:
@@ -310,7 +365,7 @@ def _attach_systems(enc: Encoded, res: ScreenResult, extras: list[tuple[NDArray[
 
 def _run_pipelined(enc: Encoded, todo: list[tuple[int, int, int]], top: int, log_thr: float,
                    state: tuple[NDArray[Any], ...], finished: Callable[[int, dict[str, Any]], None], *,
-                   parallel: bool, use_templates: bool) -> None:
+                   parallel: bool, use_templates: bool, per_marker: bool = False) -> None:
     """In-process: the tables of the next shard are made in a background
     thread while the kernel (which releases the GIL) scores this one; each
     shard's kernel starts from the floors of the shards before it."""
@@ -330,7 +385,8 @@ def _run_pipelined(enc: Encoded, todo: list[tuple[int, int, int]], top: int, log
             tabs, secs = nxt.result()
             nxt = pool.submit(tables, todo[k + 1][1], todo[k + 1][2]) if k + 1 < len(todo) else None
             seed = (state[5], state[6]) if top > 0 else None
-            finished(i, score_shard(enc, r0, r1, tabs, secs, top, log_thr, parallel=parallel, floor=seed))
+            finished(i, score_shard(enc, r0, r1, tabs, secs, top, log_thr, parallel=parallel, floor=seed,
+                                    per_marker=per_marker))
             del tabs
 
 
@@ -460,14 +516,15 @@ def _alive(pid: int) -> bool:
 
 
 _ARRAYS = ("top_v", "top_s", "top_r", "top_x", "thr_v", "thr_s", "thr_r", "thr_x")
-#: with lineage data: ln LR per system and lineage mismatches of the shard's kept pairings
-_LINEAGE_ARRAYS = ("top_sys", "top_mis", "thr_sys", "thr_mis")
+#: with lineage data: ln LR per system and lineage mismatches of the shard's kept pairings;
+#: with per_marker: their ln LR per marker
+_OPTIONAL_ARRAYS = ("top_sys", "top_mis", "thr_sys", "thr_mis", "top_pm", "thr_pm")
 
 
 def _save_shard(wd: Path, i: int, res: dict[str, Any]) -> None:
     path = wd / f"shard-{i:06d}.npz"
     tmp = wd / f"shard-{i:06d}.tmp.npz"
-    arrays = _ARRAYS + tuple(k for k in _LINEAGE_ARRAYS if k in res)
+    arrays = _ARRAYS + tuple(k for k in _OPTIONAL_ARRAYS if k in res)
     meta = {k: v for k, v in res.items() if k not in arrays}
     np.savez(tmp, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
              **{k: res[k] for k in arrays})
@@ -477,7 +534,7 @@ def _save_shard(wd: Path, i: int, res: dict[str, Any]) -> None:
 def _load_shard(wd: Path, i: int) -> dict[str, Any]:
     with np.load(wd / f"shard-{i:06d}.npz") as z:
         res: dict[str, Any] = json.loads(bytes(z["meta"]).decode())
-        for k in _ARRAYS + tuple(k for k in _LINEAGE_ARRAYS if k in z.files):
+        for k in _ARRAYS + tuple(k for k in _OPTIONAL_ARRAYS if k in z.files):
             res[k] = z[k]
     res["seconds_tables"] = 0.0
     res["seconds_kernel"] = 0.0

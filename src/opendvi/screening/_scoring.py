@@ -20,7 +20,8 @@ _BUFFER = 1 << 15
 
 def compute_shard(enc: Encoded, r0: int, r1: int, top: int, log_thr: float, *, parallel: bool = True,
                   use_templates: bool = True,
-                  floor: tuple[NDArray[np.float64], NDArray[np.int64]] | None = None) -> dict[str, Any]:
+                  floor: tuple[NDArray[np.float64], NDArray[np.int64]] | None = None,
+                  per_marker: bool = False) -> dict[str, Any]:
     """Tables and scores of rows ``r0 .. r1``: this shard's top-K lists and
     threshold pairs, as plain arrays (what a shard file and a Dask task hold).
 
@@ -32,13 +33,18 @@ def compute_shard(enc: Encoded, r0: int, r1: int, top: int, log_thr: float, *, p
 
     t0 = time.perf_counter()
     tabs = shard_tables(enc, r0, r1, use_templates=use_templates, threads=K.numba_threads() if parallel else 1)
-    return score_shard(enc, r0, r1, tabs, time.perf_counter() - t0, top, log_thr, parallel=parallel, floor=floor)
+    return score_shard(enc, r0, r1, tabs, time.perf_counter() - t0, top, log_thr, parallel=parallel, floor=floor,
+                       per_marker=per_marker)
 
 
 def score_shard(enc: Encoded, r0: int, r1: int, tabs: ShardTables, seconds_tables: float, top: int,
                 log_thr: float, *, parallel: bool = True,
-                floor: tuple[NDArray[np.float64], NDArray[np.int64]] | None = None) -> dict[str, Any]:
-    """The kernel part of :func:`compute_shard`, on tables already made."""
+                floor: tuple[NDArray[np.float64], NDArray[np.int64]] | None = None,
+                per_marker: bool = False) -> dict[str, Any]:
+    """The kernel part of :func:`compute_shard`, on tables already made.
+
+    ``per_marker``: also the ln LR at each marker of every pairing this shard keeps (``top_pm``,
+    ``thr_pm``: one row per pairing, one column per marker), read from the same tables as the totals."""
     from opendvi.screening import _kernel_numba_fns as K
 
     t1 = time.perf_counter()
@@ -78,6 +84,13 @@ def score_shard(enc: Encoded, r0: int, r1: int, tabs: ShardTables, seconds_table
              np.concatenate([buf_r[b, sl] for b, sl in enumerate(thr_parts)])),
         ):
             extra[f"{pre}_sys"], extra[f"{pre}_mis"] = system_parts(enc, tabs, r0, v, r)
+    if per_marker:
+        for pre, v, r in (
+            ("top", vv[0].astype(np.int64), top_r[mask]),
+            ("thr", np.concatenate([buf_v[b, sl] for b, sl in enumerate(thr_parts)]),
+             np.concatenate([buf_r[b, sl] for b, sl in enumerate(thr_parts)])),
+        ):
+            extra[f"{pre}_pm"] = marker_parts(enc, tabs, r0, v, r)
     return {
         **extra,
         "r0": r0,
@@ -91,6 +104,8 @@ def score_shard(enc: Encoded, r0: int, r1: int, tabs: ShardTables, seconds_table
         "thr_r": np.concatenate([buf_r[b, sl] for b, sl in enumerate(thr_parts)]),
         "thr_x": np.concatenate([buf_x[b, sl] for b, sl in enumerate(thr_parts)]),
         "notes": list(tabs.notes),
+        "unevaluable": dict(tabs.unevaluable),
+        "inconsistent": dict(tabs.inconsistent),
         "n_template": tabs.n_template,
         "n_engine": tabs.n_engine,
         "engine_calls": tabs.engine_calls,
@@ -124,6 +139,16 @@ def system_parts(enc: Encoded, tabs: ShardTables, r0: int, v: NDArray[np.int64],
         else:
             mis.append(tabs.lineage_mismatches[sysname][rl, col - base])
     return np.stack(parts, axis=1), np.stack(mis, axis=1).astype(np.int16)
+
+
+def marker_parts(enc: Encoded, tabs: ShardTables, r0: int, v: NDArray[np.int64],
+                 r: NDArray[np.int64]) -> NDArray[np.float64]:
+    """ln LR at each (autosomal and X) marker of the pairings (remains ``v``, row ``r``): the table
+    entries the kernel adds up (0 where the remains is untyped)."""
+    nm = len(enc.markers)
+    if not len(v):
+        return np.zeros((0, nm))
+    return np.ascontiguousarray(tabs.lt[(r - r0)[:, None], enc.positions[v, :nm]])
 
 
 def _n_lookups(enc: Encoded, r0: int, r1: int) -> int:

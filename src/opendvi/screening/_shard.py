@@ -52,6 +52,10 @@ class ShardTables:
     notes: list[str] = field(default_factory=list)
     #: lineage mismatches per system: (rows, haplotype codes) (``_lineage.fill_lineage``)
     lineage_mismatches: dict[str, NDArray[np.int16]] = field(default_factory=dict)
+    #: what the notes say, as data (core.rules): family -> markers at which its references are
+    #: impossible (the family is skipped), or inconsistent without mutation (an exclusion of each pairing)
+    unevaluable: dict[str, list[str]] = field(default_factory=dict)
+    inconsistent: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def nbytes(self) -> int:
@@ -207,8 +211,11 @@ def shard_tables(enc: Encoded, r0: int, r1: int, *, use_templates: bool = True, 
     names = [m.name for m in enc.markers]
     for k in range(R):
         fam_id = enc.families[int(enc.row_family[r0 + k])].id
+        if bad_at[k].any():
+            out.unevaluable[fam_id] = [names[j] for j in np.nonzero(bad_at[k])[0]]
         if out.skip[k]:
             out.notes.append(unevaluable_family_note(fam_id, [names[j] for j in np.nonzero(bad_at[k])[0]]))
         elif incons_at[k].any():
-            out.notes.append(inconsistent_references_note(fam_id, [names[j] for j in np.nonzero(incons_at[k])[0]]))
+            out.inconsistent[fam_id] = [names[j] for j in np.nonzero(incons_at[k])[0]]
+            out.notes.append(inconsistent_references_note(fam_id, out.inconsistent[fam_id]))
     return out

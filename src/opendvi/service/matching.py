@@ -9,13 +9,17 @@ remains of the database against every missing person) into candidate rows:
    ``lr_threshold``; families that cannot be evaluated (references impossible
    at a marker) are skipped with a note naming them and the markers, and the
    run goes on;
-2. **per-marker LRs** of the kept pairings (the general engine,
-   :func:`opendvi.dvi.pairwise_lr`, on those pairings only), for the match
-   pages;
+2. **per-marker LRs** of the kept pairings, for the match pages: read from
+   the screening's own tables (``screen(..., per_marker=True)``; they add up
+   to the pairing's LR and equal the general engine's, ``tests/
+   test_screening_backends.py``);
 3. **joint identification** of each component of the candidate graph
    (:func:`opendvi.dvi.solve_joint`, flat prior): each pairing's marginal
    posterior, exact, or the lower end of a certified interval in a component
-   too large for exact sums (a note says so).
+   too large for exact sums (a note says so); the GLR of each call of the
+   best assignment, as ``opendvi solve`` computes it (not below the LR of a
+   probable identification; a certified lower bound that reaches the
+   identification threshold is kept as a bound).
 
 ``progress(phase, fraction)`` is called between steps and after each
 screening shard; it may raise to stop the run (a cancellation).
@@ -24,7 +28,6 @@ screening shard; it may raise to stop the run (a cancellation).
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -32,7 +35,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from opendvi.core.case import Case
-from opendvi.dvi import DVIError, DVIProblem, pairwise_lr, solve_joint
+from opendvi.core.rules import unevaluable_family_note
+from opendvi.dvi import UNASSIGNED, DVIError, DVIProblem, PairwiseResult, solve_joint
+from opendvi.dvi.workflow import SolveOptions
 from opendvi.screening import screen
 from opendvi.store.repositories import CandidateRow
 
@@ -42,10 +47,6 @@ ENGINE = "opendvi.screening (exact) + opendvi.dvi.solve_joint (flat prior, per c
 PHASE_END = {"loading": 0.05, "screening": 0.70, "per-marker LRs": 0.85, "joint": 0.95, "storing": 1.0}
 
 ProgressFn = Callable[[str, float], None]
-
-_SKIPPED = re.compile(r"^family (?P<family>.+?): the references are impossible at markers? (?P<markers>.+?) "
-                      r"\(likelihood 0")
-
 
 @dataclass
 class MatchingResult:
@@ -61,17 +62,6 @@ class MatchingResult:
 
 def _log10(x: float) -> float | None:
     return None if x == -math.inf else x / LOG10
-
-
-def skipped_families(notes: list[str]) -> list[dict[str, Any]]:
-    """The families the notes say were skipped, with the markers named."""
-    out: dict[str, dict[str, Any]] = {}
-    for n in notes:
-        m = _SKIPPED.match(n)
-        if m and m["family"] not in out:
-            out[m["family"]] = {"family": m["family"], "markers": [x.strip() for x in m["markers"].split(",")],
-                                "note": n}
-    return list(out.values())
 
 
 def match_case(
@@ -93,36 +83,54 @@ def match_case(
     start = PHASE_END["loading"]
     span = PHASE_END["screening"] - start
     report("screening", start)
-    res = screen(case, top=top_k, threshold=lr_threshold,
+    res = screen(case, top=top_k, threshold=lr_threshold, per_marker=True,
                  progress=lambda done, total: report("screening", start + span * done / max(total, 1)))
     t1 = time.perf_counter()
     timings["screening"] = t1 - t0
     notes = list(dict.fromkeys(res.notes))
     kept: dict[str, list[str]] = {r.id: [] for r in case.remains}
-    screened: dict[tuple[str, str], tuple[float, int, int]] = {}
+    screened: dict[tuple[str, str], tuple[float, int, int, int]] = {}
     for i, (rid, mp, v, x) in enumerate(res.pairs()):
         kept[rid].append(mp)
-        screened[(rid, mp)] = (v, x, int(res.rank[i]))
+        screened[(rid, mp)] = (v, x, int(res.rank[i]), i)
     report("per-marker LRs", PHASE_END["screening"])
-    problem = DVIProblem(replace(case, pairings={r: tuple(v) for r, v in kept.items()}))
+    # the screening made the reference checks of core.rules already: not again
+    problem = DVIProblem(replace(case, pairings={r: tuple(v) for r, v in kept.items()}),
+                         reference_checks=(res.unevaluable, res.inconsistent))
     for n in problem.notes:
         if n not in notes and not n.startswith("pairings:"):
             notes.append(n)
-    pw = pairwise_lr(problem, keep_markers=True)
-    # the joint step works on the screening's numbers (the engine's agree to rounding)
-    for (rid, mp), (v, x, _rank) in screened.items():
-        if mp in pw.log_lr.get(rid, {}):
+    # the joint step works on the screening's numbers; per-marker LRs come from its tables too
+    pw = PairwiseResult(remains=tuple(problem.remains), missing=tuple(problem.missing))
+    for rid in problem.remains:
+        pw.log_lr[rid], pw.exclusions[rid] = {}, {}
+    for (rid, mp), (v, x, _rank, _i) in screened.items():
+        if rid in pw.log_lr and mp in problem.admissible[rid]:
             pw.log_lr[rid][mp] = v
             pw.exclusions[rid][mp] = x
+    by_marker = res.log_lr_by_marker
+    assert by_marker is not None
     t2 = time.perf_counter()
     timings["per_marker"] = t2 - t1
     report("joint", PHASE_END["per-marker LRs"])
     posterior: dict[tuple[str, str], float] = defaultdict(float)
+    calls: dict[tuple[str, str], tuple[float, bool]] = {}
     posterior_method = "joint"
     n_components = 0
+    # GLRs as `opendvi solve` computes them: not below the LR of a probable identification, and a
+    # certified lower bound that reaches the identification threshold settles the call
+    decide = SolveOptions()
     try:
-        joint = solve_joint(problem, pw, top=1)
+        joint = solve_joint(problem, pw, top=1, glr_floor=math.log(decide.probable_threshold) - 1e-9,
+                            glr_enough=math.log(decide.threshold))
         n_components = len(joint.components)
+        if joint.rows:
+            glr = joint.glr()
+            bound = {r for c in joint.components for r in c.remains if r in c.glr_bound}
+            for rid, mp in joint.rows[0].assignment.items():
+                g = glr.get(rid, math.nan)
+                if mp != UNASSIGNED and not math.isnan(g):
+                    calls[(rid, mp)] = (g, rid in bound)
         for comp in joint.components:
             # exact marginals; beyond, the lower end of the certified interval, and a note says so
             for key, (low, _high) in comp.marginals.items():
@@ -146,22 +154,27 @@ def match_case(
     rows: list[CandidateRow] = []
     typed_of = {rid: [m.name for m in problem.markers if problem.remains[rid].genotypes.get(m.name)]
                 for rid in problem.remains}
-    for (rid, mp), (v, x, rank) in screened.items():
-        per = pw.per_marker.get((rid, mp), {})
+    names = res.markers
+    for (rid, mp), (v, x, rank, i) in screened.items():
+        per = dict(zip(names, by_marker[i].tolist(), strict=True))
+        g, g_bound = calls.get((rid, mp), (None, None))
         rows.append(
             CandidateRow(
                 remains=rid, missing=mp, log10_lr=_log10(v), posterior=posterior.get((rid, mp), 0.0),
                 exclusions=x, n_markers=len(typed_of.get(rid, ())), rank=rank,
                 per_marker={"log10_lr": {m: (None if y == -math.inf else y / LOG10) for m, y in per.items()},
                             "typed": typed_of.get(rid, [])},
+                log10_glr=None if g is None else g / LOG10, glr_bound=g_bound,
             )
         )
-    skipped = skipped_families(notes)
+    skipped = [{"family": f, "markers": list(m), "note": unevaluable_family_note(f, m)}
+               for f, m in res.unevaluable.items()]
     return MatchingResult(
         candidates=rows,
         engine=ENGINE,
         parameters={"top_k": top_k, "lr_threshold": lr_threshold, "theta": case.theta, "prior": "flat",
-                    "posterior": posterior_method, "scope": "every remains x every missing person"},
+                    "posterior": posterior_method, "scope": "every remains x every missing person",
+                    "glr": {"floor_lr": decide.probable_threshold, "enough_lr": decide.threshold}},
         notes=notes,
         skipped=skipped,
         timings=timings,

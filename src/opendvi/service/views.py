@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from opendvi.core.rules import json_number
 from opendvi.service.deps import Principal
 from opendvi.store import repositories as repo
 from opendvi.store.models import (
@@ -148,6 +149,8 @@ def candidate_public(c: Candidate, *, per_marker: bool = False) -> dict[str, Any
         "id": c.id, "run_id": c.run_id, "remains": c.remains.barcode, "missing_person": c.missing_person.code,
         "family": c.missing_person.family.code, "log10_lr": c.log10_lr, "lr": lr_text(c.log10_lr),
         "posterior": c.posterior, "exclusions": c.exclusions, "n_markers": c.n_markers, "rank": c.rank,
+        # the call's GLR in the run's best joint assignment ("inf": no alternative), else null
+        "log10_glr": json_number(c.log10_glr), "glr_bound": c.glr_bound,
     }
     if per_marker:
         out["per_marker"] = [

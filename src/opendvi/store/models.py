@@ -412,6 +412,11 @@ class Candidate(Base):
     n_markers: Mapped[int] = mapped_column(Integer)
     rank: Mapped[int] = mapped_column(Integer)
     per_marker: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: the GLR (log10) of the call, when the run's best joint assignment places this remains on this
+    #: missing person: the best assignment against the best one without this pairing (dvir's GLR);
+    #: ``glr_bound``: a certified lower bound that already settles the call (not solved further)
+    log10_glr: Mapped[float | None] = mapped_column(Float, nullable=True)
+    glr_bound: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
 
     remains: Mapped[Remains] = relationship()
     missing_person: Mapped[MissingPerson] = relationship()

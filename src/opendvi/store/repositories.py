@@ -1097,6 +1097,9 @@ class CandidateRow:
     n_markers: int
     rank: int
     per_marker: dict[str, Any]
+    #: log10 GLR of the call in the best joint assignment (None: not a call, or not computed)
+    log10_glr: float | None = None
+    glr_bound: bool | None = None
 
 
 #: candidates per INSERT statement (Core ``insert()`` with a list of dicts)
@@ -1196,7 +1199,8 @@ def insert_candidates(session: Session, *, run_id: int, stored: StoredCase, cand
             rows.append({"run_id": run_id, "remains_id": rid, "remains_profile_id": pid,
                          "missing_person_id": stored.missing[c.missing], "log10_lr": c.log10_lr,
                          "posterior": c.posterior, "exclusions": c.exclusions, "n_markers": c.n_markers,
-                         "rank": c.rank, "per_marker": c.per_marker})
+                         "rank": c.rank, "per_marker": c.per_marker, "log10_glr": c.log10_glr,
+                         "glr_bound": c.glr_bound})
         session.execute(insert(Candidate), rows)
         n += len(rows)
     return n
