@@ -49,6 +49,22 @@ def test_verbal_equivalent__enfsi_bands(lr: float, band: str, favours: str | Non
     assert band_of(math.log10(lr)) == (band, favours)
 
 
+def test_glr__held_by_the_run_or_derived_or_none() -> None:
+    from types import SimpleNamespace
+
+    from opendvi.reports.evidence import _glr, lr_text
+
+    me = SimpleNamespace(id=1, log10_lr=5.0, log10_glr=None, glr_bound=None)
+    other = SimpleNamespace(id=2, log10_lr=2.0, log10_glr=None, glr_bound=None)
+    low = SimpleNamespace(id=3, log10_lr=-3.0, log10_glr=None, glr_bound=None)
+    assert _glr([me, other], me)[0] == 3.0 and _glr([me, other], me)[2] == "candidates"  # type: ignore[list-item, arg-type]
+    assert _glr([me, low], me)[0] == 5.0  # type: ignore[list-item, arg-type]  # against "not among the missing"
+    assert _glr([me], me)[0] is None and _glr([me], me)[2] is None  # type: ignore[list-item, arg-type]
+    held = SimpleNamespace(id=1, log10_lr=5.0, log10_glr=math.inf, glr_bound=False)
+    assert _glr([held, other], held)[:1] == (math.inf,) and _glr([held], held)[2] == "run"  # type: ignore[list-item, arg-type]
+    assert lr_text(math.inf) == "∞" and lr_text(None) == "0" and lr_text(2.0) == "100"
+
+
 def test_posterior_text__never_rounds_to_certainty() -> None:
     from opendvi.reports.evidence import posterior_text
 
@@ -222,7 +238,13 @@ def test_evidence__profiles_references_provenance_rank_glr(demo: dict[str, Any])
         assert ev["rank"] == 1 and ev["n_candidates"] >= 2
         others = [c.log10_lr for c in repo.candidates_for_remains(db, remains=cand.remains) if c.id != cand.id]
         assert cand.log10_lr is not None
-        assert ev["glr_log10"] == pytest.approx(cand.log10_lr - max([0.0, *[x for x in others if x is not None]]))
+        held = getattr(cand, "log10_glr", None)
+        if held is not None:  # the run holds the GLR of its call: shown as it is
+            assert ev["glr_log10"] == held and ev["glr_source"] == "run"
+        else:  # else derived from the stored candidates, and said so
+            assert ev["glr_source"] == "candidates" and "holds no GLR" in ev["glr_how"]
+            assert ev["glr_log10"] == pytest.approx(cand.log10_lr - max([0.0, *[x for x in others
+                                                                                 if x is not None]]))
         assert ev["verbal"]["band"] == "extremely_strong"
         assert "name" not in ev["missing_person"] and all("name" not in r for r in ev["references"])
         # V1 -> M2: V1 is confirmed as M1 (same remains), M2 is proposed with V2 (same missing person)

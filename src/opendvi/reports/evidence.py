@@ -77,6 +77,8 @@ def lr_text(log10_lr: float | None) -> str:
     """An LR for people: ``1.2e+23``, ``0`` for an exclusion (as the pages show it)."""
     if log10_lr is None or log10_lr == -math.inf:
         return "0"
+    if log10_lr == math.inf:
+        return "∞"
     if abs(log10_lr) < 4:
         return f"{10 ** log10_lr:.4g}"
     e = math.floor(log10_lr)
@@ -152,17 +154,30 @@ def rule_text(rule: str) -> str:
     }.get(rule, rule)
 
 
-def _glr(cands: list[Candidate], me: Candidate) -> tuple[float | None, str]:
-    """log10 GLR from the run's stored candidates of one remains, and how it was obtained."""
+def _glr(cands: list[Candidate], me: Candidate) -> tuple[float | None, str, str | None]:
+    """log10 GLR, how it was obtained, and its source: ``"run"`` (the run's joint GLR of the call,
+    dvir's: the best assignment against the best one without this pairing), ``"candidates"`` (the run
+    holds none for this pairing: this LR over the best other stored candidate of the remains or 1), or
+    None (none can be given)."""
+    held = getattr(me, "log10_glr", None)
+    if held is not None:
+        if getattr(me, "glr_bound", None):
+            return held, _("the run's GLR of this call in its best joint assignment, a certified lower bound "
+                           "that settles the call"), "run"
+        return held, _("the run's GLR of this call: its best joint assignment against the best one without "
+                       "this pairing"), "run"
     if me.log10_lr is None:
-        return None, _("LR 0: no GLR")
+        return None, _("LR 0: no GLR"), None
     others = [c for c in cands if c.id != me.id]
     if not others:
-        return None, _("the run holds no other candidate of this remains: the GLR cannot be given")
+        return None, _("the run holds no GLR for this pairing and no other candidate of this remains: "
+                       "no GLR can be given"), None
     finite = [c.log10_lr for c in others if c.log10_lr is not None]
     best_other = max([0.0, *finite])  # 0: "not among the missing" (LR 1)
     return me.log10_lr - best_other, _(
-        "this LR over the largest of the other candidates' LRs stored by the run and 1 (not among the missing)")
+        "the run holds no GLR for this pairing (it is not a call of the run's best joint assignment); "
+        "pairwise: this LR over the largest of the other candidates' LRs and 1 (not among the missing)"), \
+        "candidates"
 
 
 def _model_text(spec: Any) -> str:
@@ -318,7 +333,7 @@ def candidate_evidence(session: Session, candidate: Candidate, *, names: bool = 
     cands = list(session.execute(select(Candidate).where(Candidate.run_id == run.id,
                                                          Candidate.remains_id == remains.id)
                                  .order_by(Candidate.rank)).scalars())
-    glr, glr_how = _glr(cands, candidate)
+    glr, glr_how, glr_source = _glr(cands, candidate)
     params = dict(run.parameters or {})
     method = params.get("posterior", "joint")
     prior = params.get("prior", "flat")
@@ -372,6 +387,7 @@ def candidate_evidence(session: Session, candidate: Candidate, *, names: bool = 
         "glr_log10": glr,
         "glr": lr_text(glr) if glr is not None else None,
         "glr_how": glr_how,
+        "glr_source": glr_source,
         "lineage": lineage,
         "engine_check": {"reproduced": (check["error"] is None and max_diff <= REPRODUCE_TOL),
                          "max_abs_diff_log10": max_diff if math.isfinite(max_diff) else None,
