@@ -21,6 +21,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from babel.messages.catalog import Catalog
 from fastapi.testclient import TestClient
@@ -32,6 +33,7 @@ from opendvi.i18n import catalog as cat
 from opendvi.i18n import terms
 from opendvi.store import db as store_db
 from opendvi.store.models import User
+from tests import webkit
 from tests.servicekit import bearer, make_app, match, migrated_engine, password_of
 
 SRC = Path(i18n.__file__).resolve().parents[1]
@@ -474,3 +476,34 @@ def test_switch__the_api(world: dict[str, Any]) -> None:
     r = client.put("/api/me/language", json={"language": None}, headers=h)
     assert r.status_code == 200 and r.json()["language"] is None
     client.cookies.clear()
+
+
+# ---------------------------------------------------------------------------
+# the scripts in a browser (Debian's chromium through Playwright)
+# ---------------------------------------------------------------------------
+
+
+@webkit.needs_chromium
+@pytest.mark.slow
+def test_browser__power_panel_in_ukrainian_and_the_header_switch(tmp_path: Path) -> None:
+    """The power panel's script writes its texts from the page's data-messages and its numbers by
+    <html lang>; the header's switch turns the page to English and back, for the user."""
+    with webkit.serve(tmp_path) as server, webkit.chromium() as browser:
+        page = webkit.sign_in(browser, server, "admin", lang="uk")
+        page.goto(f"{server.base}/families?q=F5")
+        assert page.get_attribute("html", "lang") == "uk"
+        panel = page.wait_for_selector('#power-F5[data-state="done"]', timeout=120_000)
+        assert panel is not None
+        text = panel.inner_text()
+        assert "Зникла безвісти особа" in text and "потужність виключення" in text and "метод: точний" in text
+        assert re.search(r"потужність виключення \d,\d{4}", text), text  # a decimal comma
+        assert "Missing person" not in text and "exclusion power" not in text
+        alt = page.get_attribute("#power-F5 img.power-plot", "alt") or ""
+        assert alt.startswith("розподіл log10 LR"), alt
+        page.click("#lang-en")
+        page.wait_for_selector('html[lang="en"]')
+        assert page.url.endswith("/families?q=F5")
+        page.click("#lang-uk")
+        page.wait_for_selector('html[lang="uk"]')
+        r = httpx.get(f"{server.base}/api/me/language", headers=server.headers("admin"))
+        assert r.json()["language"] == "uk"
