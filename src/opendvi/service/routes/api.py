@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from opendvi import i18n
+from opendvi.i18n import gettext as _
 from opendvi.service import actions, auth
 from opendvi.service import views as v
 from opendvi.service.deps import DB, SESSION_COOKIE, CurrentPrincipal, Principal, require
@@ -286,9 +287,9 @@ def update_user(username: Code, body: UserUpdate, request: Request, db: DB,
     if body.password is not None:
         auth.check_new_password(body.password, username)
     if body.totp is True:
-        raise APIError(422, "a second factor is turned on by its user (POST /api/auth/totp/setup)", code="invalid")
+        raise APIError(422, _("a second factor is turned on by its user (POST /api/auth/totp/setup)"), code="invalid")
     if username == principal.username and (body.active is False or (body.role and body.role != Role.administrator)):
-        raise APIError(409, "you cannot deactivate or demote yourself", code="conflict")
+        raise APIError(409, _("you cannot deactivate or demote yourself"), code="conflict")
     password_hash = hash_password(body.password) if body.password else None
     begin_write(db)
     user = repo.update_user(db, username=username, role=body.role, active=body.active,
@@ -613,7 +614,7 @@ def propose(body: ProposeIn, db: DB, principal: Principal = P("identifications.p
 def _visible(db: DB, ident_id: int, principal: Principal) -> Any:
     ident = repo.get_identification(db, identification_id=ident_id)
     if principal.user.role == Role.family_liaison and ident.state != IdentificationState.confirmed:
-        raise APIError(404, f"no identification {ident_id}", code="not_found")
+        raise APIError(404, _("no identification %(id)s", id=ident_id), code="not_found")
     return ident
 
 
