@@ -3,16 +3,12 @@
 `opendvi serve` runs in a subprocess on a fresh SQLite data dir; a laboratory
 analyst imports the demo case, a DVI analyst runs matching and proposes, a
 reviewer confirms, the administrator sees the audit entry. Screenshots go to
-``$OPENDVI_TEST_ARTIFACTS`` (default ``build/test-artifacts/e2e``).
+``$OPENDVI_TEST_ARTIFACTS`` (default ``build/test-artifacts/e2e``). The server, the browser and the
+sign-in come from tests/webkit.py.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,110 +17,37 @@ import httpx
 import pytest
 
 from opendvi.data import demo_case_path
+from tests import webkit
 from tests.servicekit import family_files, frequencies_long_csv
+from tests.webkit import PASSWORDS
 
-CHROMIUM = Path("/usr/bin/chromium")
-REPO = Path(__file__).resolve().parents[1]
-ARTIFACTS = Path(os.environ.get("OPENDVI_TEST_ARTIFACTS", REPO / "build" / "test-artifacts")) / "e2e"
-ADMIN_ONE_TIME = "e2e-admin-password-1"  # OPENDVI_ADMIN_PASSWORD: one-time, changed at the first sign-in
-ADMIN_PASSWORD = "harbour lantern 7731"
-#: the users' own passwords, set after their first sign-in with the one-time ones
-PASSWORDS = {"lab": "copper kettle 4417", "dvi": "violet ferry 2290", "reviewer": "granite orchard 5183",
-             "intake": "woollen compass 6620"}
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--no-first-run"]
+ARTIFACTS = webkit.ARTIFACTS / "e2e"
+ADMIN_PASSWORD = PASSWORDS["admin"]
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent (apt-get install chromium)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+pytestmark = webkit.needs_chromium
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    data_dir = tmp_path_factory.mktemp("e2e-data")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env["OPENDVI_ADMIN_PASSWORD"] = ADMIN_ONE_TIME
-    env["OPENDVI_ENV"] = "development"
-    log = (data_dir / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "opendvi.cli.main", "serve", "--port", str(port), "--data-dir", str(data_dir),
-         "--no-demo"], env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("server did not start:\n" + (data_dir / "server.log").read_text())
-            time.sleep(0.3)
-        tok = httpx.post(f"{base}/api/auth/login", json={"username": "admin", "password": ADMIN_ONE_TIME}).json()
-        assert tok["must_change_password"] is True
-        h = {"Authorization": f"Bearer {tok['token']}"}
-        r = httpx.post(f"{base}/api/auth/password", json={"old_password": ADMIN_ONE_TIME,
-                                                           "new_password": ADMIN_PASSWORD}, headers=h)
-        assert r.status_code == 200, r.text
+    """`opendvi serve` without the demo case; a laboratory analyst, a DVI analyst and a reviewer."""
+    with webkit.serve(tmp_path_factory.mktemp("e2e-data"), demo=False) as s:
         for user, role in (("lab", "laboratory_analyst"), ("dvi", "dvi_analyst"), ("reviewer", "reviewer")):
-            r = httpx.post(f"{base}/api/users", json={"username": user, "password": "one-time e2e 90210",
-                                                      "role": role}, headers=h)
-            assert r.status_code == 201, r.text
-            t = httpx.post(f"{base}/api/auth/login", json={"username": user, "password": "one-time e2e 90210"})
-            r = httpx.post(f"{base}/api/auth/password", json={"old_password": "one-time e2e 90210",
-                                                               "new_password": PASSWORDS[user]},
-                           headers={"Authorization": f"Bearer {t.json()['token']}"})
-            assert r.status_code == 200, r.text
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
+            s.add_user(user, role)
+        yield s.base
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extra")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+    with webkit.chromium() as b:
         yield b
-        b.close()
 
 
 def _sign_in(browser: Any, base: str, user: str, password: str, *, change_to: str | None = None) -> Any:
-    """Sign in on the page; with ``change_to``, the password is a one-time one and the page that
-    asks for a new one comes first."""
-    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-    page.goto(f"{base}/")
-    assert "/login" in page.url
-    page.fill("#username", user)
-    page.fill("#password", password)
-    page.click("#sign-in")
-    page.wait_for_selector("#whoami")
-    assert user in page.inner_text("#whoami")
-    if change_to is not None:
-        assert page.url.endswith("/account/password") and page.is_visible("#must-change")
-        page.goto(f"{base}/families")  # every page sends him back until he has changed it
-        assert page.url.endswith("/account/password")
-        page.fill("#old_password", password)
-        page.fill("#new_password", change_to)
-        page.fill("#new_password_again", change_to)
-        page.click("#change-password")
-        assert "changed" in page.wait_for_selector("#account-message").inner_text()
-        page.goto(f"{base}/")
-    return page
+    return webkit.sign_in(browser, base, user, password, change_to=change_to)
 
 
 def _shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    webkit.shot(page, name, folder="e2e")
 
 
 def test_sign_in_import_match_propose_confirm_audit(server: str, browser: Any) -> None:

@@ -108,6 +108,10 @@ def test_page(server: webkit.Server, signed_in: dict[str, Any], user: str, lang:
         assert not _names_in(page.content()), f"{user} sees a name on {path}"
     violations = webkit.axe_violations(page)
     assert not violations, violations
+    # every table header says what it heads (axe leaves simple tables alone)
+    unscoped = page.evaluate("() => Array.from(document.querySelectorAll('th:not([scope=col]):not([scope=row])'))"
+                             ".map(th => th.outerHTML.slice(0, 80))")
+    assert not unscoped, unscoped
 
 
 @pytest.mark.parametrize("lang", LANGS)
