@@ -449,6 +449,7 @@ def distribution_plot(dist: Distribution, *, mark: tuple[str, float | None] | No
         ax.hist(u, bins=bins, weights=np.full(len(u), 1.0 / n), color="#d08c2d", alpha=0.6,
                 label=_("unrelated person (%(p)s excluded, LR 0)", p=f"{100 * excluded:.1f} %"))
         ax.axvline(DEFAULT_THRESHOLD_LOG10, color=GREY, lw=0.8, ls="--", label=_("log10 LR 4"))
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.15)  # room for the marked value's label
         if mark is not None:
             what, value = mark
             x = value if value is not None else lo
@@ -461,9 +462,9 @@ def distribution_plot(dist: Distribution, *, mark: tuple[str, float | None] | No
         ax.set_xlabel(_("log10 LR"))
         ax.set_ylabel(_("probability"))
         ax.set_title(title, fontsize=10)
-        ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.22), fontsize=8, frameon=False, ncol=1)
-        ax.text(1.0, -0.22, _("%(n)s simulations each, seed %(seed)s", n=dist.nsim, seed=dist.seed),
-                transform=ax.transAxes, ha="right", va="top", fontsize=7, color="#666")
+        ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.22), fontsize=8, frameon=False, ncol=1,
+                  title=_("%(n)s simulations each, seed %(seed)s", n=dist.nsim, seed=dist.seed), title_fontsize=7,
+                  alignment="left")
         fig.tight_layout()
         return fig
 
