@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+from typing import Any
 
 import numpy as np
 
@@ -19,8 +20,21 @@ from opendvi.power._inclusion import grid_pmf
 BIN = 0.1
 
 
-def lr_distribution_png(result: FamilyPower, *, width: float = 7.0, height: float = 3.2, dpi: int = 100) -> bytes:
-    """The PNG bytes of the distribution of log10 LR of ``result``'s missing person."""
+#: the picture's texts (English); a caller gives them in another language with ``labels``
+LABELS = {
+    "x": "log10 LR of the true missing person",
+    "y": "probability",
+    "title": "Family {family}, {missing}: E[log10 LR] = {mean} (sd {sd})",
+}
+
+
+def lr_distribution_png(result: FamilyPower, *, width: float = 7.0, height: float = 3.2, dpi: int = 100,
+                        labels: dict[str, str] | None = None, number: Any = None) -> bytes:
+    """The PNG bytes of the distribution of log10 LR of ``result``'s missing person. ``labels``: the
+    texts of :data:`LABELS` (``str.format`` fields kept) in the reader's language; ``number(x, digits)``:
+    numbers written by the reader's locale (default ``f"{x:.{digits}f}"``)."""
+    text = {**LABELS, **(labels or {})}
+    fmt = number or (lambda x, digits: f"{x:.{digits}f}")
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -46,13 +60,13 @@ def lr_distribution_png(result: FamilyPower, *, width: float = 7.0, height: floa
     for t, key in ((2, "100"), (4, "1e4"), (6, "1e6")):
         if key in inc:
             ax.axvline(t, color="#a00" if t == 4 else "#888", lw=1.2 if t == 4 else 0.8, ls="--")
-            ax.text(t, ax.get_ylim()[1] * 0.95, f" P(LR≥1e{t}) = {inc[key]:.3f}", fontsize=8, va="top",
+            ax.text(t, ax.get_ylim()[1] * 0.95, f" P(LR≥1e{t}) = {fmt(inc[key], 3)}", fontsize=8, va="top",
                     bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8},
                     color="#a00" if t == 4 else "#555")
-    ax.set_xlabel("log10 LR of the true missing person")
-    ax.set_ylabel("probability")
-    ax.set_title(f"Family {result.family}, {result.missing}: E[log10 LR] = {s.e_log10_lr:.2f} "
-                 f"(sd {s.sd_log10_lr:.2f})", fontsize=10)
+    ax.set_xlabel(text["x"])
+    ax.set_ylabel(text["y"])
+    ax.set_title(text["title"].format(family=result.family, missing=result.missing, mean=fmt(s.e_log10_lr, 2),
+                                      sd=fmt(s.sd_log10_lr, 2)), fontsize=10)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from opendvi.core.case import Case
 from opendvi.core.errors import OpenDVIError
+from opendvi.i18n import format_number, get_locale
 from opendvi.i18n import gettext as _
 from opendvi.io.case_json import case_from_dict
 from opendvi.power import FamilyPower, PowerSettings, RegistryPower, family_power, registry_power, untyped_relatives
@@ -98,7 +99,7 @@ def _family_row(db: Session, fam: Family, *, prefix: bool = False) -> dict[str, 
         row: dict[str, Any] = {"id": pid(m.code), "father": pid(m.father), "mother": pid(m.mother), "sex": m.sex}
         if m.id in mps:
             row["missing"] = True
-        if m.id in donors:
+        if m.id in donors and donors[m.id].profile_usable:  # not after consent is withdrawn
             prof = repo.current_profile(db, donor=donors[m.id])
             if prof is not None:
                 row["genotypes"] = prof.genotypes
@@ -257,7 +258,10 @@ def plot(code: str, db: DB, missing: str | None = Query(None, min_length=1, max_
     _op, results, key = family_result(db, code, operation)
     for r in results:
         if missing is None or r.missing == missing:
-            png = _cached(f"png:{key}:{missing}", lambda r=r: lr_distribution_png(r))
+            labels = {"x": _("log10 LR of the true missing person"), "y": _("probability"),
+                      "title": _("Family {family}, {missing}: E[log10 LR] = {mean} (sd {sd})")}
+            png = _cached(f"png:{key}:{missing}:{get_locale()}",
+                          lambda r=r, labels=labels: lr_distribution_png(r, labels=labels, number=format_number))
             return Response(content=png, media_type="image/png")
     raise APIError(404, _("family %(family)s has no missing person %(missing)s", family=code, missing=repr(missing)),
                    code="not_found")
