@@ -126,3 +126,23 @@ def test_power__refused_to_the_laboratory(svc: dict[str, Any]) -> None:
     c = svc["client"]
     assert_error_shape(c.get("/api/power/weak", headers=svc["lab"]), 403)
     assert c.get("/power/families/F5", headers=svc["lab"]).status_code == 403
+
+
+def test_power__a_donor_who_withdrew_consent_is_not_used(tmp_path: Path) -> None:
+    """Consent withdrawn (``Donor.profile_usable``): the family's power is computed as if the
+    donor were untyped, as matching does; before, with the donor, it was not."""
+    from sqlalchemy import select, update
+    from sqlalchemy.orm import Session
+
+    from opendvi.store.models import Donor, Family
+
+    with migrated_engine("sqlite", tmp_path) as engine:
+        client = TestClient(make_app(engine))
+        h = bearer(client, "intake")
+        before = client.get("/api/power/families/F5", headers=h).json()[0]
+        assert before["lr"]["e_log10_lr"] > 1
+        with Session(engine) as s, s.begin():
+            fid = s.scalar(select(Family.id).where(Family.code == "F5"))
+            s.execute(update(Donor).where(Donor.family_id == fid).values(consent="withdrawn"))
+        after = client.get("/api/power/families/F5", headers=h).json()[0]
+        assert after["lr"]["e_log10_lr"] == pytest.approx(0.0, abs=1e-12)

@@ -30,6 +30,7 @@ from opendvi.core.pedigree import Individual, Pedigree
 from opendvi.store import audit
 from opendvi.store.errors import ConflictError, NotFoundError
 from opendvi.store.models import (
+    CONSENT_WITHDRAWN,
     AuditEntry,
     Donor,
     DonorDetails,
@@ -50,7 +51,6 @@ RELATIONSHIPS = ("father", "mother", "full_sibling", "half_sibling", "child", "s
                  "uncle_aunt", "cousin", "other")
 #: consent scopes of a reference sample; ``withdrawn``: the donor's profile is left out of matching
 CONSENT_SCOPES = ("identification", "identification_and_database", "withdrawn")
-CONSENT_WITHDRAWN = "withdrawn"
 #: how relatives were told of an identification
 NOTIFICATION_METHODS = ("in_person", "phone", "letter", "other")
 #: audit action of a pedigree edit (a relative added, a donor sample linked); object: the family

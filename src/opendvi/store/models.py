@@ -46,6 +46,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING = {
@@ -272,6 +273,10 @@ class MissingPersonDetails(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+#: the consent scope of a donor who withdrew consent (``Donor.profile_usable``)
+CONSENT_WITHDRAWN = "withdrawn"
+
+
 class Donor(Base):
     """A relative who gave a reference sample (AM), known by its barcode."""
 
@@ -287,6 +292,12 @@ class Donor(Base):
 
     family: Mapped[Family] = relationship()
     member: Mapped[PedigreeMember] = relationship()
+
+    @hybrid_property
+    def profile_usable(self) -> bool:
+        """Whether the donor's reference profile may be used (matching, power planning): not once the
+        consent is withdrawn. The one home of that rule, in Python and in SQL (``where(Donor.profile_usable)``)."""
+        return self.consent != CONSENT_WITHDRAWN
 
 
 class DonorDetails(Base):

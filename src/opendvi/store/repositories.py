@@ -1049,7 +1049,7 @@ def build_case(session: Session, *, operation: Operation,
             select(Donor.member_id, Profile.genotypes, Profile.dropout)
             .join(dcur, dcur.c.did == Donor.id)
             .join(Profile, and_(Profile.donor_id == Donor.id, Profile.version == dcur.c.v))
-            .where(Donor.consent != "withdrawn")  # consent withdrawn: the profile is not used
+            .where(Donor.profile_usable)  # consent withdrawn: the profile is not used
         )
     }
     mps = {member_id: (mp_id, code) for member_id, mp_id, code in
