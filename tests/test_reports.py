@@ -54,14 +54,14 @@ def test_glr__held_by_the_run_or_derived_or_none() -> None:
 
     from opendvi.reports.evidence import _glr, lr_text
 
-    me = SimpleNamespace(id=1, log10_lr=5.0, log10_glr=None, glr_bound=None)
-    other = SimpleNamespace(id=2, log10_lr=2.0, log10_glr=None, glr_bound=None)
-    low = SimpleNamespace(id=3, log10_lr=-3.0, log10_glr=None, glr_bound=None)
-    assert _glr([me, other], me)[0] == 3.0 and _glr([me, other], me)[2] == "candidates"  # type: ignore[list-item, arg-type]
-    assert _glr([me, low], me)[0] == 5.0  # type: ignore[list-item, arg-type]  # against "not among the missing"
-    assert _glr([me], me)[0] is None and _glr([me], me)[2] is None  # type: ignore[list-item, arg-type]
-    held = SimpleNamespace(id=1, log10_lr=5.0, log10_glr=math.inf, glr_bound=False)
-    assert _glr([held, other], held)[:1] == (math.inf,) and _glr([held], held)[2] == "run"  # type: ignore[list-item, arg-type]
+    me: Any = SimpleNamespace(id=1, log10_lr=5.0, log10_glr=None, glr_bound=None)
+    other: Any = SimpleNamespace(id=2, log10_lr=2.0, log10_glr=None, glr_bound=None)
+    low: Any = SimpleNamespace(id=3, log10_lr=-3.0, log10_glr=None, glr_bound=None)
+    assert _glr([me, other], me)[0] == 3.0 and _glr([me, other], me)[2] == "candidates"
+    assert _glr([me, low], me)[0] == 5.0  # against "not among the missing"
+    assert _glr([me], me)[0] is None and _glr([me], me)[2] is None
+    held: Any = SimpleNamespace(id=1, log10_lr=5.0, log10_glr=math.inf, glr_bound=False)
+    assert _glr([held, other], held)[:1] == (math.inf,) and _glr([held], held)[2] == "run"
     assert lr_text(math.inf) == "∞" and lr_text(None) == "0" and lr_text(2.0) == "100"
 
 
@@ -444,3 +444,20 @@ def test_cli_report__pdf_and_html_from_the_database(demo: dict[str, Any], tmp_pa
                                    "--data-dir", str(data_dir)])
     assert res.exit_code != 0 and "confirmed identifications only" in str(res.exception)
     assert not (tmp_path / "p.pdf").exists()
+
+
+def test_evidence__an_engine_refusal_is_shown_not_raised(demo: dict[str, Any],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import opendvi.dvi.pairwise as pairwise
+    from opendvi.dvi import DVIError
+
+    def refuse(*_a: Any, **_k: Any) -> Any:
+        raise DVIError("family F1 cannot be evaluated (test)")
+
+    monkeypatch.setattr(pairwise, "pairwise_marker_log_lr", refuse)
+    with _session(demo) as db:
+        ev = candidate_evidence(db, repo.get_candidate(db, candidate_id=demo["best"]["V1"]["id"]))
+    assert not ev["engine_check"]["reproduced"] and "cannot be evaluated" in ev["engine_check"]["error"]
+    assert not any(r["mutation_only"] for r in ev["markers"])  # unknown, not claimed
+    page = demo["client"].get(f"/candidates/{demo['best']['V1']['id']}", headers=demo["h"]["dvi"])
+    assert page.status_code == 200 and "not recomputed: family F1 cannot be evaluated (test)" in page.text

@@ -102,7 +102,8 @@ def _engine_check(
 ) -> dict[str, Any]:
     """Per-marker ln LR with and without mutation, by the engine the run used, on one family and one
     remains: ``{"with": {m: ln LR}, "numerator_without": {m: ln}, "inconsistent": [...], "error": str|None}``."""
-    from opendvi.dvi import DVIError, DVIProblem
+    from opendvi.core.errors import OpenDVIError
+    from opendvi.dvi import DVIProblem
     from opendvi.dvi.pairwise import pairwise_marker_log_lr
     from opendvi.io.case_json import case_from_dict
 
@@ -126,7 +127,7 @@ def _engine_check(
         without = {m.name: v for (m, _p), v in zip(items, nums0, strict=True)}
         return {"with": per, "numerator_without": without,
                 "inconsistent": sorted(problem.inconsistent.get(family, frozenset())), "error": None}
-    except (DVIError, ValueError) as exc:  # an engine refusal never breaks the page: it is shown
+    except (OpenDVIError, ValueError) as exc:  # an engine refusal never breaks the page: it is shown
         return {"with": {}, "numerator_without": {}, "inconsistent": [], "error": str(exc)}
 
 
