@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import ast
 import html
 import re
 from collections.abc import Iterator
@@ -168,6 +169,44 @@ def test_scripts__show_only_texts_the_page_gives_them(path: Path) -> None:
     literals = re.findall(r'"((?:[^"\\]|\\.)*)"|\'((?:[^\'\\]|\\.)*)\'', code)
     sentences = [a or b for a, b in literals if sum(has_letter(w) for w in (a or b).split()) >= 3]
     assert not sentences, f"{path.name}: {sentences}"
+
+
+#: exceptions whose message reaches a page or the API's ``message``: (name, index of the message argument)
+MESSAGE_ARGS = {"APIError": 1, "ImportValidationError": 0, "ConflictError": 0}
+
+
+def literal_messages(source: str) -> list[str]:
+    """Messages of :data:`MESSAGE_ARGS` written as a bare string (or f-string, or a list of them) instead of
+    going through ``_()``/``lazy()``."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call):
+            name = getattr(node.func, "id", getattr(node.func, "attr", None))
+            if name in MESSAGE_ARGS and len(node.args) > MESSAGE_ARGS[name]:
+                arg = node.args[MESSAGE_ARGS[name]]
+                for a in arg.elts if isinstance(arg, ast.List) else [arg]:
+                    if isinstance(a, ast.JoinedStr | ast.BinOp) or (isinstance(a, ast.Constant)
+                                                                   and isinstance(a.value, str)):
+                        found.append(f"line {node.lineno}: {ast.unparse(a)[:80]}")
+    return found
+
+
+def test_python__the_check_finds_bare_messages() -> None:
+    assert literal_messages('raise APIError(404, f"no family {c}", code="not_found")') == [
+        "line 1: f'no family {c}'"]
+    assert literal_messages('raise ImportValidationError(["bad " + x], filename=f)') == ["line 1: 'bad ' + x"]
+    assert literal_messages('raise APIError(404, _("no family %(c)s", c=c))\nAPIError(401, lazy("x"))') == []
+
+
+SERVICE_PY = sorted((SRC / "service").rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", SERVICE_PY, ids=[p.relative_to(SRC).as_posix() for p in SERVICE_PY])
+def test_python__service_messages_go_through_gettext(path: Path) -> None:
+    """An error message of the service is read by a person (a page, the API's ``message``): ``_()`` where it
+    is raised, or ``lazy()`` for a fixed one that ``errors.py`` translates when it answers."""
+    found = literal_messages(path.read_text(encoding="utf-8"))
+    assert not found, f"{path.relative_to(SRC)}: {found}"
 
 
 def test_terms__every_script_message_and_stored_value_is_known() -> None:

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from opendvi import __version__
+from opendvi.i18n import gettext as _
 from opendvi.service.errors import APIError
 
 router = APIRouter(include_in_schema=False)
@@ -69,5 +70,5 @@ def static_file(name: str) -> Response:
     """A vendored file (and its licence) from ``service/static``."""
     path = _FILES.get(name)
     if path is None:
-        raise APIError(404, f"no such file: {name}", code="not_found")
+        raise APIError(404, _("no such file: %(name)s", name=name), code="not_found")
     return FileResponse(path, media_type=_TYPES[path.suffix], headers={"Cache-Control": _ASSET_CACHE})

@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from opendvi.i18n import gettext as _
 from opendvi.reports import evidence as evmod
 from opendvi.reports.identification import fragments, report_html, report_pdf
 from opendvi.service import actions
@@ -67,9 +68,10 @@ def _report_evidence(db: DB, identification_id: int, principal: Principal) -> tu
     ident = repo.get_identification(db, identification_id=identification_id)
     # the family liaison sees confirmed identifications only (as on the identifications page and the API)
     if principal.user.role == Role.family_liaison and ident.state != IdentificationState.confirmed:
-        raise APIError(404, f"no identification {identification_id}", code="not_found")
+        raise APIError(404, _("no identification %(id)s", id=identification_id), code="not_found")
     if ident.candidate is None:
-        raise APIError(409, f"identification #{identification_id} has no candidate to report on", code="conflict")
+        raise APIError(409, _("identification #%(id)s has no candidate to report on", id=identification_id),
+                       code="conflict")
     return ident, evmod.identification_evidence(db, ident, names=principal.can("names.read"))
 
 
