@@ -69,6 +69,12 @@ def _send(request: Request, db: DB, principal: Principal, export: ex.Export, fmt
                                       "X-Row-Count": str(rows)})
 
 
+def _ok(fmt: str) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI description of a 200 of format ``fmt``."""
+    return {200: {"description": f"the file ({fmt}); its number of rows in the header X-Row-Count",
+                  "content": {MEDIA[fmt].split(";")[0]: {}}}}
+
+
 def _operation(db: DB, code: str | None) -> Any:
     return repo.get_operation(db, code=code) if code else None
 
@@ -87,7 +93,7 @@ def _candidates(request: Request, db: DB, principal: Principal, fmt: str, run: i
     return _send(request, db, principal, export, fmt, operation or "")
 
 
-@router.get("/candidates.csv")
+@router.get("/candidates.csv", response_class=StreamingResponse, responses=_ok("csv"))
 def candidates_csv(request: Request, db: DB, run: int | None = Query(None, ge=1, le=2**62),
                    operation: Text64 = None, q: Text64 = None, min_log10_lr: float | None = None,
                    max_log10_lr: float | None = None, unreviewed: bool = False,
@@ -97,7 +103,7 @@ def candidates_csv(request: Request, db: DB, run: int | None = Query(None, ge=1,
     return _candidates(request, db, principal, "csv", run, operation, q, min_log10_lr, max_log10_lr, unreviewed)
 
 
-@router.get("/candidates.xlsx")
+@router.get("/candidates.xlsx", response_class=StreamingResponse, responses=_ok("xlsx"))
 def candidates_xlsx(request: Request, db: DB, run: int | None = Query(None, ge=1, le=2**62),
                     operation: Text64 = None, q: Text64 = None, min_log10_lr: float | None = None,
                     max_log10_lr: float | None = None, unreviewed: bool = False,
@@ -122,7 +128,7 @@ def _identifications(request: Request, db: DB, principal: Principal, fmt: str, s
     return _send(request, db, principal, export, fmt, operation or "", state.value if state else "")
 
 
-@router.get("/identifications.csv")
+@router.get("/identifications.csv", response_class=StreamingResponse, responses=_ok("csv"))
 def identifications_csv(request: Request, db: DB, state: IdentificationState | None = None,
                         operation: Text64 = None, q: Text64 = None,
                         principal: Principal = P("identifications.read")) -> StreamingResponse:
@@ -132,7 +138,7 @@ def identifications_csv(request: Request, db: DB, state: IdentificationState | N
     return _identifications(request, db, principal, "csv", state, operation, q)
 
 
-@router.get("/identifications.xlsx")
+@router.get("/identifications.xlsx", response_class=StreamingResponse, responses=_ok("xlsx"))
 def identifications_xlsx(request: Request, db: DB, state: IdentificationState | None = None,
                          operation: Text64 = None, q: Text64 = None,
                          principal: Principal = P("identifications.read")) -> StreamingResponse:
@@ -157,7 +163,7 @@ AuditText = Annotated[str | None, Query(max_length=64)]
 AuditObject = Annotated[str | None, Query(max_length=128)]
 
 
-@router.get("/audit.csv")
+@router.get("/audit.csv", response_class=StreamingResponse, responses=_ok("csv"))
 def audit_csv(request: Request, db: DB, action: AuditText = None, username: AuditText = None,
               object_type: AuditText = None, object_id: AuditObject = None,
               principal: Principal = P("audit.read")) -> StreamingResponse:
@@ -166,7 +172,7 @@ def audit_csv(request: Request, db: DB, action: AuditText = None, username: Audi
     return _audit(request, db, principal, "csv", action, username, object_type, object_id)
 
 
-@router.get("/audit.xlsx")
+@router.get("/audit.xlsx", response_class=StreamingResponse, responses=_ok("xlsx"))
 def audit_xlsx(request: Request, db: DB, action: AuditText = None, username: AuditText = None,
                object_type: AuditText = None, object_id: AuditObject = None,
                principal: Principal = P("audit.read")) -> StreamingResponse:
@@ -174,7 +180,7 @@ def audit_xlsx(request: Request, db: DB, action: AuditText = None, username: Aud
     return _audit(request, db, principal, "xlsx", action, username, object_type, object_id)
 
 
-@router.get("/audit.jsonl")
+@router.get("/audit.jsonl", response_class=StreamingResponse, responses=_ok("jsonl"))
 def audit_jsonl(request: Request, db: DB, action: AuditText = None, username: AuditText = None,
                 object_type: AuditText = None, object_id: AuditObject = None,
                 principal: Principal = P("audit.read")) -> StreamingResponse:
