@@ -436,3 +436,12 @@ def test_exports_and_plots_on_every_backend(backend: str, tmp_path: Path) -> Non
         with app.state.sessionmaker() as db:
             series = plots.operation_progress(db, operation=repo.get_operation(db, code="demo"))
         assert sum(series["confirmed"].values()) == 1 and sum(series["received"].values()) == 8
+
+
+def test_the_liaisons_page_and_export_show_the_same_rows(world: dict[str, Any]) -> None:
+    """The liaison's page shows confirmed identifications whatever the state asked: so does its link."""
+    client, h = world["client"], world["h"]
+    page = client.get("/identifications?state=proposed", headers={**h["liaison"], "accept": "text/html"})
+    assert page.status_code == 200 and f'id="ident-{world["confirmed"]}"' in page.text
+    rows = _csv(client.get(_href(page.text, "export-csv"), headers=h["liaison"]))
+    assert [int(r["identification_id"]) for r in rows] == [world["confirmed"]]
