@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import io
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,10 @@ from opendvi import i18n
 from opendvi.reports.pedigree import Person, pedigree_svg
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+#: one PDF at a time per process: Pango, Cairo and fontconfig under WeasyPrint have crashed when
+#: several threads laid out documents at once (Kozea/WeasyPrint#1402); a report takes a second or two
+_PDF_LOCK = threading.Lock()
 
 
 @functools.cache
@@ -72,5 +77,6 @@ def report_pdf(html: str) -> bytes:
     from weasyprint import HTML
 
     buf = io.BytesIO()
-    HTML(string=html, base_url=str(TEMPLATES)).write_pdf(buf)
+    with _PDF_LOCK:
+        HTML(string=html, base_url=str(TEMPLATES)).write_pdf(buf)
     return buf.getvalue()
