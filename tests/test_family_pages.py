@@ -291,3 +291,28 @@ def test_pedigree_api_twins__add_and_link_or_422_naming_the_field(svc: dict[str,
     assert _audit_count(svc) == before
     assert_error_shape(c.post("/api/families/F3/members", json={"member": "F3-Y"}, headers=h["dvi"]), 403)
     assert_error_shape(c.post("/api/families/NOPE/members", json={"member": "F3-Y"}, headers=h["intake"]), 404)
+
+
+def test_api_patch_donor__the_forms_checks_and_audit(tmp_path: Path) -> None:
+    """``PATCH /api/donors/{barcode}`` is the donor form's twin: the same checks (a future date, a
+    relationship off the list: 422 naming the field, nothing written), date of birth, fields left out
+    kept, the audit entry naming the fields without personal values."""
+    with migrated_engine("sqlite", tmp_path) as engine:
+        client = TestClient(make_app(engine))
+        h = bearer(client, "intake")
+        bad = client.patch("/api/donors/F3-R1", json={"relationship": "neighbour"}, headers=h)
+        assert bad.status_code == 422 and bad.json()["error"]["details"][0]["field"] == "relationship"
+        bad = client.patch("/api/donors/F3-R1", json={"consent": "identification", "consent_date": "2999-01-01"},
+                           headers=h)
+        assert bad.status_code == 422 and bad.json()["error"]["details"][0]["field"] == "consent_date"
+        ok = client.patch("/api/donors/F3-R1", json={"relationship": "other: step-father", "full_name": "Ivan Secretko",
+                                                     "date_of_birth": "1961-05-17"}, headers=h)
+        assert ok.status_code == 200, ok.text
+        assert ok.json()["relationship"] == "other: step-father"
+        assert set(ok.json()["changed"]) == {"relationship", "full_name", "date_of_birth"}
+        again = client.patch("/api/donors/F3-R1", json={"contact": "+380 44 000 0000"}, headers=h)
+        assert again.json()["changed"] == ["contact"]  # the rest kept
+        log = json.dumps(client.get("/api/audit?per_page=200", headers=bearer(client, "admin")).json())
+        assert "Secretko" not in log and "1961-05-17" not in log and "donor.details" in log
+        assert client.patch("/api/donors/F3-R1", json={"relationship": "father"},
+                            headers=bearer(client, "dvi")).status_code == 403

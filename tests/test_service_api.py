@@ -153,7 +153,11 @@ def test_personal_data_is_written_by_intake_only_and_audited_without_the_name(tm
         assert r.status_code == 200
         r = client.patch("/api/donors/F3-R1", json={"relationship": "mother", "consent": "identification",
                                                     "full_name": "Maria Testenko"}, headers=h)
-        assert r.status_code == 200
+        assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "consent_date"  # consent: dated
+        r = client.patch("/api/donors/F3-R1", json={"relationship": "mother", "consent": "identification",
+                                                    "consent_date": "2026-03-01", "full_name": "Maria Testenko"},
+                         headers=h)
+        assert r.status_code == 200, r.text
         fam = client.get("/api/families/F3", headers=h).json()
         assert any(m.get("name") == "Petro Testenko" for m in fam["members"])
         log = json.dumps(client.get("/api/audit?limit=5000", headers=bearer(client, "admin")).json())

@@ -96,7 +96,7 @@ ENDPOINTS: list[tuple[str, str, str | None]] = [
     ("GET", "/api/families", "families.read"),
     ("GET", "/api/families/{code}", "families.read"),
     ("PUT", "/api/missing-persons/{code}/details", "persons.write"),
-    ("PATCH", "/api/donors/{barcode}", "persons.write"),
+    ("PATCH", "/api/donors/{barcode}", "donors.write"),
     ("GET", "/api/identifications", "identifications.read"),
     ("POST", "/api/identifications", "identifications.propose"),
     ("GET", "/api/identifications/{identification_id}", "identifications.read"),

@@ -34,7 +34,6 @@ from opendvi.store.models import (
     AuthSession,
     Candidate,
     Donor,
-    DonorDetails,
     Family,
     FrequencyDatabase,
     Identification,
@@ -636,41 +635,6 @@ def missing_of(session: Session, *, family: Family) -> list[MissingPerson]:
             select(MissingPerson).where(MissingPerson.family_id == family.id).order_by(MissingPerson.code)
         ).scalars()
     )
-
-
-def update_donor(
-    session: Session,
-    *,
-    barcode: str,
-    relationship: str | None = None,
-    consent: str | None = None,
-    consent_date: date | None = None,
-    full_name: str | None = None,
-    contact: str | None = None,
-    by: str | None = None,
-) -> Donor:
-    donor = session.execute(select(Donor).where(Donor.barcode == barcode)).scalar_one_or_none()
-    if donor is None:
-        raise NotFoundError(f"no donor with barcode {barcode!r}")
-    if relationship is not None:
-        donor.relationship_to_missing = relationship
-    if consent is not None:
-        donor.consent = consent
-    if consent_date is not None:
-        donor.consent_date = consent_date
-    if full_name is not None or contact is not None:
-        det = session.execute(select(DonorDetails).where(DonorDetails.donor_id == donor.id)).scalar_one_or_none()
-        if det is None:
-            det = DonorDetails(donor_id=donor.id, full_name=full_name or "")
-            session.add(det)
-        if full_name is not None:
-            det.full_name = full_name
-        if contact is not None:
-            det.contact = contact
-    session.flush()
-    audit.append(session, action="donor.update", username=by, object_type="donor", object_id=barcode,
-                 details={"relationship": relationship, "consent": consent})
-    return donor
 
 
 # ---------------------------------------------------------------------------

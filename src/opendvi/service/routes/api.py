@@ -133,14 +133,6 @@ class DetailsIn(BaseModel):
     notes: str | None = Field(default=None, max_length=10_000)
 
 
-class DonorUpdate(BaseModel):
-    relationship: str | None = Field(default=None, max_length=64)
-    consent: str | None = Field(default=None, pattern="^(identification|identification_and_database|withdrawn)$")
-    consent_date: date | None = None
-    full_name: str | None = Field(default=None, max_length=300)
-    contact: str | None = Field(default=None, max_length=300)
-
-
 class ProposeIn(BaseModel):
     candidate_id: int = Field(ge=1, le=2**62)
     note: str = Field(default="", max_length=10_000)
@@ -557,19 +549,6 @@ def set_details(code: Ident, body: DetailsIn, db: DB, principal: Principal = P("
     actions.commit(db)
     return {"missing_person": mp.code, "full_name": det.full_name, "date_of_birth": v.iso(det.date_of_birth),
             "place_last_seen": det.place_last_seen, "notes": det.notes}
-
-
-@router.patch("/donors/{barcode:path}", tags=["families"])
-def update_donor(barcode: Ident, body: DonorUpdate, db: DB,
-                 principal: Principal = P("persons.write")) -> dict[str, Any]:
-    """Relationship, consent and personal data of a reference donor (intake officer only)."""
-    begin_write(db)
-    d = repo.update_donor(db, barcode=barcode, relationship=body.relationship, consent=body.consent,
-                          consent_date=body.consent_date, full_name=body.full_name, contact=body.contact,
-                          by=principal.username)
-    actions.commit(db)
-    return {"barcode": d.barcode, "relationship": d.relationship_to_missing, "consent": d.consent,
-            "consent_date": v.iso(d.consent_date)}
 
 
 # ---------------------------------------------------------------------------

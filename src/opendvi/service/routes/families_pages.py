@@ -120,9 +120,11 @@ def _date(raw: str, field: str, label: str, problems: list[Problem], *, required
 
 
 def donor_values(*, relationship: str, relationship_other: str, consent: str, consent_date: str,
-                 date_of_birth: str, full_name: str, contact: str) -> tuple[store.DonorValues | None, list[Problem]]:
+                 date_of_birth: str, full_name: str, contact: str,
+                 consent_given: bool = True) -> tuple[store.DonorValues | None, list[Problem]]:
     """The donor form's values, checked: the relationship from the list (``other`` with its text),
-    a consent scope, its date (required unless withdrawn), dates not in the future."""
+    a consent scope, its date (required unless withdrawn, when the consent is being given:
+    ``consent_given``), dates not in the future."""
     problems: list[Problem] = []
     rel: str | None = relationship.strip() or None
     if rel is not None and rel not in store.RELATIONSHIPS:
@@ -139,7 +141,7 @@ def donor_values(*, relationship: str, relationship_other: str, consent: str, co
     if consent not in store.CONSENT_SCOPES:
         problems.append(Problem("consent", _("Consent: %(value)s is not a consent scope", value=consent[:40])))
     cdate = _date(consent_date, "consent_date", _("Consent date"), problems,
-                  required=consent != store.CONSENT_WITHDRAWN)
+                  required=consent_given and consent != store.CONSENT_WITHDRAWN)
     dob = _date(date_of_birth, "date_of_birth", _("Date of birth"), problems)
     if dob is not None and cdate is not None and dob > cdate:
         problems.append(Problem("date_of_birth", _("Date of birth: after the consent date")))
@@ -594,9 +596,55 @@ class RelativeIn(BaseModel):
     donor_barcode: str = Field(default="", max_length=64, description="a reference sample linked at once")
 
 
+class DonorUpdate(BaseModel):
+    """The donor form's fields; a field left out keeps its value, ``null`` clears it (not ``consent``)."""
+
+    relationship: str | None = Field(default=None, max_length=264,
+                                     description="one of the list, or 'other: <text>'")
+    consent: str | None = Field(default=None, max_length=64)
+    consent_date: date | None = None
+    date_of_birth: date | None = None
+    full_name: str | None = Field(default=None, max_length=300)
+    contact: str | None = Field(default=None, max_length=300)
+
+
 class DonorLinkIn(BaseModel):
     member: str = Field(min_length=1, max_length=200)
     barcode: str = Field(min_length=1, max_length=64, description="the reference sample's barcode")
+
+
+@api_router.patch("/donors/{barcode:path}", tags=["families"])
+def api_update_donor(barcode: str, body: DonorUpdate, db: DB,
+                     principal: Principal = P("donors.write")) -> dict[str, Any]:
+    """Relationship, consent, date of birth and personal data of a reference donor (intake officer): the
+    twin of the family page's donor form, with the same checks, all or nothing, audited by field names."""
+    donor = store.get_donor(db, barcode=barcode)
+    det = store.donor_details(db, donors=[donor]).get(donor.id)
+    given = body.model_fields_set
+
+    def pick(field: str, current: Any) -> str:
+        val = getattr(body, field) if field in given else current
+        return "" if val is None else val.isoformat() if isinstance(val, date) else str(val)
+
+    rel = pick("relationship", donor.relationship_to_missing)
+    other = ""
+    if rel.startswith("other:"):
+        rel, other = "other", rel.removeprefix("other:")
+    values, problems = donor_values(
+        relationship=rel, relationship_other=other, consent=pick("consent", donor.consent),
+        consent_date=pick("consent_date", donor.consent_date),
+        date_of_birth=pick("date_of_birth", det.date_of_birth if det else None),
+        full_name=pick("full_name", det.full_name if det else ""),
+        contact=pick("contact", det.contact if det else None),
+        consent_given=bool({"consent", "consent_date"} & given))
+    if values is None:
+        raise _invalid(problems)
+    begin_write(db)
+    donor = store.get_donor(db, barcode=barcode)
+    changed = store.set_donor(db, donor=donor, values=values, by=principal.username)
+    actions.commit(db)
+    return {"barcode": donor.barcode, "relationship": donor.relationship_to_missing, "consent": donor.consent,
+            "consent_date": v.iso(donor.consent_date), "changed": changed}
 
 
 def _invalid(problems: list[Problem]) -> APIError:
