@@ -294,9 +294,9 @@ def candidate_evidence(session: Session, candidate: Candidate, *, names: bool = 
     rows: list[dict[str, Any]] = []
     max_diff = 0.0
     for name in marker_names:
-        if name not in stored and name not in rgts:
+        if name not in stored:  # not a marker of the LR (e.g. amelogenin: it gives the sex)
             continue
-        v = stored.get(name, 0.0)
+        v = stored[name]
         r_all = rgts.get(name)
         ref_alleles = [ref["genotypes"].get(name) for ref in references]
         remains_typed = name in typed_markers
