@@ -254,6 +254,17 @@ def test_jinja__placeholders_plurals_and_escaping() -> None:
     assert out == "3 donors of F&lt;1&gt;|Вітаємо, &lt;b&gt;|7 груд. 2026\u202fр.|0,3|uk"
 
 
+def test_jinja__filters_on_constants_follow_each_request() -> None:
+    """Jinja folds a filter on constants into the compiled template unless the filter takes the context:
+    compiled in English, rendered in Ukrainian, the words must still be Ukrainian."""
+    env = Environment(autoescape=True)
+    i18n.install(env)
+    t = env.from_string('{{ "exchange"|term("operation") }}|{{ 1234.5|number(1) }}|{{ "2026-12-07"|date }}')
+    assert t.render() == "exchange|1,234.5|7 Dec 2026"
+    with i18n.use_locale("uk"):
+        assert t.render() == "обмін|1\xa0234,5|7 груд. 2026\u202fр."
+
+
 # ---------------------------------------------------------------------------
 # (c) the pages in Ukrainian
 # ---------------------------------------------------------------------------

@@ -206,10 +206,23 @@ def install(env: Any) -> None:
     env.globals["lang"] = get_locale
     env.globals["language_names"] = LANGUAGE_NAMES
     env.globals["js_messages"] = terms.js_messages
-    env.filters["term"] = terms.term
-    env.filters["date"] = format_date
-    env.filters["datetime"] = format_datetime
-    env.filters["number"] = format_number
+    # the filters depend on the request's locale: marked ``pass_context`` so that Jinja never folds
+    # ``{{ "exchange"|term("operation") }}`` into the template at compile time, in whatever locale compiled it
+    env.filters["term"] = _per_request(terms.term)
+    env.filters["date"] = _per_request(format_date)
+    env.filters["datetime"] = _per_request(format_datetime)
+    env.filters["number"] = _per_request(format_number)
+
+
+def _per_request(fn: Any) -> Any:
+    """A Jinja filter evaluated at each rendering, never as a compile-time constant."""
+    from jinja2 import pass_context
+
+    @pass_context
+    def filter_(_context: Any, *args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
+
+    return filter_
 
 
 class LocaleMiddleware:
