@@ -211,3 +211,21 @@ def test_the_progress_picture_follows_a_decision(world: dict[str, Any]) -> None:
     assert client.post(f"/api/identifications/{ident['id']}/confirm", json={}, headers=h["reviewer"]).status_code == 200
     after = _svg(client.get("/plots/operations/demo/progress.svg", headers=h["dvi"]))
     assert "confirmed: 1" in after and "proposed: 1" in after
+
+
+def test_codes_are_drawn_as_text_never_as_markup(world: dict[str, Any]) -> None:
+    """Codes come from imported files: "$...$" is no mathtext, "<" and "&" no SVG markup."""
+    from urllib.parse import quote
+
+    from tests.servicekit import family_files
+
+    client, h = world["client"], world["h"]
+    suffix = "$\\frac$<b>&x"
+    fam, prof = family_files(suffix)
+    r = client.post("/api/operations/demo/imports/families", headers=h["intake"],
+                    files={"families": ("f.csv", fam, "text/csv"), "profiles": ("p.csv", prof, "text/csv")})
+    assert r.status_code == 201, r.text
+    url = f"/plots/families/{quote('FT' + suffix, safe='')}/lr-distribution"
+    svg = _svg(client.get(url + ".svg", headers=h["intake"]))  # parsed: well-formed XML
+    assert "FT$\\frac$&lt;b&gt;&amp;x" in svg
+    _png(client.get(url + ".png", headers=h["intake"]))

@@ -131,8 +131,11 @@ def _save(fig: Any, fmt: str) -> bytes:
 
 
 def draw(build: Callable[[], Any], fmt: str) -> bytes:
-    """``build()`` makes a figure; one drawing at a time in the process."""
-    with _DRAW:
+    """``build()`` makes a figure; one drawing at a time in the process. Texts are plain: a code with
+    ``$`` in it (codes come from imported files) is no mathtext to parse."""
+    import matplotlib
+
+    with _DRAW, matplotlib.rc_context({"text.parse_math": False}):
         return _save(build(), fmt)
 
 
