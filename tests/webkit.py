@@ -156,7 +156,8 @@ def tour_world(server: Server) -> dict[str, Any]:
                           headers=h["intake"])
         else:
             r = httpx.patch(f"{base}/api/donors/{code}", json={"full_name": name, "relationship": "father",
-                                                                "consent": "identification"}, headers=h["intake"])
+                                                                "consent": "identification",
+                                                                "consent_date": "2026-11-30"}, headers=h["intake"])
         assert r.status_code == 200, r.text
     best = {b: httpx.get(f"{base}/api/remains/{b}/candidates", headers=h["dvi"]).json()[0] for b in ("V1", "V2")}
     proposed = httpx.post(f"{base}/api/identifications", json={"candidate_id": best["V1"]["id"]}, headers=h["dvi"])
