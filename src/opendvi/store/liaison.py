@@ -27,6 +27,8 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from opendvi.core.pedigree import Individual, Pedigree
+from opendvi.i18n import gettext as _
+from opendvi.i18n.terms import term
 from opendvi.store import audit
 from opendvi.store.errors import ConflictError, NotFoundError
 from opendvi.store.models import (
@@ -69,7 +71,7 @@ _DONOR_CONSENT_ACTIONS = (DONOR_ACTION, "donor.update")
 def get_donor(session: Session, *, barcode: str) -> Donor:
     donor = session.execute(select(Donor).where(Donor.barcode == barcode)).scalar_one_or_none()
     if donor is None:
-        raise NotFoundError(f"no donor with barcode {barcode!r}")
+        raise NotFoundError(_("no donor with barcode %(barcode)s", barcode=repr(barcode)))
     return donor
 
 
@@ -150,10 +152,10 @@ def _check_pedigree(members: Sequence[PedigreeMember], added: Sequence[Individua
 def _check_barcode_free(session: Session, barcode: str) -> None:
     other = session.execute(select(Donor).where(Donor.barcode == barcode)).scalar_one_or_none()
     if other is not None:
-        raise ConflictError(f"sample {barcode} is already the reference of {other.member.code} in family "
-                            f"{other.family.code}")
+        raise ConflictError(_("sample %(barcode)s is already the reference of %(member)s in family %(family)s",
+                              barcode=barcode, member=other.member.code, family=other.family.code))
     if session.execute(select(Remains.id).where(Remains.barcode == barcode)).first() is not None:
-        raise ConflictError(f"sample {barcode} is a remains' barcode")
+        raise ConflictError(_("sample %(barcode)s is a remains' barcode", barcode=barcode))
 
 
 def add_relative(
@@ -195,12 +197,15 @@ def link_donor(session: Session, *, family: Family, member_code: str, barcode: s
     laboratory's import of that barcode). Not a missing person, not a member already linked."""
     member = next((m for m in family.members if m.code == member_code), None)
     if member is None:
-        raise NotFoundError(f"family {family.code} has no member {member_code!r}")
+        raise NotFoundError(_("family %(family)s has no member %(member)s", family=family.code,
+                              member=repr(member_code)))
     if session.execute(select(MissingPerson.id).where(MissingPerson.member_id == member.id)).first() is not None:
-        raise ConflictError(f"{member_code} is a missing person of family {family.code}: not a reference")
+        raise ConflictError(_("%(member)s is a missing person of family %(family)s: not a reference",
+                              member=member_code, family=family.code))
     linked = session.execute(select(Donor).where(Donor.member_id == member.id)).scalar_one_or_none()
     if linked is not None:
-        raise ConflictError(f"{member_code} is already linked to sample {linked.barcode}")
+        raise ConflictError(_("%(member)s is already linked to sample %(barcode)s", member=member_code,
+                              barcode=linked.barcode))
     _check_barcode_free(session, barcode)
     donor = Donor(barcode=barcode, family_id=family.id, member_id=member.id)
     session.add(donor)
@@ -289,13 +294,13 @@ def record_notification(
     ``donor`` must be a donor of the missing person's family (None: a relative without a sample).
     The audit entry (``notification.record``) names the donor, method and date, not the note."""
     if identification.state != IdentificationState.confirmed:
-        raise ConflictError(f"identification #{identification.id} is {identification.state.value}: only a "
-                            "confirmed identification is notified")
+        raise ConflictError(_("identification #%(id)s is %(state)s: only a confirmed identification is notified",
+                              id=identification.id, state=term(identification.state, "identification")))
     if method not in NOTIFICATION_METHODS:
         raise ValueError(f"method must be one of {NOTIFICATION_METHODS}")
     if donor is not None and donor.family_id != identification.missing_person.family_id:
-        raise ConflictError(f"donor {donor.barcode} is not a relative of family "
-                            f"{identification.missing_person.family.code}")
+        raise ConflictError(_("donor %(barcode)s is not a relative of family %(family)s", barcode=donor.barcode,
+                              family=identification.missing_person.family.code))
     n = Notification(identification_id=identification.id, donor_id=donor.id if donor else None, method=method,
                      notified_on=notified_on, note=note, user_id=by.id)
     session.add(n)

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from opendvi.core.case import Case, Sample
+from opendvi.i18n import gettext as _
 from opendvi.io.case_json import case_from_dict, case_to_dict
 from opendvi.store import audit
 from opendvi.store.audit import canonical_json
@@ -64,14 +65,14 @@ def create_user(
     """A new account; ``must_change_password`` for a one-time password (the
     user must set his own before doing anything else)."""
     if session.execute(select(User.id).where(User.username == username)).first():
-        raise ConflictError(f"user {username!r} exists already")
+        raise ConflictError(_("user %(name)s exists already", name=repr(username)))
     user = User(username=username, password_hash=password_hash, role=role, full_name=full_name, active=True,
                 must_change_password=must_change_password)
     session.add(user)
     try:
         session.flush()
     except IntegrityError:
-        raise ConflictError(f"user {username!r} exists already") from None
+        raise ConflictError(_("user %(name)s exists already", name=repr(username))) from None
     audit.append(session, action="user.create", username=by, object_type="user", object_id=username,
                  details={"role": role.value})
     return user
@@ -80,7 +81,7 @@ def create_user(
 def get_user(session: Session, *, username: str) -> User:
     user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
     if user is None:
-        raise NotFoundError(f"no user named {username!r}")
+        raise NotFoundError(_("no user named %(name)s", name=repr(username)))
     return user
 
 
@@ -208,13 +209,13 @@ def create_operation(
     by: str | None = None,
 ) -> Operation:
     if session.execute(select(Operation.id).where(Operation.code == code)).first():
-        raise ConflictError(f"operation {code!r} exists already")
+        raise ConflictError(_("operation %(code)s exists already", code=repr(code)))
     op = Operation(code=code, name=name, kind=kind, received_on=received_on, expected_count=expected_count)
     session.add(op)
     try:
         session.flush()
     except IntegrityError:
-        raise ConflictError(f"operation {code!r} exists already") from None
+        raise ConflictError(_("operation %(code)s exists already", code=repr(code))) from None
     audit.append(session, action="operation.create", username=by, object_type="operation", object_id=code,
                  details={"name": name, "kind": kind, "expected_count": expected_count})
     return op
@@ -223,7 +224,7 @@ def create_operation(
 def get_operation(session: Session, *, code: str) -> Operation:
     op = session.execute(select(Operation).where(Operation.code == code)).scalar_one_or_none()
     if op is None:
-        raise NotFoundError(f"no operation with code {code!r}")
+        raise NotFoundError(_("no operation with code %(code)s", code=repr(code)))
     return op
 
 
@@ -282,7 +283,7 @@ def operation_dashboard(session: Session, *, operation: Operation) -> dict[str, 
 def get_remains(session: Session, *, barcode: str) -> Remains:
     r = session.execute(select(Remains).where(Remains.barcode == barcode)).scalar_one_or_none()
     if r is None:
-        raise NotFoundError(f"no remains with barcode {barcode!r}")
+        raise NotFoundError(_("no remains with barcode %(barcode)s", barcode=repr(barcode)))
     return r
 
 
@@ -569,7 +570,7 @@ def add_profile(
 def get_missing_person(session: Session, *, code: str) -> MissingPerson:
     mp = session.execute(select(MissingPerson).where(MissingPerson.code == code)).scalar_one_or_none()
     if mp is None:
-        raise NotFoundError(f"no missing person with code {code!r}")
+        raise NotFoundError(_("no missing person with code %(code)s", code=repr(code)))
     return mp
 
 
@@ -617,7 +618,7 @@ def set_missing_person_details(
 def get_family(session: Session, *, code: str) -> Family:
     fam = session.execute(select(Family).where(Family.code == code)).scalar_one_or_none()
     if fam is None:
-        raise NotFoundError(f"no family with code {code!r}")
+        raise NotFoundError(_("no family with code %(code)s", code=repr(code)))
     return fam
 
 
@@ -1277,7 +1278,7 @@ def runs_of(session: Session, *, operation: Operation, limit: int = 50) -> list[
 def get_run(session: Session, *, run_id: int, fresh: bool = False) -> MatchingRun:
     run = session.get(MatchingRun, run_id, populate_existing=fresh)
     if run is None:
-        raise NotFoundError(f"no matching run {run_id}")
+        raise NotFoundError(_("no matching run %(id)s", id=run_id))
     return run
 
 
@@ -1289,7 +1290,7 @@ def current_run_id(session: Session) -> int | None:
 def get_candidate(session: Session, *, candidate_id: int) -> Candidate:
     c = session.get(Candidate, candidate_id)
     if c is None:
-        raise NotFoundError(f"no candidate {candidate_id}")
+        raise NotFoundError(_("no candidate %(id)s", id=candidate_id))
     return c
 
 
@@ -1319,7 +1320,7 @@ def candidates_for_remains(session: Session, *, remains: Remains) -> list[Candid
 def get_identification(session: Session, *, identification_id: int) -> Identification:
     ident = session.get(Identification, identification_id)
     if ident is None:
-        raise NotFoundError(f"no identification {identification_id}")
+        raise NotFoundError(_("no identification %(id)s", id=identification_id))
     return ident
 
 
