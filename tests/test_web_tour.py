@@ -123,6 +123,25 @@ def test_api_docs_page(server: webkit.Server, signed_in: dict[str, Any], lang: s
     assert not violations, violations
 
 
+@pytest.mark.parametrize("lang", LANGS)
+def test_sign_in_and_error_pages(server: webkit.Server, browser: Any, signed_in: dict[str, Any], lang: str) -> None:
+    """The pages outside the tour: the sign-in page (signed out) and an error page (a remains that is not there)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = context.new_page()
+        _open(server, page, "/login", lang)
+        assert page.get_attribute("html", "lang") == lang
+        webkit.shot(page, f"anonymous-{lang}-login", folder="tour")
+        assert not webkit.axe_violations(page)
+    finally:
+        context.close()
+    page = signed_in["page"]("dvi")
+    assert _open(server, page, "/remains/NO-SUCH-REMAINS", lang).status == 404
+    assert page.get_attribute("html", "lang") == lang
+    webkit.shot(page, f"dvi-{lang}-error-404", folder="tour")
+    assert not webkit.axe_violations(page)
+
+
 def test_names__reach_the_intake_officer_and_the_liaison(server: webkit.Server, signed_in: dict[str, Any]) -> None:
     """The names test above can fail: the names are there, for the roles that may see them."""
     page = signed_in["page"]("intake")
