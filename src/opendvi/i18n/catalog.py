@@ -12,6 +12,7 @@ The same as ``pybabel extract -F babel.cfg -k _ -k gettext -k ngettext:1,2 -k pg
 
 from __future__ import annotations
 
+import io
 import re
 import sys
 from collections.abc import Iterable
@@ -63,8 +64,18 @@ def read(locale: str = "uk") -> Catalog:
 
 
 def write(catalog: Catalog, locale: str = "uk") -> None:
-    with po_path(locale).open("wb") as fh:
-        pofile.write_po(fh, catalog, width=116, ignore_obsolete=True, include_previous=False, sort_output=False)
+    """Write the ``.po`` whole or not at all (a temporary file renamed over it)."""
+    catalog.project, catalog.version = "opendvi", ""
+    catalog.msgid_bugs_address = ""
+    catalog.last_translator = "opendvi maintainers"
+    catalog.language_team = "Ukrainian"
+    catalog.revision_date = catalog.creation_date
+    buf = io.BytesIO()
+    pofile.write_po(buf, catalog, width=116, ignore_obsolete=True, include_previous=False, sort_output=False)
+    path = po_path(locale)
+    tmp = path.with_suffix(".po.tmp")
+    tmp.write_bytes(buf.getvalue())
+    tmp.replace(path)
 
 
 def update(locale: str = "uk") -> tuple[int, int]:
