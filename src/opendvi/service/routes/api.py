@@ -173,6 +173,8 @@ def login(body: LoginIn, request: Request, response: Response, db: DB) -> dict[s
     signed = auth.sign_in(db, request, username=body.username, password=body.password, totp_code=body.totp)
     response.set_cookie(SESSION_COOKIE, signed.token, httponly=True, samesite="strict",
                         secure=settings.secure_cookies, max_age=int(settings.session_hours * 3600), path="/")
+    if i18n.language_of(signed.user.language):  # the user's interface language, as the sign-in page does
+        i18n.remember(response, signed.user.language, secure=settings.secure_cookies)
     return {"token": signed.token, "csrf_token": signed.session.csrf_token, "user": v.user_public(signed.user),
             "must_change_password": signed.must_change_password}
 
