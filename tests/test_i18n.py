@@ -520,8 +520,11 @@ def test_switch__the_api(world: dict[str, Any]) -> None:
     assert r.status_code == 200 and r.json()["language"] == "uk"
     client.cookies.clear()
     assert client.get("/api/me/language", headers=h).json()["language"] == "uk"
-    # kept for the next sign-in through the page
+    # kept for the next sign-in, through the page or the API
     assert _sign_in(client, "lab").status_code == 303 and client.cookies.get(i18n.COOKIE) == "uk"
+    client.cookies.clear()
+    r = client.post("/api/auth/login", json={"username": "lab", "password": password_of("lab")})
+    assert r.status_code == 200 and client.cookies.get(i18n.COOKIE) == "uk"
     client.cookies.clear()
     r = client.put("/api/me/language", json={"language": None}, headers=h)
     assert r.status_code == 200 and r.json()["language"] is None
