@@ -324,3 +324,29 @@ def test_glr_bounds_in_the_solver__never_above_the_exact_glr(name: str) -> None:
             else:  # solved: the bound was below 0
                 assert g == pytest.approx(exact, abs=1e-8)
     assert checked >= 3
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("max_assignments", [1, 10**5])
+def test_relative__the_same_lrs_posteriors_marginals_and_glrs(name: str, max_assignments: int) -> None:
+    """``absolute=False`` (what the service uses: family null likelihoods only where a family takes
+    two or more remains) gives the absolute run's LRs, posteriors, marginals and GLRs; its
+    absolute log-likelihoods are NaN."""
+    problem, pw, _ = _case(name)
+    a = solve_joint(problem, pw, top=10, max_assignments=max_assignments, glr_enough=math.log(1e4))
+    b = solve_joint(problem, pw, top=10, max_assignments=max_assignments, glr_enough=math.log(1e4),
+                    absolute=False)
+    assert [r.assignment for r in b.rows] == [r.assignment for r in a.rows]
+    assert [r.log_lr for r in b.rows] == pytest.approx([r.log_lr for r in a.rows], abs=1e-9)
+    assert [r.log_posterior for r in b.rows] == pytest.approx([r.log_posterior for r in a.rows], abs=1e-9)
+    assert all(math.isnan(r.loglik) for r in b.rows) and math.isnan(b.null_loglik)
+    for ca, cb in zip(a.components, b.components, strict=True):
+        assert cb.marginals.keys() == ca.marginals.keys()
+        for key, (lo, hi) in ca.marginals.items():
+            assert cb.marginals[key] == pytest.approx((lo, hi), abs=1e-12)
+    ga, gb = a.glr(), b.glr()
+    assert gb.keys() == ga.keys()
+    for r, g in ga.items():
+        assert (math.isnan(g) and math.isnan(gb[r])) or gb[r] == pytest.approx(g, abs=1e-9), r
+    with pytest.raises(Exception, match="absolute"):
+        solve_joint(problem, pw, null_loglik=0.0, absolute=False)

@@ -136,12 +136,18 @@ def build_model(
     *,
     prior: Mapping[tuple[str, str], float] | None = None,
     max_family_options: int | None = None,
+    absolute: bool = True,
 ) -> Model:
     """The options of every family of a component and their weights.
 
     One remains on a family: with theta = 0 its weight is the pairwise ln LR
     (the same number, ``docs/dvi.md``); otherwise, and for two or more
     remains, the family's pedigree likelihood with all of them placed.
+
+    ``absolute=False``: the model's log-likelihoods are taken against "nobody
+    identified" (``null_loglik`` 0), and a family's null likelihood is computed
+    only where an option needs it (two or more remains placed, or theta > 0);
+    every weight, posterior and GLR is the same.
     """
     if max_family_options is None:
         max_family_options = MAX_FAMILY_OPTIONS
@@ -165,8 +171,18 @@ def build_model(
         for m in candidates.get(r, ()):
             if m in cand_of:
                 cand_of[m].append(r)
-    null_f = {f: problem.family_loglik(f, ()) for f in units}
-    null = math.fsum([*null_f.values(), *single.values()])
+    null_f: dict[str, float] = {}
+
+    def family_null(f: str) -> float:
+        v = null_f.get(f)
+        if v is None:
+            v = null_f[f] = problem.family_loglik(f, ())
+        return v
+
+    if absolute:
+        null = math.fsum([*(family_null(f) for f in units), *single.values()])
+    else:
+        null = 0.0
     options: list[Option] = []
     dead: list[Option] = []
     missing_of: list[list[str]] = [[] for _ in units]
@@ -194,7 +210,7 @@ def build_model(
             else:
                 pl: tuple[Placement, ...] = tuple(sorted(placed))
                 v = problem.family_loglik(f, pl)
-                delta = -math.inf if v == -math.inf else v - null_f[f] - math.fsum(single[r] for _, r in placed)
+                delta = -math.inf if v == -math.inf else v - family_null(f) - math.fsum(single[r] for _, r in placed)
             lp = math.fsum(log_prior.get((r, m), 0.0) for m, r in placed)
             pairs = tuple(sorted((ridx[r], midx[m]) for m, r in placed))
             if delta == -math.inf or lp == -math.inf:

@@ -390,12 +390,13 @@ def solve_component_model(
     glr_budget: list[int] | None = None,
     glr_floor: float = -math.inf,
     glr_enough: float = math.inf,
+    absolute: bool = True,
 ) -> Component:
     """Solve a component too large to enumerate (or enumerate it after all when
     the exact count says it is small): best ``top`` assignments exactly, the
     sums exactly by dynamic programming or bracketed by certified bounds, GLRs
     by constrained solves."""
-    model = build_model(problem, comp.remains, comp.families, comp.candidates, pw, prior=prior)
+    model = build_model(problem, comp.remains, comp.families, comp.candidates, pw, prior=prior, absolute=absolute)
     comp.null_loglik = model.null_loglik
     ex = exact_sums(model)
     if (
@@ -524,6 +525,7 @@ def solve_joint(
     candidates: Mapping[str, Sequence[str]] | None = None,
     glr_floor: float = -math.inf,
     glr_enough: float = math.inf,
+    absolute: bool = True,
 ) -> JointResult:
     """The ``top`` best assignments of the case, with LR and posterior.
 
@@ -540,7 +542,10 @@ def solve_joint(
     optimiser, never refused; there, GLRs of calls whose option has ln LR
     below ``glr_floor`` are not computed (the GLR is at most that ln LR), and
     those whose certified lower bound reaches ``glr_enough`` are given as
-    that bound (``Component.glr_bound``).
+    that bound (``Component.glr_bound``). ``absolute=False`` leaves out the
+    absolute log-likelihoods (``JointRow.loglik`` and ``null_loglik`` are NaN):
+    the null likelihoods of families in large components and outside every
+    component are then not computed; LRs, posteriors and GLRs are the same.
     """
     pw = pairwise if pairwise is not None else pairwise_lr(problem)
     if candidates is None:
@@ -564,18 +569,24 @@ def solve_joint(
                         glr_budget=glr_budget,
                         glr_floor=glr_floor,
                         glr_enough=glr_enough,
+                        absolute=absolute,
                     )
                 )
         except ComponentTooHardError as exc:
             comps.append(_not_solved(problem, c, str(exc)))
-    in_comp = {r for c in comps for r in c.remains}
-    fams_in = {f for c in comps for f in c.families}
-    const = math.fsum(
-        [problem.family_loglik(f, ()) for f in problem.families if f not in fams_in]
-        + [problem.remains_loglik(r) for r in problem.remains if r not in in_comp]
-    )
-    null = math.fsum([const] + [c.null_loglik for c in comps])
-    ref_null = null if null_loglik is None else null_loglik
+    if absolute:
+        in_comp = {r for c in comps for r in c.remains}
+        fams_in = {f for c in comps for f in c.families}
+        const = math.fsum(
+            [problem.family_loglik(f, ()) for f in problem.families if f not in fams_in]
+            + [problem.remains_loglik(r) for r in problem.remains if r not in in_comp]
+        )
+        null = math.fsum([const] + [c.null_loglik for c in comps])
+        ref_null = null if null_loglik is None else null_loglik
+    else:
+        if null_loglik is not None:
+            raise DVIError("null_loglik (a reduced problem's reference) needs absolute=True")
+        const = ref_null = math.nan
     rows: list[JointRow] = []
     for idx in k_best(comps, top):
         assignment = {r: UNASSIGNED for r in problem.remains}
@@ -595,13 +606,19 @@ def solve_joint(
             exact = exact and c.exact
             assignment.update(zip(c.remains, tg, strict=True))
         ll_total = -math.inf if any(v == -math.inf for v in lls) else math.fsum(lls)
+        if absolute:
+            log_lr = ll_total - ref_null if ll_total != -math.inf else -math.inf
+        else:  # each component's own likelihood against its "nobody identified"
+            rel = [c.assignments[i][1] - c.null_loglik for c, i in zip(comps, idx, strict=True)]
+            log_lr = -math.inf if any(v == -math.inf for v in rel) else math.fsum(rel)
+            ll_total = math.nan
         if fixed:
             assignment = {**dict(fixed), **assignment}
         rows.append(
             JointRow(
                 assignment=assignment,
                 loglik=ll_total,
-                log_lr=ll_total - ref_null if ll_total != -math.inf else -math.inf,
+                log_lr=log_lr,
                 log_posterior=lpost,
                 log_posterior_bounds=(lo, min(hi, 0.0)) if not exact else (lpost, lpost),
                 exact=exact,

@@ -121,8 +121,10 @@ def match_case(
     # certified lower bound that reaches the identification threshold settles the call
     decide = SolveOptions()
     try:
+        # absolute=False: no absolute log-likelihood is stored, so families' null likelihoods are
+        # computed only where a family takes several remains (the same posteriors and GLRs)
         joint = solve_joint(problem, pw, top=1, glr_floor=math.log(decide.probable_threshold) - 1e-9,
-                            glr_enough=math.log(decide.threshold))
+                            glr_enough=math.log(decide.threshold), absolute=False)
         n_components = len(joint.components)
         if joint.rows:
             glr = joint.glr()
@@ -157,14 +159,14 @@ def match_case(
     names = res.markers
     for (rid, mp), (v, x, rank, i) in screened.items():
         per = dict(zip(names, by_marker[i].tolist(), strict=True))
-        g, g_bound = calls.get((rid, mp), (None, None))
+        call = calls.get((rid, mp))
         rows.append(
             CandidateRow(
                 remains=rid, missing=mp, log10_lr=_log10(v), posterior=posterior.get((rid, mp), 0.0),
                 exclusions=x, n_markers=len(typed_of.get(rid, ())), rank=rank,
                 per_marker={"log10_lr": {m: (None if y == -math.inf else y / LOG10) for m, y in per.items()},
                             "typed": typed_of.get(rid, [])},
-                log10_glr=None if g is None else g / LOG10, glr_bound=g_bound,
+                log10_glr=None if call is None else call[0] / LOG10, glr_bound=None if call is None else call[1],
             )
         )
     skipped = [{"family": f, "markers": list(m), "note": unevaluable_family_note(f, m)}
