@@ -496,3 +496,19 @@ def test_cli_power__impossible_family_is_a_note(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert [r["family"] for r in json.loads(out.stdout)] == ["F2"]
     assert "family F1: the references are impossible at marker M2" in out.stderr
+
+
+def test_lr_distribution_png__a_code_with_dollars_is_drawn_plain() -> None:
+    """Family codes come from imported files: ``$`` in one is no mathtext (it made the PNG fail)."""
+    from dataclasses import replace
+
+    from opendvi.data import demo_case_path
+    from opendvi.io.case_json import read_case
+    from opendvi.power import PowerSettings, family_power
+    from opendvi.power.plot import lr_distribution_png
+
+    case = read_case(Path(demo_case_path()))
+    fam = replace(case.family("F5"), id="F$\\frac$")
+    res = family_power(case, fam, fam.missing[0], settings=PowerSettings(rank_by="inclusion"))
+    png = lr_distribution_png(res)
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")

@@ -63,10 +63,11 @@ def lr_distribution_png(result: FamilyPower, *, width: float = 7.0, height: floa
             ax.text(t, ax.get_ylim()[1] * 0.95, f" P(LR≥1e{t}) = {fmt(inc[key], 3)}", fontsize=8, va="top",
                     bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8},
                     color="#a00" if t == 4 else "#555")
-    ax.set_xlabel(text["x"])
-    ax.set_ylabel(text["y"])
+    # drawn plain: a code with "$" in it (codes come from imported files) is no mathtext to parse
+    ax.set_xlabel(text["x"], parse_math=False)
+    ax.set_ylabel(text["y"], parse_math=False)
     ax.set_title(text["title"].format(family=result.family, missing=result.missing, mean=fmt(s.e_log10_lr, 2),
-                                      sd=fmt(s.sd_log10_lr, 2)), fontsize=10)
+                                      sd=fmt(s.sd_log10_lr, 2)), fontsize=10, parse_math=False)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")

@@ -152,6 +152,8 @@ def rule_text(rule: str) -> str:
         "newer_profile": _("A profile it rests on was typed again after the run: run matching again."),
         "newer_frequencies": _("The operation's allele frequencies changed after the run: run matching again."),
         "missing_person_identified": _("The missing person already has another active identification."),
+        "pedigree_changed": _("The family's pedigree or a donor's consent changed after the run: run matching "
+                              "again."),
     }.get(rule, rule)
 
 
@@ -160,9 +162,9 @@ def _glr(cands: list[Candidate], me: Candidate) -> tuple[float | None, str, str 
     dvir's: the best assignment against the best one without this pairing), ``"candidates"`` (the run
     holds none for this pairing: this LR over the best other stored candidate of the remains or 1), or
     None (none can be given)."""
-    held = getattr(me, "log10_glr", None)
+    held = me.log10_glr
     if held is not None:
-        if getattr(me, "glr_bound", None):
+        if me.glr_bound:
             return held, _("the run's GLR of this call in its best joint assignment, a certified lower bound "
                            "that settles the call"), "run"
         return held, _("the run's GLR of this call: its best joint assignment against the best one without "
