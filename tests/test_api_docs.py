@@ -173,3 +173,15 @@ def test_redoc__renders_the_operations_offline(server: webkit.Server, browser: A
     assert requests and not outside, outside
     assert not violations, violations
     page.context.close()
+
+
+def test_openapi_document__declares_the_bearer_token(client: TestClient) -> None:
+    """Swagger UI's "Authorize" needs a security scheme: the bearer token of POST /api/auth/login, on
+    every operation but the public ones."""
+    doc = client.get("/api/openapi.json").json()
+    scheme = doc["components"]["securitySchemes"]["bearer"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    assert doc["security"] == [{"bearer": []}]
+    assert doc["paths"]["/api/health"]["get"]["security"] == []
+    assert doc["paths"]["/api/auth/login"]["post"]["security"] == []
+    assert "security" not in doc["paths"]["/api/candidates"]["get"]  # the document's default: the token

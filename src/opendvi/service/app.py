@@ -79,6 +79,34 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
+#: endpoints that need no credentials: no lock in the API documentation
+PUBLIC_OPERATIONS = {("get", "/api/health"), ("post", "/api/auth/login")}
+
+
+def install_openapi_security(app: FastAPI) -> None:
+    """The OpenAPI document declares how to authenticate: a bearer token from ``POST /api/auth/login``
+    (Swagger UI's "Authorize" then sends it with "Try it out"); the session cookie of the pages is for
+    the pages."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict[str, object]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer",
+                       "description": "the token of POST /api/auth/login (valid for the session's hours)"}}
+        schema["security"] = [{"bearer": []}]
+        for path, ops in schema.get("paths", {}).items():
+            for method, op in ops.items():
+                if (method, path) in PUBLIC_OPERATIONS:
+                    op["security"] = []
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(*, settings: Settings | None = None, engine: Engine | None = None, migrate: bool = True) -> FastAPI:
     """The service on ``engine`` (else the configured database), migrated to the newest schema
     (``migrate=False``: the caller did it, as ``opendvi serve`` does before its workers start)."""
@@ -129,6 +157,7 @@ def create_app(*, settings: Settings | None = None, engine: Engine | None = None
                                              cap=settings.login_lock_max_s, engine=engine)
     app.state.login_slots = threading.BoundedSemaphore(settings.login_parallel)
     errors.install(app)
+    install_openapi_security(app)
     app.include_router(power.router)  # before api: /api/power/... is not a family code
     app.include_router(exports_routes.router)  # before api: /api/exports/... (reports/exports.py)
     app.include_router(plots_routes.router)  # before pages: /plots/... (reports/plots.py)
