@@ -176,7 +176,7 @@ def match_case(
         engine=ENGINE,
         parameters={"top_k": top_k, "lr_threshold": lr_threshold, "theta": case.theta, "prior": "flat",
                     "posterior": posterior_method, "scope": "every remains x every missing person",
-                    "glr": {"floor_lr": decide.probable_threshold, "enough_lr": decide.threshold}},
+                    "glr_from_lr": decide.probable_threshold, "glr_settled_at": decide.threshold},
         notes=notes,
         skipped=skipped,
         timings=timings,
