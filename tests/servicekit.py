@@ -106,12 +106,14 @@ def add_role_users(factory: Any) -> None:
                              role=Role(role), by="admin")
 
 
-def make_app(engine: Engine, *, demo: bool = True, users: bool = True) -> Any:
+def make_app(engine: Engine, *, demo: bool = True, users: bool = True, **settings: Any) -> Any:
+    """The service on ``engine``, with the tests' users and the demo case; ``settings``: fields of
+    :class:`~opendvi.service.settings.Settings` other than the defaults."""
     from opendvi.service import bootstrap
     from opendvi.service.app import create_app
     from opendvi.service.settings import Settings
 
-    app = create_app(settings=Settings(environment="test"), engine=engine)
+    app = create_app(settings=Settings(environment="test", **settings), engine=engine)
     # the bootstrap admin's password is one-time; the tests' admin has changed it already
     bootstrap.ensure_admin(app.state.sessionmaker, password=ADMIN_PASSWORD, must_change_password=False)
     if users:

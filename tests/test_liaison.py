@@ -32,14 +32,16 @@ def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         idents: dict[str, int] = {}
         for barcode in ("V1", "V2", "V3"):
             cand = client.get(f"/api/remains/{barcode}/candidates", headers=h["dvi"]).json()[0]
-            r = client.post("/api/identifications", json={"candidate_id": cand["id"]}, headers=h["dvi"])
+            # V3's best candidate is below the decision policy (posterior 0.5): with a reason
+            why = {"override_reason": "test of the liaison's list"}
+            r = client.post("/api/identifications", json={"candidate_id": cand["id"], **why}, headers=h["dvi"])
             assert r.status_code == 201, r.text
             idents[barcode] = r.json()["id"]
             mp = r.json()["missing_person"]
             assert client.put(f"/api/missing-persons/{mp}/details", json={"full_name": f"{SECRET_NAME} {mp}"},
                               headers=h["intake"]).status_code == 200
             if barcode != "V3":
-                r = client.post(f"/api/identifications/{idents[barcode]}/confirm", json={}, headers=h["reviewer"])
+                r = client.post(f"/api/identifications/{idents[barcode]}/confirm", json=why, headers=h["reviewer"])
                 assert r.status_code == 200, r.text
         fam = client.get(f"/api/identifications/{idents['V1']}", headers=h["dvi"]).json()["family"]
         donors = [m["donor"]["barcode"] for m in client.get(f"/api/families/{fam}", headers=h["intake"]).json()

@@ -258,7 +258,9 @@ def test_concurrent_http_decisions__one_200_one_409(client: TestClient) -> None:
         barrier.wait()
         codes.append(client.request(method, url, json=body, headers=headers).status_code)
 
-    threads = [threading.Thread(target=call, args=("POST", "/api/identifications", {"candidate_id": c["id"]}, dvi))
+    # (the second candidate is below the decision policy: the reason lets both reach the race)
+    threads = [threading.Thread(target=call, args=("POST", "/api/identifications",
+                                                   {"candidate_id": c["id"], "override_reason": "race"}, dvi))
                for c in cands[:2]]
     for t in threads:
         t.start()
@@ -269,7 +271,8 @@ def test_concurrent_http_decisions__one_200_one_409(client: TestClient) -> None:
     assert len(ident) == 1
     codes.clear()
     url = f"/api/identifications/{ident[0]['id']}/confirm"
-    threads = [threading.Thread(target=call, args=("POST", url, {"version": 1}, h)) for h in (rev1, rev2)]
+    threads = [threading.Thread(target=call, args=("POST", url, {"version": 1, "override_reason": "race"}, h))
+               for h in (rev1, rev2)]
     for t in threads:
         t.start()
     for t in threads:

@@ -154,6 +154,7 @@ def rule_text(rule: str) -> str:
         "missing_person_identified": _("The missing person already has another active identification."),
         "pedigree_changed": _("The family's pedigree or a donor's consent changed after the run: run matching "
                               "again."),
+        "below_policy": _("Its LR or posterior is below the decision policy: a decision needs a reason."),
     }.get(rule, rule)
 
 
@@ -235,7 +236,8 @@ def _active_others(session: Session, *, remains_id: int, missing_person_id: int,
 
 
 def candidate_evidence(session: Session, candidate: Candidate, *, names: bool = False,
-                       exclude_identification: int | None = None) -> dict[str, Any]:
+                       exclude_identification: int | None = None,
+                       policy: repo.DecisionPolicy | None = None) -> dict[str, Any]:
     """Everything about one candidate that the review page and the report show (see the module's
     docstring for where each part comes from). ``names``: the reader holds ``names.read``."""
     run: MatchingRun = candidate.run
@@ -405,7 +407,8 @@ def candidate_evidence(session: Session, candidate: Candidate, *, names: bool = 
         },
         "evidence_problems": [{"rule": rule, "text": rule_text(rule), "message": msg} for rule, msg in
                               repo.evidence_problems(session, candidate=candidate,
-                                                     exclude_identification=exclude_identification)],
+                                                     exclude_identification=exclude_identification,
+                                                     policy=policy)],
         "other_active": _active_others(session, remains_id=remains.id, missing_person_id=mp.id,
                                        exclude=exclude_identification),
         "report_software_version": f"opendvi {__version__}",

@@ -25,6 +25,7 @@ from opendvi.store import repositories as repo
 from opendvi.store.db import begin_write
 from opendvi.store.errors import ConflictError, ImportValidationError
 from opendvi.store.models import Identification, MatchingRun, User
+from opendvi.store.repositories import DecisionPolicy
 
 MAX_IMPORT_BYTES = 50 * 1024 * 1024
 
@@ -192,14 +193,15 @@ def cancel_run(db: Session, *, principal: Principal, run_id: int) -> MatchingRun
 
 
 def propose(db: Session, *, principal: Principal, candidate_id: int, note: str = "",
-            override_reason: str = "") -> Identification:
+            override_reason: str = "", policy: DecisionPolicy | None = None) -> Identification:
     """Propose a candidate; refused (409) on evidence that no longer holds, unless the policy
     (:data:`opendvi.service.policy.EVIDENCE_OVERRIDABLE`) allows it and ``override_reason`` says why."""
     try:
         begin_write(db)
         cand = repo.get_candidate(db, candidate_id=candidate_id)
         ident = repo.propose_identification(db, candidate=cand, by=principal.user, note=note,
-                                            allow=EVIDENCE_OVERRIDABLE, override_reason=override_reason)
+                                            allow=EVIDENCE_OVERRIDABLE, override_reason=override_reason,
+                                            policy=policy)
         _commit(db)
         return ident
     except BaseException:
@@ -208,12 +210,14 @@ def propose(db: Session, *, principal: Principal, candidate_id: int, note: str =
 
 
 def decide(db: Session, *, principal: Principal, identification_id: int, action: str, reason: str = "",
-           expected_version: int | None = None, override_reason: str = "") -> Identification:
+           expected_version: int | None = None, override_reason: str = "",
+           policy: DecisionPolicy | None = None) -> Identification:
     try:
         begin_write(db)
         ident = repo.decide_identification(db, identification_id=identification_id, action=action,
                                            by=principal.user, reason=reason, expected_version=expected_version,
-                                           allow=EVIDENCE_OVERRIDABLE, override_reason=override_reason)
+                                           allow=EVIDENCE_OVERRIDABLE, override_reason=override_reason,
+                                           policy=policy)
         _commit(db)
         return ident
     except BaseException:

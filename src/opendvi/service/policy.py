@@ -62,7 +62,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
 #: always refused (409): a superseded run, a re-typed remains or reference, changed frequencies - run
 #: matching again. Several remains of one missing person (fragmented or commingled remains) are a real
 #: case: a second active identification of a missing person passes with a reason.
-EVIDENCE_OVERRIDABLE: frozenset[str] = frozenset({"missing_person_identified"})
+EVIDENCE_OVERRIDABLE: frozenset[str] = frozenset({"missing_person_identified", "below_policy"})
 
 
 def allowed(role: Role, permission: str) -> bool:

@@ -13,6 +13,10 @@
                            (default 5; a client address: four times as many)
 ``OPENDVI_LOGIN_LOCK_MAX`` longest lock after failed sign-ins, s (default 900)
 ``OPENDVI_LOGIN_PARALLEL`` argon2 checks at once (default 2; more wait)
+``OPENDVI_DECISION_MIN_LR`` the decision policy: below this LR a proposal or
+                           confirmation needs a reason (default 10000, as
+                           ``opendvi solve``)
+``OPENDVI_DECISION_MIN_POSTERIOR`` the same for the posterior (default 0.999)
 =========================  ==================================================
 
 Outside development the settings refuse a weak or well-known administrator
@@ -26,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from opendvi.core.errors import OpenDVIError
+from opendvi.dvi.workflow import SolveOptions
+from opendvi.store.repositories import DecisionPolicy
 
 #: Passwords that are refused outside development (and every password of the bundled list).
 WELL_KNOWN_PASSWORDS = frozenset(
@@ -34,6 +40,8 @@ WELL_KNOWN_PASSWORDS = frozenset(
 MIN_PASSWORD_LENGTH = 12
 #: a request without a session cookie or bearer token (sign-in forms) may send this much
 ANONYMOUS_MAX_BODY_BYTES = 64 * 1024
+#: the thresholds of an identification: those of `opendvi solve` (one home)
+_SOLVE = SolveOptions()
 
 
 class SettingsError(OpenDVIError):
@@ -60,10 +68,19 @@ class Settings:
     login_failures: int = 5
     login_lock_max_s: float = 900.0
     login_parallel: int = 2
+    #: the decision policy (OPENDVI_DECISION_MIN_LR, OPENDVI_DECISION_MIN_POSTERIOR); default: opendvi solve's
+    decision_min_lr: float = _SOLVE.threshold
+    decision_min_posterior: float = _SOLVE.min_posterior
 
     @property
     def development(self) -> bool:
         return self.environment == "development"
+
+    @property
+    def decision_policy(self) -> DecisionPolicy:
+        """Below it, a proposal or a confirmation needs a reason (``docs/service.md``, Decisions)."""
+        return DecisionPolicy(min_lr=self.decision_min_lr, min_posterior=self.decision_min_posterior)
+
 
     @classmethod
     def from_env(cls, *, data_dir: Path | None = None, environ: dict[str, str] | None = None) -> Settings:
@@ -81,6 +98,8 @@ class Settings:
             login_failures=int(env.get("OPENDVI_LOGIN_FAILURES", "5")),
             login_lock_max_s=float(env.get("OPENDVI_LOGIN_LOCK_MAX", "900")),
             login_parallel=int(env.get("OPENDVI_LOGIN_PARALLEL", "2")),
+            decision_min_lr=_number(env, "OPENDVI_DECISION_MIN_LR", _SOLVE.threshold),
+            decision_min_posterior=_number(env, "OPENDVI_DECISION_MIN_POSTERIOR", _SOLVE.min_posterior),
         )
 
     def check(self) -> None:
@@ -94,8 +113,21 @@ class Settings:
         if self.max_body_bytes < 1024 or self.login_failures < 1 or self.login_parallel < 1:
             raise SettingsError("OPENDVI_MAX_BODY_MB, OPENDVI_LOGIN_FAILURES and OPENDVI_LOGIN_PARALLEL must be "
                                 "positive")
+        if not (self.decision_min_lr >= 1.0 and 0.0 <= self.decision_min_posterior <= 1.0):
+            raise SettingsError("OPENDVI_DECISION_MIN_LR must be at least 1 and OPENDVI_DECISION_MIN_POSTERIOR "
+                                f"between 0 and 1, found {self.decision_min_lr:g} and {self.decision_min_posterior:g}")
         if self.environment == "production" and not self.secure_cookies:
             raise SettingsError("OPENDVI_SECURE_COOKIES=0 is refused in production (serve over HTTPS)")
+
+
+def _number(env: dict[str, str], key: str, default: float) -> float:
+    raw = env.get(key, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{key} must be a number, found {raw!r}") from None
 
 
 def password_problem(password: str, *, username: str | None = None) -> str | None:

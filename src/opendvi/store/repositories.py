@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import secrets
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -1341,6 +1342,27 @@ def list_identifications(
     return list(session.execute(stmt.order_by(Identification.id.desc())).scalars())
 
 
+@dataclass(frozen=True)
+class DecisionPolicy:
+    """What an identification needs before it is proposed or confirmed without a reason: its LR and
+    its (joint) posterior at least these. The service's defaults are ``opendvi solve``'s
+    (:class:`opendvi.dvi.workflow.SolveOptions`: LR 10^4, posterior 0.999); ``docs/service.md``."""
+
+    min_lr: float
+    min_posterior: float
+
+    def problems(self, candidate: Candidate) -> list[tuple[str, str]]:
+        """The ``below_policy`` problems of a candidate (none when it meets the policy)."""
+        out: list[tuple[str, str]] = []
+        if candidate.log10_lr is None or candidate.log10_lr < math.log10(self.min_lr) - 1e-12:
+            lr = "0" if candidate.log10_lr is None else f"10^{candidate.log10_lr:.2f}"
+            out.append(("below_policy", f"its LR ({lr}) is below the decision policy's {self.min_lr:g}"))
+        if candidate.posterior < self.min_posterior:
+            out.append(("below_policy", f"its posterior ({candidate.posterior:.6f}) is below the decision "
+                                        f"policy's {self.min_posterior:g}"))
+        return out
+
+
 #: The evidence rules of a proposal and a confirmation (``docs/service.md``).
 EVIDENCE_RULES = {
     "superseded_run": "its matching run was superseded by a later run of the operation",
@@ -1349,6 +1371,7 @@ EVIDENCE_RULES = {
     "missing_person_identified": "the missing person already has another active identification",
     "pedigree_changed": "the family's pedigree or its references changed after the run (a relative added, a "
                         "sample linked, a consent withdrawn: opendvi.store.liaison)",
+    "below_policy": "its LR or posterior is below the decision policy (DecisionPolicy)",
 }
 
 
@@ -1357,13 +1380,15 @@ def _aware(t: datetime) -> datetime:
 
 
 def evidence_problems(
-    session: Session, *, candidate: Candidate, exclude_identification: int | None = None
+    session: Session, *, candidate: Candidate, exclude_identification: int | None = None,
+    policy: DecisionPolicy | None = None,
 ) -> list[tuple[str, str]]:
     """Why the candidate's evidence no longer holds: ``(rule, reason)`` pairs of
     :data:`EVIDENCE_RULES`. The candidate records its run and the remains' profile
     version; the references' profiles and the frequencies are compared with the
-    run's start (``started_at``) and frequency database."""
-    problems: list[tuple[str, str]] = []
+    run's start (``started_at``) and frequency database. With ``policy``, also
+    whether its LR and posterior meet it."""
+    problems: list[tuple[str, str]] = list(policy.problems(candidate)) if policy is not None else []
     run = candidate.run
     # a later finished run that matched the remains (every run matches every remains of the database)
     later = session.scalar(
@@ -1419,11 +1444,12 @@ def evidence_problems(
 
 def _check_evidence(
     session: Session, *, candidate: Candidate, what: str, allow: Collection[str], override_reason: str,
-    exclude_identification: int | None = None,
+    exclude_identification: int | None = None, policy: DecisionPolicy | None = None,
 ) -> dict[str, Any] | None:
     """Refuse (:class:`ConflictError`, every reason) unless each problem's rule is in
     ``allow`` and a reason is given; then what was overridden, for the audit entry."""
-    problems = evidence_problems(session, candidate=candidate, exclude_identification=exclude_identification)
+    problems = evidence_problems(session, candidate=candidate, exclude_identification=exclude_identification,
+                                 policy=policy)
     if not problems:
         return None
     blocking = [msg for rule, msg in problems if rule not in allow or not override_reason.strip()]
@@ -1438,7 +1464,7 @@ def _check_evidence(
 
 def propose_identification(
     session: Session, *, candidate: Candidate, by: User, note: str = "", allow: Collection[str] = (),
-    override_reason: str = "",
+    override_reason: str = "", policy: DecisionPolicy | None = None,
 ) -> Identification:
     """Propose that the candidate's remains are its missing person.
 
@@ -1459,7 +1485,7 @@ def propose_identification(
             f"(#{active.id}); withdraw or reject it first"
         )
     override = _check_evidence(session, candidate=candidate, what="proposed", allow=allow,
-                               override_reason=override_reason)
+                               override_reason=override_reason, policy=policy)
     ident = Identification(
         remains_id=candidate.remains_id, missing_person_id=candidate.missing_person_id, candidate_id=candidate.id,
         state=IdentificationState.proposed, version=1, proposed_by_id=by.id, proposal_note=note,
@@ -1498,6 +1524,7 @@ def decide_identification(
     expected_version: int | None = None,
     allow: Collection[str] = (),
     override_reason: str = "",
+    policy: DecisionPolicy | None = None,
 ) -> Identification:
     """Confirm, reject or withdraw, by one conditional UPDATE.
 
@@ -1525,7 +1552,8 @@ def decide_identification(
         if ident.candidate is None:
             raise ConflictError(f"identification #{ident.id} has no candidate to rest on: propose it again")
         override = _check_evidence(session, candidate=ident.candidate, what="confirmed", allow=allow,
-                                   override_reason=override_reason, exclude_identification=ident.id)
+                                   override_reason=override_reason, exclude_identification=ident.id,
+                                   policy=policy)
     version = expected_version if expected_version is not None else ident.version
     conds = [
         Identification.id == ident.id,

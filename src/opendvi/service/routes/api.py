@@ -585,10 +585,13 @@ def list_identifications(
 
 
 @router.post("/identifications", tags=["identifications"], status_code=201)
-def propose(body: ProposeIn, db: DB, principal: Principal = P("identifications.propose")) -> dict[str, Any]:
-    """Propose a candidate pairing; 409 if the remains has an active identification."""
+def propose(body: ProposeIn, db: DB, request: Request,
+            principal: Principal = P("identifications.propose")) -> dict[str, Any]:
+    """Propose a candidate pairing; 409 if the remains has an active identification, or if the evidence
+    no longer holds or misses the decision policy (LR, posterior) without an ``override_reason``."""
     ident = actions.propose(db, principal=principal, candidate_id=body.candidate_id, note=body.note,
-                            override_reason=body.override_reason)
+                            override_reason=body.override_reason,
+                            policy=request.app.state.settings.decision_policy)
     return v.identification_public(db, ident, principal)
 
 
@@ -606,12 +609,14 @@ def get_identification(identification_id: Id, db: DB,
 
 
 @router.post("/identifications/{identification_id}/confirm", tags=["identifications"])
-def confirm(identification_id: Id, db: DB, body: DecisionIn | None = None,
+def confirm(identification_id: Id, db: DB, request: Request, body: DecisionIn | None = None,
             principal: Principal = P("identifications.decide")) -> dict[str, Any]:
-    """Confirm a proposal (a reviewer who did not propose it); 409 if someone decided first."""
+    """Confirm a proposal (a reviewer who did not propose it); 409 if someone decided first, or on the
+    same evidence and policy checks as a proposal."""
     b = body or DecisionIn()
     ident = actions.decide(db, principal=principal, identification_id=identification_id, action="confirm",
-                           reason=b.reason, expected_version=b.version, override_reason=b.override_reason)
+                           reason=b.reason, expected_version=b.version, override_reason=b.override_reason,
+                           policy=request.app.state.settings.decision_policy)
     return v.identification_public(db, ident, principal)
 
 

@@ -483,6 +483,7 @@ def decide(
     principal: CurrentPrincipal,
     reason: str = Form("", max_length=10_000),
     version: int | None = Form(None),
+    override_reason: str = Form("", max_length=10_000),
 ) -> Response:
     permission = {"confirm": "identifications.decide", "reject": "identifications.decide",
                   "withdraw": "identifications.withdraw"}.get(action)
@@ -490,7 +491,8 @@ def decide(
         raise APIError(404, _("no action %(action)s", action=repr(action)), code="not_found")
     require(permission)(principal)
     actions.decide(db, principal=principal, identification_id=identification_id, action=action, reason=reason,
-                   expected_version=version)
+                   expected_version=version, override_reason=override_reason,
+                   policy=request.app.state.settings.decision_policy)
     return RedirectResponse(f"/identifications#ident-{identification_id}", status_code=303)
 
 

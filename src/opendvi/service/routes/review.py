@@ -25,6 +25,7 @@ from opendvi.reports.identification import fragments, report_html, report_pdf
 from opendvi.service import actions
 from opendvi.service.deps import DB, Principal, require
 from opendvi.service.errors import APIError
+from opendvi.service.policy import EVIDENCE_OVERRIDABLE
 from opendvi.service.routes.pages import render
 from opendvi.store import audit
 from opendvi.store import repositories as repo
@@ -42,7 +43,8 @@ def P(permission: str) -> Any:
 def match_page(request: Request, candidate_id: int, db: DB, principal: Principal = P("candidates.read")) -> Response:
     """The match review page: the evidence first, then the decision forms."""
     cand = repo.get_candidate(db, candidate_id=candidate_id)
-    ev = evmod.candidate_evidence(db, cand, names=principal.can("names.read"))
+    ev = evmod.candidate_evidence(db, cand, names=principal.can("names.read"),
+                                  policy=request.app.state.settings.decision_policy)
     # identifications of this pairing (this remains as this missing person) and the others
     mine = [o for o in ev["other_active"] if o["same_remains"] and o["same_missing_person"]]
     others = [o for o in ev["other_active"] if o not in mine]
@@ -52,15 +54,22 @@ def match_page(request: Request, candidate_id: int, db: DB, principal: Principal
         ident = db.get(Identification, o["id"])
         if ident is not None:
             this.append({**o, "version": ident.version, "proposed_by": ident.proposed_by.username})
-    problems = [p for p in ev["evidence_problems"] if p["rule"] != "missing_person_identified"]
+    # one line per rule (its words in the reader's language); missing_person_identified is told above
+    problems = list({p["rule"]: p for p in ev["evidence_problems"] if p["rule"] != "missing_person_identified"}
+                    .values())
+    # rules the policy lets a decision break with a reason (recorded in the audit): the forms ask for one
+    overridable = sorted({p["rule"] for p in ev["evidence_problems"] if p["rule"] in EVIDENCE_OVERRIDABLE})
+    blocking = [p for p in ev["evidence_problems"] if p["rule"] not in EVIDENCE_OVERRIDABLE]
     return render(request, "match.html", principal, c=ev, ev=ev, frag=fragments(ev), this=this, others=others,
-                   problems=problems)
+                   problems=problems, overridable=overridable, blocking=blocking)
 
 
 @router.post("/candidates/{candidate_id}/propose")
 def propose(request: Request, candidate_id: int, db: DB, note: str = Form("", max_length=10_000),
+            override_reason: str = Form("", max_length=10_000),
             principal: Principal = P("identifications.propose")) -> Response:
-    ident = actions.propose(db, principal=principal, candidate_id=candidate_id, note=note)
+    ident = actions.propose(db, principal=principal, candidate_id=candidate_id, note=note,
+                            override_reason=override_reason, policy=request.app.state.settings.decision_policy)
     return RedirectResponse(f"/identifications#ident-{ident.id}", status_code=303)
 
 
