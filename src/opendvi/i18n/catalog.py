@@ -82,7 +82,7 @@ def update(locale: str = "uk") -> tuple[int, int]:
     """Merge the extracted messages into the ``.po``: (new entries, obsolete entries dropped)."""
     catalog = read(locale)
     before = {m.id if isinstance(m.id, str) else m.id[0] for m in catalog if m.id}
-    catalog.update(extract(), no_fuzzy_matching=True, update_header_comment=False)
+    catalog.update(extract(), no_fuzzy_matching=True, update_header_comment=False, update_creation_date=False)
     dropped = len(catalog.obsolete)
     catalog.obsolete.clear()
     write(catalog, locale)
