@@ -46,9 +46,10 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         best = {}
         for bc in ("V#1", "V/2 b"):
             best[bc] = client.get(f"/api/remains/{quote(bc, safe='')}/candidates", headers=h["dvi"]).json()[0]
-        ids = [client.post("/api/identifications", json={"candidate_id": best[bc]["id"]}, headers=h["dvi"]).json()
-               for bc in best]
-        r = client.post(f"/api/identifications/{ids[1]['id']}/confirm", json={}, headers=h["reviewer"])
+        why = {"override_reason": "lists test"}  # the decision policy: some are below it
+        ids = [client.post("/api/identifications", json={"candidate_id": best[bc]["id"], **why},
+                           headers=h["dvi"]).json() for bc in best]
+        r = client.post(f"/api/identifications/{ids[1]['id']}/confirm", json=why, headers=h["reviewer"])
         assert r.status_code == 200, r.text
         statements: list[str] = []
         event.listen(engine, "before_cursor_execute", lambda *a, **k: statements.append(a[2]))

@@ -36,7 +36,6 @@ from sqlalchemy.orm import Session, aliased
 from opendvi.i18n import gettext as _
 from opendvi.store import repositories as repo
 from opendvi.store.models import (
-    ACTIVE_STATES,
     AuditEntry,
     Candidate,
     Family,
@@ -171,19 +170,8 @@ def candidates_export(
         .join(MissingPerson, MissingPerson.id == Candidate.missing_person_id)
         .join(Family, Family.id == MissingPerson.family_id)
         .where(Candidate.run_id == (rid if rid is not None else -1)))
-    if operation is not None:
-        stmt = stmt.where(Remains.operation_id == operation.id)
-    if q:
-        like = _like(q)
-        stmt = stmt.where(or_(func.lower(Remains.barcode).like(like, escape="\\"),
-                              func.lower(Family.code).like(like, escape="\\")))
-    if min_log10_lr is not None:
-        stmt = stmt.where(Candidate.log10_lr >= min_log10_lr)
-    if max_log10_lr is not None:
-        stmt = stmt.where(Candidate.log10_lr <= max_log10_lr)
-    if unreviewed:
-        stmt = stmt.where(~select(Identification.id).where(Identification.remains_id == Candidate.remains_id,
-                                                           Identification.state.in_(ACTIVE_STATES)).exists())
+    stmt = repo.filter_candidates(stmt, operation=operation, q=q, min_log10_lr=min_log10_lr,
+                                  max_log10_lr=max_log10_lr, unreviewed=unreviewed)
 
     def rows(_db: Session, raw: list[Any]) -> list[list[Any]]:
         return [list(r) for r in raw]

@@ -418,6 +418,27 @@ def page_families(session: Session, *, q: str | None = None, page: int = 1, per_
                     sorts={"code": [Family.code], "created": [Family.created_at]})
 
 
+def filter_candidates(stmt: Any, *, operation: Operation | None = None, q: str | None = None,
+                      min_log10_lr: float | None = None, max_log10_lr: float | None = None,
+                      unreviewed: bool = False) -> Any:
+    """The candidate filters of the lists, the API and the exports (one home): a statement that joins
+    Remains and Family (through MissingPerson) to Candidate."""
+    if operation is not None:
+        stmt = stmt.where(Remains.operation_id == operation.id)
+    if q:
+        like = _like(q)
+        stmt = stmt.where(or_(func.lower(Remains.barcode).like(like, escape="\\"),
+                              func.lower(Family.code).like(like, escape="\\")))
+    if min_log10_lr is not None:
+        stmt = stmt.where(Candidate.log10_lr >= min_log10_lr)
+    if max_log10_lr is not None:
+        stmt = stmt.where(Candidate.log10_lr <= max_log10_lr)
+    if unreviewed:
+        stmt = stmt.where(~select(Identification.id).where(Identification.remains_id == Candidate.remains_id,
+                                                           Identification.state.in_(ACTIVE_STATES)).exists())
+    return stmt
+
+
 def page_candidates(
     session: Session, *, run_id: int | None = None, operation: Operation | None = None, q: str | None = None,
     min_log10_lr: float | None = None, max_log10_lr: float | None = None, unreviewed: bool = False,
@@ -432,19 +453,8 @@ def page_candidates(
             .where(Candidate.run_id == (rid if rid is not None else -1))
             .options(selectinload(Candidate.remains), selectinload(Candidate.missing_person)
                      .selectinload(MissingPerson.family)))
-    if operation is not None:
-        stmt = stmt.where(Remains.operation_id == operation.id)
-    if q:
-        like = _like(q)
-        stmt = stmt.where(or_(func.lower(Remains.barcode).like(like, escape="\\"),
-                              func.lower(Family.code).like(like, escape="\\")))
-    if min_log10_lr is not None:
-        stmt = stmt.where(Candidate.log10_lr >= min_log10_lr)
-    if max_log10_lr is not None:
-        stmt = stmt.where(Candidate.log10_lr <= max_log10_lr)
-    if unreviewed:
-        stmt = stmt.where(~select(Identification.id).where(Identification.remains_id == Candidate.remains_id,
-                                                           Identification.state.in_(ACTIVE_STATES)).exists())
+    stmt = filter_candidates(stmt, operation=operation, q=q, min_log10_lr=min_log10_lr, max_log10_lr=max_log10_lr,
+                             unreviewed=unreviewed)
     return paginate(session, stmt, page=page, per_page=per_page, sort=sort, tiebreak=Candidate.id,
                     sorts={"log10_lr": [Candidate.log10_lr], "posterior": [Candidate.posterior],
                            "remains": [Remains.barcode, Candidate.rank], "family": [Family.code]})
