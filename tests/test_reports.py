@@ -461,3 +461,18 @@ def test_evidence__an_engine_refusal_is_shown_not_raised(demo: dict[str, Any],
     assert not any(r["mutation_only"] for r in ev["markers"])  # unknown, not claimed
     page = demo["client"].get(f"/candidates/{demo['best']['V1']['id']}", headers=demo["h"]["dvi"])
     assert page.status_code == 200 and "not recomputed: family F1 cannot be evaluated (test)" in page.text
+
+
+def test_relationship_terms__in_the_readers_language() -> None:
+    """A donor's relationship is stored as a key ("father", "other: step-father") and shown in words
+    (the allele table, the report, the family and liaison pages: ``term(..., "relationship")``)."""
+    from opendvi.i18n import terms, use_locale
+
+    with use_locale("en"):
+        assert terms.term("full_sibling", "relationship") == "full sibling"
+        assert terms.term("other: step-father", "relationship") == "other: step-father"
+    with use_locale("uk"):
+        uk = terms.term("father", "relationship")
+        assert uk and uk != "father"
+        other = terms.term("other: step-father", "relationship")
+        assert other.endswith(": step-father") and not other.startswith("other")

@@ -89,6 +89,22 @@ def _consent() -> dict[str, str]:
     }
 
 
+def _relationship() -> dict[str, str]:
+    """A donor's relationship to the missing person (``store.liaison.RELATIONSHIPS``)."""
+    return {
+        "father": pgettext("relationship", "father"),
+        "mother": pgettext("relationship", "mother"),
+        "full_sibling": pgettext("relationship", "full sibling"),
+        "half_sibling": pgettext("relationship", "half sibling"),
+        "child": pgettext("relationship", "child"),
+        "spouse": pgettext("relationship", "spouse (untyped partner)"),
+        "grandparent": pgettext("relationship", "grandparent"),
+        "uncle_aunt": pgettext("relationship", "uncle or aunt"),
+        "cousin": pgettext("relationship", "cousin"),
+        "other": pgettext("relationship", "other"),
+    }
+
+
 def _method() -> dict[str, str]:
     return {
         "exact": pgettext("power method", "exact"),
@@ -107,6 +123,7 @@ TABLES: dict[str, Callable[[], dict[str, str]]] = {
     "sex": _sex,
     "operation": _operation,
     "consent": _consent,
+    "relationship": _relationship,
     "method": _method,
     "yes_no": _yes_no,
 }
@@ -118,7 +135,10 @@ def term(value: object, kind: str) -> str:
     if value is None:
         return ""
     text = str(getattr(value, "value", value))
-    return TABLES[kind]().get(text, text)
+    table = TABLES[kind]()
+    if kind == "relationship" and text.startswith("other:"):  # "other: step-father": the word, then the text
+        return f"{table['other']}: {text.removeprefix('other:').strip()}"
+    return table.get(text, text)
 
 
 def _power_panel() -> dict[str, str]:

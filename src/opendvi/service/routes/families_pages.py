@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from opendvi.core.errors import PedigreeError
 from opendvi.i18n import gettext as _
-from opendvi.i18n import pgettext
+from opendvi.i18n import pgettext, terms
 from opendvi.service import actions
 from opendvi.service import views as v
 from opendvi.service.deps import DB, Principal
@@ -49,18 +49,7 @@ OTHER_MAX = 56
 
 
 def relationship_labels() -> dict[str, str]:
-    return {
-        "father": pgettext("relationship", "father"),
-        "mother": pgettext("relationship", "mother"),
-        "full_sibling": pgettext("relationship", "full sibling"),
-        "half_sibling": pgettext("relationship", "half sibling"),
-        "child": pgettext("relationship", "child"),
-        "spouse": pgettext("relationship", "spouse (untyped partner)"),
-        "grandparent": pgettext("relationship", "grandparent"),
-        "uncle_aunt": pgettext("relationship", "uncle or aunt"),
-        "cousin": pgettext("relationship", "cousin"),
-        "other": pgettext("relationship", "other"),
-    }
+    return terms.TABLES["relationship"]()  # one home: opendvi.i18n.terms
 
 
 def consent_labels() -> dict[str, str]:
