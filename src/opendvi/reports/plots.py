@@ -35,6 +35,7 @@ from numpy.typing import NDArray
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from opendvi.i18n import format_number
 from opendvi.i18n import gettext as _
 from opendvi.store import repositories as repo
 from opendvi.store.models import (
@@ -213,7 +214,7 @@ def lr_histogram(data: BestLR, *, operation: str, fmt: str = "svg") -> bytes:
             ax.set_ylim(0, max(1.0, float(counts.max())) * 1.3)  # room for the legend above the bars
         ax.axvline(0.0, color=GREY, lw=0.8, ls=":", label=_("LR = 1"))
         ax.axvline(data.threshold_log10, color=RED, lw=1.2, ls="--",
-                   label=_("threshold of the run: log10 LR %(t)s", t=f"{data.threshold_log10:g}"))
+                   label=_("threshold of the run: log10 LR %(t)s", t=format_number(data.threshold_log10)))
         ax.set_xlabel(_("best log10 LR of the remains"))
         ax.set_ylabel(_("remains"))
         ax.set_title(_("%(title)s (run %(run)s)", title=title, run=data.run_id), fontsize=10)
@@ -419,7 +420,7 @@ def lr_label(log10_lr: float | None) -> str:
     """The marked value's label: ``log10 LR = 12.34``, or ``LR = 0`` for an exclusion."""
     if log10_lr is None or (isinstance(log10_lr, float) and math.isinf(log10_lr) and log10_lr < 0):
         return _("LR = 0 (excluded)")
-    return _("log10 LR = %(v)s", v=f"{log10_lr:.2f}")
+    return _("log10 LR = %(v)s", v=format_number(log10_lr, 2))
 
 
 def distribution_plot(dist: Distribution, *, mark: tuple[str, float | None] | None = None,
@@ -448,9 +449,10 @@ def distribution_plot(dist: Distribution, *, mark: tuple[str, float | None] | No
         n = max(1, dist.nsim)
         if len(t):
             ax.hist(t, bins=bins, weights=np.full(len(t), 1.0 / n), color=DARK, alpha=0.75,
-                    label=_("true missing person (median log10 LR %(m)s)", m=f"{float(np.median(dist.true)):.1f}"))
+                    label=_("true missing person (median log10 LR %(m)s)",
+                            m=format_number(float(np.median(dist.true)), 1)))
         ax.hist(u, bins=bins, weights=np.full(len(u), 1.0 / n), color="#d08c2d", alpha=0.6,
-                label=_("unrelated person (%(p)s excluded, LR 0)", p=f"{100 * excluded:.1f} %"))
+                label=_("unrelated person (%(p)s excluded, LR 0)", p=format_number(100 * excluded, 1) + " %"))
         ax.axvline(DEFAULT_THRESHOLD_LOG10, color=GREY, lw=0.8, ls="--", label=_("log10 LR 4"))
         ax.set_ylim(0, ax.get_ylim()[1] * 1.15)  # room for the marked value's label
         if mark is not None:

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 
+from opendvi.i18n import format_number
 from opendvi.i18n import gettext as _
 from opendvi.reports import exports as ex
 from opendvi.service import actions
@@ -54,7 +55,7 @@ def _send(request: Request, db: DB, principal: Principal, export: ex.Export, fmt
     factory = request.app.state.sessionmaker
     rows = export.count(db)
     if fmt == "xlsx" and rows > ex.XLSX_MAX_ROWS:
-        raise APIError(413, _("%(n)s rows do not fit in an Excel sheet: export CSV instead", n=f"{rows:,}"),
+        raise APIError(413, _("%(n)s rows do not fit in an Excel sheet: export CSV instead", n=format_number(rows)),
                        code="too_large")
     filename = ex.safe_filename(export.kind, *name, ext=fmt)
     if fmt == "xlsx":
