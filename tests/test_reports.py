@@ -476,3 +476,16 @@ def test_relationship_terms__in_the_readers_language() -> None:
         assert uk and uk != "father"
         other = terms.term("other: step-father", "relationship")
         assert other.endswith(": step-father") and not other.startswith("other")
+
+
+def test_report_pdf__without_weasyprints_libraries_a_clear_503(demo: dict[str, Any],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server without Pango (WeasyPrint cannot load): the PDF download is a 503 in the error shape
+    naming the printable report, not a 500; the HTML report still works."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "weasyprint", None)  # "import weasyprint" raises ImportError
+    client, h = demo["client"], demo["h"]
+    r = client.get(f"/identifications/{demo['confirmed']}/report.pdf", headers=h["reviewer"])
+    assert r.status_code == 503 and r.json()["error"]["code"] == "pdf_unavailable", r.text
+    assert client.get(f"/identifications/{demo['confirmed']}/report", headers=h["reviewer"]).status_code == 200

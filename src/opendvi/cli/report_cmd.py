@@ -27,7 +27,7 @@ def report(
     """Write the report of an identification (PDF or printable HTML)."""
     from opendvi import i18n
     from opendvi.reports.evidence import identification_evidence
-    from opendvi.reports.identification import report_html, report_pdf
+    from opendvi.reports.identification import PDFUnavailable, report_html, report_pdf
     from opendvi.store import audit
     from opendvi.store import db as store_db
     from opendvi.store import repositories as repo
@@ -58,7 +58,10 @@ def report(
             html = report_html(ev)
             state, version = ident.state.value, ident.version
         if suffix == ".pdf":
-            data = report_pdf(html)
+            try:
+                data = report_pdf(html)
+            except PDFUnavailable as exc:
+                raise DataError(str(exc)) from None
             with store_db.transaction(factory) as db:
                 audit.append(db, action="report.export", username=None, object_type="identification",
                              object_id=identification,

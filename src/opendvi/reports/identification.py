@@ -25,6 +25,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from opendvi import i18n
+from opendvi.core.errors import OpenDVIError
 from opendvi.reports.pedigree import Person, pedigree_svg
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -72,9 +73,20 @@ def report_html(ev: dict[str, Any], *, links: bool = False, generated_at: dateti
     )
 
 
+class PDFUnavailable(OpenDVIError):
+    """WeasyPrint cannot run here: its system libraries (Pango) are missing."""
+
+
 def report_pdf(html: str) -> bytes:
-    """The PDF of :func:`report_html`'s document (WeasyPrint)."""
-    from weasyprint import HTML
+    """The PDF of :func:`report_html`'s document (WeasyPrint). :class:`PDFUnavailable` when WeasyPrint's
+    system libraries are missing (the printable HTML works without them)."""
+    try:
+        from weasyprint import HTML
+    except (ImportError, OSError) as exc:
+        raise PDFUnavailable(
+            "PDF reports need WeasyPrint's system libraries (Debian: apt install libpango-1.0-0 "
+            f"libpangoft2-1.0-0); the printable HTML report works without them ({exc})".replace("\n", " ")
+        ) from None
 
     buf = io.BytesIO()
     with _PDF_LOCK:

@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from opendvi.i18n import gettext as _
 from opendvi.reports import evidence as evmod
-from opendvi.reports.identification import fragments, report_html, report_pdf
+from opendvi.reports.identification import PDFUnavailable, fragments, report_html, report_pdf
 from opendvi.service import actions
 from opendvi.service.deps import DB, Principal, require
 from opendvi.service.errors import APIError
@@ -97,7 +97,11 @@ def report_pdf_download(request: Request, identification_id: int, db: DB,
                         principal: Principal = P("identifications.read")) -> Response:
     """The same report as PDF; its SHA-256 goes into an audit entry ``report.export``."""
     ident, ev = _report_evidence(db, identification_id, principal)
-    pdf = report_pdf(report_html(ev))
+    try:
+        pdf = report_pdf(report_html(ev))
+    except PDFUnavailable:
+        raise APIError(503, _("PDF reports cannot be made on this server (WeasyPrint's system libraries are "
+                              "missing): use the printable report"), code="pdf_unavailable") from None
     digest = hashlib.sha256(pdf).hexdigest()
     begin_write(db)
     audit.append(db, action="report.export", username=principal.username, object_type="identification",
