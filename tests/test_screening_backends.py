@@ -157,8 +157,8 @@ def test_screen__per_marker_lrs_are_the_engines_and_sum_to_the_total(case: Case,
     assert res.markers == tuple(m.name for m in case.markers)
     finite = np.isfinite(res.log_lr)
     assert np.allclose(res.log_lr_by_marker[finite].sum(axis=1), res.log_lr[finite], rtol=0, atol=1e-9)
-    kept = {}
-    for i, (rid, mp, _v, _x) in enumerate(res.pairs()):
+    kept: dict[str, list[str]] = {}
+    for rid, mp, _v, _x in res.pairs():
         kept.setdefault(rid, []).append(mp)
     problem = DVIProblem(replace(case, pairings={r: tuple(v) for r, v in kept.items()}))
     pw = pairwise_lr(problem, keep_markers=True)
