@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, aliased
 
 from opendvi.i18n import gettext as _
@@ -144,10 +144,6 @@ class Export:
                 return
 
 
-def _like(text: str) -> str:
-    return f"%{repo.like_escape(text.lower())}%"
-
-
 def candidate_columns() -> list[tuple[str, str]]:
     return [("candidate_id", _("Candidate")), ("run_id", _("Matching run")), ("operation", _("Operation")),
             ("remains", _("Remains")), ("missing_person", _("Missing person")), ("family", _("Family")),
@@ -214,14 +210,7 @@ def identifications_export(
         .outerjoin(Candidate, Candidate.id == Identification.candidate_id)
         .join(proposer, proposer.id == Identification.proposed_by_id)
         .outerjoin(decider, decider.id == Identification.decided_by_id))
-    if states is not None:
-        stmt = stmt.where(Identification.state.in_(list(states)))
-    if operation is not None:
-        stmt = stmt.where(Remains.operation_id == operation.id)
-    if q:
-        like = _like(q)
-        stmt = stmt.where(or_(func.lower(Remains.barcode).like(like, escape="\\"),
-                              func.lower(Family.code).like(like, escape="\\")))
+    stmt = repo.filter_identifications(stmt, states=states, operation=operation, q=q)
 
     def rows(session: Session, raw: list[Any]) -> list[list[Any]]:
         full: dict[int, str] = {}
@@ -262,14 +251,7 @@ def audit_export(
     stmt: Any = select(AuditEntry.seq, AuditEntry.at, AuditEntry.username, AuditEntry.action,
                                AuditEntry.object_type, AuditEntry.object_id, AuditEntry.details,
                                AuditEntry.prev_hash, AuditEntry.hash)
-    if action:
-        stmt = stmt.where(AuditEntry.action == action)
-    if username:
-        stmt = stmt.where(AuditEntry.username == username)
-    if object_type:
-        stmt = stmt.where(AuditEntry.object_type == object_type)
-    if object_id:
-        stmt = stmt.where(AuditEntry.object_id == object_id)
+    stmt = repo.filter_audit(stmt, action=action, username=username, object_type=object_type, object_id=object_id)
     if up_to_seq is not None:
         stmt = stmt.where(AuditEntry.seq <= up_to_seq)
 

@@ -418,6 +418,38 @@ def page_families(session: Session, *, q: str | None = None, page: int = 1, per_
                     sorts={"code": [Family.code], "created": [Family.created_at]})
 
 
+def _barcode_or_family(stmt: Any, q: str | None) -> Any:
+    """``q`` in the remains' barcode or the family code (case-insensitive), on a statement joining both."""
+    if not q:
+        return stmt
+    like = _like(q)
+    return stmt.where(or_(func.lower(Remains.barcode).like(like, escape="\\"),
+                          func.lower(Family.code).like(like, escape="\\")))
+
+
+def filter_identifications(stmt: Any, *, states: Sequence[IdentificationState] | None = None,
+                           operation: Operation | None = None, q: str | None = None) -> Any:
+    """The identification filters of the page, the API and the exports (one home); ``states`` None: any
+    state. The statement joins Remains and Family (through MissingPerson) to Identification."""
+    if states is not None:
+        stmt = stmt.where(Identification.state.in_(list(states)))
+    if operation is not None:
+        stmt = stmt.where(Remains.operation_id == operation.id)
+    return _barcode_or_family(stmt, q)
+
+
+def filter_audit(stmt: Any, *, action: str | None = None, username: str | None = None,
+                 object_type: str | None = None, object_id: str | None = None) -> Any:
+    """The audit filters of the page, the API and the exports (one home)."""
+    from opendvi.store.models import AuditEntry
+
+    for column, value in ((AuditEntry.action, action), (AuditEntry.username, username),
+                          (AuditEntry.object_type, object_type), (AuditEntry.object_id, object_id)):
+        if value:
+            stmt = stmt.where(column == value)
+    return stmt
+
+
 def filter_candidates(stmt: Any, *, operation: Operation | None = None, q: str | None = None,
                       min_log10_lr: float | None = None, max_log10_lr: float | None = None,
                       unreviewed: bool = False) -> Any:
@@ -425,10 +457,7 @@ def filter_candidates(stmt: Any, *, operation: Operation | None = None, q: str |
     Remains and Family (through MissingPerson) to Candidate."""
     if operation is not None:
         stmt = stmt.where(Remains.operation_id == operation.id)
-    if q:
-        like = _like(q)
-        stmt = stmt.where(or_(func.lower(Remains.barcode).like(like, escape="\\"),
-                              func.lower(Family.code).like(like, escape="\\")))
+    stmt = _barcode_or_family(stmt, q)
     if min_log10_lr is not None:
         stmt = stmt.where(Candidate.log10_lr >= min_log10_lr)
     if max_log10_lr is not None:
@@ -473,14 +502,7 @@ def page_identifications(
                      selectinload(Identification.missing_person).selectinload(MissingPerson.family),
                      selectinload(Identification.candidate), selectinload(Identification.proposed_by),
                      selectinload(Identification.decided_by)))
-    if states:
-        stmt = stmt.where(Identification.state.in_(list(states)))
-    if operation is not None:
-        stmt = stmt.where(Remains.operation_id == operation.id)
-    if q:
-        like = _like(q)
-        stmt = stmt.where(or_(func.lower(Remains.barcode).like(like, escape="\\"),
-                              func.lower(Family.code).like(like, escape="\\")))
+    stmt = filter_identifications(stmt, states=states or None, operation=operation, q=q)
     return paginate(session, stmt, page=page, per_page=per_page, sort=sort, tiebreak=Identification.id,
                     sorts={"id": [Identification.id], "state": [Identification.state],
                            "remains": [Remains.barcode], "family": [Family.code]})
@@ -492,15 +514,8 @@ def page_audit(session: Session, *, action: str | None = None, username: str | N
     """Audit entries, paged (newest first by default)."""
     from opendvi.store.models import AuditEntry
 
-    stmt = select(AuditEntry)
-    if action:
-        stmt = stmt.where(AuditEntry.action == action)
-    if username:
-        stmt = stmt.where(AuditEntry.username == username)
-    if object_type:
-        stmt = stmt.where(AuditEntry.object_type == object_type)
-    if object_id:
-        stmt = stmt.where(AuditEntry.object_id == object_id)
+    stmt = filter_audit(select(AuditEntry), action=action, username=username, object_type=object_type,
+                        object_id=object_id)
     return paginate(session, stmt, page=page, per_page=per_page, sort=sort, tiebreak=AuditEntry.id,
                     sorts={"seq": [AuditEntry.seq]})
 
