@@ -59,9 +59,8 @@ def match_page(request: Request, candidate_id: int, db: DB, principal: Principal
                     .values())
     # rules the policy lets a decision break with a reason (recorded in the audit): the forms ask for one
     overridable = sorted({p["rule"] for p in ev["evidence_problems"] if p["rule"] in EVIDENCE_OVERRIDABLE})
-    blocking = [p for p in ev["evidence_problems"] if p["rule"] not in EVIDENCE_OVERRIDABLE]
     return render(request, "match.html", principal, c=ev, ev=ev, frag=fragments(ev), this=this, others=others,
-                   problems=problems, overridable=overridable, blocking=blocking)
+                   problems=problems, overridable=overridable)
 
 
 @router.post("/candidates/{candidate_id}/propose")
