@@ -12,14 +12,8 @@ from typing import Any
 
 import pytest
 
-
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "opendvi.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from tests.clikit import Result
+from tests.clikit import run as _run
 
 
 def _case() -> dict[str, Any]:
@@ -107,7 +101,7 @@ def test_cli_likelihood__invalid_json(tmp_path: Path) -> None:
     _assert_one_line_error(out, [f"{path}:3", "invalid JSON"])
 
 
-def _assert_one_line_error(out: subprocess.CompletedProcess[str], fragments: list[str]) -> None:
+def _assert_one_line_error(out: Result | subprocess.CompletedProcess[str], fragments: list[str]) -> None:
     assert out.returncode != 0
     assert "Traceback" not in out.stderr and "Traceback" not in out.stdout
     lines = out.stderr.strip().splitlines()
@@ -138,3 +132,77 @@ def test_cli_likelihood__table_output(tmp_path: Path) -> None:
     out = _run("likelihood", str(path))
     assert out.returncode == 0, out.stderr
     assert "F1" in out.stdout and "TPOX" in out.stdout and "-inf" in out.stdout
+
+
+# ---------------------------------------------------------------------------
+# a bug (an exception that is not an OpenDVIError): one line and status 1, or the traceback with --debug
+# ---------------------------------------------------------------------------
+
+
+def _bug(*args: object, **kwargs: object) -> None:
+    raise RuntimeError("unexpected\nsecond line")
+
+
+def test_cli__internal_error_is_one_line_naming_it_a_bug(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import opendvi.cli.likelihood_cmd
+
+    monkeypatch.setattr(opendvi.cli.likelihood_cmd, "read_case", _bug)
+    out = _run("likelihood", str(_write(tmp_path, _case())))
+    assert out.returncode == 1
+    assert out.stdout == ""
+    assert "Traceback" not in out.stderr
+    assert out.stderr.splitlines() == [
+        "opendvi: internal error: RuntimeError: unexpected second line (a bug; rerun with --debug for the traceback)"
+    ]
+
+
+def test_cli__debug_shows_the_traceback_of_an_internal_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import opendvi.cli.likelihood_cmd
+
+    monkeypatch.setattr(opendvi.cli.likelihood_cmd, "read_case", _bug)
+    out = _run("--debug", "likelihood", str(_write(tmp_path, _case())))
+    assert out.returncode == 1
+    assert out.stderr.startswith("Traceback (most recent call last):")
+    assert "likelihood_cmd.py" in out.stderr and "in _bug" in out.stderr
+    assert out.stderr.rstrip().endswith("RuntimeError: unexpected\nsecond line")
+    assert "internal error" not in out.stderr
+
+
+def test_cli__debug_leaves_expected_errors_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "absent.json"
+    out = _run("--debug", "likelihood", str(path))
+    _assert_one_line_error(out, [str(path), "file not found"])
+    assert out.returncode == 2
+
+
+def test_cli__debug_is_reset_between_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import opendvi.cli.likelihood_cmd
+
+    path = _write(tmp_path, _case())
+    assert _run("--debug", "likelihood", str(path)).returncode == 0
+    monkeypatch.setattr(opendvi.cli.likelihood_cmd, "read_case", _bug)
+    out = _run("likelihood", str(path))
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+
+
+# ---------------------------------------------------------------------------
+# the real entry points, in a fresh process (the tests above run the command line in this one)
+# ---------------------------------------------------------------------------
+
+
+def _entry_points() -> list[list[str]]:
+    points = [[sys.executable, "-m", "opendvi.cli.main"]]
+    script = Path(sys.executable).with_name("opendvi")
+    if script.is_file():
+        points.append([str(script)])
+    return points
+
+
+@pytest.mark.parametrize("entry", _entry_points(), ids=lambda e: "script" if len(e) == 1 else "module")
+def test_cli_entry_point__error_is_one_line_exit_2(tmp_path: Path, entry: list[str]) -> None:
+    path = tmp_path / "absent.json"
+    out = subprocess.run([*entry, "likelihood", str(path)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    _assert_one_line_error(out, [str(path), "file not found"])
+    version = subprocess.run([*entry, "--version"], capture_output=True, text=True, timeout=120)
+    assert version.returncode == 0 and version.stdout.startswith("opendvi ")
