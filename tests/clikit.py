@@ -47,8 +47,13 @@ def _status(exc: SystemExit) -> tuple[int, str]:
     return 1, f"{exc.code}\n"
 
 
-def run(*args: object, cwd: Path | str | None = None, env: Mapping[str, str | None] | None = None,
-        input: str | None = None, check: bool = False) -> Result:
+def run(
+    *args: object,
+    cwd: Path | str | None = None,
+    env: Mapping[str, str | None] | None = None,
+    input: str | None = None,
+    check: bool = False,
+) -> Result:
     """``opendvi ARGS`` in this process.
 
     ``cwd``: the working directory during the run; ``env``: variables to set

@@ -35,6 +35,7 @@ from opendvi.dvi.remains import marker_direct_log_lr
 from opendvi.io.case_json import case_to_dict
 
 from .brute_force import brute_force_loglik
+from .clikit import run
 
 P = [0.1, 0.2, 0.3, 0.4]
 M1 = make_marker("M1", ["a", "b", "c", "d"], P)
@@ -213,25 +214,13 @@ def test_undisputed__iterates_and_places_profile() -> None:
 def test_cli_match_remains_and_errors(tmp_path: Path) -> None:
     path = tmp_path / "frag.json"
     path.write_text(json.dumps(case_to_dict(_fragments_case())))
-    out = subprocess.run(
-        [sys.executable, "-m", "opendvi.cli.main", "match-remains", str(path), "--format", "json", "--threshold", "2"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    out = run("match-remains", path, "--format", "json", "--threshold", "2", check=True)
     data = json.loads(out.stdout)
     assert data["groups"] == [["V1", "V2"]]
     assert data["consensus"]["V1+V2"]["genotypes"] == {"M1": ["a", "c"], "M2": ["1", "2"]}
-    table = subprocess.run(
-        [sys.executable, "-m", "opendvi.cli.main", "match-remains", str(path), "--threshold", "2"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    table = run("match-remains", path, "--threshold", "2", check=True)
     assert "V1" in table.stdout and "consensus" in table.stdout
-    bad = subprocess.run(
-        [sys.executable, "-m", "opendvi.cli.main", "solve", str(tmp_path / "nope.json")], capture_output=True, text=True
-    )
+    bad = run("solve", tmp_path / "nope.json")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
 
 

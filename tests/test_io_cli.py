@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from .clikit import Result, run
 from .conftest import SHARED
 
 FORMATS = SHARED / "data" / "formats"
 EUROPA = SHARED / "data" / "freqs" / "norSTR" / "EuropaDB_v2023.txt"
 
 
-def opendvi(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "opendvi.cli.main", *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def opendvi(*args: object, cwd: Path) -> Result:
+    return run(*args, cwd=cwd)
 
 
 def _without_name(path: Path) -> dict[str, object]:

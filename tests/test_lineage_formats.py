@@ -9,8 +9,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -29,6 +27,7 @@ from opendvi.io.frequencies import read_frequencies
 from opendvi.io.genemapper import read_genemapper
 from opendvi.io.tables import read_profiles_table
 
+from .clikit import run
 from .conftest import SHARED
 
 EUROPA = SHARED / "data" / "freqs" / "norSTR" / "EuropaDB_v2023.txt"
@@ -480,11 +479,7 @@ def test_convert_globalfiler_to_case_json_with_y_and_mt(tmp_path: Path) -> None:
     }  # fmt: skip
     bad = tmp_path / "mt2.csv"
     bad.write_text("sample,range,variants\nNOBODY,16024-16569 1-576,263G\n")
-    proc = subprocess.run(
-        [sys.executable, "-m", "opendvi.cli.main", "convert", str(gf), str(out), "--freqs", str(EUROPA),
-         "--mt-database", str(mtdb), "--mt-haplotypes", str(bad)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    proc = run("convert", gf, out, "--freqs", EUROPA, "--mt-database", mtdb, "--mt-haplotypes", bad)
     assert proc.returncode == 2
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith("opendvi: error: ") and str(bad) in line and "NOBODY" in line

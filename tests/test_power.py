@@ -6,8 +6,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ from opendvi.power import (
     simulated_inclusion,
 )
 from tests.brute_force import brute_force_likelihood
+from tests.clikit import Result, run
 
 FREQS = [0.12, 0.2, 0.08, 0.25, 0.3, 0.05]
 ALLELES = ["8", "9", "10", "11", "12", "13"]
@@ -376,9 +375,8 @@ def test_batch_exact_inclusion__equals_exact_inclusion_row_by_row() -> None:
 # ---------------------------------------------------------------------------
 
 
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "opendvi.cli.main", *args], capture_output=True, text=True,
-                          timeout=300)
+def _run(*args: str) -> Result:
+    return run(*args)
 
 
 def test_cli_power__json_shape(tmp_path: Path) -> None:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from opendvi.io.case_json import read_case
 
+from .clikit import run
 from .conftest import REFERENCE
 
 CASES = sorted(p for p in (REFERENCE / "likelihood").glob("lik-pub-*.json") if not p.name.endswith(".expected.json"))
@@ -61,12 +60,7 @@ def test_likelihood__without_mutation_matches_pedprobr(path: Path) -> None:
 
 def test_cli_likelihood__json_matches_reference() -> None:
     path = REFERENCE / "likelihood" / "lik-pub-22-trio-mendelian-errors.json"
-    out = subprocess.run(
-        [sys.executable, "-m", "opendvi.cli.main", "likelihood", str(path), "--format", "json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    out = run("likelihood", path, "--format", "json", check=True)
     data = json.loads(out.stdout)
     exp = _expected(path)
     (fam,) = data["families"]

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,11 +12,11 @@ import pytest
 from opendvi.io.case_json import read_case
 from opendvi.screening import read_results, read_store, screen
 
+from .clikit import Result, run
 
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "opendvi.cli.main", *args], capture_output=True, text=True, check=True, timeout=900
-    )
+
+def _run(*args: str) -> Result:
+    return run(*args, check=True)
 
 
 @pytest.fixture(scope="module")
@@ -83,9 +81,6 @@ def test_simulate_store__round_trip_and_screen(tmp_path: Path) -> None:
 
 
 def test_screen__bad_output_suffix_is_one_line_error(small: Path, tmp_path: Path) -> None:
-    p = subprocess.run(
-        [sys.executable, "-m", "opendvi.cli.main", "screen", str(small), "-o", str(tmp_path / "x.txt")],
-        capture_output=True, text=True,
-    )
+    p = run("screen", small, "-o", tmp_path / "x.txt")
     assert p.returncode == 2
     assert "parquet" in p.stderr and "Traceback" not in p.stderr

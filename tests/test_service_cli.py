@@ -12,6 +12,11 @@ from pathlib import Path
 
 import httpx
 
+from tests.clikit import run
+
+#: Variables of this environment that the server (and then ``audit verify``) runs without.
+REMOVED = ("DATABASE_URL", "OPENDVI_ADMIN_PASSWORD", "OPENDVI_ENV")
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -21,7 +26,7 @@ def _free_port() -> int:
 
 def test_serve__prints_a_working_one_time_password_and_loads_the_demo(tmp_path: Path) -> None:
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "OPENDVI_ADMIN_PASSWORD", "OPENDVI_ENV")}
+    env = {k: v for k, v in os.environ.items() if k not in REMOVED}
     out = (tmp_path / "out.txt").open("w+")
     proc = subprocess.Popen([sys.executable, "-m", "opendvi.cli.main", "serve", "--port", str(port), "--data-dir",
                              str(tmp_path)], env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
@@ -55,7 +60,5 @@ def test_serve__prints_a_working_one_time_password_and_loads_the_demo(tmp_path: 
         proc.wait(timeout=20)
         out.close()
     # the audit log of that database is intact
-    env["OPENDVI_DATA_DIR"] = str(tmp_path)
-    ok = subprocess.run([sys.executable, "-m", "opendvi.cli.main", "audit", "verify"], env=env,
-                        capture_output=True, text=True, timeout=120)
+    ok = run("audit", "verify", env={**dict.fromkeys(REMOVED), "OPENDVI_DATA_DIR": str(tmp_path)})
     assert ok.returncode == 0 and "intact" in ok.stdout, ok.stderr

@@ -24,6 +24,7 @@ from opendvi.service.app import create_app
 from opendvi.service.settings import Settings
 from opendvi.service.throttle import LoginThrottle
 from opendvi.store import db as store_db
+from tests.clikit import run
 from tests.servicekit import BACKENDS, assert_error_shape, bearer, make_app, migrated_engine, password_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,8 +141,7 @@ def test_serve_documents_workers() -> None:
 
     assert 1 <= default_workers() <= 4
     assert "--workers" in (ROOT / "docs" / "service.md").read_text()
-    out = subprocess.run([sys.executable, "-m", "opendvi.cli.main", "serve", "--help"], capture_output=True, text=True,
-                         env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}, timeout=60)
+    out = run("serve", "--help", env={"COLUMNS": "200", "NO_COLOR": "1"})
     assert "--workers" in out.stdout
 
 

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +17,7 @@ from opendvi.store import db as store_db
 from opendvi.store import repositories as repo
 from opendvi.store.errors import ConflictError, ImportValidationError, NotFoundError
 from opendvi.store.models import AuditEntry, Base, Profile, Remains, Role
+from tests.clikit import Result, run
 from tests.servicekit import BACKENDS, PG_URL, empty_engine, migrated_engine
 
 backends = pytest.mark.parametrize("backend", BACKENDS)
@@ -211,16 +209,16 @@ def _drop_guards(engine, backend: str) -> None:  # type: ignore[no-untyped-def]
             conn.execute(text("DROP TRIGGER audit_log_no_update ON audit_log"))
 
 
-def _cli_verify(backend: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    args = [sys.executable, "-m", "opendvi.cli.main", "audit", "verify"]
+def _cli_verify(backend: str, tmp_path: Path) -> Result:
+    env: dict[str, str | None] = {}
+    args = ["audit", "verify"]
     if backend == "sqlite":
-        env.pop("DATABASE_URL", None)
+        env["DATABASE_URL"] = None
         args += ["--data-dir", str(tmp_path)]
     else:
         env["DATABASE_URL"] = PG_URL
         env["OPENDVI_DATA_DIR"] = str(tmp_path)  # the audit checkpoints of this test's database
-    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+    return run(*args, env=env)
 
 
 @backends

@@ -95,8 +95,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         if _debug:
             raise
         message = " ".join(str(exc).split())
-        err.print(f"opendvi: internal error: {type(exc).__name__}: {message} "
-                  "(a bug; rerun with --debug for the traceback)", markup=False)
+        err.print(
+            f"opendvi: internal error: {type(exc).__name__}: {message} (a bug; rerun with --debug for the traceback)",
+            markup=False,
+        )
         sys.exit(1)
 
 
