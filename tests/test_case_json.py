@@ -182,7 +182,7 @@ MALFORMED = [
     (
         ("families", 0, "members", 3, "genotypes", "DXS10135"),
         ["18", "19"],
-        "family F1, member R2, genotypes.DXS10135",
+        "families[0] (F1).members[3] (R2).genotypes.DXS10135",
         "a male has one X allele",
     ),
     (("pairings",), {"V9": ["M1"]}, "pairings", "unknown remains 'V9'"),

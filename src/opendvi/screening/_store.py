@@ -137,7 +137,7 @@ def _genotypes(al: NDArray[np.int16], markers: Sequence[Marker]) -> dict[str, Ge
 
 def read_store(path: str | Path) -> tuple[Case, SimulationTruth | None]:
     """Read a compact store: the case, and the simulated truth when stored."""
-    from opendvi.io.case_json import case_from_dict
+    from opendvi.io.case_json import parse_markers
 
     p = Path(path)
     try:
@@ -151,7 +151,7 @@ def read_store(path: str | Path) -> tuple[Case, SimulationTruth | None]:
             raise FileFormatError(f"no valid header: {exc}", path=str(p), field="header") from None
         if header.get("format") != FORMAT:
             raise FileFormatError(f"expected {FORMAT!r}, found {header.get('format')!r}", path=str(p), field="format")
-        mk = case_from_dict({"format": "dvi-case/1", "markers": header["markers"]}, path=str(p)).markers
+        mk = parse_markers(header["markers"], path=str(p))
         r_ids = z["remains_ids"].tolist()
         r_sex = z["remains_sex"].tolist()
         r_drop = z["remains_dropout"].tolist()

@@ -17,7 +17,7 @@ from opendvi import __version__
 from opendvi.core.errors import OpenDVIError
 from opendvi.i18n import gettext as _
 from opendvi.i18n import lazy, translate
-from opendvi.io.case_json import case_from_dict, load_json
+from opendvi.io.case_json import case_from_dict, load_json, parse_markers
 from opendvi.service.deps import Principal
 from opendvi.service.matching import ENGINE
 from opendvi.service.policy import EVIDENCE_OVERRIDABLE
@@ -307,8 +307,7 @@ def import_families(
                                format=ds.format)], filename=families_name)
                     samples = {s.id: s for s in ds.profiles.samples(notes=notes)}
                 families = table.build(samples, notes=notes)
-                markers = case_from_dict({"format": "dvi-case/1", "name": operation.code, "theta": fdb.theta,
-                                          "markers": fdb.markers, "remains": [], "families": []}).markers
+                markers = parse_markers(fdb.markers)
                 case = assemble_case(name=operation.code, families=families, markers=markers, theta=fdb.theta,
                                      notes=notes)
             except OpenDVIError as exc:
