@@ -1,7 +1,8 @@
 """Lineage likelihoods and the lineage LR of a remains as a missing person.
 
 Conventions: ``shared/design/lineage.md``; formulas and assumptions:
-``docs/lineage.md``.
+``docs/lineage.md``. The lineages in a pedigree and the single-step peeling
+are in :mod:`opendvi.core.lineage_tree` (re-exported here).
 
 Y: the Y lineage of a male missing person M is the set of males joined to M
 by father–son links. Per locus, the reference of the lineage nearest to M and
@@ -26,10 +27,8 @@ one, 0 with two or more (a heteroplasmy matches either of its bases).
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from itertools import permutations, product
 
 import numpy as np
@@ -47,8 +46,39 @@ from opendvi.core.lineage import (
     range_text,
     variant_text,
 )
-from opendvi.core.lineage import y_allele_class as _y_allele_class
+from opendvi.core.lineage_tree import (
+    mt_lineage,
+    nearest,
+    pair_probability,
+    peel,
+    preorder,
+    prune_tree,
+    rooted_tree,
+    single_step_kstep,
+    y_adjacency,
+    y_allele_class,
+    y_lineage,
+    y_locus_likelihood,
+)
 from opendvi.core.pedigree import Pedigree
+from opendvi.core.rules import safe_exp
+
+__all__ = [
+    "LineageLR",
+    "YLineageTable",
+    "combined_log_lr",
+    "mt_lineage",
+    "mt_lineage_lr",
+    "mt_transmission",
+    "nearest",
+    "pair_probability",
+    "single_step_kstep",
+    "y_allele_class",
+    "y_lineage",
+    "y_lineage_lr",
+    "y_lineage_table",
+    "y_locus_likelihood",
+]
 
 
 @dataclass(frozen=True)
@@ -76,239 +106,22 @@ class LineageLR:
 
     @property
     def lr(self) -> float:
-        # the float-range cut-off of core/rules.py safe_exp (decision 0004)
-        try:
-            return math.exp(self.log_lr)
-        except OverflowError:
-            return math.inf
+        return safe_exp(self.log_lr)
 
     @property
     def informative(self) -> bool:
         return self.frequency is not None
 
 
-# ---------------------------------------------------------------------------
-# Lineages in a pedigree
-# ---------------------------------------------------------------------------
-
-
-def y_lineage(pedigree: Pedigree, pid: str) -> dict[str, int]:
-    """Males joined to ``pid`` by father–son links, with their number of links
-    from ``pid`` (empty for a female)."""
-    i = pedigree.index(pid)
-    if pedigree.sex[i] != "M":
-        return {}
-    adj = _y_adjacency(pedigree)
-    return {pedigree.ids[j]: d for j, d in _bfs(adj, i).items()}
-
-
-def mt_lineage(pedigree: Pedigree, pid: str) -> dict[str, int]:
-    """People joined to ``pid`` by mother–child links, with their number of links."""
-    adj: dict[int, list[int]] = {i: [] for i in range(len(pedigree))}
-    for i in range(len(pedigree)):
-        m = int(pedigree.mother[i])
-        if m >= 0:
-            adj[i].append(m)
-            adj[m].append(i)
-    return {pedigree.ids[j]: d for j, d in _bfs(adj, pedigree.index(pid)).items()}
-
-
-def _y_adjacency(pedigree: Pedigree) -> dict[int, list[int]]:
-    adj: dict[int, list[int]] = {i: [] for i in range(len(pedigree))}
-    for i in range(len(pedigree)):
-        f = int(pedigree.father[i])
-        if f >= 0 and pedigree.sex[i] == "M":
-            adj[i].append(f)
-            adj[f].append(i)
-    return adj
-
-
-def _bfs(adj: Mapping[int, Sequence[int]], start: int) -> dict[int, int]:
-    dist = {start: 0}
-    queue = deque([start])
-    while queue:
-        u = queue.popleft()
-        for v in adj[u]:
-            if v not in dist:
-                dist[v] = dist[u] + 1
-                queue.append(v)
-    return dist
-
-
-def nearest(distances: Mapping[str, int], candidates: Sequence[str]) -> str | None:
-    """The candidate with the fewest links (ties: the smallest id)."""
-    pool = [c for c in candidates if c in distances]
-    if not pool:
-        return None
-    return min(pool, key=lambda c: (distances[c], c))
-
-
-# ---------------------------------------------------------------------------
-# Y: single-step kernel and peeling on the lineage tree
-# ---------------------------------------------------------------------------
-
-
-def single_step_kstep(d: int, k: int, rate: float) -> float:
-    """P(net change d after k father–son links), single-step symmetric kernel.
-
-    >>> round(single_step_kstep(0, 2, 0.1), 12)  # (1 - μ)² + μ²/2
-    0.815
-    """
-    if k < 0:
-        raise LikelihoodError(f"number of links must be >= 0, found {k}")
-    d = abs(d)
-    if d > k:
-        return 0.0
-    vec = np.zeros(2 * k + 1)
-    vec[k] = 1.0
-    for _ in range(k):
-        vec = _kernel_apply(vec, rate)
-    return float(vec[k + d])
-
-
-_kstep_cached = lru_cache(maxsize=65536)(single_step_kstep)
-
-
-def pair_probability(a: tuple[str, ...], b: tuple[str, ...], k: int, rate: float) -> float:
-    """P(value ``b`` | value ``a`` k father–son links away) at one locus: the
-    k-step walk per copy, summed over the distinct assignments of ``b``'s
-    copies to ``a``'s; 0 across microvariant classes or copy numbers."""
-    if len(a) != len(b):
-        return 0.0
-    total = 0.0
-    for perm in set(permutations(b)):
-        p = 1.0
-        for x, y in zip(a, perm, strict=True):
-            cx, ix = y_allele_class(x)
-            cy, iy = y_allele_class(y)
-            if cx != cy:
-                p = 0.0
-                break
-            if cx != "null":
-                p *= _kstep_cached(abs(ix - iy), k, rate)
-        total += p
-    return total
-
-
-def _kernel_apply(vec: np.ndarray, rate: float) -> np.ndarray:
-    out = (1.0 - rate) * vec
-    out[1:] += 0.5 * rate * vec[:-1]
-    out[:-1] += 0.5 * rate * vec[1:]
-    return out
-
-
-def _preorder(children: Mapping[int, list[int]], root: int) -> list[int]:
-    """The nodes below ``root``, parents before children (iterative: pedigrees can be deep)."""
-    order: list[int] = []
-    stack = [root]
-    while stack:
-        u = stack.pop()
-        order.append(u)
-        stack.extend(children.get(u, []))
-    return order
-
-
-def _peel(
-    children: Mapping[int, list[int]], order: Sequence[int], root: int, vals: Mapping[int, int],
-    lo: int, width: int, rate: float,
-) -> np.ndarray:
-    """One copy peeled up the tree to ``root``: over the grid ``lo .. lo + width - 1`` of
-    root's value, P(the typed values ``vals`` below root | root's value), times root's
-    own indicator when root is typed. ``order`` is :func:`_preorder` of the tree."""
-    msg: dict[int, np.ndarray] = {}
-    for u in reversed(order):
-        if u in vals:
-            vec = np.zeros(width)
-            vec[vals[u] - lo] = 1.0
-        else:
-            vec = np.ones(width)
-        for c in children.get(u, []):
-            vec = vec * msg.pop(c)
-        if u == root:
-            return vec
-        msg[u] = _kernel_apply(vec, rate)
-    raise AssertionError("root not reached")  # pragma: no cover
-
-
-def _prune(children: Mapping[int, list[int]], root: int, typed: set[int]) -> dict[int, list[int]]:
-    """Drop subtrees without a typed node (an untyped subtree sums to 1)."""
-    keep: dict[int, list[int]] = {}
-    order = _preorder(children, root)
-    useful: dict[int, bool] = {}
-    for u in reversed(order):
-        kids = [c for c in children.get(u, []) if useful[c]]
-        keep[u] = kids
-        useful[u] = bool(kids) or u in typed
-    return {u: k for u, k in keep.items() if useful.get(u) or u == root}
-
-
-def _copy_tree_prob(children: Mapping[int, list[int]], root: int, obs: Mapping[int, str], rate: float) -> float:
-    """P(values of the typed non-root nodes | root value) for one copy of a
-    locus, summing every untyped node exactly (the tree is already pruned)."""
-    classes = {y_allele_class(v)[0] for v in obs.values()}
-    if len(classes) > 1:
-        return 0.0
-    cls = classes.pop()
-    if cls == "null":
-        return 1.0
-    vals = {u: y_allele_class(v)[1] for u, v in obs.items()}
-    edges = sum(len(k) for k in children.values())
-    if edges == 0:
-        return 1.0
-    lo = min(vals.values()) - edges
-    width = max(vals.values()) + edges - lo + 1
-    return float(_peel(children, _preorder(children, root), root, vals, lo, width, rate)[vals[root] - lo])
-
-
-def _rooted(adj: Mapping[int, Sequence[int]], root: int, nodes: set[int]) -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {root: []}
-    seen = {root}
-    queue = deque([root])
-    while queue:
-        u = queue.popleft()
-        for v in adj[u]:
-            if v in nodes and v not in seen:
-                seen.add(v)
-                children.setdefault(u, []).append(v)
-                children[v] = []
-                queue.append(v)
-    return children
-
-
-def y_locus_likelihood(
-    children: Mapping[int, list[int]], root: int, obs: Mapping[int, tuple[str, ...]], rate: float
-) -> float:
-    """P(typed non-root values | root value) at one locus, on a rooted tree.
-
-    A multi-copy locus: each copy mutates independently; an observed value is
-    the sorted copies, so every distinct assignment of a typed person's values
-    to the root's copies is summed.
-    """
-    if root not in obs:
-        raise LikelihoodError("the root of a lineage locus must be typed")
-    copies = len(obs[root])
-    if any(len(v) != copies for v in obs.values()):
-        return 0.0  # a change in the number of copies: not a single-step event
-    tree = _prune(children, root, set(obs))
-    others = [u for u in obs if u != root]
-    options = [sorted(set(permutations(obs[u]))) if copies > 1 else [obs[u]] for u in others]
-    total = 0.0
-    for combo in product(*options):
-        p = 1.0
-        for c in range(copies):
-            assign = {root: obs[root][c], **{u: vals[c] for u, vals in zip(others, combo, strict=True)}}
-            p *= _copy_tree_prob(tree, root, assign, rate)
-            if p == 0.0:
-                break
-        total += p
-    return total
-
-
-#: :func:`opendvi.core.lineage.y_allele_class`, memoised (a few hundred distinct tokens)
-y_allele_class = lru_cache(maxsize=1 << 16)(_y_allele_class)
-
 #: ``YLineageTable._one_copy_factors``: (tree shape, relative values, rate) -> (lo, P over the grid, den)
 _SHAPE_CACHE: dict[tuple[str, float], tuple[int, np.ndarray, float]] = {}
+
+
+def _impossible_references(locus: str, typed: Sequence[str]) -> LikelihoodError:
+    return LikelihoodError(
+        f"Y locus {locus}: the paternal-line references ({', '.join(typed)}) are impossible together "
+        "under the single-step model; check their haplotypes"
+    )
 
 
 class YLineageTable:
@@ -338,7 +151,7 @@ class YLineageTable:
             m.name for m in system.markers if m.name in db_loci and any(m.name in h for h in self.refs.values())
         )
         self._pedigree = pedigree
-        self._adj = _y_adjacency(pedigree) if self.refs else {}
+        self._adj = y_adjacency(pedigree) if self.refs else {}
         self._index = {pid: pedigree.index(pid) for pid in self.dist}
         self._nodes = set(self._index.values())
         self._locus: dict[str, tuple[str, dict[int, list[int]], dict[int, tuple[str, ...]], float, float]] = {}
@@ -355,13 +168,10 @@ class YLineageTable:
         rate = self.system.by_name[name].rate
         root = self._index[root_id]
         obs = {self._index[pid]: self.refs[pid][name] for pid in typed}
-        children = _rooted(self._adj, root, self._nodes) if len(typed) > 1 else {}
+        children = rooted_tree(self._adj, root, self._nodes) if len(typed) > 1 else {}
         den = y_locus_likelihood(children, root, obs, rate) if len(typed) > 1 else 1.0
         if den == 0.0:
-            raise LikelihoodError(
-                f"Y locus {name}: the paternal-line references ({', '.join(typed)}) are impossible together "
-                "under the single-step model; check their haplotypes"
-            )
+            raise _impossible_references(name, typed)
         got = (root_id, children, obs, rate, den)
         self._locus[name] = got
         return got
@@ -413,7 +223,7 @@ class YLineageTable:
         tkey = tuple(typed)
         tree = self._trees.get(tkey)
         if tree is None:  # the same for every locus typed in the same references
-            tree = self._trees[tkey] = _prune(_rooted(self._adj, me, self._nodes), me, set(rel))
+            tree = self._trees[tkey] = prune_tree(rooted_tree(self._adj, me, self._nodes), me, set(rel))
         rate = self.system.by_name[name].rate
 
         def ser(u: int) -> str:
@@ -427,17 +237,14 @@ class YLineageTable:
             edges = sum(len(k) for k in tree.values())
             lo = min(rel.values()) - edges
             width = max(rel.values()) + edges - lo + 1
-            vec = _peel(tree, _preorder(tree, me), me, rel, lo, width, rate)
+            vec = peel(tree, preorder(tree, me), me, rel, lo, width, rate)
             den = math.fsum(vec.tolist())
             if len(_SHAPE_CACHE) > 100_000:
                 _SHAPE_CACHE.clear()
             got = _SHAPE_CACHE[key] = (lo, vec, den)
         lo, vec, den = got
         if den == 0.0:
-            raise LikelihoodError(
-                f"Y locus {name}: the paternal-line references ({', '.join(typed)}) are impossible together "
-                "under the single-step model; check their haplotypes"
-            )
+            raise _impossible_references(name, typed)
         log_den = math.log(den)
         out = []
         for v in values:
@@ -468,9 +275,9 @@ class YLineageTable:
         copies = len(obs[self._index[root_id]])
         me = self._index[self.missing]
         root = self._index[root_id]
-        tree = _prune(_rooted(self._adj, me, self._nodes), me, set(obs))
+        tree = prune_tree(rooted_tree(self._adj, me, self._nodes), me, set(obs))
         edges = sum(len(k) for k in tree.values())
-        order = _preorder(tree, me)
+        order = preorder(tree, me)
         others = [u for u in obs if u != root]
         options = [sorted(set(permutations(obs[u]))) if copies > 1 else [obs[u]] for u in others]
         cls_of = {t: y_allele_class(t) for v in (*obs.values(), *values) for t in v}
@@ -492,7 +299,7 @@ class YLineageTable:
                     per_copy.append(("null", None))
                     continue
                 ints = {u: cls_of[t][1] for u, t in assign.items()}
-                per_copy.append((cls, _peel(tree, order, me, ints, lo, width, rate)))
+                per_copy.append((cls, peel(tree, order, me, ints, lo, width, rate)))
             terms.append(per_copy)
         out = []
         log_den = math.log(den)
@@ -549,24 +356,6 @@ class YLineageTable:
             log_numerator=log_num,
             frequency=freq,
         )
-
-
-def _reachable(a: tuple[str, ...], b: tuple[str, ...], k: int) -> bool:
-    """Whether ``b`` can be ``a`` after ``k`` single-step links (some
-    assignment of the copies: same class, at most ``k`` repeats apart)."""
-    if len(a) != len(b):
-        return False
-    for perm in set(permutations(b)):
-        ok = True
-        for x, y in zip(a, perm, strict=True):
-            cx, ix = y_allele_class(x)
-            cy, iy = y_allele_class(y)
-            if cx != cy or (cx != "null" and abs(ix - iy) > k):
-                ok = False
-                break
-        if ok:
-            return True
-    return False
 
 
 def y_lineage_table(
