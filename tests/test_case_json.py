@@ -176,7 +176,12 @@ MALFORMED = [
     (("families", 0, "members", 2, "missing"), "yes", "families[0] (F1).members[2] (M1).missing", "true or false"),
     (("families", 0, "members", 1, "father"), "R2", "families[0] (F1).members", "cycle"),
     (("families", 0, "members", 2, "mother"), _DELETE, "families[0] (F1).members", "single parent"),
-    (("families", 0, "members", 2, "mother"), "R9", "families[0] (F1).members", "'R9' is not in the pedigree"),
+    (
+        ("families", 0, "members", 2, "mother"),
+        "R9",
+        "families[0] (F1).members[2] (M1).mother",
+        "'R9' is not in the pedigree",
+    ),
     (("families", 0, "members", 1, "sex"), "M", "families[0] (F1).members", "a mother must be F"),
     (("families", 0, "members", 3, "id"), "V1", "families[0] (F1).members[3].id", "used twice"),
     (

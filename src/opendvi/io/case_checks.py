@@ -47,6 +47,10 @@ class CaseDocumentError(FileFormatError):
         field, first = self.problems[0]
         super().__init__(_summary(first, self.problems[1:]), path=path, field=field or None)
 
+    def lines(self) -> list[str]:
+        """Each problem on its own line, as ``path: field: message``."""
+        return [": ".join(x for x in (self.path or "<input>", where, msg) if x) for where, msg in self.problems]
+
 
 def _summary(first: str, others: Sequence[Problem]) -> str:
     if not others:

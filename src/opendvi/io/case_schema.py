@@ -333,10 +333,27 @@ class FamilyDoc(BaseModel):
 
     @model_validator(mode="after")
     def _build(self) -> FamilyDoc:
+        """The parents' ids are checked here, each at its member's field; the
+        rest of the pedigree (single parents, parents' sexes, cycles) by the
+        :class:`Pedigree` constructor, which collects its problems."""
+        ids = {m.id for m in self.members}
+        problems: list[SubProblem] = []
+        people: list[Individual] = []
+        for j, m in enumerate(self.members):
+            unknown = [
+                (("members", j, role), f"{m.id}'s {role} {pid!r} is not in the pedigree")
+                for role, pid in (("father", m.father), ("mother", m.mother))
+                if pid is not None and pid not in ids
+            ]
+            problems.extend(unknown)
+            people.append(Individual(m.id, None, None, m.sex) if unknown else m.individual)
         try:
-            self._pedigree = Pedigree(m.individual for m in self.members)
+            pedigree = Pedigree(people)
         except PedigreeError as exc:
-            raise _fail([(("members",), p) for p in exc.problems]) from None
+            problems.extend((("members",), p) for p in exc.problems)
+        if problems:
+            raise _fail(problems)
+        self._pedigree = pedigree
         return self
 
     @property

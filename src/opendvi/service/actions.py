@@ -7,7 +7,9 @@ nothing written, audit entry included) when it fails.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -17,7 +19,7 @@ from opendvi import __version__
 from opendvi.core.errors import OpenDVIError
 from opendvi.i18n import gettext as _
 from opendvi.i18n import lazy, translate
-from opendvi.io.case_json import case_from_dict, load_json, parse_markers
+from opendvi.io.case_json import CaseDocumentError, case_from_dict, load_json, parse_markers
 from opendvi.service.deps import Principal
 from opendvi.service.matching import ENGINE
 from opendvi.service.policy import EVIDENCE_OVERRIDABLE
@@ -73,6 +75,8 @@ def import_case(
         try:
             case = case_from_dict(data, path=filename)
             case.with_unseen_alleles()
+        except CaseDocumentError as exc:  # every problem of the document, one a line
+            raise ImportValidationError(exc.lines(), filename=filename) from None
         except OpenDVIError as exc:
             raise ImportValidationError([str(exc)], filename=filename) from None
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
@@ -122,27 +126,19 @@ def import_file(
 ) -> repo.ImportSummary:
     """Import an uploaded file of any format :data:`FILE_FORMATS` lists
     (the format is told from the name and the first line): all or nothing."""
-    import tempfile
-    from pathlib import Path
-
     from opendvi.io.convert import load
 
     _check_size(raw, filename)
-    suffix = Path(filename).suffix.lower()
-    if suffix == ".json" or raw.lstrip()[:1] == b"{":
+    if Path(filename).suffix.lower() == ".json" or raw.lstrip()[:1] == b"{":
         return import_case(db, principal=principal, operation_code=operation_code, data=None, raw=raw,
                            filename=filename, laboratory=laboratory, kit=kit)
     try:
-        with tempfile.TemporaryDirectory(prefix="opendvi-import-") as tmp:
-            safe = "upload" + (suffix if suffix.isascii() and len(suffix) <= 6 else "")
-            path = Path(tmp) / safe
-            path.write_bytes(raw)
-            try:
-                ds = load(path)
-                notes = list(ds.notes)
-                samples = ds.profiles.samples(notes=notes) if ds.profiles is not None else None
-            except OpenDVIError as exc:
-                raise ImportValidationError([str(exc).replace(str(path), filename)], filename=filename) from None
+        try:  # the upload as it came, named as the user named it
+            ds = load(io.BytesIO(raw), filename=filename)
+            notes = list(ds.notes)
+            samples = ds.profiles.samples(notes=notes) if ds.profiles is not None else None
+        except OpenDVIError as exc:
+            raise ImportValidationError([str(exc)], filename=filename) from None
         sha = hashlib.sha256(raw).hexdigest()
         begin_write(db)
         operation = repo.get_operation(db, code=operation_code)
@@ -260,16 +256,7 @@ def import_families(
     sex, missing, sample barcode) with the reference profiles of its members
     from a profiles file (CSV, Excel, GeneMapper or CODIS CMF) matched by
     sample barcode; markers are the operation's. All or nothing."""
-    import tempfile
-    from pathlib import Path
-
     from opendvi.io.convert import assemble_case, load
-
-    def _write(tmp: str, raw: bytes, name: str, stem: str) -> Path:
-        suffix = Path(name).suffix.lower()
-        path = Path(tmp) / (stem + (suffix if suffix.isascii() and len(suffix) <= 6 else ""))
-        path.write_bytes(raw)
-        return path
 
     try:
         for raw_, name_ in ((families_raw, families_name), (profiles_raw, profiles_name)):
@@ -282,39 +269,32 @@ def import_families(
                 [_("operation %(operation)s has no markers yet: import a dvi-case/1 or Familias file first",
                    operation=operation.code)], filename=families_name)
         notes: list[str] = []
-        with tempfile.TemporaryDirectory(prefix="opendvi-import-") as tmp:
-            fpath = _write(tmp, families_raw, families_name, "families")
-            names = {str(fpath): families_name}
-            try:
-                fds = load(fpath, "xlsx" if fpath.suffix in (".xlsx", ".xlsm") else "families-csv")
-                if fds.family_table is None:
+        try:  # the uploads as they came, named as the user named them
+            workbook = Path(families_name).suffix.lower() in (".xlsx", ".xlsm")
+            fds = load(io.BytesIO(families_raw), "xlsx" if workbook else "families-csv", filename=families_name)
+            if fds.family_table is None:
+                raise ImportValidationError(
+                    [_("%(file)s: no families sheet (columns family, id, father, mother, sex, missing, sample)",
+                       file=families_name)], filename=families_name)
+            table = fds.family_table
+            samples: dict[str, Any] = {}
+            if profiles_raw is None and fds.profiles is not None:  # a workbook with a profiles sheet
+                notes.extend(fds.notes)
+                samples = {s.id: s for s in fds.profiles.samples(notes=notes)}
+            if profiles_raw is not None:
+                ds = load(io.BytesIO(profiles_raw), filename=profiles_name or "profiles")
+                notes.extend(ds.notes)
+                if ds.profiles is None:
                     raise ImportValidationError(
-                        [_("%(file)s: no families sheet (columns family, id, father, mother, sex, missing, sample)",
-                           file=families_name)], filename=families_name)
-                table = fds.family_table
-                samples: dict[str, Any] = {}
-                if profiles_raw is None and fds.profiles is not None:  # a workbook with a profiles sheet
-                    notes.extend(fds.notes)
-                    samples = {s.id: s for s in fds.profiles.samples(notes=notes)}
-                if profiles_raw is not None:
-                    ppath = _write(tmp, profiles_raw, profiles_name or "profiles", "profiles")
-                    names[str(ppath)] = profiles_name or "profiles"
-                    ds = load(ppath)
-                    notes.extend(ds.notes)
-                    if ds.profiles is None:
-                        raise ImportValidationError(
-                            [_("%(file)s: a %(format)s file holds no profiles", file=profiles_name,
-                               format=ds.format)], filename=families_name)
-                    samples = {s.id: s for s in ds.profiles.samples(notes=notes)}
-                families = table.build(samples, notes=notes)
-                markers = parse_markers(fdb.markers)
-                case = assemble_case(name=operation.code, families=families, markers=markers, theta=fdb.theta,
-                                     notes=notes)
-            except OpenDVIError as exc:
-                msg = str(exc)
-                for path, shown in names.items():
-                    msg = msg.replace(path, shown)
-                raise ImportValidationError([msg], filename=families_name) from None
+                        [_("%(file)s: a %(format)s file holds no profiles", file=profiles_name,
+                           format=ds.format)], filename=families_name)
+                samples = {s.id: s for s in ds.profiles.samples(notes=notes)}
+            families = table.build(samples, notes=notes)
+            markers = parse_markers(fdb.markers)
+            case = assemble_case(name=operation.code, families=families, markers=markers, theta=fdb.theta,
+                                 notes=notes)
+        except OpenDVIError as exc:
+            raise ImportValidationError([str(exc)], filename=families_name) from None
         barcodes = {(fid, pid): code for fid, _people, _miss, codes in table.families for pid, code in codes.items()}
         sha = hashlib.sha256(families_raw + (profiles_raw or b"")).hexdigest()
         begin_write(db)
@@ -340,22 +320,17 @@ def import_frequencies(
 ) -> dict[str, Any]:
     """Import a frequency database (Familias list, ladder CSV, long CSV with
     ``population``) as the operation's frequencies: all or nothing."""
-    import tempfile
-    from pathlib import Path
-
     from opendvi.io.frequencies import read_frequencies
 
     try:
         _check_size(raw, filename)
         operation = repo.get_operation(db, code=operation_code)
-        with tempfile.TemporaryDirectory(prefix="opendvi-import-") as tmp:
-            suffix = Path(filename).suffix.lower()
-            path = Path(tmp) / ("frequencies" + (suffix if suffix.isascii() and len(suffix) <= 6 else ""))
-            path.write_bytes(raw)
-            try:
-                fdb = read_frequencies(path, population=population) if population else read_frequencies(path)
-            except OpenDVIError as exc:
-                raise ImportValidationError([str(exc).replace(str(path), filename)], filename=filename) from None
+        try:  # the upload as it came, named as the user named it
+            upload = io.BytesIO(raw)
+            fdb = (read_frequencies(upload, filename=filename, population=population) if population
+                   else read_frequencies(upload, filename=filename))
+        except OpenDVIError as exc:
+            raise ImportValidationError([str(exc)], filename=filename) from None
         tables = {key: (t.name, t.alleles, t.frequencies) for key, t in fdb.tables.items()}
         begin_write(db)
         summary = repo.import_frequencies(db, tables=tables, operation=operation, filename=filename,
