@@ -60,6 +60,12 @@ def _five_problems() -> dict[str, Any]:
     return d
 
 
+def _refused(read: Any, data: Any, **kwargs: Any) -> pytest.ExceptionInfo[CaseDocumentError]:
+    with pytest.raises(CaseDocumentError) as info:
+        read(data, **kwargs)
+    return info
+
+
 FIVE = [
     ("families[0] (F1).members[2] (M1).father", "must be a member id or null, found 3"),
     ("families[1] (F2).members[0] (R2).sex", "must be 'M' or 'F', found 'male'"),
@@ -95,8 +101,7 @@ def test_case_from_dict__problems_in_every_part_are_collected() -> None:
     d["remains"][0]["dropout"] = "high"
     d["families"][1]["members"][1]["sex"] = "M"  # A2 is M2's mother: the pedigree says so
     d["pairings"] = {"V9": ["M1"]}
-    with pytest.raises(CaseDocumentError) as info:
-        case_from_dict(d, path="c.json")
+    info = _refused(case_from_dict, d, path="c.json")
     assert [w for w, _m in info.value.problems] == [
         "theta",
         "markers[1] (DXS10135)",
@@ -190,8 +195,7 @@ def test_parse_markers__decodes_a_marker_list_and_names_each_problem() -> None:
     assert [m.name for m in markers] == ["TPOX", "DXS10135"]
     assert markers == case_from_dict(_case()).markers
     bad = [dict(TPOX, frequencies=[0.5, 0.5]), dict(DXS, chromosome="Y"), TPOX]
-    with pytest.raises(CaseDocumentError) as info:
-        parse_markers(bad, path="store.npz")
+    info = _refused(parse_markers, bad, path="store.npz")
     assert [w for w, _m in info.value.problems] == [
         "markers[0] (TPOX)",
         "markers[1] (DXS10135).chromosome",

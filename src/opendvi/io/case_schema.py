@@ -74,6 +74,16 @@ def _check(problem: str | None) -> None:
         raise _fail(problem)
 
 
+def _unit_interval(v: Any) -> Any:
+    v = 0.0 if v is None else v
+    _check(unit_interval_problem(v))
+    return v
+
+
+#: theta, dropout: a number in [0, 1) (null: 0).
+UnitInterval = Annotated[float, BeforeValidator(_unit_interval)]
+
+
 @dataclass
 class _Seen:
     """What the parts validated so far registered, for the checks across parts."""
@@ -219,7 +229,7 @@ CaseId = Annotated[str, BeforeValidator(_claim_id)]
 class _PersonDoc(BaseModel):
     id: CaseId
     genotypes: dict[str, tuple[str, ...]] = Field(default_factory=dict)
-    dropout: float = 0.0
+    dropout: UnitInterval = 0.0
     #: Y and mtDNA haplotypes (``lineage.md``), read by :mod:`opendvi.io.lineage_json`.
     haplotypes: dict[str, Any] | None = None
 
@@ -234,13 +244,6 @@ class _PersonDoc(BaseModel):
         if problems:
             raise _fail(problems)
         return out
-
-    @field_validator("dropout", mode="before")
-    @classmethod
-    def _dropout(cls, v: Any) -> Any:
-        v = 0.0 if v is None else v
-        _check(unit_interval_problem(v))
-        return v
 
     def _fit(self, info: ValidationInfo, sex: str | None) -> None:
         problems = fit_problems(self.genotypes, _seen(info).markers, sex)
@@ -372,7 +375,7 @@ class CaseDocument(BaseModel):
 
     format: Literal["dvi-case/1"] = Field(default=None, validate_default=True)
     name: Any = None
-    theta: float = 0.0
+    theta: UnitInterval = 0.0
     #: The lineage additions (``lineage.md``), read by :mod:`opendvi.io.lineage_json`.
     lineage: Any = None
     markers: MarkerList = Field(default=None, validate_default=True)
@@ -385,13 +388,6 @@ class CaseDocument(BaseModel):
     def _format(cls, v: Any) -> Any:
         if v != FORMAT:
             raise _fail(f"expected {FORMAT!r}, found {v!r}")
-        return v
-
-    @field_validator("theta", mode="before")
-    @classmethod
-    def _theta(cls, v: Any) -> Any:
-        v = 0.0 if v is None else v
-        _check(unit_interval_problem(v))
         return v
 
     @field_validator("remains", "families", mode="before")
