@@ -28,17 +28,8 @@ from opendvi.core.case import Sample
 from opendvi.core.errors import FileFormatError
 from opendvi.io import limits
 from opendvi.io.normalise import is_amelogenin, marker_name, normalise_allele, write_atomic
-from opendvi.io.profiles import (
-    AMEL,
-    YINDEL,
-    ProfileRecord,
-    ProfileSet,
-    amel_letters,
-    check_y_call,
-    check_yindel_call,
-    is_yindel,
-    y_locus,
-)
+from opendvi.io.profiles import ProfileRecord, ProfileSet, is_yindel, y_locus
+from opendvi.io.source import Source, read_bytes, source_name
 
 NS = "urn:CODISImportFile-schema"
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "CMF-2017.xsd"
@@ -120,19 +111,13 @@ def _text(el: ET.Element | None) -> str:
     return (el.text or "").strip() if el is not None else ""
 
 
-def read_cmf(path: str | Path) -> ProfileSet:
-    """Read a CODIS CMF 3.2 file; every specimen becomes a profile record."""
-    p = Path(path)
-    limits.check_file(p)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise FileFormatError("file not found", path=str(p)) from None
-    except OSError as exc:
-        raise FileFormatError(f"cannot read: {exc.strerror}", path=str(p)) from None
-    root = _parse_xml(raw, path=str(p))
-    out = ProfileSet(source=str(p), format="cmf")
-    _validate(root, path=str(p), notes=out.notes)
+def read_cmf(source: Source, *, filename: str | None = None) -> ProfileSet:
+    """Read a CODIS CMF 3.2 file (a path or a file object; ``filename``: the
+    name messages give it); every specimen becomes a profile record."""
+    p = source_name(source, filename)
+    root = _parse_xml(read_bytes(source, p), path=p)
+    out = ProfileSet(source=p, format="cmf")
+    _validate(root, path=p, notes=out.notes)
     kit = _text(root.find(f"{_Q}KIT"))
     if kit:
         out.notes.append(f"{p}: kit {kit}")
@@ -145,35 +130,30 @@ def read_cmf(path: str | Path) -> ProfileSet:
             raw_name = _text(loc.find(f"{_Q}LOCUSNAME"))
             m = marker_name(raw_name)
             values = [_text(a.find(f"{_Q}ALLELEVALUE")) for a in loc.findall(f"{_Q}ALLELE")]
+            fields = [f"{lw}/ALLELE[{i}]" for i in range(1, len(values) + 1)]
             if is_amelogenin(m):
                 try:
-                    rec.sex_calls[AMEL] = amel_letters(values)
+                    rec.set_amelogenin(values)
                 except ValueError as exc:
                     out.notes.append(f"{p}: {lw}: specimen {sid}: {exc}; sex left unknown")
                 continue
             if is_yindel(raw_name):
-                rec.sex_calls[YINDEL] = tuple(
-                    check_yindel_call(v, path=str(p), line=None, field=f"{lw}/ALLELE[{i}]")
-                    for i, v in enumerate(values, start=1)
-                )
+                rec.set_yindel(values, path=p, line=None, field=fields)
                 continue
             y = y_locus(raw_name)
             if y is not None:
-                rec.y_calls[y[0]] = rec.y_calls.get(y[0], ()) + tuple(
-                    check_y_call(v, path=str(p), line=None, field=f"{lw}/ALLELE[{i}]")
-                    for i, v in enumerate(values, start=1)
-                )
+                rec.add_y_calls(y[0], values, path=p, line=None, field=fields)
                 continue
             alleles: list[str] = []
             for i, v in enumerate(values, start=1):
                 a = normalise_allele(v)
                 if a is None:
                     raise FileFormatError(
-                        f"allele {v!r} of {raw_name} is not an STR allele", path=str(p), field=f"{lw}/ALLELE[{i}]"
+                        f"allele {v!r} of {raw_name} is not an STR allele", path=p, field=f"{lw}/ALLELE[{i}]"
                     )
                 alleles.append(a)
             rec.genotypes[m] = tuple(dict.fromkeys(alleles))
-        rec.resolve_sex(out.notes, f"{p}")
+        rec.resolve_sex(out.notes, p)
         if rec.is_mixture:
             out.notes.append(f"{p}: {where}: specimen {sid} is a mixture ({rec.category})")
         out.records.append(rec)

@@ -28,6 +28,7 @@ from opendvi.core.errors import FileFormatError, MarkerError
 from opendvi.core.markers import Marker, canonical_marker_name, display_marker_name
 from opendvi.core.mutation import MutationModel
 from opendvi.io import limits
+from opendvi.io.source import Source, read_bytes, reopenable, rewind, source_name
 
 #: Frequencies of a marker must sum to 1 within this before renormalising.
 SUM_TOLERANCE = 0.02
@@ -161,12 +162,13 @@ def _parse_allele(text: str, *, path: str, line: int) -> str:
     return str(int(x)) if x.is_integer() and "." not in a else a
 
 
-def read_familias_frequencies(path: str | Path, *, database_size: int | None = None) -> FrequencyDatabase:
+def read_familias_frequencies(
+    source: Source, *, database_size: int | None = None, filename: str | None = None
+) -> FrequencyDatabase:
     """Read a Familias frequency file (norSTR layout)."""
-    p = Path(path)
-    raw = _read_bytes(p)
-    text = raw.decode("utf-8-sig", errors="strict") if _is_utf8(raw) else raw.decode("latin-1")
-    db = FrequencyDatabase(source=str(p), sha256=hashlib.sha256(raw).hexdigest(), database_size=database_size)
+    p = source_name(source, filename)
+    raw, text = _read(source, p)
+    db = FrequencyDatabase(source=p, sha256=hashlib.sha256(raw).hexdigest(), database_size=database_size)
     current: str | None = None
     start = 0
     rows: list[tuple[str, float, int]] = []
@@ -179,41 +181,41 @@ def read_familias_frequencies(path: str | Path, *, database_size: int | None = N
         if "\t" not in s and (len(parts) == 1 or not _looks_numeric(parts[-1])):
             # a marker name (may contain a space: "Penta D")
             if current is not None:
-                _add_table(db, current, rows, path=str(p), line=start)
+                _add_table(db, current, rows, path=p, line=start)
             current, start, rows = s, ln, []
             continue
         if current is None:
-            raise FileFormatError(f"allele line {s!r} before any marker name", path=str(p), line=ln, field="marker")
+            raise FileFormatError(f"allele line {s!r} before any marker name", path=p, line=ln, field="marker")
         if len(parts) != 2:
-            raise FileFormatError(f"expected 'allele<TAB>frequency', found {len(parts)} fields", path=str(p), line=ln)
+            raise FileFormatError(f"expected 'allele<TAB>frequency', found {len(parts)} fields", path=p, line=ln)
         rows.append(
-            (_parse_allele(parts[0], path=str(p), line=ln), _parse_frequency(parts[1], path=str(p), line=ln), ln)
+            (_parse_allele(parts[0], path=p, line=ln), _parse_frequency(parts[1], path=p, line=ln), ln)
         )
     if current is not None:
-        _add_table(db, current, rows, path=str(p), line=start)
+        _add_table(db, current, rows, path=p, line=start)
     if not db.tables:
-        raise FileFormatError("no markers found", path=str(p))
+        raise FileFormatError("no markers found", path=p)
     return db
 
 
 def read_long_csv(
-    path: str | Path,
+    source: Source,
     *,
     population: str | None = None,
     database_size: int | None = None,
+    filename: str | None = None,
 ) -> FrequencyDatabase:
     """Read a long CSV (``marker``/``locus``, ``allele``, ``frequency``[, ``population``])."""
-    p = Path(path)
-    raw = _read_bytes(p)
-    text = raw.decode("utf-8-sig") if _is_utf8(raw) else raw.decode("latin-1")
+    p = source_name(source, filename)
+    raw, text = _read(source, p)
     reader = csv.reader(text.splitlines())
     try:
         header = [h.strip().lower() for h in next(reader)]
     except StopIteration:
-        raise FileFormatError("empty file", path=str(p)) from None
-    col_marker = _col(header, ("marker", "locus"), path=str(p))
-    col_allele = _col(header, ("allele",), path=str(p))
-    col_freq = _col(header, ("frequency", "freq"), path=str(p))
+        raise FileFormatError("empty file", path=p) from None
+    col_marker = _col(header, ("marker", "locus"), path=p)
+    col_allele = _col(header, ("allele",), path=p)
+    col_freq = _col(header, ("frequency", "freq"), path=p)
     col_pop = header.index("population") if "population" in header else None
     if col_pop is not None:
         pops = sorted({r[col_pop] for r in csv.reader(text.splitlines()[1:]) if len(r) > col_pop})
@@ -222,56 +224,57 @@ def read_long_csv(
                 raise FileFormatError(
                     f"the file holds {len(pops)} populations ({', '.join(pops[:6])}"
                     f"{'...' if len(pops) > 6 else ''}); choose one",
-                    path=str(p),
+                    path=p,
                     field="population",
                 )
         elif population not in pops:
             raise FileFormatError(
                 f"population {population!r} not in the file (found {', '.join(pops[:6])})",
-                path=str(p),
+                path=p,
                 field="population",
             )
     elif population is not None:
-        raise FileFormatError("the file has no population column", path=str(p), field="population")
-    db = FrequencyDatabase(source=str(p), sha256=hashlib.sha256(raw).hexdigest(), database_size=database_size)
+        raise FileFormatError("the file has no population column", path=p, field="population")
+    db = FrequencyDatabase(source=p, sha256=hashlib.sha256(raw).hexdigest(), database_size=database_size)
     grouped: dict[str, tuple[str, int, list[tuple[str, float, int]]]] = {}
     for ln, row in enumerate(reader, start=2):
         if not row or all(not c.strip() for c in row):
             continue
         if len(row) < len(header):
-            raise FileFormatError(f"expected {len(header)} fields, found {len(row)}", path=str(p), line=ln)
+            raise FileFormatError(f"expected {len(header)} fields, found {len(row)}", path=p, line=ln)
         if col_pop is not None and population is not None and row[col_pop] != population:
             continue
         name = row[col_marker].strip()
         if not name:
-            raise FileFormatError("empty marker name", path=str(p), line=ln, field=header[col_marker])
+            raise FileFormatError("empty marker name", path=p, line=ln, field=header[col_marker])
         key = canonical_marker_name(name)
         entry = grouped.setdefault(key, (name, ln, []))
         entry[2].append(
             (
-                _parse_allele(row[col_allele], path=str(p), line=ln),
-                _parse_frequency(row[col_freq], path=str(p), line=ln),
+                _parse_allele(row[col_allele], path=p, line=ln),
+                _parse_frequency(row[col_freq], path=p, line=ln),
                 ln,
             )
         )
     for name, ln, rows in grouped.values():
-        _add_table(db, name, rows, path=str(p), line=ln)
+        _add_table(db, name, rows, path=p, line=ln)
     if not db.tables:
-        raise FileFormatError("no frequencies found", path=str(p))
+        raise FileFormatError("no frequencies found", path=p)
     return db
 
 
-def read_frequencies(path: str | Path, **kwargs: object) -> FrequencyDatabase:
-    """Read a frequency file, choosing the layout from its content."""
-    p = Path(path)
-    raw = _read_bytes(p)
+def read_frequencies(source: Source, *, filename: str | None = None, **kwargs: object) -> FrequencyDatabase:
+    """Read a frequency file (a path or a file object; ``filename``: the name
+    messages give it), choosing the layout from its content."""
+    src, p = reopenable(source, filename)
+    raw = _read_bytes(src, p)
     head = raw[:4096].decode("utf-8-sig", errors="replace").splitlines()
     first = head[0].lower() if head else ""
     if _is_ladder_header(first):
-        return read_ladder_csv(p, **kwargs)  # type: ignore[arg-type]
-    if p.suffix.lower() == ".csv" or ("allele" in first and "," in first):
-        return read_long_csv(p, **kwargs)  # type: ignore[arg-type]
-    return read_familias_frequencies(p, **kwargs)  # type: ignore[arg-type]
+        return read_ladder_csv(rewind(src), filename=p, **kwargs)  # type: ignore[arg-type]
+    if Path(p).suffix.lower() == ".csv" or ("allele" in first and "," in first):
+        return read_long_csv(rewind(src), filename=p, **kwargs)  # type: ignore[arg-type]
+    return read_familias_frequencies(rewind(src), filename=p, **kwargs)  # type: ignore[arg-type]
 
 
 def _is_ladder_header(first: str) -> bool:
@@ -280,25 +283,25 @@ def _is_ladder_header(first: str) -> bool:
 
 
 def read_ladder_csv(
-    path: str | Path, *, database_size: int | None = None, population: str | None = None
+    source: Source, *, database_size: int | None = None, population: str | None = None, filename: str | None = None
 ) -> FrequencyDatabase:
     """Read the ladder layout: an ``Allele`` column, then one column per
     marker holding each allele's frequency (blank or 0 = absent), as in
     ``FBI_extended_Cauc_022024.csv``. The amelogenin column (sex proportions,
     not allele frequencies) is skipped."""
     if population is not None:
-        raise FileFormatError("the ladder layout has no population column", path=str(path), field="population")
-    p = Path(path)
-    raw = _read_bytes(p)
-    text = raw.decode("utf-8-sig") if _is_utf8(raw) else raw.decode("latin-1")
+        raise FileFormatError("the ladder layout has no population column", path=source_name(source, filename),
+                              field="population")
+    p = source_name(source, filename)
+    raw, text = _read(source, p)
     rows = list(csv.reader(text.splitlines()))
     if not rows:
-        raise FileFormatError("empty file", path=str(p))
+        raise FileFormatError("empty file", path=p)
     header = [h.strip() for h in rows[0]]
     limits.check_row(len(header), p, 1)
     if not header or header[0].lower() != "allele":
-        raise FileFormatError("the first column must be 'Allele'", path=str(p), line=1, field="Allele")
-    db = FrequencyDatabase(source=str(p), sha256=hashlib.sha256(raw).hexdigest(), database_size=database_size)
+        raise FileFormatError("the first column must be 'Allele'", path=p, line=1, field="Allele")
+    db = FrequencyDatabase(source=p, sha256=hashlib.sha256(raw).hexdigest(), database_size=database_size)
     columns: dict[int, list[tuple[str, float, int]]] = {j: [] for j in range(1, len(header)) if header[j]}
     for j in list(columns):
         if canonical_marker_name(header[j]) == "AMEL":
@@ -325,17 +328,17 @@ def read_ladder_csv(
         ]
         if not numeric:
             continue
-        allele = _parse_allele(label, path=str(p), line=ln)
+        allele = _parse_allele(label, path=p, line=ln)
         for j in numeric:
-            columns[j].append((allele, _parse_frequency(row[j], path=str(p), line=ln), ln))
+            columns[j].append((allele, _parse_frequency(row[j], path=p, line=ln), ln))
         for j in columns:
             if j < len(row) and row[j].strip() and not _looks_numeric(row[j]):
-                raise FileFormatError(f"frequency {row[j]!r} is not a number", path=str(p), line=ln, field=header[j])
+                raise FileFormatError(f"frequency {row[j]!r} is not a number", path=p, line=ln, field=header[j])
     for j, entries in columns.items():
         if entries:
-            _add_table(db, header[j], entries, path=str(p), line=1)
+            _add_table(db, header[j], entries, path=p, line=1)
     if not db.tables:
-        raise FileFormatError("no frequencies found", path=str(p))
+        raise FileFormatError("no frequencies found", path=p)
     return db
 
 
@@ -374,14 +377,15 @@ def _is_utf8(raw: bytes) -> bool:
     return True
 
 
-def _read_bytes(p: Path) -> bytes:
+def _read_bytes(source: Source, name: str) -> bytes:
+    """The content, its size, lines and cells checked (:mod:`opendvi.io.limits`)."""
     lim = limits.current()
-    limits.check_file(p, lim)
-    try:
-        raw = p.read_bytes()
-        limits.check_text(raw, p, delimiter="," if raw.count(b",") > raw.count(b"\t") else "\t", limits=lim)
-        return raw
-    except FileNotFoundError:
-        raise FileFormatError("file not found", path=str(p)) from None
-    except OSError as exc:
-        raise FileFormatError(f"cannot read: {exc.strerror}", path=str(p)) from None
+    raw = read_bytes(source, name, lim=lim)
+    limits.check_text(raw, name, delimiter="," if raw.count(b",") > raw.count(b"\t") else "\t", limits=lim)
+    return raw
+
+
+def _read(source: Source, name: str) -> tuple[bytes, str]:
+    """The content and its text (UTF-8, else Latin-1)."""
+    raw = _read_bytes(source, name)
+    return raw, raw.decode("utf-8-sig") if _is_utf8(raw) else raw.decode("latin-1")

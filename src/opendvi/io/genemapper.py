@@ -22,29 +22,20 @@ the reader does not know is an error, not a silently dropped marker.
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from collections.abc import Iterator
 
 from opendvi.core.errors import FileFormatError
 from opendvi.io import limits
 from opendvi.io.normalise import (
     OFF_LADDER,
+    header_key,
     is_amelogenin,
     is_marker_name,
     marker_name,
     normalise_allele,
-    read_text,
 )
-from opendvi.io.profiles import (
-    AMEL,
-    YINDEL,
-    ProfileRecord,
-    ProfileSet,
-    amel_letters,
-    check_y_call,
-    check_yindel_call,
-    is_yindel,
-    y_locus,
-)
+from opendvi.io.profiles import YINDEL, ProfileRecord, ProfileSet, is_yindel, y_locus
+from opendvi.io.source import Source, read_text, source_name
 
 _META = {
     "samplefile",
@@ -85,10 +76,6 @@ _HEIGHT_COL = re.compile(r"^height\s*(\d+)?$", re.IGNORECASE)
 _SIZE_COL = re.compile(r"^(size|area|data\s*point)\s*(\d+)?$", re.IGNORECASE)
 
 
-def _key(h: str) -> str:
-    return re.sub(r"[\s_\-.]+", "", h).lower()
-
-
 def is_control(sample: str, sample_type: str | None = None) -> bool:
     """Ladder and control rows: by the ``Sample Type`` column or the name."""
     if sample_type:
@@ -98,12 +85,12 @@ def is_control(sample: str, sample_type: str | None = None) -> bool:
     return bool(_CONTROL.search(sample.strip()))
 
 
-def read_genemapper(path: str | Path) -> ProfileSet:
-    """Read a GeneMapper ID/ID-X genotype table (long or wide layout)."""
-    p = Path(path)
+def read_genemapper(source: Source, *, filename: str | None = None) -> ProfileSet:
+    """Read a GeneMapper ID/ID-X genotype table (long or wide layout) from a
+    path or a file object (``filename``: the name messages give it)."""
+    p = source_name(source, filename)
     lim = limits.current()
-    limits.check_file(p, lim)
-    text = read_text(p)
+    text = read_text(source, p, lim=lim)
     first = text[: text.find("\n")] if "\n" in text else text
     delim = "\t" if not first or "\t" in first or "," not in first else ","
     limits.check_text(text, p, delimiter=delim, limits=lim)
@@ -115,7 +102,7 @@ def read_genemapper(path: str | Path) -> ProfileSet:
         try:
             rows = [list(r) for r in reader]
         except csv.Error as exc:
-            raise FileFormatError(f"malformed CSV: {exc}", path=str(p), line=reader.line_num) from None
+            raise FileFormatError(f"malformed CSV: {exc}", path=p, line=reader.line_num) from None
     else:
         rows = [line.rstrip("\r\n").split("\t") for line in lines]
     for k, r in enumerate(rows, start=1):
@@ -123,15 +110,15 @@ def read_genemapper(path: str | Path) -> ProfileSet:
     while rows and not any(c.strip() for c in rows[-1]):
         rows.pop()
     if not rows:
-        raise FileFormatError("empty file", path=str(p))
+        raise FileFormatError("empty file", path=p)
     header = [h.strip() for h in rows[0]]
     while header and not header[-1]:
         header.pop()
-    keys = [_key(h) for h in header]
+    keys = [header_key(h) for h in header]
     if "samplename" not in keys:
         raise FileFormatError(
             f"not a GeneMapper table: no 'Sample Name' column (header: {', '.join(header[:6])})",
-            path=str(p),
+            path=p,
             line=1,
             field="header",
         )
@@ -140,22 +127,22 @@ def read_genemapper(path: str | Path) -> ProfileSet:
     return _read_wide(p, header, keys, rows)
 
 
-def _bad_column(p: Path, h: str) -> FileFormatError:
+def _bad_column(p: str, h: str) -> FileFormatError:
     hint = ""
-    k = _key(h)
+    k = header_key(h)
     for cand in ("Sample File", "Sample Name", "Sample Type", "Marker", "Height", "Allele 1"):
-        ck = _key(cand)
+        ck = header_key(cand)
         if len(k) == len(ck) and sorted(k) == sorted(ck):
             hint = f" (did you mean {cand!r}?)"
     return FileFormatError(
         f"unknown column {h!r}: neither a GeneMapper column nor a marker name{hint}",
-        path=str(p),
+        path=p,
         line=1,
         field="header",
     )
 
 
-def _alleles(cells: list[str], *, p: Path, line: int, marker: str, amel: bool) -> tuple[str, ...]:
+def _alleles(cells: list[str], *, p: str, line: int, marker: str, amel: bool) -> tuple[str, ...]:
     out: list[str] = []
     for c in cells:
         t = c.strip()
@@ -168,7 +155,7 @@ def _alleles(cells: list[str], *, p: Path, line: int, marker: str, amel: bool) -
         if a is None:
             raise FileFormatError(
                 f"allele {t!r} is not an STR allele (a number such as 12 or 9.3, or OL)",
-                path=str(p),
+                path=p,
                 line=line,
                 field=marker,
             )
@@ -177,7 +164,7 @@ def _alleles(cells: list[str], *, p: Path, line: int, marker: str, amel: bool) -
 
 
 def _put_special(
-    rec: ProfileRecord, kind: str, m: str, cells: list[str], *, p: Path, line: int, notes: list[str]
+    rec: ProfileRecord, kind: str, m: str, cells: list[str], *, p: str, line: int, notes: list[str]
 ) -> bool:
     """Amelogenin, the Yindel and Y-STR loci into the record; False for an
     ordinary marker (a marker given twice is caught by the callers)."""
@@ -188,16 +175,14 @@ def _put_special(
         return True  # untyped
     if kind == "amel":
         try:
-            rec.sex_calls[AMEL] = amel_letters(tokens)
+            rec.set_amelogenin(tokens)
         except ValueError as exc:
             notes.append(f"{p}: line {line}: {m}: {exc}; sex left unknown")
         return True
     if kind == "yindel":
-        rec.sex_calls[YINDEL] = tuple(check_yindel_call(t, path=str(p), line=line, field=m) for t in tokens)
+        rec.set_yindel(tokens, path=p, line=line, field=m)
         return True
-    locus = kind[2:]
-    calls = tuple(check_y_call(t, path=str(p), line=line, field=m) for t in tokens)
-    rec.y_calls[locus] = rec.y_calls.get(locus, ()) + calls
+    rec.add_y_calls(kind[2:], tokens, path=p, line=line, field=m)
     return True
 
 
@@ -226,9 +211,21 @@ def _kind(h: str) -> tuple[str, str] | None:
     return ("amel" if is_amelogenin(m) else "str"), m
 
 
-def _read_wide(p: Path, header: list[str], keys: list[str], rows: list[list[str]]) -> ProfileSet:
+def _sample_rows(p: str, keys: list[str], rows: list[list[str]]) -> Iterator[tuple[int, list[str], str, bool]]:
+    """(line, cells, sample name, ladder or control?) of each row under the header that is not blank."""
     i_name = keys.index("samplename")
     i_type = keys.index("sampletype") if "sampletype" in keys else None
+    for ln, row in enumerate(rows[1:], start=2):
+        if not any(c.strip() for c in row):
+            continue
+        name = row[i_name].strip() if i_name < len(row) else ""
+        if not name:
+            raise FileFormatError("empty sample name", path=p, line=ln, field="Sample Name")
+        stype = row[i_type] if i_type is not None and i_type < len(row) else None
+        yield ln, row, name, is_control(name, stype)
+
+
+def _read_wide(p: str, header: list[str], keys: list[str], rows: list[list[str]]) -> ProfileSet:
     columns: list[tuple[int, str, int | None, str]] = []  # (col, marker, height col, kind)
     seen: set[str] = set()
     for j, h in enumerate(header):
@@ -240,21 +237,15 @@ def _read_wide(p: Path, header: list[str], keys: list[str], rows: list[list[str]
             raise _bad_column(p, h)
         m = kind[1]
         if _clash(m, kind[0], seen):
-            raise FileFormatError(f"marker {h} has two columns", path=str(p), line=1, field=h)
+            raise FileFormatError(f"marker {h} has two columns", path=p, line=1, field=h)
         seen.add(m)
         hcol = j + 1 if j + 1 < len(header) and _HEIGHT_COL.match(header[j + 1]) else None
         columns.append((j, m, hcol, kind[0]))
     if not columns:
-        raise FileFormatError("no marker columns", path=str(p), line=1, field="header")
-    out = ProfileSet(source=str(p), format="genemapper")
-    for ln, row in enumerate(rows[1:], start=2):
-        if not any(c.strip() for c in row):
-            continue
-        name = row[i_name].strip() if i_name < len(row) else ""
-        if not name:
-            raise FileFormatError("empty sample name", path=str(p), line=ln, field="Sample Name")
-        stype = row[i_type] if i_type is not None and i_type < len(row) else None
-        if is_control(name, stype):
+        raise FileFormatError("no marker columns", path=p, line=1, field="header")
+    out = ProfileSet(source=p, format="genemapper")
+    for ln, row, name, control in _sample_rows(p, keys, rows):
+        if control:
             out.notes.append(f"{p}: line {ln}: {name}: ladder or control row dropped")
             continue
         rec = ProfileRecord(id=name, line=ln)
@@ -269,25 +260,23 @@ def _read_wide(p: Path, header: list[str], keys: list[str], rows: list[list[str]
                     rec.heights[m] = tuple(
                         _height(x, p=p, line=ln, marker=m) for x in row[hcol].split(",") if x.strip()
                     )
-        rec.resolve_sex(out.notes, str(p))
+        rec.resolve_sex(out.notes, p)
         _flag(out, rec)
         out.records.append(rec)
     _finish(out, p)
     return out
 
 
-def _height(text: str, *, p: Path, line: int, marker: str) -> float | None:
+def _height(text: str, *, p: str, line: int, marker: str) -> float | None:
     t = text.strip()
     try:
         return float(t)
     except ValueError:
-        raise FileFormatError(f"peak height {t!r} is not a number", path=str(p), line=line, field=marker) from None
+        raise FileFormatError(f"peak height {t!r} is not a number", path=p, line=line, field=marker) from None
 
 
-def _read_long(p: Path, header: list[str], keys: list[str], rows: list[list[str]]) -> ProfileSet:
-    i_name = keys.index("samplename")
+def _read_long(p: str, header: list[str], keys: list[str], rows: list[list[str]]) -> ProfileSet:
     i_marker = keys.index("marker")
-    i_type = keys.index("sampletype") if "sampletype" in keys else None
     allele_cols: list[tuple[int, int]] = []
     height_cols: dict[int, int] = {}
     for j, h in enumerate(header):
@@ -303,28 +292,22 @@ def _read_long(p: Path, header: list[str], keys: list[str], rows: list[list[str]
             continue
         raise _bad_column(p, h)
     if not allele_cols:
-        raise FileFormatError("no 'Allele 1' column", path=str(p), line=1, field="header")
+        raise FileFormatError("no 'Allele 1' column", path=p, line=1, field="header")
     allele_cols.sort()
-    out = ProfileSet(source=str(p), format="genemapper")
+    out = ProfileSet(source=p, format="genemapper")
     by_id: dict[str, ProfileRecord] = {}
     y_seen: dict[str, set[str]] = {}
-    for ln, row in enumerate(rows[1:], start=2):
-        if not any(c.strip() for c in row):
-            continue
-        name = row[i_name].strip() if i_name < len(row) else ""
-        if not name:
-            raise FileFormatError("empty sample name", path=str(p), line=ln, field="Sample Name")
-        stype = row[i_type] if i_type is not None and i_type < len(row) else None
-        if is_control(name, stype):
+    for ln, row, name, control in _sample_rows(p, keys, rows):
+        if control:
             if name not in {n.split(": ")[-1] for n in out.notes}:
                 out.notes.append(f"{p}: line {ln}: ladder or control rows dropped: {name}")
             continue
         raw_marker = row[i_marker].strip() if i_marker < len(row) else ""
         if not raw_marker:
-            raise FileFormatError("empty marker name", path=str(p), line=ln, field="Marker")
+            raise FileFormatError("empty marker name", path=p, line=ln, field="Marker")
         kind = _kind(raw_marker)
         if kind is None:
-            raise FileFormatError(f"unknown marker {raw_marker!r}", path=str(p), line=ln, field="Marker")
+            raise FileFormatError(f"unknown marker {raw_marker!r}", path=p, line=ln, field="Marker")
         m = kind[1]
         rec = by_id.get(name)
         if rec is None:
@@ -334,7 +317,7 @@ def _read_long(p: Path, header: list[str], keys: list[str], rows: list[list[str]
         cells = [row[j] if j < len(row) else "" for _, j in allele_cols]
         done = y_seen.setdefault(name, set())
         if m in rec.genotypes or _clash(m, kind[0], done):
-            raise FileFormatError(f"sample {name}: marker {m} appears twice", path=str(p), line=ln, field="Marker")
+            raise FileFormatError(f"sample {name}: marker {m} appears twice", path=p, line=ln, field="Marker")
         done.add(m)
         if _put_special(rec, kind[0], m, cells, p=p, line=ln, notes=out.notes):
             continue
@@ -345,7 +328,7 @@ def _read_long(p: Path, header: list[str], keys: list[str], rows: list[list[str]
             if hs:
                 rec.heights[m] = tuple(_height(x, p=p, line=ln, marker=m) for x in hs if x.strip())
     for rec in out.records:
-        rec.resolve_sex(out.notes, str(p))
+        rec.resolve_sex(out.notes, p)
         _flag(out, rec)
     _finish(out, p)
     return out
@@ -362,13 +345,13 @@ def _flag(out: ProfileSet, rec: ProfileRecord) -> None:
         out.notes.append(f"{out.source}: {rec.where()}: sample {rec.id}, marker {m}: off-ladder call ({OFF_LADDER})")
 
 
-def _finish(out: ProfileSet, p: Path) -> None:
+def _finish(out: ProfileSet, p: str) -> None:
     ids: dict[str, int | None] = {}
     for r in out.records:
         if r.id in ids:
             raise FileFormatError(
-                f"sample {r.id!r} appears twice (also line {ids[r.id]})", path=str(p), line=r.line, field="Sample Name"
+                f"sample {r.id!r} appears twice (also line {ids[r.id]})", path=p, line=r.line, field="Sample Name"
             )
         ids[r.id] = r.line
     if not out.records:
-        raise FileFormatError("no samples (only ladder or control rows, or none at all)", path=str(p))
+        raise FileFormatError("no samples (only ladder or control rows, or none at all)", path=p)

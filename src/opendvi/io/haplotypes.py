@@ -35,6 +35,7 @@ from opendvi.core.lineage import (
     default_y_marker,
     parse_y_value,
 )
+from opendvi.io.source import Source, read_utf8, source_name
 
 SAMPLE_COLUMNS = ("sample", "sample name", "sample_name", "samplename", "id", "sample id", "sample_id", "name")
 COUNT_COLUMNS = ("count", "n", "counts", "observations", "freq_count")
@@ -43,19 +44,16 @@ _COPY_SPLIT = re.compile(r"[,/;\s]+")
 _COPY_SUFFIX = re.compile(r"^(.*?)[\s_.-]?([a-d])$", re.IGNORECASE)
 
 
-def _read_rows(path: str | Path, *, delimiter: str | None = None) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """Header and (line number, cells) of a delimited text file."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise FileFormatError("file not found", path=str(p)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FileFormatError(f"cannot read: {exc}", path=str(p)) from None
+def _read_rows(
+    source: Source, *, delimiter: str | None = None, filename: str | None = None
+) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Header and (line number, cells) of a delimited text file (UTF-8)."""
+    p = source_name(source, filename)
+    text = read_utf8(source, p)
     lines = text.splitlines()
     first = next((ln for ln in lines if ln.strip()), "")
     if not first:
-        raise FileFormatError("the file is empty", path=str(p))
+        raise FileFormatError("the file is empty", path=p)
     if delimiter is None:
         counts = {d: first.count(d) for d in ("\t", ",", ";")}
         delimiter = max(counts, key=lambda d: counts[d]) if max(counts.values()) > 0 else " "
@@ -117,15 +115,15 @@ def _y_value(
 
 
 def read_y_haplotypes(
-    path: str | Path, *, markers: Mapping[str, YMarker] | None = None
+    source: Source, *, markers: Mapping[str, YMarker] | None = None, filename: str | None = None
 ) -> dict[str, dict[str, tuple[str, ...]]]:
     """Y-STR haplotypes by sample id from a CSV (sample column + one column per locus).
 
     ``markers`` (optional) fixes the loci and their number of copies; a column
     not among them is an error. Empty cells, ``-`` and ``NA`` are untyped.
     """
-    p = str(path)
-    header, rows = _read_rows(path)
+    p = source_name(source, filename)
+    header, rows = _read_rows(source, filename=p)
     sc = _find(header, SAMPLE_COLUMNS)
     if sc is None:
         raise FileFormatError(f"no sample column (one of: {', '.join(SAMPLE_COLUMNS)})", path=p, line=1)
@@ -152,7 +150,7 @@ def read_y_haplotypes(
     return out
 
 
-def read_mt_haplotypes(path: str | Path) -> dict[str, MtHaplotype]:
+def read_mt_haplotypes(source: Source, *, filename: str | None = None) -> dict[str, MtHaplotype]:
     """mtDNA haplotypes by sample id.
 
     Two layouts: a CSV with a header naming ``sample``, ``range`` and
@@ -160,8 +158,8 @@ def read_mt_haplotypes(path: str | Path) -> dict[str, MtHaplotype]:
     tab-separated, each line ``sample<TAB>range<TAB>variant<TAB>variant...``
     (a first line that is not a haplotype is taken as the header and skipped).
     """
-    p = str(path)
-    header, rows = _read_rows(path)
+    p = source_name(source, filename)
+    header, rows = _read_rows(source, filename=p)
     out: dict[str, MtHaplotype] = {}
     rc, vc = _find(header, ("range",)), _find(header, ("variants", "haplotype", "profile"))
     sc = _find(header, SAMPLE_COLUMNS)
@@ -206,8 +204,9 @@ def _put_mt(out: dict[str, MtHaplotype], sid: str, rng: str, variants: list[str]
 
 
 def read_y_database(
-    path: str | Path,
+    source: Source,
     *,
+    filename: str | None = None,
     estimator: str = DEFAULT_ESTIMATOR,
     markers: Mapping[str, YMarker] | None = None,
     name: str | None = None,
@@ -218,10 +217,10 @@ def read_y_database(
     With ``estimator="discrete-laplace"`` the mixture is fitted (1 to 5
     clusters, lowest BIC) over the loci typed in every row.
     """
-    p = str(path)
+    p = source_name(source, filename)
     if estimator not in ESTIMATORS:
         raise FileFormatError(f"estimator must be one of {', '.join(ESTIMATORS)}, found {estimator!r}", path=p)
-    header, rows = _read_rows(path)
+    header, rows = _read_rows(source, filename=p)
     cc = _find(header, COUNT_COLUMNS)
     sc = _find(header, SAMPLE_COLUMNS)
     skip = {c for c in (cc, sc) if c is not None}
@@ -269,14 +268,16 @@ def read_y_database(
     return db, tuple(ymarkers.values())
 
 
-def read_mt_database(path: str | Path, *, estimator: str = DEFAULT_ESTIMATOR, name: str | None = None) -> MtDatabase:
+def read_mt_database(
+    source: Source, *, estimator: str = DEFAULT_ESTIMATOR, name: str | None = None, filename: str | None = None
+) -> MtDatabase:
     """An mtDNA haplotype database: columns ``range``, ``variants`` (space
     separated) and ``count`` (default 1 per row)."""
-    p = str(path)
+    p = source_name(source, filename)
     if estimator not in ESTIMATORS or estimator == "discrete-laplace":
         raise FileFormatError(f"estimator must be augmented-counting or clopper-pearson, found {estimator!r}",
                               path=p)
-    header, rows = _read_rows(path)
+    header, rows = _read_rows(source, filename=p)
     rc, vc = _find(header, ("range",)), _find(header, ("variants", "haplotype", "profile"))
     cc = _find(header, COUNT_COLUMNS)
     if rc is None or vc is None:

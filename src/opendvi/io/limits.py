@@ -33,9 +33,11 @@ member past its declared size), then each sheet's declared dimension.
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,18 +115,20 @@ def _size(n: int) -> str:
 # ---------------------------------------------------------------------------
 
 
-def check_file(path: str | Path, limits: Limits | None = None) -> None:
-    """The file's size, from the file system, before anything is read."""
+def check_file(path: str | Path, limits: Limits | None = None, *, name: str | None = None) -> None:
+    """The file's size, from the file system, before anything is read
+    (``name``: how messages name the file; default the path)."""
     lim = limits or current()
     p = Path(path)
+    shown = name if name is not None else str(p)
     try:
         size = p.stat().st_size
     except FileNotFoundError:
-        raise FileFormatError("file not found", path=str(p)) from None
+        raise FileFormatError("file not found", path=shown) from None
     except OSError as exc:
-        raise FileFormatError(f"cannot read: {exc.strerror}", path=str(p)) from None
+        raise FileFormatError(f"cannot read: {exc.strerror}", path=shown) from None
     if size > lim.max_file_bytes:
-        raise _refuse(p, f"the file is {_size(size)}", "max_file_bytes", lim.max_file_bytes)
+        raise _refuse(shown, f"the file is {_size(size)}", "max_file_bytes", lim.max_file_bytes)
 
 
 def check_bytes(raw: bytes, path: str | Path, limits: Limits | None = None) -> None:
@@ -248,31 +252,44 @@ def dimension_size(ref: str) -> tuple[int, int] | None:
     return abs(r2 - r1) + 1, abs(_col_number(c2) - _col_number(c1)) + 1
 
 
-def check_zip(path: str | Path, limits: Limits | None = None) -> None:
-    """The members of a zip archive (an ``.xlsx``): their number, declared
-    uncompressed sizes, their sum and compression ratios, read from the
-    central directory before anything is inflated."""
+_ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
+
+
+def check_zip(source: str | Path | bytes, limits: Limits | None = None, *, name: str | None = None) -> None:
+    """The members of a zip archive (an ``.xlsx``, a path or its bytes):
+    their number, declared uncompressed sizes, their sum and compression
+    ratios, read from the central directory before anything is inflated."""
     lim = limits or current()
-    p = Path(path)
-    check_file(p, lim)
+    if isinstance(source, bytes):
+        shown = name or "<stream>"
+        check_bytes(source, shown, lim)
+        archive: Path | io.BytesIO = io.BytesIO(source)
+    else:
+        shown = name if name is not None else str(Path(source))
+        check_file(source, lim, name=shown)
+        archive = Path(source)
     try:
-        with zipfile.ZipFile(p) as zf:
+        with zipfile.ZipFile(archive) as zf:
             infos = zf.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise FileFormatError(f"not a readable Excel workbook (not a zip archive: {exc})", path=str(p)) from None
+    # NotImplementedError: a zip version that zipfile does not read
+    except (zipfile.BadZipFile, NotImplementedError, OSError, ValueError, EOFError) as exc:
+        raise FileFormatError(f"not a readable Excel workbook (not a zip archive: {exc})", path=shown) from None
     if len(infos) > lim.max_archive_members:
-        raise _refuse(p, f"the archive holds {len(infos):,} members", "max_archive_members",
+        raise _refuse(shown, f"the archive holds {len(infos):,} members", "max_archive_members",
                       lim.max_archive_members)
     total = 0
     for info in infos:
+        if info.flag_bits & 0x1 or info.compress_type not in _ZIP_METHODS:  # what zipfile cannot open
+            what = "is encrypted" if info.flag_bits & 0x1 else f"uses compression method {info.compress_type}"
+            raise FileFormatError(f"not a readable Excel workbook: member {info.filename} {what}", path=shown)
         total += info.file_size
         if info.file_size > lim.max_decompressed_bytes or total > lim.max_decompressed_bytes:
-            raise _refuse(p, f"the archive inflates to {_size(total)} or more (member {info.filename})",
+            raise _refuse(shown, f"the archive inflates to {_size(total)} or more (member {info.filename})",
                           "max_decompressed_bytes", lim.max_decompressed_bytes)
         if info.file_size > MiB:
             ratio = info.file_size / max(info.compress_size, 1)
             if ratio > lim.max_compression_ratio:
-                raise _refuse(p, f"member {info.filename} is compressed {ratio:,.0f} to 1 (a zip bomb?)",
+                raise _refuse(shown, f"member {info.filename} is compressed {ratio:,.0f} to 1 (a zip bomb?)",
                               "max_compression_ratio", lim.max_compression_ratio)
 
 
@@ -288,26 +305,40 @@ def check_sheet_dimension(max_row: int | None, max_column: int | None, path: str
         raise _refuse(path, f"sheet {sheet!r} declares {max_row * max_column:,} cells", "max_cells", lim.max_cells)
 
 
-def open_workbook(path: str | Path, limits: Limits | None = None) -> Any:
-    """An ``openpyxl`` workbook in read-only mode, opened only after
-    :func:`check_zip` (and with every sheet's declared dimension checked)."""
+def excel_errors() -> tuple[type[BaseException], ...]:
+    """What ``openpyxl`` raises on a damaged workbook or sheet: its
+    ``InvalidFileException``, a damaged zip or deflate stream, a missing
+    member (``KeyError``), values it cannot convert, XML it cannot parse
+    (``SyntaxError`` covers ElementTree's and lxml's parse errors)."""
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    return (InvalidFileException, zipfile.BadZipFile, zlib.error, KeyError, ValueError, TypeError, IndexError,
+            AttributeError, OSError, EOFError, SyntaxError)
+
+
+def open_workbook(source: str | Path | bytes, limits: Limits | None = None, *, name: str | None = None) -> Any:
+    """An ``openpyxl`` workbook (from a path or its bytes) in read-only mode,
+    opened only after :func:`check_zip` (and with every sheet's declared
+    dimension checked)."""
     lim = limits or current()
-    p = Path(path)
-    check_zip(p, lim)
+    shown = name if name is not None else "<stream>" if isinstance(source, bytes) else str(Path(source))
+    check_zip(source, lim, name=shown)
     try:
         import openpyxl
     except ImportError:  # pragma: no cover
-        raise FileFormatError("reading Excel needs openpyxl: pip install openpyxl", path=str(p)) from None
+        raise FileFormatError("reading Excel needs openpyxl: pip install openpyxl", path=shown) from None
     try:
-        wb = openpyxl.load_workbook(p, read_only=True, data_only=True)
+        wb = openpyxl.load_workbook(io.BytesIO(source) if isinstance(source, bytes) else Path(source),
+                                    read_only=True, data_only=True)
     except FileNotFoundError:
-        raise FileFormatError("file not found", path=str(p)) from None
-    except Exception as exc:  # openpyxl raises many kinds on a damaged file
+        raise FileFormatError("file not found", path=shown) from None
+    except excel_errors() as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise FileFormatError(f"not a readable Excel workbook: {first}", path=str(p)) from None
+        raise FileFormatError(f"not a readable Excel workbook: {first}", path=shown) from None
     try:
         for ws in wb.worksheets:
-            check_sheet_dimension(getattr(ws, "max_row", None), getattr(ws, "max_column", None), p, ws.title, lim)
+            check_sheet_dimension(getattr(ws, "max_row", None), getattr(ws, "max_column", None), shown, ws.title,
+                                  lim)
     except BaseException:
         wb.close()
         raise

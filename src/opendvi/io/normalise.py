@@ -6,7 +6,7 @@ in opendvi's spelling (:func:`~opendvi.core.markers.display_marker_name`).
 Allele labels are kept as strings: "12", "9.3", "31.2"; "12.0" becomes "12";
 "OL" (off-ladder) is recognised and never turned into a number.
 
-Readers of profile files use :func:`check_marker_name` to tell a marker
+Readers of profile files use :func:`is_marker_name` to tell a marker
 column from a column they do not know, so that an unknown marker is reported
 (by name and place), never silently dropped.
 """
@@ -19,7 +19,6 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from opendvi.core.errors import FileFormatError
 from opendvi.core.markers import canonical_marker_name, display_marker_name
 from opendvi.core.rules import amelogenin_sex
 
@@ -51,9 +50,9 @@ _BIN = re.compile(r"^[<>]\s*\d{1,3}(\.\d{1,2})?$")
 _SEX_ALLELES = {"X", "Y"}
 
 
-def marker_key(name: str) -> str:
-    """The comparison key of a marker name (see :func:`canonical_marker_name`)."""
-    return canonical_marker_name(name)
+def header_key(header: str) -> str:
+    """A column header as readers compare it: no spaces, ``_``, ``-`` or ``.``, lower case."""
+    return re.sub(r"[\s_\-.]+", "", header).lower()
 
 
 def marker_name(name: str) -> str:
@@ -166,24 +165,6 @@ def parse_bool(value: object) -> bool:
 # ---------------------------------------------------------------------------
 # files
 # ---------------------------------------------------------------------------
-
-
-def read_text(path: str | Path) -> str:
-    """A text file as a string: UTF-8 (BOM dropped), else Latin-1; errors as
-    :class:`FileFormatError`."""
-    p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise FileFormatError("file not found", path=str(p)) from None
-    except OSError as exc:
-        raise FileFormatError(f"cannot read: {exc.strerror}", path=str(p)) from None
-    if b"\x00" in raw[:4096]:
-        raise FileFormatError("this is a binary file, not text", path=str(p))
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")
 
 
 def write_atomic(path: str | Path, write: Callable[[Path], None]) -> None:

@@ -11,7 +11,7 @@ the place, anything that is not a single-source profile.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from opendvi.core.case import Sample
@@ -138,6 +138,25 @@ class ProfileRecord:
         of males, or a duplication: either way not one haplotype)."""
         return [m for m, a in self.y_calls.items() if len(set(a)) > y_copies(m)]
 
+    def set_amelogenin(self, calls: Iterable[str]) -> None:
+        """Amelogenin as called (``ValueError`` for a call that is not X or Y)."""
+        self.sex_calls[AMEL] = amel_letters(calls)
+
+    def set_yindel(self, calls: Sequence[str], *, path: str, line: int | None, field: str | Sequence[str]) -> None:
+        """The Yindel as called (1 or 2; ``field``: one, or one per call)."""
+        fields = [field] * len(calls) if isinstance(field, str) else field
+        self.sex_calls[YINDEL] = tuple(
+            check_yindel_call(t, path=path, line=line, field=f) for t, f in zip(calls, fields, strict=True)
+        )
+
+    def add_y_calls(
+        self, locus: str, calls: Sequence[str], *, path: str, line: int | None, field: str | Sequence[str]
+    ) -> None:
+        """Calls of a Y-STR locus, after those already read (``field``: one, or one per call)."""
+        fields = [field] * len(calls) if isinstance(field, str) else field
+        checked = tuple(check_y_call(t, path=path, line=line, field=f) for t, f in zip(calls, fields, strict=True))
+        self.y_calls[locus] = self.y_calls.get(locus, ()) + checked
+
     def resolve_sex(self, notes: list[str] | None, source: str = "") -> None:
         """Set :attr:`sex` from the recorded sex, Amelogenin and the Y markers
         by the one rule (:func:`opendvi.core.rules.resolve_sex_with_y`)."""
@@ -156,12 +175,7 @@ class ProfileRecord:
         with a note."""
         out: dict[str, tuple[str, ...]] = {}
         for m, calls in self.y_calls.items():
-            if any(is_off_ladder(x) for x in calls):
-                if notes is not None:
-                    notes.append(
-                        f"{source}: {self.where()}: sample {self.id}, Y locus {m}: off-ladder call in "
-                        f"{','.join(calls)}; locus left untyped"
-                    )
+            if self.untyped_off_ladder(m, calls, notes, source, y=True):
                 continue
             uniq = list(dict.fromkeys(calls))
             copies = y_copies(m)
@@ -171,6 +185,21 @@ class ProfileRecord:
                 uniq += [uniq[-1]] * (copies - len(uniq))
             out[m] = parse_y_value(",".join(uniq), copies=copies, who=f"sample {self.id}", locus=m)
         return out
+
+    def untyped_off_ladder(
+        self, m: str, calls: tuple[str, ...], notes: list[str] | None, source: str, *, y: bool
+    ) -> bool:
+        """True when ``calls`` hold an off-ladder call: the marker (or Y locus)
+        is then left untyped, with a note."""
+        if not any(is_off_ladder(x) for x in calls):
+            return False
+        if notes is not None:
+            what, sep, unit = ("Y locus", ",", "locus") if y else ("marker", "/", "marker")
+            notes.append(
+                f"{source}: {self.where()}: sample {self.id}, {what} {m}: off-ladder call in "
+                f"{sep.join(calls)}; {unit} left untyped"
+            )
+        return True
 
     @property
     def off_ladder_markers(self) -> list[str]:
@@ -256,12 +285,7 @@ class ProfileSet:
                 continue
             gts: dict[str, Genotype] = {}
             for m, alleles in r.genotypes.items():
-                if any(is_off_ladder(x) for x in alleles):
-                    if notes is not None:
-                        notes.append(
-                            f"{src}: {r.where()}: sample {r.id}, marker {m}: off-ladder call "
-                            f"in {'/'.join(alleles)}; marker left untyped"
-                        )
+                if r.untyped_off_ladder(m, alleles, notes, src, y=False):
                     continue
                 if not alleles:
                     continue
@@ -329,30 +353,3 @@ def records_from_samples(samples: Iterable[Sample]) -> list[ProfileRecord]:
         ProfileRecord(id=s.id, sex=s.sex, recorded_sex=s.sex, genotypes={m: tuple(g) for m, g in s.genotypes.items()})
         for s in samples
     ]
-
-
-def merge_notes(target: list[str], extra: Iterable[str]) -> None:
-    for n in extra:
-        if n not in target:
-            target.append(n)
-
-
-def genotype_text(gt: tuple[str, ...] | Genotype) -> str:
-    return "/".join(gt)
-
-
-def check_unique_ids(records: Iterable[ProfileRecord], *, path: str) -> None:
-    seen: dict[str, ProfileRecord] = {}
-    for r in records:
-        if r.id in seen:
-            raise FileFormatError(
-                f"sample {r.id!r} appears twice (also {seen[r.id].where()})",
-                path=path,
-                line=r.line,
-                field=r.element or "sample",
-            )
-        seen[r.id] = r
-
-
-def as_mapping(records: Iterable[ProfileRecord]) -> Mapping[str, ProfileRecord]:
-    return {r.id: r for r in records}
