@@ -231,3 +231,39 @@ def test_service_import__every_problem_of_the_document_is_a_detail(tmp_path: Pat
         for detail, (where, fragment) in zip(err["details"], FIVE, strict=True):
             assert where in detail and fragment in detail
         assert client.get("/api/remains", headers=lab).json() == []
+
+
+def _with_lineage() -> dict[str, Any]:
+    d = _case()
+    d["lineage"] = {
+        "Y": {
+            "markers": [{"name": "DYS391", "rate": 0.0026}],
+            "database": {"haplotypes": [{"alleles": {"DYS391": "10"}, "count": 3}, {"alleles": {"DYS391": "11"}}]},
+        },
+        "mt": {"rate": 0.002, "database": {"haplotypes": [{"range": "16024-16569", "variants": ["16519C"]}]}},
+    }
+    d["remains"][0]["haplotypes"] = {"Y": {"DYS391": "10"}, "mt": {"range": "16024-16569", "variants": []}}
+    d["families"][0]["members"][0]["haplotypes"] = {"Y": {"DYS391": "11"}}
+    return d
+
+
+def test_case_from_dict__lineage_problems_are_collected_with_the_others() -> None:
+    case = case_from_dict(_with_lineage())
+    assert case.lineage is not None and set(case.lineage.haplotypes) == {"V1", "R1"}
+    d = _with_lineage()
+    d["families"][1]["members"][0]["sex"] = "male"
+    d["lineage"]["Y"]["database"]["haplotypes"][1]["count"] = 0
+    d["remains"][0]["haplotypes"]["mt"]["variants"] = ["16519QQ"]
+    d["families"][0]["members"][1]["haplotypes"] = {"Y": {"DYS391": "10"}}  # A1 is female
+    d["families"][0]["members"][2]["haplotypes"] = {"mt": {"range": "16024-16569", "variants": []}}  # missing
+    info = _refused(case_from_dict, d)
+    assert [w for w, _m in info.value.problems] == [
+        "families[1] (F2).members[0] (R2).sex",
+        "lineage.Y.database.haplotypes[1].count",
+        "remains[0] (V1).haplotypes.mt",
+        "families[0] (F1).members[1] (A1).haplotypes.Y",
+        "families[0] (F1).members[2] (M1).haplotypes",
+    ]
+    msgs = [m for _w, m in info.value.problems]
+    assert "positive integer" in msgs[1] and "invalid mtDNA variant" in msgs[2]
+    assert msgs[3] == "a female carries no Y chromosome" and msgs[4] == "a missing person must not be typed"

@@ -20,7 +20,7 @@ from opendvi.core.rules import json_number as _json_number
 from opendvi.io import limits
 from opendvi.io.case_checks import FORMAT, CaseDocumentError, validate_case
 from opendvi.io.case_schema import FamilyDoc, RemainsDoc, parse_case_document, parse_markers
-from opendvi.io.lineage_json import add_lineage_to_dict, with_lineage
+from opendvi.io.lineage_json import add_lineage_to_dict, lineage_from_dict
 
 __all__ = [
     "FORMAT",
@@ -68,16 +68,22 @@ def case_from_dict(data: Any, *, path: str | None = None) -> Case:
 
     Every problem of the document is collected (:mod:`opendvi.io.case_schema`)
     and raised together as one :class:`~opendvi.io.case_checks.CaseDocumentError`."""
-    doc = parse_case_document(data, path=path)
-    case = Case(
+    try:
+        doc, problems = parse_case_document(data, path=path), []
+    except CaseDocumentError as exc:
+        doc, problems = None, exc.problems
+    lineage, lineage_problems = lineage_from_dict(data, path=path) if isinstance(data, dict) else (None, [])
+    if doc is None or lineage_problems:
+        raise CaseDocumentError([*problems, *lineage_problems], path=path)
+    return Case(
         name=str(doc.name or (Path(path).stem if path else "case")),
         markers=tuple(m.marker for m in doc.markers),
         remains=tuple(_sample(r) for r in doc.remains),
         families=tuple(_family(f) for f in doc.families),
         theta=float(doc.theta),
         pairings=None if doc.pairings is None else {k: tuple(v) for k, v in doc.pairings.items()},
+        lineage=lineage,
     )
-    return with_lineage(case, data, path=path)
 
 
 def _sample(r: RemainsDoc) -> Sample:

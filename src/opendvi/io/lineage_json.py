@@ -5,15 +5,17 @@ mutation rates and the Y haplotype database; the mtDNA mutation rate and the
 mtDNA database), and any remains or family member a ``"haplotypes"`` object
 (``{"Y": {"DYS391": "10", ...}, "mt": {"range": "...", "variants": [...]}}``).
 :func:`lineage_from_dict` reads them (called by
-:func:`opendvi.io.case_json.case_from_dict`), :func:`lineage_to_dict` writes
-them back. Errors name the file and the field.
+:func:`opendvi.io.case_json.case_from_dict`, which reports its problems with
+the rest of the document's), :func:`lineage_to_dict` writes them back.
+Problems name the field; each system, database row and person's haplotypes
+is read on after a problem in another, so that every problem is reported.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import replace
-from typing import Any
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -44,12 +46,34 @@ from opendvi.core.lineage_freq import (
 )
 
 
+class _Reported(Exception):
+    """A part whose problems are already collected: it is left out."""
+
+
 class _Err:
+    """Makes the errors of one document, and collects them: each part read
+    inside :meth:`catch` that fails adds its problem and reading goes on."""
+
     def __init__(self, path: str | None) -> None:
         self.path = path
+        self.problems: list[tuple[str, str]] = []
 
     def __call__(self, msg: str, where: str | None = None) -> FileFormatError:
         return FileFormatError(msg, path=self.path, field=where)
+
+    @contextmanager
+    def catch(self) -> Iterator[None]:
+        try:
+            yield
+        except _Reported:
+            pass
+        except FileFormatError as exc:
+            self.problems.append((exc.field or "", exc.reason))
+
+    def check(self, since: int) -> None:
+        """Raise :class:`_Reported` if a problem was collected after ``since``."""
+        if len(self.problems) > since:
+            raise _Reported
 
 
 def _number(value: Any) -> bool:
@@ -151,13 +175,17 @@ def _y_database(raw: Any, markers: tuple[YMarker, ...], err: _Err, where: str) -
     by_name = {m.name: m for m in markers}
     haps: list[YHaplotype] = []
     counts: list[int] = []
+    since = len(err.problems)
     for k, row in enumerate(rows):
         w = f"{where}.haplotypes[{k}]"
-        if not isinstance(row, dict):
-            raise err("must be an object with 'alleles' and 'count'", w)
-        haps.append(y_haplotype_from_dict(row.get("alleles"), by_name, err, f"{w}.alleles"))
-        counts.append(_count(row.get("count", 1), f"{w}.count", err))
+        with err.catch():
+            if not isinstance(row, dict):
+                raise err("must be an object with 'alleles' and 'count'", w)
+            h = y_haplotype_from_dict(row.get("alleles"), by_name, err, f"{w}.alleles")
+            haps.append(h)
+            counts.append(_count(row.get("count", 1), f"{w}.count", err))
     est = _estimator(raw, where, err, system="Y")
+    err.check(since)
     model = None
     if est == "discrete-laplace":
         raw_model = raw.get("model")
@@ -204,93 +232,129 @@ def _mt_database(raw: Any, err: _Err, where: str) -> MtDatabase:
         raise err("must be a non-empty list of {range, variants, count}", f"{where}.haplotypes")
     haps: list[MtHaplotype] = []
     counts: list[int] = []
+    since = len(err.problems)
     for k, row in enumerate(rows):
         w = f"{where}.haplotypes[{k}]"
-        haps.append(mt_haplotype_from_dict(row, err, w))
-        counts.append(_count(row.get("count", 1), f"{w}.count", err))
+        with err.catch():
+            haps.append(mt_haplotype_from_dict(row, err, w))
+            counts.append(_count(row.get("count", 1), f"{w}.count", err))
     est = _estimator(raw, where, err, system="mt")
+    err.check(since)
     return MtDatabase(tuple(haps), tuple(counts), est, name=str(raw.get("name") or ""))
 
 
-def _people(data: Mapping[str, Any]) -> list[tuple[str, str, Any]]:
-    """(field path, id, raw object) of every remains and family member."""
-    out: list[tuple[str, str, Any]] = []
-    for k, r in enumerate(data.get("remains") or []):
-        if isinstance(r, dict):
-            out.append((f"remains[{k}] ({r.get('id')})", str(r.get("id")), r))
-    for k, f in enumerate(data.get("families") or []):
-        if not isinstance(f, dict):
-            continue
-        for j, m in enumerate(f.get("members") or []):
-            if isinstance(m, dict):
-                out.append((f"families[{k}] ({f.get('id')}).members[{j}] ({m.get('id')})", str(m.get("id")), m))
+class _Person(NamedTuple):
+    where: str  # the field path of the person
+    id: str
+    sex: Any
+    missing: bool
+    haplotypes: Any
+
+
+def _people(data: Mapping[str, Any]) -> list[_Person]:
+    """Every remains and family member of the document that carries haplotypes."""
+    out: list[_Person] = []
+    remains = data.get("remains")
+    for k, r in enumerate(remains if isinstance(remains, list) else []):
+        if isinstance(r, dict) and r.get("haplotypes"):
+            out.append(_Person(f"remains[{k}] ({r.get('id')})", str(r.get("id")), r.get("sex"), False, r["haplotypes"]))
+    families = data.get("families")
+    for k, f in enumerate(families if isinstance(families, list) else []):
+        members = f.get("members") if isinstance(f, dict) else None
+        for j, m in enumerate(members if isinstance(members, list) else []):
+            if isinstance(m, dict) and m.get("haplotypes"):
+                where = f"families[{k}] ({f.get('id')}).members[{j}] ({m.get('id')})"
+                out.append(_Person(where, str(m.get("id")), m.get("sex"), m.get("missing") is True, m["haplotypes"]))
     return out
 
 
-def lineage_from_dict(data: Mapping[str, Any], case: Case, *, path: str | None = None) -> CaseLineage | None:
-    """The lineage part of a parsed ``dvi-case/1`` object (None if it has none)."""
+def _y_system(ry: Any, err: _Err) -> YSystem:
+    if not isinstance(ry, dict):
+        raise err("must be an object with 'markers' and 'database'", "lineage.Y")
+    markers = y_markers_from_list(ry.get("markers"), err)
+    if ry.get("database") is None:
+        raise err("a haplotype database is needed for f(h)", "lineage.Y.database")
+    return YSystem(markers=markers, database=_y_database(ry["database"], markers, err, "lineage.Y.database"))
+
+
+def _mt_system(rm: Any, err: _Err) -> MtSystem:
+    if not isinstance(rm, dict):
+        raise err("must be an object with 'rate' and 'database'", "lineage.mt")
+    rate: Any = rm.get("rate")
+    if not _number(rate) or not 0.0 <= float(rate) < 1.0:
+        raise err(f"must be a number in [0, 1), found {rate!r}", "lineage.mt.rate")
+    if rm.get("database") is None:
+        raise err("a haplotype database is needed for f(h)", "lineage.mt.database")
+    return MtSystem(rate=float(rate), database=_mt_database(rm["database"], err, "lineage.mt.database"))
+
+
+def _y_of(person: _Person, rh: Mapping[str, Any], systems: Mapping[str, Any], err: _Err) -> YHaplotype | None:
+    w = f"{person.where}.haplotypes.Y"
+    if "Y" in systems and systems["Y"] is None:
+        raise err("a Y haplotype needs 'lineage.Y' (loci, rates, database) in the case", w)
+    if person.sex == "F":
+        raise err("a female carries no Y chromosome", w)
+    y_sys = systems.get("Y")
+    if not isinstance(y_sys, YSystem):
+        raise _Reported  # lineage.Y could not be read (its problem is reported): the loci are unknown
+    return y_haplotype_from_dict(rh["Y"], y_sys.by_name, err, w) or None
+
+
+def _person_haplotypes(
+    person: _Person, systems: Mapping[str, YSystem | MtSystem | None], err: _Err
+) -> PersonHaplotypes | None:
+    rh, w = person.haplotypes, f"{person.where}.haplotypes"
+    if not isinstance(rh, dict) or set(rh) - {"Y", "mt"}:
+        raise err("must be an object with 'Y' and/or 'mt'", w)
+    if person.missing:
+        raise err("a missing person must not be typed", w)
+    yh = mh = None
+    since = len(err.problems)
+    if rh.get("Y"):
+        with err.catch():
+            yh = _y_of(person, rh, systems, err)
+    if rh.get("mt") and "mt" in systems:  # a system given but unreadable: its haplotypes are not checked
+        with err.catch():
+            if systems["mt"] is None:
+                raise err("an mtDNA haplotype needs 'lineage.mt' (rate, database) in the case", f"{w}.mt")
+            mh = mt_haplotype_from_dict(rh["mt"], err, f"{w}.mt")
+    err.check(since)
+    return PersonHaplotypes(y=yh, mt=mh) if yh is not None or mh is not None else None
+
+
+def lineage_from_dict(
+    data: Mapping[str, Any], *, path: str | None = None
+) -> tuple[CaseLineage | None, list[tuple[str, str]]]:
+    """The lineage part of a parsed ``dvi-case/1`` object (None if it has
+    none), and every problem found in it as ``(field, message)`` (the lineage
+    is None when there is one)."""
     err = _Err(path)
     raw = data.get("lineage")
-    people = _people(data)
-    typed = [(w, pid, p["haplotypes"]) for w, pid, p in people if p.get("haplotypes")]
+    typed = _people(data)
     if raw is None and not typed:
-        return None
+        return None, []
     if raw is None:
         raw = {}
     if not isinstance(raw, dict) or set(raw) - {"Y", "mt"}:
-        raise err("must be an object with 'Y' and/or 'mt'", "lineage")
-    y_sys: YSystem | None = None
-    mt_sys: MtSystem | None = None
-    if raw.get("Y") is not None:
-        ry = raw["Y"]
-        if not isinstance(ry, dict):
-            raise err("must be an object with 'markers' and 'database'", "lineage.Y")
-        markers = y_markers_from_list(ry.get("markers"), err)
-        if ry.get("database") is None:
-            raise err("a haplotype database is needed for f(h)", "lineage.Y.database")
-        y_sys = YSystem(markers=markers, database=_y_database(ry["database"], markers, err, "lineage.Y.database"))
-    if raw.get("mt") is not None:
-        rm = raw["mt"]
-        if not isinstance(rm, dict):
-            raise err("must be an object with 'rate' and 'database'", "lineage.mt")
-        rate: Any = rm.get("rate")
-        if not _number(rate) or not 0.0 <= float(rate) < 1.0:
-            raise err(f"must be a number in [0, 1), found {rate!r}", "lineage.mt.rate")
-        if rm.get("database") is None:
-            raise err("a haplotype database is needed for f(h)", "lineage.mt.database")
-        mt_sys = MtSystem(rate=float(rate), database=_mt_database(rm["database"], err, "lineage.mt.database"))
-    sex = {r.id: r.sex for r in case.remains}
-    for fam in case.families:
-        for pid in fam.pedigree.ids:
-            sex[pid] = fam.sex_of(pid)
-    missing = {mp for fam in case.families for mp in fam.missing}
+        return None, [("lineage", "must be an object with 'Y' and/or 'mt'")]
+    # a system absent from the case is None; one given but unreadable is left out
+    systems: dict[str, YSystem | MtSystem | None] = {"Y": None, "mt": None}
+    for name, read in (("Y", _y_system), ("mt", _mt_system)):
+        if raw.get(name) is not None:
+            del systems[name]
+            with err.catch():
+                systems[name] = read(raw[name], err)
     haplotypes: dict[str, PersonHaplotypes] = {}
-    for where, pid, rh in typed:
-        w = f"{where}.haplotypes"
-        if not isinstance(rh, dict) or set(rh) - {"Y", "mt"}:
-            raise err("must be an object with 'Y' and/or 'mt'", w)
-        if pid in missing:
-            raise err("a missing person must not be typed", w)
-        yh = mh = None
-        if rh.get("Y"):
-            if y_sys is None:
-                raise err("a Y haplotype needs 'lineage.Y' (loci, rates, database) in the case", f"{w}.Y")
-            if sex.get(pid) == "F":
-                raise err("a female carries no Y chromosome", f"{w}.Y")
-            yh = y_haplotype_from_dict(rh["Y"], y_sys.by_name, err, f"{w}.Y") or None
-        if rh.get("mt"):
-            if mt_sys is None:
-                raise err("an mtDNA haplotype needs 'lineage.mt' (rate, database) in the case", f"{w}.mt")
-            mh = mt_haplotype_from_dict(rh["mt"], err, f"{w}.mt")
-        if yh is not None or mh is not None:
-            haplotypes[pid] = PersonHaplotypes(y=yh, mt=mh)
-    return CaseLineage(y=y_sys, mt=mt_sys, haplotypes=haplotypes)
-
-
-def with_lineage(case: Case, data: Mapping[str, Any], *, path: str | None = None) -> Case:
-    """``case`` with the lineage part of ``data`` (unchanged if it has none)."""
-    lin = lineage_from_dict(data, case, path=path)
-    return case if lin is None else replace(case, lineage=lin)
+    for person in typed:
+        with err.catch():
+            ph = _person_haplotypes(person, systems, err)
+            if ph is not None:
+                haplotypes[person.id] = ph
+    if err.problems:
+        return None, err.problems
+    y, mt = systems["Y"], systems["mt"]
+    assert (y is None or isinstance(y, YSystem)) and (mt is None or isinstance(mt, MtSystem))
+    return CaseLineage(y=y, mt=mt, haplotypes=haplotypes), []
 
 
 # ---------------------------------------------------------------------------
