@@ -12,11 +12,15 @@ uniform, changes to another base (``lineage.md``). Explicit
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
+from numpy.typing import NDArray
 
 from opendvi.core.lineage import MtHaplotype, MtSystem, YHaplotype, YSystem, rcrs, y_step
 from opendvi.core.pedigree import Pedigree
+
+H = TypeVar("H")
 
 
 def mutate_y(h: YHaplotype, system: YSystem, rng: np.random.Generator) -> dict[str, tuple[str, ...]]:
@@ -60,14 +64,13 @@ def simulate_y(
     rng: np.random.Generator,
 ) -> dict[str, YHaplotype]:
     """A Y haplotype for every male of ``pedigree``."""
-    out: dict[str, YHaplotype] = {}
-    for i in pedigree.topological_order:
-        if pedigree.sex[i] != "M":
-            continue
-        f = int(pedigree.father[i])
-        pid = pedigree.ids[i]
-        out[pid] = dict(founder(rng)) if f < 0 else mutate_y(out[pedigree.ids[f]], system, rng)
-    return out
+    return _drop_down(
+        pedigree,
+        pedigree.father,
+        lambda i: pedigree.sex[i] == "M",
+        lambda: dict(founder(rng)),
+        lambda h: mutate_y(h, system, rng),
+    )
 
 
 def simulate_mt(
@@ -77,11 +80,27 @@ def simulate_mt(
     rng: np.random.Generator,
 ) -> dict[str, MtHaplotype]:
     """An mtDNA haplotype for every person of ``pedigree``."""
-    out: dict[str, MtHaplotype] = {}
+    return _drop_down(
+        pedigree, pedigree.mother, lambda i: True, lambda: founder(rng), lambda h: mutate_mt(h, system.rate, rng)
+    )
+
+
+def _drop_down(
+    pedigree: Pedigree,
+    parent: NDArray[np.intp],
+    carries: Callable[[int], bool],
+    founder: Callable[[], H],
+    transmit: Callable[[H], H],
+) -> dict[str, H]:
+    """A haplotype passed down one line: in topological order, each person
+    who ``carries`` the system draws a founder haplotype when ``parent[i]``
+    is not in the pedigree, else receives the parent's through ``transmit``."""
+    out: dict[str, H] = {}
     for i in pedigree.topological_order:
-        m = int(pedigree.mother[i])
-        pid = pedigree.ids[i]
-        out[pid] = founder(rng) if m < 0 else mutate_mt(out[pedigree.ids[m]], system.rate, rng)
+        if not carries(i):
+            continue
+        par = int(parent[i])
+        out[pedigree.ids[i]] = founder() if par < 0 else transmit(out[pedigree.ids[par]])
     return out
 
 

@@ -279,24 +279,16 @@ def full_siblings(n: int = 2, *, sexes: Sequence[str] | None = None) -> Pedigree
 
 def half_siblings(*, side: str = "paternal", sexes: tuple[str, str] = ("M", "M")) -> Pedigree:
     """Half siblings ``H1`` and ``H2`` sharing the father (paternal) or mother (maternal)."""
-    if side == "paternal":
-        people = [
-            Individual("FA", sex="M"),
-            Individual("M1", sex="F"),
-            Individual("M2", sex="F"),
-            Individual("H1", "FA", "M1", sexes[0]),
-            Individual("H2", "FA", "M2", sexes[1]),
-        ]
-    elif side == "maternal":
-        people = [
-            Individual("MO", sex="F"),
-            Individual("F1", sex="M"),
-            Individual("F2", sex="M"),
-            Individual("H1", "F1", "MO", sexes[0]),
-            Individual("H2", "F2", "MO", sexes[1]),
-        ]
-    else:
+    if side not in ("paternal", "maternal"):
         raise PedigreeError([f"half siblings: side must be 'paternal' or 'maternal', found {side!r}"])
+    paternal = side == "paternal"
+    # the shared parent, then the two other parents (mothers M1, M2 or fathers F1, F2)
+    shared, other = ("FA", "M") if paternal else ("MO", "F")
+    people = [Individual(shared, sex="M" if paternal else "F")]
+    people += [Individual(f"{other}{k}", sex="F" if paternal else "M") for k in (1, 2)]
+    for k in (1, 2):
+        father, mother = (shared, f"{other}{k}") if paternal else (f"{other}{k}", shared)
+        people.append(Individual(f"H{k}", father, mother, sexes[k - 1]))
     return Pedigree(people)
 
 

@@ -3,8 +3,11 @@
 Founders draw alleles from the frequencies (Hardy-Weinberg); each child
 receives one allele from each parent, which mutates by that parent's sex's
 matrix; males at X markers receive only their mother's allele. Used for the
-demo case, for tests and for simulated national cases. Every function takes
-an explicit :class:`numpy.random.Generator`.
+demo case, for tests and for simulated identification cases
+(:mod:`opendvi.dvi.simulate`). The national-scale simulator of screening
+drops genes by itself, batched per family shape (the reasons:
+:mod:`opendvi.dvi.simulate`). Every function takes an explicit
+:class:`numpy.random.Generator`.
 """
 
 from __future__ import annotations

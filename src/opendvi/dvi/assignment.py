@@ -105,21 +105,6 @@ class Model:
                 t[r] = m
         return tuple(t)
 
-    def chosen_of(self, targets: Sequence[int]) -> list[int] | None:
-        """The options that make up ``targets`` (None if some is not an option)."""
-        per_unit: dict[int, list[tuple[int, int]]] = {}
-        for r, m in enumerate(targets):
-            if m >= 0:
-                per_unit.setdefault(self.unit_of_missing[m], []).append((r, m))
-        out = []
-        for u, pairs in per_unit.items():
-            key = tuple(sorted(pairs))
-            hit = [k for k in self.by_unit[u] if self.options[k].pairs == key]
-            if not hit:
-                return None
-            out.append(hit[0])
-        return out
-
     def score(self, chosen: Sequence[int]) -> float:
         return math.fsum(self.options[k].score for k in chosen)
 
@@ -373,13 +358,16 @@ def _matching(model: Model, keep: Sequence[int], must_remains: set[int]) -> list
     return [opt_at[(int(i), int(j))] for i, j in zip(ri.tolist(), ci.tolist(), strict=True) if j < mcols]
 
 
-def _milp(
-    model: Model, keep: Sequence[int], must_unit: set[int], must_remains: set[int], time_limit: float
-) -> list[int] | None:
-    """Weighted set packing as an integer program (HiGHS, relative gap 0)."""
+def _packing_matrix(
+    model: Model, keep: Sequence[int]
+) -> tuple[list[int], dict[int, int], dict[int, int], csr_matrix]:
+    """The constraint matrix of weighted set packing over the options ``keep``:
+    one row per unit (each takes at most one option), then one per remains
+    (each placed at most once), one column per option. Returns the remains of
+    the rows, the row of each unit and of each remains, and the matrix."""
     units = sorted({model.options[k].unit for k in keep})
-    upos = {u: i for i, u in enumerate(units)}
     rem = sorted({r for k in keep for r, _ in model.options[k].pairs})
+    upos = {u: i for i, u in enumerate(units)}
     rpos = {r: len(units) + i for i, r in enumerate(rem)}
     ii, jj = [], []
     for j, k in enumerate(keep):
@@ -391,6 +379,15 @@ def _milp(
             jj.append(j)
     n_rows = len(units) + len(rem)
     a = csr_matrix((np.ones(len(ii)), (np.array(ii), np.array(jj))), shape=(n_rows, len(keep)))
+    return rem, upos, rpos, a
+
+
+def _milp(
+    model: Model, keep: Sequence[int], must_unit: set[int], must_remains: set[int], time_limit: float
+) -> list[int] | None:
+    """Weighted set packing as an integer program (HiGHS, relative gap 0)."""
+    _rem, upos, rpos, a = _packing_matrix(model, keep)
+    n_rows = a.shape[0]
     lb = np.zeros(n_rows)
     for u in must_unit:
         if u in upos:
@@ -439,20 +436,8 @@ def lp_penalties(model: Model, cons: Constraints) -> tuple[float, dict[int, floa
     keep, must_unit, must_remains = _allowed(model, cons)
     if not keep:
         return None
-    units = sorted({model.options[k].unit for k in keep})
-    rem = sorted({r for k in keep for r, _ in model.options[k].pairs})
-    upos = {u: i for i, u in enumerate(units)}
-    rpos = {r: len(units) + i for i, r in enumerate(rem)}
-    n_rows = len(units) + len(rem)
-    ii, jj = [], []
-    for j, k in enumerate(keep):
-        o = model.options[k]
-        ii.append(upos[o.unit])
-        jj.append(j)
-        for r, _ in o.pairs:
-            ii.append(rpos[r])
-            jj.append(j)
-    a = csr_matrix((np.ones(len(ii)), (np.array(ii), np.array(jj))), shape=(n_rows, len(keep)))
+    rem, upos, rpos, a = _packing_matrix(model, keep)
+    n_rows = a.shape[0]
     eq = np.zeros(n_rows, dtype=bool)
     for u in must_unit:
         if u in upos:

@@ -4,6 +4,19 @@ Families of the common shapes, with one, two or three missing persons; the
 missing persons' simulated profiles become remains, beside unrelated remains.
 For tests, benchmarks and demonstrations; every function takes an explicit
 seed.
+
+The other simulators, and why they stay apart: :mod:`opendvi.core.simulate`
+drops genes person by person for any pedigree (this module builds on it);
+:func:`opendvi.screening.simulate_case` builds national-scale cases
+(thousands of families) with its own gene dropping, batched with NumPy per
+family shape, and its own mix of remains (second fragments, partial profiles,
+lineage markers through :mod:`opendvi.core.lineage_sim`), and returns a
+``SimulationTruth``. The two ``simulate_case`` take different arguments
+because they answer different questions: here, which family shapes (several
+missing persons in one family for joint identification); there, how many
+families and remains and in which shares. One cannot call the other, nor
+both take one signature, without changing every seeded case that the tests
+and benchmarks pin: their random streams differ.
 """
 
 from __future__ import annotations
@@ -23,7 +36,7 @@ from opendvi.dvi.errors import DVIError
 def _shape(kind: str, tag: str) -> tuple[Pedigree, tuple[str, ...], tuple[str, ...]]:
     """(pedigree, missing, typed references) of a family shape; ids prefixed by ``tag``."""
 
-    def P(pid: str) -> str:
+    def tagged(pid: str) -> str:
         return f"{tag}_{pid}"
 
     if kind in ("parents", "sibling", "child", "grandparents", "uncle", "half_sibling"):
@@ -40,36 +53,36 @@ def _shape(kind: str, tag: str) -> tuple[Pedigree, tuple[str, ...], tuple[str, .
         }
         relatives, refs = shapes[kind]
         ped = missing_person_family(relatives, missing="MP")
-        ped = ped.relabel({pid: P(pid.lstrip("_")) for pid in ped.ids})
-        return ped, (P("MP"),), tuple(P(r) for r in refs)
+        ped = ped.relabel({pid: tagged(pid.lstrip("_")) for pid in ped.ids})
+        return ped, (tagged("MP"),), tuple(tagged(r) for r in refs)
     if kind == "father_and_son":
         # missing: a father and his son; typed: the father's mother, the son's mother, a second son
         people = [
-            Individual(P("GF"), sex="M"),
-            Individual(P("GM"), sex="F"),
-            Individual(P("MF"), P("GF"), P("GM"), "M"),
-            Individual(P("W"), sex="F"),
-            Individual(P("MS"), P("MF"), P("W"), "M"),
-            Individual(P("S2"), P("MF"), P("W"), "M"),
+            Individual(tagged("GF"), sex="M"),
+            Individual(tagged("GM"), sex="F"),
+            Individual(tagged("MF"), tagged("GF"), tagged("GM"), "M"),
+            Individual(tagged("W"), sex="F"),
+            Individual(tagged("MS"), tagged("MF"), tagged("W"), "M"),
+            Individual(tagged("S2"), tagged("MF"), tagged("W"), "M"),
         ]
-        return Pedigree(people), (P("MF"), P("MS")), (P("GM"), P("W"), P("S2"))
+        return Pedigree(people), (tagged("MF"), tagged("MS")), (tagged("GM"), tagged("W"), tagged("S2"))
     if kind == "three_generations":
         # missing: grandfather G, his son S, grandson GS; typed: G's wife, G's brother,
         # S's wife, GS's sister, GS's wife and child
         people = [
-            Individual(P("GGF"), sex="M"),
-            Individual(P("GGM"), sex="F"),
-            Individual(P("G"), P("GGF"), P("GGM"), "M"),
-            Individual(P("UB"), P("GGF"), P("GGM"), "M"),
-            Individual(P("W1"), sex="F"),
-            Individual(P("S"), P("G"), P("W1"), "M"),
-            Individual(P("W2"), sex="F"),
-            Individual(P("GS"), P("S"), P("W2"), "M"),
-            Individual(P("SIS"), P("S"), P("W2"), "F"),
-            Individual(P("W3"), sex="F"),
-            Individual(P("C"), P("GS"), P("W3"), "F"),
+            Individual(tagged("GGF"), sex="M"),
+            Individual(tagged("GGM"), sex="F"),
+            Individual(tagged("G"), tagged("GGF"), tagged("GGM"), "M"),
+            Individual(tagged("UB"), tagged("GGF"), tagged("GGM"), "M"),
+            Individual(tagged("W1"), sex="F"),
+            Individual(tagged("S"), tagged("G"), tagged("W1"), "M"),
+            Individual(tagged("W2"), sex="F"),
+            Individual(tagged("GS"), tagged("S"), tagged("W2"), "M"),
+            Individual(tagged("SIS"), tagged("S"), tagged("W2"), "F"),
+            Individual(tagged("W3"), sex="F"),
+            Individual(tagged("C"), tagged("GS"), tagged("W3"), "F"),
         ]
-        return Pedigree(people), (P("G"), P("S"), P("GS")), (P("UB"), P("W1"), P("W2"), P("SIS"), P("W3"), P("C"))
+        return Pedigree(people), (tagged("G"), tagged("S"), tagged("GS")), (tagged("UB"), tagged("W1"), tagged("W2"), tagged("SIS"), tagged("W3"), tagged("C"))
     raise DVIError(f"unknown family shape {kind!r}; known: {', '.join(SHAPES)}")
 
 
