@@ -125,7 +125,7 @@ def _auth_session(db: Session, token: str) -> AuthSession | None:
     """:func:`opendvi.store.repositories.get_auth_session` in one query (the session and its user
     joined): a live session of an active user, else None. Reads only: nothing is written per request."""
     row = db.execute(_auth_session_statement(),
-                     {"token_hash": repo._token_hash(token)}).scalar_one_or_none()  # the one hashing rule
+                     {"token_hash": repo.token_hash(token)}).scalar_one_or_none()  # the one hashing rule
     if row is None:
         return None
     expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=UTC)
