@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from opendvi.core.errors import FileFormatError, OpenDVIError
+from opendvi.core.errors import FileFormatError
 from opendvi.core.lineage import DEFAULT_ESTIMATOR, ESTIMATORS
 from opendvi.io.convert import (
     DEFAULT_MT_RATE,
@@ -29,6 +29,7 @@ from opendvi.io.convert import (
     save_profiles,
 )
 from opendvi.io.frequencies import FrequencyDatabase
+from opendvi.io.source import FILE_ERRORS
 
 case_app = typer.Typer(help="Assemble and inspect dvi-case/1 files.", no_args_is_help=True)
 
@@ -45,10 +46,9 @@ def _notes(notes: list[str], quiet: bool) -> None:
         err.print(f"opendvi: note: {n}", markup=False)
 
 
-def _guard(exc: BaseException) -> OpenDVIError:
-    """Unexpected library errors (OSError, ValueError from a parser) as one line."""
-    if isinstance(exc, OpenDVIError):
-        return exc
+def _file_error(exc: BaseException) -> FileFormatError:
+    """An expected file or system error (:data:`opendvi.io.source.FILE_ERRORS`) as one line; any
+    other exception is a bug and propagates (the CLI names it, ``--debug`` shows its traceback)."""
     return FileFormatError(f"{type(exc).__name__}: {exc}")
 
 
@@ -202,8 +202,8 @@ def convert(
             if ds.profiles is not None and not case.remains and not case.families:
                 raise FileFormatError("no single-source profile left to convert", path=str(input_file))
             save_case(case, output_file, out_fmt, notes=notes)
-    except Exception as exc:
-        raise _guard(exc) from None
+    except FILE_ERRORS as exc:
+        raise _file_error(exc) from None
     _notes(notes, quiet)
     typer.echo(f"wrote {output_file} ({out_fmt})")
 
@@ -289,8 +289,8 @@ def build(
             lineage=lineage,
         )
         save_case(case, output, "json", notes=notes)
-    except Exception as exc:
-        raise _guard(exc) from None
+    except FILE_ERRORS as exc:
+        raise _file_error(exc) from None
     _notes(notes, quiet)
     lin = case.lineage
     extra = ""

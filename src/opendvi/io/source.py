@@ -10,8 +10,11 @@ file system for a path, for a stream by reading at most one byte over it.
 
 from __future__ import annotations
 
+import csv
 import io
 import os
+import xml.etree.ElementTree as ET
+import zipfile
 from pathlib import Path
 from typing import IO, Union
 
@@ -20,6 +23,12 @@ from opendvi.io import limits
 
 #: What a reader reads: a path, or an open file (binary or text).
 Source = Union[str, "os.PathLike[str]", IO[bytes], IO[str]]
+
+#: What reading or writing files raises that is the file's or the system's
+#: fault, not a bug (the readers turn them into
+#: :class:`~opendvi.core.errors.FileFormatError` where they meet them; a
+#: command driving several readers and writers turns the rest into one line).
+FILE_ERRORS: tuple[type[BaseException], ...] = (OSError, UnicodeError, csv.Error, zipfile.BadZipFile, ET.ParseError)
 
 
 def is_stream(source: Source) -> bool:
