@@ -30,6 +30,7 @@ from opendvi.service.routes import review as review_routes
 from opendvi.service.settings import Settings
 from opendvi.service.throttle import LoginThrottle
 from opendvi.store import db as store_db
+from opendvi.workflows.results import format_lr
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -149,6 +150,8 @@ def create_app(*, settings: Settings | None = None, engine: Engine | None = None
     app.state.templates.env.auto_reload = False  # compiled once per process: no stat() per page
     # identifiers go into URLs percent-encoded whole ("/", "#", "?", spaces): {{ x|u }}
     app.state.templates.env.filters["u"] = url_part
+    # an LR for people from its log10, {{ c.log10_lr|lr }}: the rule of the CLI's tables (workflows.results)
+    app.state.templates.env.filters["lr"] = format_lr
     # {{ _("...") }} in every template: the request's locale (opendvi/i18n)
     i18n.install(app.state.templates.env)
     # in the database: one lockout for every worker process and server on it (service/throttle.py)
@@ -161,8 +164,7 @@ def create_app(*, settings: Settings | None = None, engine: Engine | None = None
     app.include_router(power.router)  # before api: /api/power/... is not a family code
     app.include_router(exports_routes.router)  # before api: /api/exports/... (reports/exports.py)
     app.include_router(plots_routes.router)  # before pages: /plots/... (reports/plots.py)
-    app.include_router(families_pages.api_router)  # before api: .../notifications
-    app.include_router(api.router)
+    app.include_router(api.router)  # one router per resource: routes/api/
     app.include_router(families_pages.router)  # before pages: /families/{code}, /remains/{barcode}
     app.include_router(review_routes.router)  # before pages: /candidates/{id}, /identifications/{id}/report
     app.include_router(pages.router)

@@ -23,18 +23,21 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from fastapi import Request
+from fastapi import Request, Response
 from sqlalchemy.orm import Session
 
+from opendvi import i18n
 from opendvi.i18n import gettext as _
 from opendvi.service import security
-from opendvi.service.deps import Principal, client_address
+from opendvi.service.access import check_user_change
+from opendvi.service.deps import SESSION_COOKIE, Principal, client_address
 from opendvi.service.errors import APIError
 from opendvi.service.settings import password_problem
 from opendvi.service.throttle import LoginThrottle
+from opendvi.service.writes import writing
 from opendvi.store import audit
 from opendvi.store import repositories as repo
-from opendvi.store.db import begin_write, end_read
+from opendvi.store.db import end_read
 from opendvi.store.errors import NotFoundError
 from opendvi.store.models import AuthSession, Role, User
 
@@ -87,13 +90,13 @@ def _count_failure(db: Session, request: Request, username: str, user: User | No
     locks = throttle_of(request).failure(account=username, address=client_address(request))
     if not locks:
         return
-    begin_write(db)
-    for lock in locks:
-        details: dict[str, Any] = {"scope": lock.scope, "failures": lock.failures, "locked_seconds": lock.seconds,
-                                   "address": client_address(request), "known_account": user is not None}
-        audit.append(db, action="auth.login_throttled", username=None, object_type="user",
-                     object_id=user.username if user is not None else None, details=details)
-    db.commit()
+    with writing(db):
+        for lock in locks:
+            details: dict[str, Any] = {"scope": lock.scope, "failures": lock.failures,
+                                       "locked_seconds": lock.seconds, "address": client_address(request),
+                                       "known_account": user is not None}
+            audit.append(db, action="auth.login_throttled", username=None, object_type="user",
+                         object_id=user.username if user is not None else None, details=details)
 
 
 def sign_in(db: Session, request: Request, *, username: str, password: str, totp_code: str | None = None) -> SignedIn:
@@ -114,41 +117,53 @@ def sign_in(db: Session, request: Request, *, username: str, password: str, totp
         if step is None:
             ok = False
         else:
-            begin_write(db)
-            if not repo.use_totp_step(db, user_id=user.id, step=step):
-                ok = False  # a code is good once
-            db.commit()
+            with writing(db):
+                if not repo.use_totp_step(db, user_id=user.id, step=step):
+                    ok = False  # a code is good once
     if not ok or user is None:
         _count_failure(db, request, username, user)
         raise APIError(401, _("wrong username or password or code") if totp_code
                        else _("wrong username or password"), code="unauthenticated")
     failures = throttle_of(request).success(account=username)
-    begin_write(db)
-    token, row = repo.create_auth_session(db, user=user, ttl=timedelta(hours=settings.session_hours))
-    audit.append(db, action="auth.login", username=user.username, object_type="user", object_id=user.username,
-                 details={"failed_attempts": failures} if failures else None)
-    db.commit()
+    with writing(db):
+        token, row = repo.create_auth_session(db, user=user, ttl=timedelta(hours=settings.session_hours))
+        audit.append(db, action="auth.login", username=user.username, object_type="user", object_id=user.username,
+                     details={"failed_attempts": failures} if failures else None)
     return SignedIn(token=token, session=row, user=user)
+
+
+def set_session_cookies(request: Request, response: Response, signed: SignedIn) -> None:
+    """The session cookie of a sign-in (API and page alike) and, when the user chose one, his interface
+    language (kept from one sign-in to the next)."""
+    settings = request.app.state.settings
+    response.set_cookie(SESSION_COOKIE, signed.token, httponly=True, samesite="strict",
+                        secure=settings.secure_cookies, max_age=int(settings.session_hours * 3600), path="/")
+    if i18n.language_of(signed.user.language):
+        i18n.remember(response, signed.user.language, secure=settings.secure_cookies)
+
+
+def sign_out(db: Session, principal: Principal, response: Response) -> None:
+    """End the principal's session (audited) and drop its cookie."""
+    with writing(db):
+        repo.delete_auth_session(db, token=principal.token)
+        audit.append(db, action="auth.logout", username=principal.username, object_type="user",
+                     object_id=principal.username)
+    response.delete_cookie(SESSION_COOKIE, path="/")
 
 
 def change_password(db: Session, request: Request, principal: Principal, *, old_password: str,
                     new_password: str) -> None:
     """The signed-in user sets his own password (his other sessions end)."""
     user = principal.user
-    _refuse_if_locked(request, user.username)
-    end_read(db)
-    if not checked_password(request, user.password_hash, old_password):
-        _count_failure(db, request, user.username, user)
-        raise APIError(403, _("the current password is wrong"), code="wrong_password")
+    _check_own_password(db, request, user, old_password)
     problem = password_problem(new_password, username=user.username)
     if problem:
         raise APIError(422, _("password refused: %(problem)s", problem=problem), code="invalid")
     if new_password == old_password:
         raise APIError(422, _("password refused: the new password is the old one"), code="invalid")
     new_hash = security.hash_password(new_password)
-    begin_write(db)
-    repo.change_own_password(db, user=user, password_hash=new_hash, keep_token=principal.token)
-    db.commit()
+    with writing(db):
+        repo.change_own_password(db, user=user, password_hash=new_hash, keep_token=principal.token)
 
 
 def check_new_password(password: str, username: str) -> None:
@@ -156,6 +171,35 @@ def check_new_password(password: str, username: str) -> None:
     problem = password_problem(password, username=username)
     if problem:
         raise APIError(422, _("password refused: %(problem)s", problem=problem), code="invalid")
+
+
+# ---------------------------------------------------------------------------
+# users (the administrator's)
+# ---------------------------------------------------------------------------
+
+
+def create_user(db: Session, principal: Principal, *, username: str, password: str, role: Role,
+                full_name: str) -> User:
+    """A new user with a one-time password: he must change it at his first sign-in."""
+    password_hash = security.hash_password(password)
+    with writing(db):
+        return repo.create_user(db, username=username, password_hash=password_hash, role=role,
+                                full_name=full_name, by=principal.username, must_change_password=True)
+
+
+def update_user(db: Session, principal: Principal, username: str, *, role: Role | None, active: bool | None,
+                password: str | None = None, totp_off: bool = False) -> User:
+    """Role, activity, a one-time password (every session of the user ends) or the second factor turned
+    off; 409 for the administrator's own deactivation or demotion."""
+    check_user_change(principal, username, role=role, active=active)
+    password_hash = security.hash_password(password) if password else None
+    with writing(db):
+        user = repo.update_user(db, username=username, role=role, active=active, password_hash=password_hash,
+                                by=principal.username)
+        if totp_off and (user.totp_secret or user.totp_pending):
+            repo.set_totp(db, user=user, secret=None, pending=None, by=principal.username,
+                          action="user.totp_disabled")
+    return user
 
 
 # ---------------------------------------------------------------------------
@@ -168,19 +212,23 @@ def _may_totp(principal: Principal) -> None:
         raise APIError(403, _("a second factor is for reviewers and administrators"), code="forbidden")
 
 
-def totp_setup(db: Session, request: Request, principal: Principal, *, password: str) -> dict[str, str]:
-    """A new secret, pending until a code of it is confirmed (:func:`totp_enable`)."""
-    _may_totp(principal)
-    user = principal.user
+def _check_own_password(db: Session, request: Request, user: User, password: str) -> None:
+    """403 for a wrong password (a counted failure; 429 while locked), before any change to one's account."""
     _refuse_if_locked(request, user.username)
     end_read(db)
     if not checked_password(request, user.password_hash, password):
         _count_failure(db, request, user.username, user)
         raise APIError(403, _("the current password is wrong"), code="wrong_password")
+
+
+def totp_setup(db: Session, request: Request, principal: Principal, *, password: str) -> dict[str, str]:
+    """A new secret, pending until a code of it is confirmed (:func:`totp_enable`)."""
+    _may_totp(principal)
+    user = principal.user
+    _check_own_password(db, request, user, password)
     secret = security.new_totp_secret()
-    begin_write(db)
-    repo.set_totp(db, user=user, secret=user.totp_secret, pending=secret, by=user.username)
-    db.commit()
+    with writing(db):
+        repo.set_totp(db, user=user, secret=user.totp_secret, pending=secret, by=user.username)
     return {"secret": secret, "uri": security.totp_uri(secret, user.username)}
 
 
@@ -193,19 +241,14 @@ def totp_enable(db: Session, principal: Principal, *, code: str) -> None:
     if step is None:
         raise APIError(422, _("the code does not match: check the authenticator's clock and try again"),
                        code="invalid")
-    begin_write(db)
-    repo.set_totp(db, user=user, secret=user.totp_pending, pending=None, by=user.username, action="user.totp_enabled")
-    repo.use_totp_step(db, user_id=user.id, step=step)
-    db.commit()
+    with writing(db):
+        repo.set_totp(db, user=user, secret=user.totp_pending, pending=None, by=user.username,
+                      action="user.totp_enabled")
+        repo.use_totp_step(db, user_id=user.id, step=step)
 
 
 def totp_disable(db: Session, request: Request, principal: Principal, *, password: str) -> None:
     user = principal.user
-    _refuse_if_locked(request, user.username)
-    end_read(db)
-    if not checked_password(request, user.password_hash, password):
-        _count_failure(db, request, user.username, user)
-        raise APIError(403, _("the current password is wrong"), code="wrong_password")
-    begin_write(db)
-    repo.set_totp(db, user=user, secret=None, pending=None, by=user.username, action="user.totp_disabled")
-    db.commit()
+    _check_own_password(db, request, user, password)
+    with writing(db):
+        repo.set_totp(db, user=user, secret=None, pending=None, by=user.username, action="user.totp_disabled")

@@ -187,3 +187,8 @@ def require(permission: str) -> Callable[..., Principal]:
 
     _check.permission = permission  # type: ignore[attr-defined]
     return _check
+
+
+def P(permission: str) -> Any:
+    """``principal: Principal = P("remains.read")``: the signed-in user, if his role holds ``permission``."""
+    return Depends(require(permission))

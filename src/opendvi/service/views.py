@@ -7,7 +7,6 @@ show what the API would refuse.
 from __future__ import annotations
 
 import json
-import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,19 +14,31 @@ from sqlalchemy.orm import Session
 
 from opendvi.core.rules import json_number
 from opendvi.service.deps import Principal
+from opendvi.service.errors import APIError
 from opendvi.store import repositories as repo
 from opendvi.store.models import (
     AuditEntry,
     Candidate,
+    Donor,
     Family,
     Identification,
     IdentificationState,
     MatchingRun,
     MissingPerson,
     Operation,
+    PedigreeMember,
     Remains,
     User,
 )
+from opendvi.workflows.results import format_lr as lr_text  # the one rule of an LR in text
+
+
+def fetch_page(fn: Any, **kwargs: Any) -> Any:
+    """A page of a list (a ``repositories.page_*`` query) for the API or a page; a bad sort or filter is 422."""
+    try:
+        return fn(**kwargs)
+    except ValueError as exc:
+        raise APIError(422, str(exc), code="invalid") from None
 
 
 def iso(x: Any) -> str | None:
@@ -37,16 +48,6 @@ def iso(x: Any) -> str | None:
     if isinstance(x, datetime) and x.tzinfo is None:
         x = x.replace(tzinfo=UTC)
     return str(x.isoformat())
-
-
-def lr_text(log10_lr: float | None) -> str:
-    """An LR for people: ``1.2e+23``, ``0`` for an exclusion."""
-    if log10_lr is None:
-        return "0"
-    if abs(log10_lr) < 4:
-        return f"{10 ** log10_lr:.4g}"
-    mant = 10 ** (log10_lr - math.floor(log10_lr))
-    return f"{mant:.2f}e{math.floor(log10_lr):+d}"
 
 
 def user_public(u: User) -> dict[str, Any]:
@@ -182,22 +183,33 @@ def identification_public(db: Session, i: Identification, principal: Principal) 
     return out
 
 
+#: a member's name the caller may not read (no ``name`` key at all)
+_HIDDEN: Any = object()
+
+
+def _member_row(m: PedigreeMember, *, missing: bool, donor: Donor | None, profile_version: int | None,
+                name: str | None) -> dict[str, Any]:
+    """A pedigree member as the API shows it; ``name`` (a missing person's) unless it is ``_HIDDEN``."""
+    row: dict[str, Any] = {"id": m.code, "father": m.father, "mother": m.mother, "sex": m.sex, "missing": missing,
+                           "donor": None}
+    if donor is not None:
+        row["donor"] = {"barcode": donor.barcode, "relationship": donor.relationship_to_missing,
+                        "consent": donor.consent, "profile_version": profile_version}
+    if name is not _HIDDEN:
+        row["name"] = name
+    return row
+
+
 def family_public(db: Session, fam: Family, principal: Principal) -> dict[str, Any]:
     names = principal.can("names.read")
     donors = {d.member_id: d for d in repo.donors_of(db, family=fam)}
     missing = {m.member_id: m for m in repo.missing_of(db, family=fam)}
     members = []
     for m in fam.members:
-        row: dict[str, Any] = {"id": m.code, "father": m.father, "mother": m.mother, "sex": m.sex,
-                               "missing": m.id in missing, "donor": None}
-        if m.id in donors:
-            d = donors[m.id]
-            prof = repo.current_profile(db, donor=d)
-            row["donor"] = {"barcode": d.barcode, "relationship": d.relationship_to_missing, "consent": d.consent,
-                            "profile_version": prof.version if prof else None}
-        if m.id in missing and names:
-            row["name"] = person_name(db, missing[m.id])
-        members.append(row)
+        d = donors.get(m.id)
+        prof = repo.current_profile(db, donor=d) if d is not None else None
+        members.append(_member_row(m, missing=m.id in missing, donor=d, profile_version=prof.version if prof else None,
+                                   name=person_name(db, missing[m.id]) if m.id in missing and names else _HIDDEN))
     return {"code": fam.code, "members": members,
             "missing_persons": [mp.code for mp in missing.values()]}
 
@@ -228,15 +240,11 @@ def families_public(db: Session, fams: list[Family], principal: Principal) -> li
     for fam in fams:
         members = []
         for m in fam.members:
-            row: dict[str, Any] = {"id": m.code, "father": m.father, "mother": m.mother, "sex": m.sex,
-                                   "missing": m.id in missing, "donor": None}
-            if m.id in donors:
-                d = donors[m.id]
-                row["donor"] = {"barcode": d.barcode, "relationship": d.relationship_to_missing,
-                                "consent": d.consent, "profile_version": versions.get(d.id)}
-            if m.id in missing and names:
-                row["name"] = full_names.get(missing[m.id].id)
-            members.append(row)
+            d = donors.get(m.id)
+            members.append(_member_row(m, missing=m.id in missing, donor=d,
+                                       profile_version=versions.get(d.id) if d is not None else None,
+                                       name=full_names.get(missing[m.id].id) if m.id in missing and names
+                                       else _HIDDEN))
         out.append({"code": fam.code, "members": members,
                     "missing_persons": sorted(missing[m.id].code for m in fam.members if m.id in missing)})
     return out

@@ -13,20 +13,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 
 from opendvi.i18n import format_number
 from opendvi.i18n import gettext as _
 from opendvi.reports import exports as ex
-from opendvi.service import actions
-from opendvi.service.deps import DB, Principal, require
+from opendvi.service import access, actions
+from opendvi.service.deps import DB, P, Principal
 from opendvi.service.errors import APIError
 from opendvi.store import audit
 from opendvi.store import repositories as repo
 from opendvi.store.db import begin_write
-from opendvi.store.models import AuditEntry, IdentificationState, Role
+from opendvi.store.models import AuditEntry, IdentificationState
 
 router = APIRouter(prefix="/api/exports", tags=["exports"])
 
@@ -35,10 +35,6 @@ MEDIA = {"csv": "text/csv; charset=utf-8",
          "jsonl": "application/x-ndjson; charset=utf-8"}
 
 Text64 = Annotated[str | None, Query(max_length=64)]
-
-
-def P(permission: str) -> Any:
-    return Depends(require(permission))
 
 
 def _record(db: DB, principal: Principal, export: ex.Export, fmt: str, rows: int) -> None:
@@ -121,9 +117,7 @@ def candidates_xlsx(request: Request, db: DB, run: int | None = Query(None, ge=1
 
 def _identifications(request: Request, db: DB, principal: Principal, fmt: str, state: IdentificationState | None,
                      operation: str | None, q: str | None) -> StreamingResponse:
-    states = [state] if state else None
-    if principal.user.role == Role.family_liaison:  # as on the page: confirmed identifications only
-        states = [IdentificationState.confirmed] if state in (None, IdentificationState.confirmed) else []
+    states = access.identification_states(principal, state)  # the family liaison: confirmed ones only
     op = _operation(db, operation)
     export = ex.identifications_export(db, states=states, operation=op, q=q, names=principal.can("names.read"))
     return _send(request, db, principal, export, fmt, operation or "", state.value if state else "")

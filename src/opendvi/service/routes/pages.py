@@ -4,35 +4,32 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from opendvi import i18n
 from opendvi.i18n import gettext as _
-from opendvi.service import actions, auth
+from opendvi.service import access, actions, auth
 from opendvi.service import views as v
-from opendvi.service.deps import DB, SESSION_COOKIE, CurrentPrincipal, Principal, require
+from opendvi.service.deps import DB, CurrentPrincipal, P, Principal, require
 from opendvi.service.errors import CHANGE_PASSWORD_PAGE, APIError
 from opendvi.service.policy import ROLE_TITLES
-from opendvi.service.security import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, generate_password, hash_password
+from opendvi.service.security import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, generate_password
+from opendvi.service.writes import writing
 from opendvi.store import audit
 from opendvi.store import repositories as repo
-from opendvi.store.db import begin_write
 from opendvi.store.errors import ImportValidationError
 from opendvi.store.models import IdentificationState, Operation, Role
 
 router = APIRouter(include_in_schema=False)
 LOGIN_CSRF_COOKIE = "opendvi_login_csrf"
-
-
-def P(permission: str) -> Any:
-    return Depends(require(permission))
 
 
 def render(request: Request, template: str, principal: Principal | None, status_code: int = 200,
@@ -97,11 +94,8 @@ def login_submit(
         return resp
     target = CHANGE_PASSWORD_PAGE if signed.must_change_password else _safe_next(next)
     ok = RedirectResponse(target, status_code=303)
-    ok.set_cookie(SESSION_COOKIE, signed.token, httponly=True, samesite="strict", secure=settings.secure_cookies,
-                  max_age=int(settings.session_hours * 3600), path="/")
+    auth.set_session_cookies(request, ok, signed)
     ok.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
-    if i18n.language_of(signed.user.language):  # the user's choice, kept from one sign-in to the next
-        i18n.remember(ok, signed.user.language, secure=settings.secure_cookies)
     return ok
 
 
@@ -213,13 +207,8 @@ def account_totp_disable(request: Request, db: DB, password: str = Form(..., max
 
 @router.post("/logout")
 def logout(principal: CurrentPrincipal, db: DB) -> Response:
-    begin_write(db)
-    repo.delete_auth_session(db, token=principal.token)
-    audit.append(db, action="auth.logout", username=principal.username, object_type="user",
-                 object_id=principal.username)
-    actions.commit(db)
     resp = RedirectResponse("/login", status_code=303)
-    resp.delete_cookie(SESSION_COOKIE, path="/")
+    auth.sign_out(db, principal, resp)
     return resp
 
 
@@ -281,13 +270,6 @@ def _pager(request: Request, pg: Any) -> dict[str, Any]:
             "prev": url(pg.page - 1) if pg.page > 1 else None, "next": url(pg.page + 1) if pg.page < pages else None}
 
 
-def _list(fn: Any, **kwargs: Any) -> Any:
-    try:
-        return fn(**kwargs)
-    except ValueError as exc:
-        raise APIError(422, str(exc), code="invalid") from None
-
-
 def _float(x: str | None) -> float | None:
     if x is None or not x.strip():
         return None
@@ -316,10 +298,9 @@ def operation_create(
                        code="invalid") from None
     if count is not None and count < 0:
         raise APIError(422, _("expected count must not be negative"), code="invalid")
-    begin_write(db)
-    repo.create_operation(db, code=code, name=name, kind=kind if kind in ("exchange", "recovery") else "exchange",
-                          expected_count=count, received_on=when, by=principal.username)
-    actions.commit(db)
+    with writing(db):
+        repo.create_operation(db, code=code, name=name, kind=kind if kind in ("exchange", "recovery") else "exchange",
+                              expected_count=count, received_on=when, by=principal.username)
     return RedirectResponse(f"/operations/{quote(code, safe='')}", status_code=303)
 
 
@@ -328,10 +309,27 @@ def operation_create(
 # ---------------------------------------------------------------------------
 
 
+def _imports(request: Request, db: DB, principal: Principal, *, status_code: int = 200, result: Any = None,
+             problems: Any = None, **context: Any) -> HTMLResponse:
+    return render(request, "imports.html", principal, status_code=status_code, operations=repo.list_operations(db),
+                  result=result, problems=problems, formats=actions.file_formats(), **context)
+
+
+async def _imported(request: Request, db: DB, principal: Principal, operation: str, run: Callable[[], Any],
+                    shown: Callable[[Any], dict[str, Any]]) -> Response:
+    """Run an import (in a worker thread) and show the imports page with its summary (``shown``), or
+    with every problem of a refused file (422)."""
+    try:
+        summary = await run_in_threadpool(run)
+    except ImportValidationError as exc:
+        return _imports(request, db, principal, status_code=422, problems=exc.problems, message=str(exc),
+                        selected=operation)
+    return _imports(request, db, principal, selected=operation, **shown(summary))
+
+
 @router.get("/imports")
 def imports_page(request: Request, db: DB, principal: Principal = P("imports.page")) -> Response:
-    return render(request, "imports.html", principal, operations=repo.list_operations(db), result=None,
-                  problems=None, formats=actions.file_formats())
+    return _imports(request, db, principal)
 
 
 @router.post("/imports/frequencies")
@@ -345,17 +343,11 @@ async def imports_frequencies_submit(
 ) -> Response:
     raw = await file.read(actions.MAX_IMPORT_BYTES + 1)
     filename = (file.filename or "frequencies.txt")[:255]
-    try:
-        summary = await run_in_threadpool(
-            lambda: actions.import_frequencies(db, principal=principal, operation_code=operation, raw=raw,
-                                               filename=filename, population=population.strip() or None)
-        )
-    except ImportValidationError as exc:
-        return render(request, "imports.html", principal, status_code=422, operations=repo.list_operations(db),
-                      result=None, problems=exc.problems, message=str(exc), formats=actions.file_formats(),
-                      selected=operation)
-    return render(request, "imports.html", principal, operations=repo.list_operations(db), result=None,
-                  freq_result=summary, problems=None, formats=actions.file_formats(), selected=operation)
+    return await _imported(
+        request, db, principal, operation,
+        lambda: actions.import_frequencies(db, principal=principal, operation_code=operation, raw=raw,
+                                           filename=filename, population=population.strip() or None),
+        lambda summary: {"freq_result": summary})
 
 
 @router.post("/imports/families")
@@ -372,19 +364,12 @@ async def imports_families_submit(
         else None
     prof_name = (profiles.filename or "profiles.csv")[:255] if prof_raw is not None and profiles is not None \
         else None
-    try:
-        summary = await run_in_threadpool(
-            lambda: actions.import_families(db, principal=principal, operation_code=operation,
-                                            families_raw=fam_raw,
-                                            families_name=(families.filename or "families.csv")[:255],
-                                            profiles_raw=prof_raw, profiles_name=prof_name)
-        )
-    except ImportValidationError as exc:
-        return render(request, "imports.html", principal, status_code=422, operations=repo.list_operations(db),
-                      result=None, problems=exc.problems, message=str(exc), formats=actions.file_formats(),
-                      selected=operation)
-    return render(request, "imports.html", principal, operations=repo.list_operations(db),
-                  result=summary.as_dict(), problems=None, formats=actions.file_formats(), selected=operation)
+    return await _imported(
+        request, db, principal, operation,
+        lambda: actions.import_families(db, principal=principal, operation_code=operation, families_raw=fam_raw,
+                                        families_name=(families.filename or "families.csv")[:255],
+                                        profiles_raw=prof_raw, profiles_name=prof_name),
+        lambda summary: {"result": summary.as_dict()})
 
 
 @router.post("/imports")
@@ -399,17 +384,11 @@ async def imports_submit(
 ) -> Response:
     raw = await file.read(actions.MAX_IMPORT_BYTES + 1)
     filename = (file.filename or "upload.json")[:255]
-    try:
-        summary = await run_in_threadpool(
-            lambda: actions.import_file(db, principal=principal, operation_code=operation, raw=raw,
-                                        filename=filename, laboratory=laboratory or None, kit=kit or None)
-        )
-    except ImportValidationError as exc:
-        return render(request, "imports.html", principal, status_code=422, operations=repo.list_operations(db),
-                      result=None, problems=exc.problems, message=str(exc), formats=actions.file_formats(),
-                      selected=operation)
-    return render(request, "imports.html", principal, operations=repo.list_operations(db),
-                  result=summary.as_dict(), problems=None, formats=actions.file_formats(), selected=operation)
+    return await _imported(
+        request, db, principal, operation,
+        lambda: actions.import_file(db, principal=principal, operation_code=operation, raw=raw, filename=filename,
+                                    laboratory=laboratory or None, kit=kit or None),
+        lambda summary: {"result": summary.as_dict()})
 
 
 # ---------------------------------------------------------------------------
@@ -433,7 +412,7 @@ def remains_list(
     principal: Principal = P("remains.read"),
 ) -> Response:
     op = repo.get_operation(db, code=operation) if operation else None
-    pg = _list(repo.page_remains, session=db, operation=op, q=q, state=state or None,
+    pg = v.fetch_page(repo.page_remains, session=db, operation=op, q=q, state=state or None,
                min_log10_lr=_float(min_log10_lr), max_log10_lr=_float(max_log10_lr),
                unreviewed_above=_float(unreviewed_above), page=page, per_page=per_page, sort=sort)
     rows = v.remains_page_public(db, pg)["items"]
@@ -463,12 +442,10 @@ def identifications_page(
     sort: str = Query("-id", max_length=32),
     principal: Principal = P("identifications.read"),
 ) -> Response:
-    states = None
-    if state in {s.value for s in IdentificationState}:
-        states = [IdentificationState(state)]
-    if principal.user.role == Role.family_liaison:
-        states = [IdentificationState.confirmed]
-    pg = _list(repo.page_identifications, session=db, states=states, q=q, page=page, per_page=per_page, sort=sort)
+    asked = IdentificationState(state) if state in {s.value for s in IdentificationState} else None
+    states = access.identification_states(principal, asked)
+    pg = v.fetch_page(repo.page_identifications, session=db, states=states, q=q, page=page, per_page=per_page,
+                      sort=sort)
     rows = [v.identification_public(db, i, principal) for i in pg.items]
     return render(request, "identifications.html", principal, rows=rows, state=state or "", q=q or "",
                   pager=_pager(request, pg))
@@ -507,7 +484,7 @@ def families_page(
     page: int = Query(1, ge=1, le=1_000_000), per_page: int = Query(20, ge=1, le=200),
     sort: str = Query("code", max_length=32), principal: Principal = P("families.read"),
 ) -> Response:
-    pg = _list(repo.page_families, session=db, q=q, page=page, per_page=per_page, sort=sort)
+    pg = v.fetch_page(repo.page_families, session=db, q=q, page=page, per_page=per_page, sort=sort)
     fams = v.families_public(db, pg.items, principal)
     return render(request, "families.html", principal, families=fams, q=q or "", pager=_pager(request, pg))
 
@@ -521,11 +498,10 @@ def details_submit(
     principal: Principal = P("persons.write"),
 ) -> Response:
     """The families page's form shows the name only: only the name changes."""
-    begin_write(db)
-    mp = repo.get_missing_person(db, code=code)
-    repo.set_missing_person_details(db, missing_person=mp, full_name=full_name, by=principal.username,
-                                    only=("full_name",))
-    actions.commit(db)
+    with writing(db):
+        mp = repo.get_missing_person(db, code=code)
+        repo.set_missing_person_details(db, missing_person=mp, full_name=full_name, by=principal.username,
+                                        only=("full_name",))
     return RedirectResponse(f"/families#family-{quote(mp.family.code, safe='')}", status_code=303)
 
 
@@ -545,11 +521,7 @@ def users_submit(
     principal: Principal = P("users.manage"),
 ) -> Response:
     password = generate_password()
-    password_hash = hash_password(password)
-    begin_write(db)
-    repo.create_user(db, username=username, password_hash=password_hash, role=role,
-                     full_name=full_name, by=principal.username, must_change_password=True)
-    actions.commit(db)
+    auth.create_user(db, principal, username=username, password=password, role=role, full_name=full_name)
     return render(request, "users.html", principal, users=[v.user_public(u) for u in repo.list_users(db)],
                   roles=[r.value for r in Role],
                   message=_("User %(username)s created. One-time password (shown once): %(password)s",
@@ -566,11 +538,7 @@ def users_update(
     principal: Principal = P("users.manage"),
 ) -> Response:
     is_active = active == "yes"
-    if username == principal.username and (not is_active or role != Role.administrator):
-        raise APIError(409, _("you cannot deactivate or demote yourself"), code="conflict")
-    begin_write(db)
-    repo.update_user(db, username=username, role=role, active=is_active, by=principal.username)
-    actions.commit(db)
+    auth.update_user(db, principal, username, role=role, active=is_active)
     return render(request, "users.html", principal, users=[v.user_public(u) for u in repo.list_users(db)],
                   roles=[r.value for r in Role],
                   message=_("User %(username)s: %(role)s, active.", username=username, role=ROLE_TITLES[role])
@@ -586,7 +554,7 @@ def audit_page(
     per_page: int = Query(100, ge=1, le=1000), sort: str = Query("-seq", pattern="^-?seq$"),
     principal: Principal = P("audit.read"),
 ) -> Response:
-    pg = _list(repo.page_audit, session=db, action=action or None, username=username or None,
+    pg = v.fetch_page(repo.page_audit, session=db, action=action or None, username=username or None,
                object_type=object_type or None, object_id=object_id or None, page=page, per_page=per_page,
                sort=sort)
     entries = [v.audit_public(e) for e in pg.items]

@@ -16,27 +16,23 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from opendvi.i18n import gettext as _
 from opendvi.reports import evidence as evmod
 from opendvi.reports.identification import PDFUnavailable, fragments, report_html, report_pdf
-from opendvi.service import actions
-from opendvi.service.deps import DB, Principal, require
+from opendvi.service import access, actions
+from opendvi.service.deps import DB, P, Principal
 from opendvi.service.errors import APIError
 from opendvi.service.policy import EVIDENCE_OVERRIDABLE
 from opendvi.service.routes.pages import render
 from opendvi.store import audit
 from opendvi.store import repositories as repo
 from opendvi.store.db import begin_write
-from opendvi.store.models import Identification, IdentificationState, Role
+from opendvi.store.models import Identification, IdentificationState
 
 router = APIRouter(include_in_schema=False)
-
-
-def P(permission: str) -> Any:
-    return Depends(require(permission))
 
 
 @router.get("/candidates/{candidate_id}")
@@ -73,10 +69,8 @@ def propose(request: Request, candidate_id: int, db: DB, note: str = Form("", ma
 
 
 def _report_evidence(db: DB, identification_id: int, principal: Principal) -> tuple[Identification, dict[str, Any]]:
-    ident = repo.get_identification(db, identification_id=identification_id)
     # the family liaison sees confirmed identifications only (as on the identifications page and the API)
-    if principal.user.role == Role.family_liaison and ident.state != IdentificationState.confirmed:
-        raise APIError(404, _("no identification %(id)s", id=identification_id), code="not_found")
+    ident = access.visible_identification(db, principal, identification_id)
     if ident.candidate is None:
         raise APIError(409, _("identification #%(id)s has no candidate to report on", id=identification_id),
                        code="conflict")
