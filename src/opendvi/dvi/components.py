@@ -25,6 +25,7 @@ from opendvi.dvi.assignment import (
     ComponentTooHardError,
     Constraints,
     Model,
+    Solution,
     build_model,
     lp_penalties,
     solve_best,
@@ -241,13 +242,20 @@ def solve_component(
 
     visit(0)
     out.sort(key=lambda x: (-x[0], x[2]))
+    _summarise_enumeration(comp, out)
+    return comp
+
+
+def _summarise_enumeration(comp: Component, out: list[tuple[float, float, tuple[str, ...]]]) -> None:
+    """Every assignment of ``comp`` is in ``out`` (best first): its
+    normalising constant, best log-likelihoods per call and exact marginals."""
     comp.assignments = out
     comp.log_norm = _logsumexp([s for s, _, _ in out])
     best: dict[tuple[str, str], float] = {}
     best_m: dict[tuple[str, str], float] = {}
     for _, ll, tg in out:
         given = dict.fromkeys(comp.missing, UNASSIGNED)
-        for rid, t in zip(rem, tg, strict=True):
+        for rid, t in zip(comp.remains, tg, strict=True):
             k = (rid, t)
             best[k] = max(ll, best.get(k, -math.inf))
             if t != UNASSIGNED:
@@ -264,12 +272,11 @@ def solve_component(
     if comp.log_norm != -math.inf:
         acc: dict[tuple[str, str], list[float]] = {}
         for sc, _, tg in out:
-            for rid, t in zip(rem, tg, strict=True):
+            for rid, t in zip(comp.remains, tg, strict=True):
                 acc.setdefault((rid, t), []).append(sc)
         for key, vals in acc.items():
             p = math.exp(_logsumexp(vals) - comp.log_norm)
             comp.marginals[key] = (p, p)
-    return comp
 
 
 def _names(model: Model, targets: Sequence[int]) -> tuple[str, ...]:
@@ -323,50 +330,57 @@ def solve_component_model(
     comp.marginals = {}
     for (r, m), b in marg.pair.items():
         comp.marginals[(model.remains[r], UNASSIGNED if m < 0 else model.missing[m])] = b
-    # GLR: the best against the best with the call changed
     if tl.solutions:
-        best = tl.solutions[0]
         budget = glr_budget if glr_budget is not None else [MAX_GLR_SOLVES]
-        # Only the calls need a GLR (a remains left unidentified, or a missing
-        # person nobody is placed on, is undecided whatever its GLR). Dropping
-        # the call's option is one alternative, so GLR <= the option's ln LR:
-        # below ``glr_floor`` the GLR cannot make the call probable and is not
-        # computed. A local lower bound at least ``glr_enough`` settles the
-        # conclusion without a solve (reported as a lower bound).
-        lower = glr_lower_bounds(model, best.chosen)
-        # the LP dual of the whole component bounds every alternative at once:
-        # best(V != t) <= LP - penalty(V, t), so GLR >= best - LP + penalty
-        lp = lp_penalties(model, Constraints()) if glr_enough < math.inf else None
-        if lp is not None:
-            value, y, d = lp
-            for (r, m), lo in lower.items():
-                alts = [d[j] for j in model.by_remains[r] if j in d and (r, m) not in model.options[j].pairs]
-                alts.append(y.get(r, 0.0))
-                pen = min(alts)
-                slack = 1e-7 * (1.0 + abs(value))
-                lower[(r, m)] = max(lo, best.score - value + pen - slack)
-        t_glr = time.perf_counter()
-        for k in best.chosen:
-            o = model.options[k]
-            if o.score < glr_floor:
-                continue
-            for r, m in o.pairs:
-                rid, mp = model.remains[r], model.missing[m]
-                if lower[(r, m)] >= glr_enough:
-                    comp.glr_remains[rid] = comp.glr_missing[mp] = lower[(r, m)]
-                    comp.glr_bound.update({rid, mp})
-                    continue
-                if budget[0] <= 0 or time.perf_counter() - t_glr > MAX_GLR_SECONDS:
-                    comp.glr_not_computed += 1
-                    continue
-                budget[0] -= 1
-                try:
-                    alt = solve_best(model, Constraints(forbidden=frozenset({(r, m)})))
-                except ComponentTooHardError:
-                    continue
-                g = math.inf if alt is None else best.score - alt.score
-                comp.glr_remains[rid] = comp.glr_missing[mp] = g
+        _call_glrs(model, comp, tl.solutions[0], budget, glr_floor=glr_floor, glr_enough=glr_enough)
     return comp
+
+
+def _call_glrs(
+    model: Model, comp: Component, best: Solution, budget: list[int], *, glr_floor: float, glr_enough: float
+) -> None:
+    """The GLR of each call of the best assignment ``best`` (the best against
+    the best with the call changed), into ``comp.glr_remains`` and
+    ``comp.glr_missing``; ``budget[0]`` constrained solves at the most."""
+    # Only the calls need a GLR (a remains left unidentified, or a missing
+    # person nobody is placed on, is undecided whatever its GLR). Dropping
+    # the call's option is one alternative, so GLR <= the option's ln LR:
+    # below ``glr_floor`` the GLR cannot make the call probable and is not
+    # computed. A local lower bound at least ``glr_enough`` settles the
+    # conclusion without a solve (reported as a lower bound).
+    lower = glr_lower_bounds(model, best.chosen)
+    # the LP dual of the whole component bounds every alternative at once:
+    # best(V != t) <= LP - penalty(V, t), so GLR >= best - LP + penalty
+    lp = lp_penalties(model, Constraints()) if glr_enough < math.inf else None
+    if lp is not None:
+        value, y, d = lp
+        for (r, m), lo in lower.items():
+            alts = [d[j] for j in model.by_remains[r] if j in d and (r, m) not in model.options[j].pairs]
+            alts.append(y.get(r, 0.0))
+            pen = min(alts)
+            slack = 1e-7 * (1.0 + abs(value))
+            lower[(r, m)] = max(lo, best.score - value + pen - slack)
+    t_glr = time.perf_counter()
+    for k in best.chosen:
+        o = model.options[k]
+        if o.score < glr_floor:
+            continue
+        for r, m in o.pairs:
+            rid, mp = model.remains[r], model.missing[m]
+            if lower[(r, m)] >= glr_enough:
+                comp.glr_remains[rid] = comp.glr_missing[mp] = lower[(r, m)]
+                comp.glr_bound.update({rid, mp})
+                continue
+            if budget[0] <= 0 or time.perf_counter() - t_glr > MAX_GLR_SECONDS:
+                comp.glr_not_computed += 1
+                continue
+            budget[0] -= 1
+            try:
+                alt = solve_best(model, Constraints(forbidden=frozenset({(r, m)})))
+            except ComponentTooHardError:
+                continue
+            g = math.inf if alt is None else best.score - alt.score
+            comp.glr_remains[rid] = comp.glr_missing[mp] = g
 
 
 def not_solved(problem: DVIProblem, comp: Component, message: str) -> Component:
