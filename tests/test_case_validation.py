@@ -267,3 +267,26 @@ def test_case_from_dict__lineage_problems_are_collected_with_the_others() -> Non
     msgs = [m for _w, m in info.value.problems]
     assert "positive integer" in msgs[1] and "invalid mtDNA variant" in msgs[2]
     assert msgs[3] == "a female carries no Y chromosome" and msgs[4] == "a missing person must not be typed"
+
+
+def test_cli__several_problems_one_line_each_after_a_count(tmp_path: Path) -> None:
+    from tests.clikit import run
+
+    path = tmp_path / "five.json"
+    path.write_text(json.dumps(_five_problems()))
+    out = run("likelihood", str(path))
+    assert out.returncode == 2 and out.stdout == ""
+    lines = out.stderr.rstrip().splitlines()
+    assert lines[0] == f"opendvi: error: {path}: 5 problems:"
+    assert len(lines) == 6
+    for line, (where, fragment) in zip(lines[1:], FIVE, strict=True):
+        assert line.startswith(f"  {where}: ") and fragment in line
+
+
+def test_case_document_error__report_caps_the_lines() -> None:
+    err = CaseDocumentError([(f"remains[{k}].sex", "bad") for k in range(25)], path="c.json")
+    lines = err.report(limit=20).splitlines()
+    assert lines[0] == "c.json: 25 problems:" and lines[1] == "  remains[0].sex: bad"
+    assert len(lines) == 22 and lines[-1] == "  ... and 5 more"
+    one = CaseDocumentError([("theta", "must be a number in [0, 1), found 2")], path="c.json")
+    assert one.report() == str(one) == "c.json: theta: must be a number in [0, 1), found 2"

@@ -4,7 +4,8 @@ Thin by design: each command parses its arguments, calls the library and
 prints. Commands live in their own modules (``*_cmd.py``) and register
 themselves on :data:`app`. Errors raised on purpose by the library
 (:class:`~opendvi.core.errors.OpenDVIError`) become one line on standard
-error and exit status 2, never a traceback. Any other exception is a bug:
+error (a case file with several problems: a line that counts them, then one
+each) and exit status 2, never a traceback. Any other exception is a bug:
 one line that says so and exit status 1, or the traceback with the global
 ``--debug`` option.
 """
@@ -68,6 +69,12 @@ for _name in COMMAND_MODULES:
     importlib.import_module(_name).register(app)
 
 
+def _error_text(exc: OpenDVIError) -> str:
+    from opendvi.io.case_checks import CaseDocumentError
+
+    return exc.report() if isinstance(exc, CaseDocumentError) else str(exc)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point.
 
@@ -86,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         else:
             app(args=list(argv), prog_name="opendvi")
     except OpenDVIError as exc:
-        err.print(f"opendvi: error: {exc}", markup=False)
+        err.print(f"opendvi: error: {_error_text(exc)}", markup=False)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("opendvi: interrupted", markup=False)

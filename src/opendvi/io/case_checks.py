@@ -47,6 +47,15 @@ class CaseDocumentError(FileFormatError):
         field, first = self.problems[0]
         super().__init__(_summary(first, self.problems[1:]), path=path, field=field or None)
 
+    def report(self, *, limit: int = 20) -> str:
+        """For a person at a terminal: the message, or with several problems
+        a first line that counts them and one line each (the first ``limit``)."""
+        if len(self.problems) == 1:
+            return str(self)
+        shown = [f"  {where}: {msg}" if where else f"  {msg}" for where, msg in self.problems[:limit]]
+        more = [f"  ... and {len(self.problems) - limit} more"] if len(self.problems) > limit else []
+        return "\n".join([f"{self.path or '<input>'}: {len(self.problems)} problems:", *shown, *more])
+
     def lines(self) -> list[str]:
         """Each problem on its own line, as ``path: field: message``."""
         return [": ".join(x for x in (self.path or "<input>", where, msg) if x) for where, msg in self.problems]
