@@ -46,8 +46,9 @@ ALLOWED = {
     "power": {"core", "screening", "dvi"},
     "store": {"core", "io", "i18n"},
     "reports": {"core", "io", "screening", "dvi", "power", "store", "i18n"},
-    "service": {"core", "io", "screening", "dvi", "power", "store", "reports", "i18n"},
-    "cli": {"core", "io", "screening", "dvi", "power", "store", "reports", "service", "i18n"},
+    "workflows": {"core", "io", "screening", "dvi", "power", "store", "reports", "i18n"},
+    "service": {"core", "io", "store", "reports", "workflows", "i18n"},
+    "cli": {"core", "io", "store", "reports", "workflows", "service", "i18n"},
 }
 OPEN = {"data"}
 

@@ -20,7 +20,8 @@ import pytest
 from opendvi.core.case import Case
 from opendvi.core.lineage import IUPAC, CaseLineage, MtHaplotype, PersonHaplotypes, parse_mt_range
 from opendvi.dvi.lineage import LineagePairwise, lineage_pairwise
-from opendvi.screening import read_results, result_to_json, screen, simulate_case, write_results
+from opendvi.screening import read_results, screen, simulate_case, write_results
+from opendvi.workflows.results import screen_json
 
 
 def _close(a: float, b: float, tol: float = 1e-9) -> bool:
@@ -167,7 +168,7 @@ def test_outputs_carry_each_system(sim, tmp_path: Path) -> None:  # type: ignore
             assert row["mismatches_Y"] == lp.mismatches[v][m]["Y"]
             assert row["mismatches_mt"] == lp.mismatches[v][m]["mt"]
             assert math.isclose(row["lr"], lp.lr(v, m) or 0.0, rel_tol=1e-9, abs_tol=0.0)
-    doc = json.loads(json.dumps(result_to_json(res)))
+    doc = json.loads(json.dumps(screen_json(res)))
     assert doc["systems"] == ["autosomal", "Y", "mt"]
     c = next(c for lst in doc["candidates"].values() for c in lst)
     assert set(c["lr_by_system"]) == {"autosomal", "Y", "mt"} and set(c["mismatches"]) == {"Y", "mt"}

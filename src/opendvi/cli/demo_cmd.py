@@ -39,21 +39,18 @@ def demo() -> None:
 def _identification(case: Case, out: Console) -> None:
     """Pairwise LRs, undisputed identifications and the best joint solution."""
     from opendvi.cli.dvi_cmd import glr_table, joint_table, pairwise_table, tie_note, undisputed_table
-    from opendvi.dvi import DVIProblem, find_undisputed, group_remains, pairwise_lr, solve_joint
+    from opendvi.workflows.identify import overview
 
-    problem = DVIProblem(case)
-    pw = pairwise_lr(problem)
-    out.print(pairwise_table(problem, pw, title="Pairwise LR of each remains and missing person (exclusions)"))
-    und = find_undisputed(problem, pairwise=pw)
-    out.print(undisputed_table(und, 1e4))
-    res = solve_joint(problem, pw, top=5)
-    out.print(joint_table(res))
-    note = tie_note(res)
+    ov = overview(case, top=5)
+    out.print(pairwise_table(ov.problem, ov.pairwise,
+                             title="Pairwise LR of each remains and missing person (exclusions)"))
+    out.print(undisputed_table(ov.undisputed, 1e4))
+    out.print(joint_table(ov.joint))
+    note = tie_note(ov.joint)
     if note:
         out.print(note)
-    out.print(glr_table(res))
-    groups = group_remains(problem)
-    for g in groups.groups:
+    out.print(glr_table(ov.joint))
+    for g in ov.groups:
         out.print(f"Remains {', '.join(g)} match each other directly: fragments of one person.")
 
 

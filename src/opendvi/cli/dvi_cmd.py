@@ -5,38 +5,20 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from opendvi.cli.output import OutputFormat, console, jnum, print_json
-from opendvi.dvi import (
-    UNASSIGNED,
-    Component,
-    DVIProblem,
-    JointResult,
-    PairwiseResult,
-    RemainsMatching,
-    UndisputedResult,
-    consensus_profile,
-    group_remains,
-    pairwise_lr,
-)
-from opendvi.dvi.joint import MAX_ASSIGNMENTS
-from opendvi.dvi.problem import safe_exp
-from opendvi.dvi.workflow import (
-    EXCLUDED,
-    IDENTIFIED,
-    PROBABLE,
-    UNDECIDED,
-    Conclusion,
-    Solution,
-    SolveOptions,
-    solve_case,
-)
+from opendvi.cli.output import OutputFormat, console, print_json
 from opendvi.io.case_json import read_case
+from opendvi.workflows import identify
+from opendvi.workflows.identify import MAX_ASSIGNMENTS, UNASSIGNED, Conclusion, SolveOptions
+from opendvi.workflows.results import format_lr, pairwise_json, remains_json, solve_json
+
+if TYPE_CHECKING:
+    from opendvi.workflows.identify import DVIProblem, JointResult, LineagePairwise, PairwiseResult, UndisputedResult
 
 LN10 = math.log(10.0)
 
@@ -45,26 +27,10 @@ FORMAT_OPT = typer.Option(OutputFormat.table, "--format", help="table or json.")
 IGNORE_SEX_OPT = typer.Option(False, "--ignore-sex", help="Pair remains with missing persons of any sex.")
 
 
-def log10_of(log_lr: float | None) -> float | str | None:
-    """log10 LR for JSON: null when not admissible, "-inf" for an LR of 0."""
-    if log_lr is None:
-        return None
-    return jnum(log_lr / LN10)
-
-
 def fmt_lr(log_lr: float | None) -> str:
-    if log_lr is None:
-        return "-"
-    if log_lr == -math.inf:
-        return "0"
-    x = log_lr / LN10
-    if -3 < x < 4:
-        return f"{safe_exp(log_lr):.4g}"
-    exp = math.floor(x)
-    mant = 10 ** (x - exp)
-    if round(mant, 2) >= 10.0:
-        mant, exp = mant / 10.0, exp + 1
-    return f"{mant:.2f}e{exp:+d}"
+    """A table cell: the LR of a natural-log LR by :func:`~opendvi.workflows.results.format_lr`; "-" when
+    there is none (not admissible)."""
+    return "-" if log_lr is None else format_lr(log_lr / LN10)
 
 
 def _notes(problem: DVIProblem, output_format: OutputFormat, out: Console) -> None:
@@ -76,20 +42,6 @@ def _notes(problem: DVIProblem, output_format: OutputFormat, out: Console) -> No
 
 
 # -- pairwise -----------------------------------------------------------------------
-def pairwise_json(problem: DVIProblem, pw: PairwiseResult) -> dict[str, Any]:
-    lr: dict[str, dict[str, float | str | None]] = {}
-    log10: dict[str, dict[str, float | str | None]] = {}
-    excl: dict[str, dict[str, int | None]] = {}
-    for rid in problem.remains:
-        lr[rid], log10[rid], excl[rid] = {}, {}, {}
-        for mp in problem.missing:
-            v = pw.log_lr[rid].get(mp)
-            lr[rid][mp] = jnum(pw.lr(rid, mp))
-            log10[rid][mp] = log10_of(v)
-            excl[rid][mp] = pw.exclusions[rid].get(mp)
-    return {"lr": lr, "log10_lr": log10, "exclusions": excl}
-
-
 def pairwise_table(problem: DVIProblem, pw: PairwiseResult, *, title: str = "Pairwise LR (exclusions)") -> Table:
     table = Table(title=title, title_justify="left")
     table.add_column("remains")
@@ -109,19 +61,6 @@ def pairwise_table(problem: DVIProblem, pw: PairwiseResult, *, title: str = "Pai
     return table
 
 
-def _with_lineage(problem: DVIProblem, pw: PairwiseResult) -> tuple[PairwiseResult, Any]:
-    """With lineage evidence in the case (``shared/design/lineage.md``): the combined LR (autosomal × X × Y
-    × mt) in place of ``pw``'s, and the :class:`~opendvi.dvi.lineage.LineagePairwise` with each system's."""
-    from opendvi.dvi.lineage import lineage_pairwise
-
-    lp = lineage_pairwise(problem, autosomal=pw)
-    combined = PairwiseResult(remains=pw.remains, missing=pw.missing)
-    for rid in problem.remains:
-        combined.log_lr[rid] = dict(lp.log_lr.get(rid, {}))
-        combined.exclusions[rid] = dict(pw.exclusions[rid])
-    return combined, lp
-
-
 def pairwise(
     case_file: Path = CASE_ARG,
     output_format: OutputFormat = FORMAT_OPT,
@@ -131,20 +70,10 @@ def pairwise(
 
     With Y-STR or mtDNA evidence in the case, the LR is the combined one (autosomal × X × Y × mt) and
     each system's LR is given beside it (``lr_by_system``, ``mismatches`` in JSON)."""
-    problem = DVIProblem(read_case(case_file), ignore_sex=ignore_sex)
-    lineage = problem.case.lineage is not None
-    pw = pairwise_lr(problem, keep_markers=lineage)
-    lp = None
-    if lineage:
-        pw, lp = _with_lineage(problem, pw)
+    run = identify.pairwise(read_case(case_file), ignore_sex=ignore_sex)
+    problem, pw, lp = run.problem, run.pairwise, run.lineage
     if output_format is OutputFormat.json:
-        doc = pairwise_json(problem, pw)
-        if lp is not None:
-            extra = lp.to_json()
-            doc["systems"] = list(lp.systems)
-            doc["lr_by_system"] = extra["lr_by_system"]
-            doc["mismatches"] = extra["mismatches"]
-        print_json(doc)
+        print_json(pairwise_json(run))
         _notes(problem, output_format, console())
         return
     out = console()
@@ -158,7 +87,7 @@ def pairwise(
     _notes(problem, output_format, out)
 
 
-def lineage_table(lp: Any) -> Table:
+def lineage_table(lp: LineagePairwise) -> Table:
     """Each system's LR of every admissible pairing, and the lineage mismatches."""
     table = Table(title="LR by system (lineage mismatches)", title_justify="left")
     table.add_column("remains")
@@ -177,91 +106,6 @@ def lineage_table(lp: Any) -> Table:
 
 
 # -- solve ---------------------------------------------------------------------------
-def _interval(b: tuple[float, float] | None) -> list[float] | None:
-    return None if b is None else [float(b[0]), float(b[1])]
-
-
-def joint_json(res: JointResult) -> list[dict[str, Any]]:
-    out = []
-    for row in res.rows:
-        item: dict[str, Any] = {
-            "assignment": row.assignment,
-            "loglik": jnum(row.loglik),
-            "lr": jnum(row.lr),
-            "posterior": jnum(row.posterior) if row.exact else None,
-        }
-        if not row.exact:
-            item["posterior_interval"] = _interval(row.posterior_bounds)
-        out.append(item)
-    return out
-
-
-def undisputed_json(und: UndisputedResult) -> list[dict[str, Any]]:
-    return [{"family": u.family, "missing": u.missing, "remains": u.remains, "lr": jnum(u.lr)} for u in und.identified]
-
-
-def _conclusion_json(c: Conclusion) -> dict[str, Any]:
-    return {
-        "remains": c.remains,
-        "missing": c.missing,
-        "family": c.family,
-        "conclusion": c.conclusion,
-        "lr": None if c.log_lr is None else jnum(safe_exp(c.log_lr)),
-        "log10_lr": log10_of(c.log_lr),
-        "posterior": None if c.posterior is None or not c.posterior_exact else c.posterior[0],
-        "posterior_interval": _interval(c.posterior),
-        "posterior_exact": c.posterior_exact if c.posterior is not None else None,
-        "glr": None if c.log_glr is None else jnum(safe_exp(c.log_glr)),
-        "log10_glr": log10_of(c.log_glr),
-        "glr_exact": c.glr_exact if c.log_glr is not None else None,
-        "symmetric": c.symmetric,
-        "step": c.step,
-        "comment": c.comment,
-    }
-
-
-def component_json(c: Component) -> dict[str, Any]:
-    return {
-        "remains": list(c.remains),
-        "missing": list(c.missing),
-        "families": list(c.families),
-        "method": c.method,
-        "posterior_exact": c.exact,
-        "max_error": c.max_error,
-        "log10_assignments": c.log_count / LN10,
-        "assignments_exact": c.count_exact,
-        "top_complete": c.top_complete,
-        "message": c.message,
-    }
-
-
-def summary_json(sol: Solution, opts: SolveOptions) -> dict[str, Any]:
-    families: dict[str, list[dict[str, Any]]] = {}
-    for c in sol.missing:
-        families.setdefault(c.family or "", []).append(_conclusion_json(c))
-    return {
-        "remains": [_conclusion_json(c) for c in sol.remains],
-        "missing": [_conclusion_json(c) for c in sol.missing],
-        "families": [{"family": f, "missing": v} for f, v in families.items()],
-        "components": [component_json(c) for c in sol.joint.components],
-        "options": {
-            "pairwise": sol.pairwise_method,
-            "max_exclusions": opts.max_exclusions,
-            "threshold": opts.threshold,
-            "threshold2": opts.probable_threshold,
-            "min_posterior": opts.min_posterior,
-            "lr_threshold": opts.lr_threshold,
-            "undisputed": opts.undisputed,
-            "max_assignments": opts.max_assignments,
-        },
-        "counts": {
-            k: sum(1 for c in sol.remains if c.conclusion == k) for k in (IDENTIFIED, PROBABLE, EXCLUDED, UNDECIDED)
-        },
-        "seconds": {k: round(v, 3) for k, v in sol.seconds.items()},
-        "notes": sol.notes,
-    }
-
-
 def undisputed_table(und: UndisputedResult, threshold: float) -> Table:
     table = Table(title=f"Undisputed identifications (LR >= {threshold:g}, row and column)", title_justify="left")
     for col in ("remains", "missing", "family", "LR", "step"):
@@ -415,25 +259,10 @@ def solve(
         min_posterior=min_posterior,
         pairwise=pairwise_method,
     )
-    sol = solve_case(case, opts, ignore_sex=ignore_sex)
-    groups: list[list[str]] = []
-    if group_threshold > 0:
-        if len(sol.problem.remains) <= MAX_GROUPING:
-            groups = group_remains(sol.problem, threshold=group_threshold).groups
-        else:
-            sol.notes.append(
-                f"fragments not grouped ({len(sol.problem.remains)} remains > {MAX_GROUPING}): "
-                "run opendvi match-remains"
-            )
+    run = identify.solve(case, opts, ignore_sex=ignore_sex, group_threshold=group_threshold)
+    sol, groups = run.solution, run.groups
     if output_format is OutputFormat.json:
-        print_json(
-            {
-                "joint": joint_json(sol.joint),
-                "undisputed": undisputed_json(sol.undisputed),
-                "groups": groups,
-                "summary": summary_json(sol, opts),
-            }
-        )
+        print_json(solve_json(run))
         for text in sol.notes:
             print(f"note: {text}", file=sys.stderr)
         return
@@ -454,40 +283,7 @@ def solve(
         out.print(f"note: {n}", markup=False)
 
 
-#: Above this many remains, ``solve`` leaves fragment grouping to ``match-remains`` (quadratic).
-MAX_GROUPING = 500
-
-
 # -- match-remains ---------------------------------------------------------------------
-def matching_json(problem: DVIProblem, m: RemainsMatching) -> dict[str, Any]:
-    pairs = [
-        {"remains": [a, b], "lr": jnum(safe_exp(v)), "log10_lr": log10_of(v), **m.systems_json(a, b)}
-        for (a, b), v in sorted(m.log_lr.items(), key=lambda kv: -kv[1])
-        if v >= 0
-    ]
-    consensus = {}
-    for g in m.groups:
-        prof, notes = consensus_profile([problem.remains[r] for r in g])
-        consensus["+".join(g)] = {
-            "remains": g,
-            "sex": prof.sex,
-            "dropout": prof.dropout,
-            "genotypes": {k: list(v) for k, v in prof.genotypes.items()},
-            "notes": notes,
-        }
-    return {
-        "threshold": m.threshold,
-        "groups": m.groups,
-        "pairs": pairs,
-        "conflicts": [{"remains": [a, b], "log10_lr": log10_of(v)} for a, b, v in m.conflicts],
-        "consensus": consensus,
-        "personal_effects": [
-            {"remains": r, "missing": mp, "lr": jnum(safe_exp(v)), "log10_lr": log10_of(v)}
-            for (r, mp), v in sorted(m.personal_effects.items(), key=lambda kv: -kv[1])
-        ],
-    }
-
-
 def match_remains(
     case_file: Path = CASE_ARG,
     output_format: OutputFormat = FORMAT_OPT,
@@ -495,10 +291,10 @@ def match_remains(
 ) -> None:
     """Remains-to-remains: direct-match LRs, groups of fragments of one person, consensus profiles,
     and matches with personal-effects samples (family members '<missing>.self')."""
-    problem = DVIProblem(read_case(case_file))
-    m = group_remains(problem, threshold=threshold)
+    run = identify.match_remains(read_case(case_file), threshold=threshold)
+    problem, m = run.problem, run.matching
     if output_format is OutputFormat.json:
-        print_json(matching_json(problem, m))
+        print_json(remains_json(run))
         _notes(problem, output_format, console())
         return
     out = console()
@@ -517,7 +313,7 @@ def match_remains(
     if m.groups:
         out.print(f"Groups (LR >= {threshold:g}, connected): " + "; ".join(", ".join(g) for g in m.groups))
         for g in m.groups:
-            prof, notes = consensus_profile([problem.remains[r] for r in g])
+            prof, notes = run.consensus["+".join(g)]
             out.print(f"  consensus of {'+'.join(g)}: {len(prof.genotypes)} markers, sex {prof.sex or 'unknown'}")
             for note in notes:
                 out.print(f"    note: {note}")

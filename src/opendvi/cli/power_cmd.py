@@ -11,18 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from opendvi.cli.output import OutputFormat, console, jnum, print_json
-
-
-def _clean(x: object) -> object:
-    """JSON-safe numbers (inf as "inf", nan as null), recursively."""
-    if isinstance(x, float):
-        return jnum(x)
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_clean(v) for v in x]
-    return x
+from opendvi.cli.output import OutputFormat, console, print_json
 
 
 def _parse_candidates(text: str | None) -> list[list[str]]:
@@ -60,23 +49,18 @@ def power(
     """Exclusion power, the LR distribution of the true missing person and
     inclusion power P(LR >= 1 .. 1e6) of every family; with --candidates, the
     expected power after typing each candidate, best first."""
-    from opendvi.power import PowerSettings, case_power
-    from opendvi.screening import read_store
+    from opendvi.workflows.intake import read_case_file
+    from opendvi.workflows.planning import PowerSettings, plan_case
+    from opendvi.workflows.results import power_json
 
-    if case_file.suffix.lower() == ".npz":
-        case = read_store(case_file)[0]
-    else:
-        from opendvi.io.case_json import read_case
-
-        case = read_case(case_file)
+    case = read_case_file(case_file)
     settings = PowerSettings(method=method, nsim=nsim, seed=seed, grid=grid, mutations=mutations, rank_by=rank_by)
-    skipped: list[str] = []
-    results = case_power(case, families=family or None, candidates=_parse_candidates(candidates),
-                         settings=settings, skipped=skipped)
-    for note in skipped:  # families that cannot be evaluated (core.rules), on stderr in both formats
+    planned = plan_case(case, families=family or None, candidates=_parse_candidates(candidates), settings=settings)
+    results = planned.results
+    for note in planned.skipped:  # families that cannot be evaluated (core.rules), on stderr in both formats
         Console(stderr=True, highlight=False).print(f"note: {note}", markup=False)
     if output_format is OutputFormat.json:
-        print_json([_clean(r.to_json()) for r in results])
+        print_json(power_json(results))
         return
     out = console()
     for r in results:
@@ -138,17 +122,13 @@ def power_registry(
     import csv
     import time
 
-    from opendvi.power import registry_power
-    from opendvi.screening import read_store
+    from opendvi.workflows.intake import read_case_file
+    from opendvi.workflows.planning import plan_registry
+    from opendvi.workflows.results import registry_json
 
     t0 = time.perf_counter()
-    if case_file.suffix.lower() == ".npz":
-        case = read_store(case_file)[0]
-    else:
-        from opendvi.io.case_json import read_case
-
-        case = read_case(case_file)
-    res = registry_power(case, level=level, threshold=threshold, grid=grid, next_limit=next_limit, workers=workers)
+    case = read_case_file(case_file)
+    res = plan_registry(case, level=level, threshold=threshold, grid=grid, next_limit=next_limit, workers=workers)
     key = res.key
     if output is not None:
         with open(output, "w", newline="") as fh:
@@ -163,9 +143,7 @@ def power_registry(
                             "" if r.next_exclusion is None else f"{r.next_exclusion:.10g}", r.path])
     weak = res.weak()
     if output_format is OutputFormat.json:
-        print_json(_clean({"level": level, "threshold": threshold, "n_families": len(res.rows),
-                           "fraction_weak": res.fraction_weak, "weak": [r.to_json() for r in weak],
-                           "notes": res.notes}))
+        print_json(registry_json(res, level=level, threshold=threshold))
         return
     err = Console(stderr=True, highlight=False)
     st = res.stats

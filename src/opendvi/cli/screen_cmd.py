@@ -12,15 +12,6 @@ from rich.console import Console
 from opendvi.cli.output import OutputFormat, console, print_json
 
 
-def _read_any(path: Path):  # type: ignore[no-untyped-def]
-    from opendvi.io.case_json import read_case
-    from opendvi.screening import read_store
-
-    if path.suffix.lower() == ".npz":
-        return read_store(path)[0]
-    return read_case(path)
-
-
 def _file_hash(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -46,25 +37,10 @@ def simulate(
     inside. ``--lineage Y,mt`` adds Y-STR and mtDNA haplotypes and their
     databases (JSON cases only).
     """
-    import json
+    from opendvi.workflows.intake import simulate_to_file
 
-    from opendvi.io.case_json import write_case
-    from opendvi.screening import ScreeningError, simulate_case, write_store
-
-    systems = tuple(x.strip() for x in lineage.split(",") if x.strip())
-    bad = [x for x in systems if x not in ("Y", "mt")]
-    if bad:
-        raise ScreeningError(f"--lineage: the systems are Y and mt, found {bad[0]!r}")
-    if systems and output.suffix.lower() == ".npz":
-        raise ScreeningError("--lineage: a store (.npz) holds no lineage data; write CASE.json")
     t0 = time.perf_counter()
-    case, truth = simulate_case(families=families, remains=remains, seed=seed, lineage=systems)
-    if output.suffix.lower() == ".npz":
-        write_store(case, output, truth=truth)
-    else:
-        write_case(case, output)
-        tpath = output.with_name(output.stem + ".truth.json")
-        tpath.write_text(json.dumps({"missing": truth.missing, "kind": truth.kind}, indent=1) + "\n")
+    case = simulate_to_file(families=families, remains=remains, seed=seed, output=output, lineage=lineage).case
     n_missing = sum(len(f.missing) for f in case.families)
     console().print(
         f"wrote {output}: {len(case.families)} families, {n_missing} missing persons, "
@@ -101,15 +77,16 @@ def screen(
         TimeRemainingColumn,
     )
 
-    from opendvi.screening import ScreeningError, result_to_json, write_results
-    from opendvi.screening import screen as run_screen
+    from opendvi.workflows.identify import screen as run_screen
+    from opendvi.workflows.intake import ScreeningError, read_case_file
+    from opendvi.workflows.results import screen_json, write_screen_results
 
     if output is None and output_format is not OutputFormat.json:
         raise ScreeningError("give -o RESULTS.parquet (or .csv), or --format json")
     if output is not None and output.suffix.lower() not in (".parquet", ".csv"):
         raise ScreeningError(f"{output}: results are written as .parquet or .csv")
     t0 = time.perf_counter()
-    case = _read_any(case_file)
+    case = read_case_file(case_file)
     wd = work_dir
     if wd is None and output is not None:
         wd = output.with_name(output.name + ".parts")
@@ -144,11 +121,11 @@ def screen(
             progress=on_progress,
         )
     if output is not None:
-        write_results(res, output)
+        write_screen_results(res, output)
         if wd is not None and not keep_parts and work_dir is None:
             shutil.rmtree(wd, ignore_errors=True)
     if output_format is OutputFormat.json:
-        print_json(result_to_json(res))
+        print_json(screen_json(res))
         return
     st = res.stats
     err.print(

@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 
 from opendvi import __version__
 from opendvi.i18n import gettext as _
+from opendvi.reports.numbers import format_lr as lr_text  # the one rule (also the CLI's and the pages')
 from opendvi.reports.verbal import band_label, verbal_equivalent
 from opendvi.store import repositories as repo
 from opendvi.store.models import (
@@ -71,18 +72,6 @@ def _aware(t: datetime | None) -> datetime | None:
 def _iso(t: datetime | None) -> str | None:
     a = _aware(t)
     return a.isoformat() if a is not None else None
-
-
-def lr_text(log10_lr: float | None) -> str:
-    """An LR for people: ``1.2e+23``, ``0`` for an exclusion (as the pages show it)."""
-    if log10_lr is None or log10_lr == -math.inf:
-        return "0"
-    if log10_lr == math.inf:
-        return "∞"
-    if abs(log10_lr) < 4:
-        return f"{10 ** log10_lr:.4g}"
-    e = math.floor(log10_lr)
-    return f"{10 ** (log10_lr - e):.2f}e{e:+d}"
 
 
 def _profile_as_of(session: Session, donor: Donor, when: datetime | None) -> Profile | None:

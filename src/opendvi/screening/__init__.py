@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from opendvi.screening._encode import ScreeningError
 from opendvi.screening._engine import DEFAULT_SHARD_SIZE, ScreenResult, ScreenStats, screen
-from opendvi.screening._output import read_results, result_to_json, write_results
+from opendvi.screening._output import read_results, write_results
 from opendvi.screening._simulate import SimulationTruth, simulate_case
 from opendvi.screening._store import read_store, write_store
 
@@ -30,7 +30,6 @@ __all__ = [
     "SimulationTruth",
     "read_results",
     "read_store",
-    "result_to_json",
     "screen",
     "simulate_case",
     "write_results",

@@ -23,7 +23,8 @@ from the nearest reference of the lineage), as ``opendvi pairwise`` gives them.
 
 The Parquet file's key-value metadata holds ``opendvi.top``,
 ``opendvi.threshold`` and ``opendvi.notes`` (JSON). CSV writes ``-inf`` and
-``inf`` as such.
+``inf`` as such. The results as JSON (``opendvi screen --format json``):
+:func:`opendvi.workflows.results.screen_json`.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from opendvi.core.rules import json_number, safe_exp
+from opendvi.core.rules import safe_exp
 from opendvi.screening._encode import ScreeningError
 from opendvi.screening._engine import ScreenResult
 
@@ -159,22 +160,4 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
                     },
                 }
             )
-    return out
-
-
-def result_to_json(res: ScreenResult) -> dict[str, Any]:
-    """``{"candidates": {remains: [...]}, "top", "threshold", "notes"}``
-    (case-json.md conventions: ``-inf`` as the string "-inf"); with lineage
-    data each candidate adds ``lr_by_system`` and ``mismatches``
-    (:meth:`ScreenResult.candidates`) and the result ``systems``."""
-    cands = res.candidates()
-    for lst in cands.values():
-        for c in lst:
-            c["lr"] = json_number(c["lr"])
-            c["log10_lr"] = json_number(c["log10_lr"])
-            if "lr_by_system" in c:
-                c["lr_by_system"] = {k: json_number(v) for k, v in c["lr_by_system"].items()}
-    out: dict[str, Any] = {"candidates": cands, "top": res.top, "threshold": res.threshold, "notes": res.notes}
-    if res.systems:
-        out["systems"] = list(res.systems)
     return out

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from opendvi.core.errors import OpenDVIError
-from opendvi.dvi.workflow import SolveOptions
 from opendvi.store.repositories import DecisionPolicy
+from opendvi.workflows.identify import SolveOptions
 
 #: Passwords that are refused outside development (and every password of the bundled list).
 WELL_KNOWN_PASSWORDS = frozenset(

@@ -10,7 +10,7 @@ one row in ``matching_runs`` with ``status = 'queued'``) and executed here:
   'queued'`` marks it running with this worker's name, a heartbeat and a
   lease;
 * **execute**: the database is read in a read transaction that then ends;
-  :func:`opendvi.service.matching.match_case` computes with no transaction
+  :func:`opendvi.workflows.matching.match_case` computes with no transaction
   open; a heartbeat thread renews the lease every ``heartbeat_s`` and reads
   the cancel flag; progress and phase are written in short transactions (at
   most twice a second); candidates are stored in chunks (Core bulk inserts),
@@ -43,10 +43,10 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from opendvi.service.matching import PHASE_END, match_case
 from opendvi.store import repositories as repo
 from opendvi.store.db import begin_write, end_read
 from opendvi.store.models import Candidate, FrequencyDatabase, MatchingRun, Operation, RunStatus, utcnow
+from opendvi.workflows.matching import PHASE_END, match_case
 
 log = logging.getLogger("opendvi.worker")
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections import OrderedDict
 from pathlib import Path
 from threading import Lock
@@ -30,13 +29,13 @@ from opendvi.core.errors import OpenDVIError
 from opendvi.i18n import format_number, get_locale
 from opendvi.i18n import gettext as _
 from opendvi.io.case_json import case_from_dict
-from opendvi.power import FamilyPower, PowerSettings, RegistryPower, family_power, registry_power, untyped_relatives
-from opendvi.power.plot import lr_distribution_png
 from opendvi.service.deps import DB, CurrentPrincipal, Principal, require
 from opendvi.service.errors import APIError
 from opendvi.service.policy import ROLE_TITLES
 from opendvi.store import repositories as repo
 from opendvi.store.models import Family, FrequencyDatabase
+from opendvi.workflows.planning import FamilyPower, RegistryPower, family_plan, lr_distribution_png, plan_registry
+from opendvi.workflows.results import clean, power_json
 
 router = APIRouter()
 
@@ -129,11 +128,8 @@ def family_result(db: Session, code: str, operation: str | None) -> tuple[str, l
         raise APIError(409, _("family %(family)s has no missing person", family=code), code="conflict")
 
     def make() -> list[FamilyPower]:
-        f = case.families[0]
-        settings = PowerSettings(rank_by="inclusion")
         try:
-            return [family_power(case, f, mp, candidates=[[c] for c in untyped_relatives(f, mp)],
-                                 settings=settings) for mp in f.missing]
+            return family_plan(case, case.families[0].id)
         except OpenDVIError as exc:
             raise APIError(409, _("power cannot be computed: %(why)s", why=exc), code="conflict") from None
 
@@ -146,7 +142,7 @@ def registry_result(db: Session, operation: str | None, level: float, threshold:
 
     def make() -> RegistryPower:
         try:
-            return registry_power(case, level=level, threshold=threshold, next_limit=NEXT_LIMIT)
+            return plan_registry(case, level=level, threshold=threshold, next_limit=NEXT_LIMIT)
         except OpenDVIError as exc:
             raise APIError(409, _("power cannot be computed: %(why)s", why=exc), code="conflict") from None
 
@@ -172,16 +168,6 @@ def _sorted_rows(res: RegistryPower, sort: str, order: str) -> list[dict[str, An
     return rows
 
 
-def _clean(x: Any) -> Any:
-    if isinstance(x, float):
-        return None if math.isnan(x) else ("inf" if x == math.inf else x)
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_clean(v) for v in x]
-    return x
-
-
 # ---------------------------------------------------------------------------
 # JSON API
 # ---------------------------------------------------------------------------
@@ -194,7 +180,7 @@ def api_family_power(code: str, db: DB, operation: str | None = Query(None, max_
     inclusion power and the ranked next relatives, per missing person of the
     family (the shape of ``opendvi power --format json``)."""
     _op, results, _key = family_result(db, code, operation)
-    return [_clean(r.to_json()) for r in results]
+    return power_json(results)
 
 
 @router.get("/api/power/weak", tags=["power"])
@@ -206,7 +192,7 @@ def api_weak(db: DB, operation: str | None = Query(None, max_length=64),
     """Families whose inclusion power at ``threshold`` is below ``level``,
     with the best next relative of the weakest."""
     op_code, res = registry_result(db, operation, level, threshold)
-    return _clean({"operation": op_code, "level": level, "threshold": threshold, "n_missing": len(res.rows),
+    return clean({"operation": op_code, "level": level, "threshold": threshold, "n_missing": len(res.rows),
                    "fraction_weak": res.fraction_weak, "weak": _sorted_rows(res, sort, order)})
 
 
