@@ -40,20 +40,11 @@ class FamilyTable:
             gts: dict[str, dict[str, Genotype]] = {}
             for pid, code in barcodes.items():
                 s = profiles.get(code)
-                if s is None:
-                    raise FileFormatError(
-                        f"family {fid}, person {pid}: sample {code!r} is not in the profiles given",
-                        path=self.source,
-                        line=self.lines.get((fid, pid)),
-                        field="sample",
-                    )
-                if pid in missing:
-                    raise FileFormatError(
-                        f"family {fid}, person {pid}: a missing person cannot have a reference sample",
-                        path=self.source,
-                        line=self.lines.get((fid, pid)),
-                        field="sample",
-                    )
+                problem = (f"sample {code!r} is not in the profiles given" if s is None
+                           else "a missing person cannot have a reference sample" if pid in missing else None)
+                if problem is not None or s is None:
+                    raise FileFormatError(f"family {fid}, person {pid}: {problem}", path=self.source,
+                                          line=self.lines.get((fid, pid)), field="sample")
                 used.add(code)
                 gts[pid] = dict(s.genotypes)
             try:
@@ -132,12 +123,8 @@ def read_families_table(source: Source, *, sheet: str | None = None, filename: s
         code = cell(row, i_sample)
         if code:
             if code in barcode_seen:
-                raise FileFormatError(
-                    f"sample {code} is given to two persons (also line {barcode_seen[code]})",
-                    path=p,
-                    line=ln,
-                    field="sample",
-                )
+                raise FileFormatError(f"sample {code} is given to two persons (also line {barcode_seen[code]})",
+                                      path=p, line=ln, field="sample")
             barcode_seen[code] = ln
             codes[pid] = code
     if not fams:
