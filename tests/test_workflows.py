@@ -74,9 +74,11 @@ def test_lr_filter__registered_on_the_pages(tmp_path: Path) -> None:
 
 # -- one serialiser ------------------------------------------------------------------------------------
 def test_results__the_cli_prints_what_the_serialiser_gives() -> None:
-    """``opendvi pairwise``, ``solve`` and ``match-remains --format json`` print the workflow's result
+    """``opendvi likelihood``, ``pairwise``, ``solve`` and ``match-remains --format json`` print the workflow's result
     through :mod:`opendvi.workflows.results`, numbers as case-json.md writes them."""
     case = read_case(DEMO)
+    got = json.loads(cli("likelihood", DEMO, "--format", "json", check=True).stdout)
+    assert got == json.loads(json.dumps(results.likelihood_json(identify.likelihoods(case))))
     got = json.loads(cli("pairwise", DEMO, "--format", "json", check=True).stdout)
     assert got == json.loads(json.dumps(results.pairwise_json(identify.pairwise(case))))
     got = json.loads(cli("match-remains", DEMO, "--format", "json", check=True).stdout)

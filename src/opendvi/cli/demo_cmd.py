@@ -10,12 +10,14 @@ from opendvi.cli.output import console, fmt_log
 from opendvi.core.case import Case
 from opendvi.data import demo_case_path
 from opendvi.io.case_json import read_case
+from opendvi.workflows.identify import likelihoods
 
 
 def demo() -> None:
     """Run opendvi on the bundled demo case (5 families, 8 remains, 23 STRs)."""
     path = demo_case_path()
-    case, notes = read_case(path).with_unseen_alleles()
+    res = likelihoods(read_case(path))
+    case = res.case
     out = console()
     out.print(f"Demo case [bold]{case.name}[/bold] ({path})")
     out.print(
@@ -27,12 +29,11 @@ def demo() -> None:
     table.add_column("typed references")
     table.add_column("missing")
     table.add_column("ln L (references)", justify="right")
-    for fam in case.families:
-        ll = fam.loglik(case.markers, theta=case.theta)
+    for fam, (_fid, ll) in zip(case.families, res.families, strict=True):
         table.add_row(fam.id, ", ".join(fam.references), ", ".join(fam.missing), fmt_log(ll.total))
     out.print(table)
     _identification(case, out)
-    for note in notes:
+    for note in res.notes:
         out.print(f"note: {note}")
 
 

@@ -7,8 +7,10 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from opendvi.cli.output import OutputFormat, console, fmt_log, jnum, print_json
+from opendvi.cli.output import OutputFormat, console, fmt_log, print_json
 from opendvi.io.case_json import read_case
+from opendvi.workflows.identify import likelihoods
+from opendvi.workflows.results import likelihood_json
 
 
 def likelihood(
@@ -16,37 +18,19 @@ def likelihood(
     output_format: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json."),
 ) -> None:
     """Natural-log likelihood of each family's reference data, per marker and in total."""
-    case, notes = read_case(case_file).with_unseen_alleles()
-    results = []
-    for fam in case.families:
-        ll = fam.loglik(case.markers, theta=case.theta)
-        results.append((fam.id, ll))
+    res = likelihoods(read_case(case_file))
     if output_format is OutputFormat.json:
-        print_json(
-            {
-                "case": case.name,
-                "theta": case.theta,
-                "families": [
-                    {
-                        "family": fid,
-                        "loglik": {m: jnum(v) for m, v in ll.per_marker.items()},
-                        "loglik_total": jnum(ll.total),
-                    }
-                    for fid, ll in results
-                ],
-                "notes": notes,
-            }
-        )
+        print_json(likelihood_json(res))
         return
     out = console()
-    for fid, ll in results:
+    for fid, ll in res.families:
         table = Table(title=f"Family {fid}: ln L = {fmt_log(ll.total)}", title_justify="left")
         table.add_column("marker")
         table.add_column("ln L", justify="right")
         for m, v in ll.per_marker.items():
             table.add_row(m, fmt_log(v))
         out.print(table)
-    for note in notes:
+    for note in res.notes:
         out.print(f"note: {note}")
 
 

@@ -1,5 +1,6 @@
 """Identification, one function per job, each returning a typed result (frozen dataclasses):
 
+- :func:`likelihoods`: the pedigree likelihood of each family's references (``opendvi likelihood``);
 - :func:`pairwise`: every remains against every missing person (``opendvi pairwise``), with the
   lineage systems' LRs when the case has Y-STR or mtDNA evidence;
 - :func:`solve`: the whole identification workflow (``opendvi solve``; the algorithm is
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from opendvi.core.case import Case, Sample
+from opendvi.core.likelihood import LogLikelihood
 from opendvi.dvi import (
     UNASSIGNED,
     DVIProblem,
@@ -64,6 +66,7 @@ __all__ = [
     "Conclusion",
     "DVIProblem",
     "JointResult",
+    "Likelihoods",
     "LineagePairwise",
     "Overview",
     "PairwiseResult",
@@ -72,6 +75,7 @@ __all__ = [
     "SolveOptions",
     "SolveRun",
     "UndisputedResult",
+    "likelihoods",
     "match_remains",
     "overview",
     "pairwise",
@@ -81,6 +85,23 @@ __all__ = [
 
 #: Above this many remains, :func:`solve` leaves fragment grouping to :func:`match_remains` (quadratic).
 MAX_GROUPING = 500
+
+
+# -- the references' likelihood ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Likelihoods:
+    """The natural-log likelihood of each family's reference data (per marker and in total) in a case
+    whose frequencies hold every allele seen (``notes``: the alleles added)."""
+
+    case: Case
+    families: list[tuple[str, LogLikelihood]]
+    notes: list[str]
+
+
+def likelihoods(case: Case) -> Likelihoods:
+    """``opendvi likelihood``: the pedigree likelihood of every family's references."""
+    full, notes = case.with_unseen_alleles()
+    return Likelihoods(full, [(f.id, f.loglik(full.markers, theta=full.theta)) for f in full.families], notes)
 
 
 # -- pairwise -----------------------------------------------------------------------------------------

@@ -20,13 +20,14 @@ from opendvi.reports.numbers import format_lr
 if TYPE_CHECKING:
     from opendvi.power import FamilyPower, RegistryPower
     from opendvi.screening import ScreenResult
-    from opendvi.workflows.identify import PairwiseRun, RemainsRun, SolveRun
+    from opendvi.workflows.identify import Likelihoods, PairwiseRun, RemainsRun, SolveRun
 
 __all__ = [
     "clean",
     "format_lr",
     "jnum",
     "joint_json",
+    "likelihood_json",
     "log10_of",
     "pairwise_json",
     "power_json",
@@ -66,6 +67,20 @@ def log10_of(log_lr: float | None) -> float | str | None:
 def _lr(log_lr: float | None) -> float | str | None:
     """The LR for JSON from a natural-log LR (null when not admissible)."""
     return None if log_lr is None else jnum(safe_exp(log_lr))
+
+
+# -- the references' likelihood ------------------------------------------------------------------------
+def likelihood_json(res: Likelihoods) -> dict[str, Any]:
+    """``{"case", "theta", "families": [{"family", "loglik": {marker: ln L}, "loglik_total"}], "notes"}``."""
+    return {
+        "case": res.case.name,
+        "theta": res.case.theta,
+        "families": [
+            {"family": fid, "loglik": {m: jnum(v) for m, v in ll.per_marker.items()}, "loglik_total": jnum(ll.total)}
+            for fid, ll in res.families
+        ],
+        "notes": res.notes,
+    }
 
 
 # -- pairwise -----------------------------------------------------------------------------------------
