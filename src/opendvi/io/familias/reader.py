@@ -120,16 +120,9 @@ def parse_fam(source: Source, *, filename: str | None = None) -> FamFile:
     known_extras, known_relations, all_names = _read_known_relations(c, [r.name for r in raw_persons])
     pedigrees = _read_pedigrees(c, all_names, lim)
     theta, db_name, loci = _read_database(c)
-    ff = FamFile(
-        version=version,
-        persons=_resolve_genotypes(c, raw_persons, loci),
-        known_extras=known_extras,
-        known_relations=known_relations,
-        pedigrees=pedigrees,
-        theta=theta,
-        database_name=db_name,
-        loci=loci,
-    )
+    persons = _resolve_genotypes(c, raw_persons, loci)
+    ff = FamFile(version=version, persons=persons, known_extras=known_extras, known_relations=known_relations,
+                 pedigrees=pedigrees, theta=theta, database_name=db_name, loci=loci)
     # -- the [DVI] section, if any
     rest = lines[c.i :]
     for off, s in enumerate(rest):
