@@ -5,9 +5,11 @@ Every error response is JSON of the form::
     {"error": {"status": 409, "code": "conflict", "message": "...", "details": [...]}}
 
 whatever raised it: an :class:`APIError`, a store error, a validation error
-of FastAPI, an unknown route, or an unexpected exception (500, message
-without internals). Web pages (``text/html`` requested) get the same fields
-rendered as a page.
+of FastAPI, an unknown route, or an unexpected exception: a bug, 500
+``internal_error`` with no internals in the message, its traceback logged
+under an error id that the response carries (``details``: ``[{"error_id":
+...}]``) so that a report can be matched to the log. Web pages (``text/html``
+requested) get the same fields rendered as a page.
 
 A database that is busy, locked or unreachable (``OperationalError``, a pool
 timeout, a lost connection) is 503 ``unavailable`` with ``Retry-After``:
@@ -17,7 +19,9 @@ never a 401 or a 500, and nothing half-written (the transaction rolls back).
 from __future__ import annotations
 
 import logging
-from typing import Any, cast
+import secrets
+from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,6 +31,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from opendvi.core.errors import OpenDVIError
 from opendvi.i18n import lazy, translate
+from opendvi.service.policy import ROLE_TITLES, allowed
 from opendvi.store.errors import (
     ConflictError,
     ImportValidationError,
@@ -67,6 +72,18 @@ class LoginRequired(APIError):
         super().__init__(401, lazy("sign in first"), code="unauthenticated")
 
 
+@dataclass
+class _PageUser:
+    """What the error page's menu asks of the signed-in user (``can``), from the detached snapshot that
+    :func:`opendvi.service.deps.current_principal` leaves on the request."""
+
+    user: Any
+    csrf: str
+
+    def can(self, permission: str) -> bool:
+        return allowed(self.user.role, permission)
+
+
 def error_body(status: int, code: str, message: str, details: list[Any] | None = None) -> dict[str, Any]:
     return {"error": {"status": status, "code": code, "message": message, "details": details or []}}
 
@@ -95,13 +112,10 @@ def _respond(request: Request, err: APIError) -> Response:
             return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
         if err.code == PASSWORD_CHANGE_REQUIRED:
             return RedirectResponse(CHANGE_PASSWORD_PAGE, status_code=303)
-        from opendvi.service.deps import Principal
-        from opendvi.service.policy import ROLE_TITLES
-
         user = getattr(request.state, "user", None)
         csrf = getattr(request.state, "csrf", "")
         # ``user`` is a detached snapshot (name and role): enough for the page's menu
-        principal = Principal(user=cast(Any, user), token="", csrf=csrf, via_cookie=True) if user else None
+        principal = _PageUser(user=user, csrf=csrf) if user else None
         templates = request.app.state.templates
         return templates.TemplateResponse(
             request, "error.html", {"error": err, "user": user, "principal": principal, "csrf": csrf,
@@ -171,5 +185,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _other(request: Request, exc: Exception) -> Response:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return _respond(request, from_exception(exc))
+        err = from_exception(exc)
+        if err.status == 500:  # a bug: its traceback in the log, under the id the response gives
+            error_id = secrets.token_hex(8)
+            log.error("unexpected error %s on %s %s", error_id, request.method, request.url.path, exc_info=exc)
+            err.details = [{"error_id": error_id}]
+        else:
+            log.warning("error %s on %s %s: %s", err.status, request.method, request.url.path,
+                        one_line(str(exc))[:300])
+        return _respond(request, err)

@@ -444,6 +444,8 @@ def identifications_page(
 ) -> Response:
     asked = IdentificationState(state) if state in {s.value for s in IdentificationState} else None
     states = access.identification_states(principal, asked)
+    if states == []:  # the family liaison's filter on another state: the page shows his confirmed ones
+        states = access.identification_states(principal, None)
     pg = v.fetch_page(repo.page_identifications, session=db, states=states, q=q, page=page, per_page=per_page,
                       sort=sort)
     rows = [v.identification_public(db, i, principal) for i in pg.items]

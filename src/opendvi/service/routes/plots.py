@@ -19,30 +19,49 @@ worker threads, off the event loop); pictures are cached per process by what the
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from opendvi import i18n
 from opendvi.core.errors import OpenDVIError
 from opendvi.i18n import gettext as _
 from opendvi.reports import plots as pl
-from opendvi.service.deps import DB, Principal, require
+from opendvi.service.deps import DB, P, Principal
 from opendvi.service.errors import APIError
 from opendvi.service.routes import power
 from opendvi.store import repositories as repo
 from opendvi.store.models import FrequencyDatabase
 
 router = APIRouter(prefix="/plots", include_in_schema=False)
-
-
-def P(permission: str) -> Any:
-    return Depends(require(permission))
+FORMATS = ("svg", "png")
 
 
 def _image(data: bytes, fmt: str) -> Response:
     return Response(content=data, media_type=pl.MEDIA[fmt])
+
+
+def each_format(path: str) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
+    """Register ``draw`` (its last parameter ``fmt``) as one GET route per picture format: ``path`` with
+    ``{fmt}`` replaced by ``svg``, then ``png`` (fixed URLs that pages embed)."""
+
+    def register(draw: Callable[..., Response]) -> Callable[..., Response]:
+        sig = inspect.signature(draw)
+        params = [p for name, p in sig.parameters.items() if name != "fmt"]
+        for fmt in FORMATS:
+            def endpoint(*, _fmt: str = fmt, **kwargs: Any) -> Response:
+                return draw(**kwargs, fmt=_fmt)
+
+            endpoint.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+            endpoint.__name__ = f"{draw.__name__}_{fmt}"
+            endpoint.__doc__ = draw.__doc__
+            router.get(path.replace("{fmt}", fmt))(endpoint)
+        return draw
+
+    return register
 
 
 # ---------------------------------------------------------------------------
@@ -66,24 +85,14 @@ def _progress(db: DB, code: str, fmt: str) -> Response:
                                                              fmt=fmt)), fmt)
 
 
-@router.get("/operations/{code}/lr-histogram.svg")
-def histogram_svg(code: str, db: DB, principal: Principal = P("operations.read")) -> Response:
-    return _histogram(db, code, "svg")
+@each_format("/operations/{code}/lr-histogram.{fmt}")
+def histogram(code: str, db: DB, principal: Principal = P("operations.read"), *, fmt: str) -> Response:
+    return _histogram(db, code, fmt)
 
 
-@router.get("/operations/{code}/lr-histogram.png")
-def histogram_png(code: str, db: DB, principal: Principal = P("operations.read")) -> Response:
-    return _histogram(db, code, "png")
-
-
-@router.get("/operations/{code}/progress.svg")
-def progress_svg(code: str, db: DB, principal: Principal = P("operations.read")) -> Response:
-    return _progress(db, code, "svg")
-
-
-@router.get("/operations/{code}/progress.png")
-def progress_png(code: str, db: DB, principal: Principal = P("operations.read")) -> Response:
-    return _progress(db, code, "png")
+@each_format("/operations/{code}/progress.{fmt}")
+def progress(code: str, db: DB, principal: Principal = P("operations.read"), *, fmt: str) -> Response:
+    return _progress(db, code, fmt)
 
 
 # ---------------------------------------------------------------------------
@@ -154,23 +163,12 @@ Missing = Query(None, min_length=1, max_length=200, description="the missing per
 OperationQ = Query(None, max_length=64, description="whose frequency database (default: as the power pages)")
 
 
-@router.get("/families/{code:path}/lr-distribution.svg")
-def family_svg(code: str, db: DB, missing: str | None = Missing, operation: str | None = OperationQ,
-               principal: Principal = P("families.read")) -> Response:
-    return _family(db, code, missing, operation, "svg")
+@each_format("/families/{code:path}/lr-distribution.{fmt}")
+def family(code: str, db: DB, missing: str | None = Missing, operation: str | None = OperationQ,
+           principal: Principal = P("families.read"), *, fmt: str) -> Response:
+    return _family(db, code, missing, operation, fmt)
 
 
-@router.get("/families/{code:path}/lr-distribution.png")
-def family_png(code: str, db: DB, missing: str | None = Missing, operation: str | None = OperationQ,
-               principal: Principal = P("families.read")) -> Response:
-    return _family(db, code, missing, operation, "png")
-
-
-@router.get("/candidates/{candidate_id}/lr-distribution.svg")
-def candidate_svg(candidate_id: int, db: DB, principal: Principal = P("candidates.read")) -> Response:
-    return _candidate(db, candidate_id, "svg")
-
-
-@router.get("/candidates/{candidate_id}/lr-distribution.png")
-def candidate_png(candidate_id: int, db: DB, principal: Principal = P("candidates.read")) -> Response:
-    return _candidate(db, candidate_id, "png")
+@each_format("/candidates/{candidate_id}/lr-distribution.{fmt}")
+def candidate(candidate_id: int, db: DB, principal: Principal = P("candidates.read"), *, fmt: str) -> Response:
+    return _candidate(db, candidate_id, fmt)
