@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from opendvi.store import audit
@@ -31,6 +30,7 @@ from opendvi.store.models import (
     utcnow,
 )
 from opendvi.store.repositories.candidates import get_identification
+from opendvi.store.repositories.queries import add_unique
 from opendvi.store.repositories.remains import current_profile
 from opendvi.store.repositories.runs import as_aware
 
@@ -202,13 +202,8 @@ def propose_identification(
         state=IdentificationState.proposed, version=1, proposed_by_id=by.id, proposal_note=note,
     )
     barcode = candidate.remains.barcode
-    session.add(ident)
-    try:
-        session.flush()
-    except IntegrityError:
-        raise ConflictError(
-            f"remains {barcode}: another identification was proposed at the same time; reload"
-        ) from None
+    add_unique(session, ident,
+               lambda: f"remains {barcode}: another identification was proposed at the same time; reload")
     audit.append(session, action="identification.propose", username=by.username, object_type="identification",
                  object_id=ident.id, details={"remains": candidate.remains.barcode,
                                               "missing_person": candidate.missing_person.code,

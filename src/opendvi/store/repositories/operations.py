@@ -7,7 +7,6 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import bindparam, func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from opendvi.i18n import gettext as _
@@ -23,7 +22,7 @@ from opendvi.store.models import (
     Remains,
     RunStatus,
 )
-from opendvi.store.repositories.queries import one_by
+from opendvi.store.repositories.queries import add_unique, one_by
 
 
 def create_operation(
@@ -39,11 +38,7 @@ def create_operation(
     if session.execute(select(Operation.id).where(Operation.code == code)).first():
         raise ConflictError(_("operation %(code)s exists already", code=repr(code)))
     op = Operation(code=code, name=name, kind=kind, received_on=received_on, expected_count=expected_count)
-    session.add(op)
-    try:
-        session.flush()
-    except IntegrityError:
-        raise ConflictError(_("operation %(code)s exists already", code=repr(code))) from None
+    add_unique(session, op, lambda: _("operation %(code)s exists already", code=repr(code)))
     audit.append(session, action="operation.create", username=by, object_type="operation", object_id=code,
                  details={"name": name, "kind": kind, "expected_count": expected_count})
     return op

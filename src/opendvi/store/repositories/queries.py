@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from opendvi.store.errors import NotFoundError
+from opendvi.store.errors import ConflictError, NotFoundError
 from opendvi.store.models import (
     ACTIVE_STATES,
     AuditEntry,
@@ -32,6 +33,16 @@ def one_by(session: Session, model: type[T], column: Any, value: object, not_fou
     if row is None:
         raise NotFoundError(not_found())
     return row
+
+
+def add_unique(session: Session, row: object, conflict: Callable[[], str]) -> None:
+    """Add ``row`` and flush; when a unique constraint refuses it (someone else was first),
+    :class:`ConflictError` with the message ``conflict()``."""
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError:
+        raise ConflictError(conflict()) from None
 
 
 def like_escape(text: str) -> str:

@@ -6,14 +6,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from opendvi.i18n import gettext as _
 from opendvi.store import audit
-from opendvi.store.errors import ConflictError
 from opendvi.store.models import ACTIVE_STATES, Candidate, Donor, Identification, Operation, Profile, Remains
-from opendvi.store.repositories.queries import Page, contains_pattern, one_by, paginate
+from opendvi.store.repositories.queries import Page, add_unique, contains_pattern, one_by, paginate
 from opendvi.store.repositories.runs import current_run_id
 
 REMAINS_SORTS = ("barcode", "operation", "received", "best_lr")
@@ -171,9 +169,5 @@ def add_profile(
         kit=kit,
         import_id=import_id,
     )
-    session.add(prof)
-    try:
-        session.flush()
-    except IntegrityError:
-        raise ConflictError("the profile was re-typed by someone else at the same time; import again") from None
+    add_unique(session, prof, lambda: "the profile was re-typed by someone else at the same time; import again")
     return prof

@@ -8,14 +8,13 @@ from datetime import UTC, timedelta
 from typing import Any
 
 from sqlalchemy import delete, or_, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from opendvi.i18n import gettext as _
 from opendvi.store import audit
 from opendvi.store.errors import ConflictError
 from opendvi.store.models import AuthSession, Role, User, utcnow
-from opendvi.store.repositories.queries import one_by
+from opendvi.store.repositories.queries import add_unique, one_by
 
 
 def create_user(
@@ -28,11 +27,7 @@ def create_user(
         raise ConflictError(_("user %(name)s exists already", name=repr(username)))
     user = User(username=username, password_hash=password_hash, role=role, full_name=full_name, active=True,
                 must_change_password=must_change_password)
-    session.add(user)
-    try:
-        session.flush()
-    except IntegrityError:
-        raise ConflictError(_("user %(name)s exists already", name=repr(username))) from None
+    add_unique(session, user, lambda: _("user %(name)s exists already", name=repr(username)))
     audit.append(session, action="user.create", username=by, object_type="user", object_id=username,
                  details={"role": role.value})
     return user
