@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from opendvi.core.case import Family, Sample
 from opendvi.core.errors import FileFormatError
@@ -290,3 +292,38 @@ def test_case_document_error__report_caps_the_lines() -> None:
     assert len(lines) == 22 and lines[-1] == "  ... and 5 more"
     one = CaseDocumentError([("theta", "must be a number in [0, 1), found 2")], path="c.json")
     assert one.report() == str(one) == "c.json: theta: must be a number in [0, 1), found 2"
+
+
+_ODD_VALUES: list[Any] = [
+    None, 0, -1, 0.5, 1.5, True, "", "x", "M", "R1", "TPOX", [], {}, ["8", "9", "10"], [{"a": 1}], {"a": {}},
+]
+
+
+def _paths(x: Any, pre: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [pre] if pre else []
+    items = x.items() if isinstance(x, dict) else enumerate(x) if isinstance(x, list) else []
+    for k, v in items:
+        out.extend(_paths(v, (*pre, k)))
+    return out
+
+
+@settings(max_examples=80, deadline=None)
+@given(picks=st.lists(st.tuples(st.integers(0, 10_000), st.sampled_from(_ODD_VALUES)), min_size=1, max_size=3),
+       lineage=st.booleans())
+def test_case_from_dict__any_edit_gives_a_case_or_one_file_format_error(
+    picks: list[tuple[int, Any]], lineage: bool
+) -> None:
+    d = _with_lineage() if lineage else _case()
+    for k, value in picks:
+        where = _paths(d)
+        *parents, key = where[k % len(where)]
+        target: Any = d
+        for p in parents:
+            target = target[p]
+        target[key] = copy.deepcopy(value)
+    try:
+        case_from_dict(d, path="fuzz.json")
+    except CaseDocumentError as exc:
+        assert exc.problems and "\n" not in str(exc)
+        assert exc.field == (exc.problems[0][0] or None)
+        assert str(exc).startswith(f"fuzz.json: {exc.problems[0][0]}")

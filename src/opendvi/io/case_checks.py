@@ -172,7 +172,7 @@ def pairing_problems(
     for rid, lst in pairings.items():
         if rid not in remains:
             problems.append(((), f"unknown remains {rid!r}"))
-        elif not isinstance(lst, list | tuple) or any(x not in missing for x in lst):
+        elif not isinstance(lst, list | tuple) or any(not isinstance(x, str) or x not in missing for x in lst):
             problems.append(((), f"{rid}: must be a list of missing person ids"))
     return problems
 

@@ -231,7 +231,7 @@ class _PersonDoc(BaseModel):
     genotypes: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     dropout: UnitInterval = 0.0
     #: Y and mtDNA haplotypes (``lineage.md``), read by :mod:`opendvi.io.lineage_json`.
-    haplotypes: dict[str, Any] | None = None
+    haplotypes: Any = None
 
     @field_validator("genotypes", mode="before")
     @classmethod
