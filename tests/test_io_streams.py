@@ -1,4 +1,4 @@
-"""Readers take a file object as well as a path: the same result, and the
+"""Readers and writers take a file object as well as a path: the same result, and the
 messages name the file by the name given with the stream (the service's
 uploads: the user's file name, never a temporary path)."""
 
@@ -181,3 +181,29 @@ def test_import_file__notes_name_the_upload(client: TestClient) -> None:
     notes = r.json()["notes"]
     assert any(n.startswith("Run 12 Genotypes.txt: line 2: ladder or control") for n in notes), notes
     assert not any("opendvi-import" in n or "upload" in n for n in notes)
+
+
+@pytest.mark.parametrize("fmt", ["json", "fam", "cmf", "ped", "freq", "profiles-csv", "xlsx"])
+def test_save_case__binary_stream_gets_the_bytes_the_path_gets(tmp_path: Path, fmt: str) -> None:
+    from opendvi.io.convert import save_case
+
+    case = read_case(demo_case_path())
+    ext = {"json": ".json", "fam": ".fam", "cmf": ".xml", "ped": ".ped", "freq": ".txt", "profiles-csv": ".csv",
+           "xlsx": ".xlsx"}[fmt]
+    out = tmp_path / f"case{ext}"
+    notes: list[str] = []
+    if fmt == "cmf":  # the CMF timestamp is the time of writing: compare what a reader makes of both
+        save_case(case, out, fmt, notes=notes)
+        buf = io.BytesIO()
+        save_case(case, buf, fmt, notes=[], filename=str(out))
+        assert read_cmf(io.BytesIO(buf.getvalue()), filename=str(out)) == read_cmf(out)
+        return
+    save_case(case, out, notes=notes)
+    buf = io.BytesIO()
+    stream_notes: list[str] = []
+    save_case(case, buf, notes=stream_notes, filename=out.name)  # the format from the name, as from the path
+    if fmt == "xlsx":  # a workbook's zip stamps its members: compare what a reader makes of both
+        assert load(io.BytesIO(buf.getvalue()), filename="case.xlsx") == load(out, filename="case.xlsx")
+    else:
+        assert buf.getvalue() == out.read_bytes()
+    assert [n.replace(out.name, "") for n in stream_notes] == [n.replace(str(out), "") for n in notes]

@@ -27,9 +27,9 @@ from typing import Any
 from opendvi.core.case import Sample
 from opendvi.core.errors import FileFormatError
 from opendvi.io import limits
-from opendvi.io.normalise import is_amelogenin, marker_name, normalise_allele, write_atomic
+from opendvi.io.normalise import is_amelogenin, marker_name, normalise_allele
 from opendvi.io.profiles import ProfileRecord, ProfileSet, is_yindel, y_locus
-from opendvi.io.source import Source, read_bytes, source_name
+from opendvi.io.source import Source, Target, put_bytes, read_bytes, source_name
 
 NS = "urn:CODISImportFile-schema"
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "CMF-2017.xsd"
@@ -224,25 +224,22 @@ def cmf_tree(
     return root
 
 
-def write_cmf(samples: Iterable[Sample], path: str | Path, **options: Any) -> None:
-    """Write samples as a CMF 3.2 file, validated against the schema first
-    (nothing is written if it does not validate). A homozygote is written as
-    one allele, as CODIS does; a sample's sex as an AMEL locus."""
+def write_cmf(samples: Iterable[Sample], target: Target, *, filename: str | None = None, **options: Any) -> None:
+    """Write samples as a CMF 3.2 file, to a path (atomically) or a binary
+    file object (``filename``: the name messages give it), validated against
+    the schema first (nothing is written if it does not validate). A
+    homozygote is written as one allele, as CODIS does; a sample's sex as an
+    AMEL locus."""
+    name = source_name(target, filename)
     samples = list(samples)
     for s in samples:
         if len(s.id) > 24:
-            raise FileFormatError(f"specimen id {s.id!r} is longer than CODIS allows (24 characters)", path=str(path))
+            raise FileFormatError(f"specimen id {s.id!r} is longer than CODIS allows (24 characters)", path=name)
     root = cmf_tree(samples, **options)
     try:
-        _validate(root, path=str(path))
+        _validate(root, path=name)
     except FileFormatError as exc:
-        raise FileFormatError(f"cannot write: {exc.reason}", path=str(path), field=exc.field) from None
+        raise FileFormatError(f"cannot write: {exc.reason}", path=name, field=exc.field) from None
     ET.indent(root, space="  ")
-    data = (
-        b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="utf-8", xml_declaration=False) + b"\n"
-    )
-
-    def put(tmp: Path) -> None:
-        tmp.write_bytes(data)
-
-    write_atomic(path, put)
+    put_bytes(target, b'<?xml version="1.0" encoding="utf-8"?>\n'
+              + ET.tostring(root, encoding="utf-8", xml_declaration=False) + b"\n")

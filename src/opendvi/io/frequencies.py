@@ -28,7 +28,7 @@ from opendvi.core.errors import FileFormatError, MarkerError
 from opendvi.core.markers import Marker, canonical_marker_name, display_marker_name
 from opendvi.core.mutation import MutationModel
 from opendvi.io import limits
-from opendvi.io.source import Source, read_bytes, reopenable, rewind, source_name
+from opendvi.io.source import Source, Target, put_bytes, read_bytes, reopenable, rewind, source_name
 
 #: Frequencies of a marker must sum to 1 within this before renormalising.
 SUM_TOLERANCE = 0.02
@@ -342,14 +342,15 @@ def read_ladder_csv(
     return db
 
 
-def write_familias_frequencies(db: FrequencyDatabase | Mapping[str, FrequencyTable], path: str | Path) -> None:
+def write_familias_frequencies(db: FrequencyDatabase | Mapping[str, FrequencyTable], target: Target) -> None:
+    """Write frequencies as a Familias frequency file, to a path (atomically) or a binary file object."""
     tables = db.tables.values() if isinstance(db, FrequencyDatabase) else db.values()
     lines: list[str] = []
     for t in tables:
         lines.append(t.name)
         lines.extend(f"{a}\t{f!r}" for a, f in zip(t.alleles, t.frequencies, strict=True))
         lines.append("")
-    Path(path).write_text("\n".join(lines), encoding="utf-8")
+    put_bytes(target, "\n".join(lines).encode("utf-8"))
 
 
 def _col(header: list[str], names: tuple[str, ...], *, path: str) -> int:

@@ -13,11 +13,8 @@ column from a column they do not know, so that an unknown marker is reported
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
-from collections.abc import Callable, Iterable
-from pathlib import Path
+from collections.abc import Iterable
 
 from opendvi.core.markers import canonical_marker_name, display_marker_name
 from opendvi.core.rules import amelogenin_sex
@@ -160,31 +157,3 @@ def parse_bool(value: object) -> bool:
     if t in ("", "0", "no", "n", "false", "f", "nei"):
         return False
     raise ValueError(f"{value!r} is not yes or no")
-
-
-# ---------------------------------------------------------------------------
-# files
-# ---------------------------------------------------------------------------
-
-
-def write_atomic(path: str | Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temporary file beside ``path`` and rename it into
-    place, so that ``path`` is either the complete new file or untouched."""
-    p = Path(path)
-    directory = p.parent if str(p.parent) else Path(".")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=directory)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.replace(tmp, p)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def write_text_atomic(path: str | Path, text: str) -> None:
-    def put(tmp: Path) -> None:
-        tmp.write_text(text, encoding="utf-8", newline="")
-
-    write_atomic(path, put)

@@ -1,4 +1,5 @@
-"""Where a reader's input comes from: a path, or an open file and its name.
+"""Where a reader's input comes from (a path, or an open file and its name),
+and where a writer's output goes (a path, or a binary file object).
 
 Every reader takes a ``source`` (a path, or a binary or text file object)
 and a ``filename``: the name its messages give the file (default: the path,
@@ -13,8 +14,10 @@ from __future__ import annotations
 import csv
 import io
 import os
+import tempfile
 import xml.etree.ElementTree as ET
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Union
 
@@ -23,6 +26,9 @@ from opendvi.io import limits
 
 #: What a reader reads: a path, or an open file (binary or text).
 Source = Union[str, "os.PathLike[str]", IO[bytes], IO[str]]
+
+#: Where a writer writes: a path (written atomically) or a binary file object.
+Target = Union[str, "os.PathLike[str]", IO[bytes]]
 
 #: What reading or writing files raises that is the file's or the system's
 #: fault, not a bug (the readers turn them into
@@ -105,3 +111,29 @@ def rewind(source: Source) -> Source:
     if is_stream(source):
         source.seek(0)  # type: ignore[union-attr]
     return source
+
+
+def put_bytes(target: Target, data: bytes) -> None:
+    """``data`` written to a binary stream, or to a path atomically (a
+    temporary file beside it renamed into place: the complete new file or
+    the old one untouched)."""
+    if is_stream(target):
+        target.write(data)  # type: ignore[union-attr]
+        return
+    write_atomic(target, lambda tmp: tmp.write_bytes(data))  # type: ignore[arg-type]
+
+
+def write_atomic(path: str | Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path`` and rename it into
+    place, so that ``path`` is either the complete new file or untouched."""
+    p = Path(path)
+    directory = p.parent if str(p.parent) else Path(".")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=directory)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        os.replace(tmp, p)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

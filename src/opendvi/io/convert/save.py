@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,13 +11,13 @@ from opendvi.core.case import Case, Sample
 from opendvi.core.errors import FileFormatError
 from opendvi.core.lineage import YHaplotype
 from opendvi.core.markers import Marker, canonical_marker_name
-from opendvi.io.case_json import validate_case, write_case
+from opendvi.io.case_json import case_to_dict, validate_case
 from opendvi.io.cmf import write_cmf
 from opendvi.io.convert.load import FORMATS, guess_format
 from opendvi.io.familias import write_fam
 from opendvi.io.frequencies import FrequencyDatabase, FrequencyTable, write_familias_frequencies
-from opendvi.io.normalise import write_atomic, write_text_atomic
 from opendvi.io.profiles import AMEL, ProfileRecord, ProfileSet, y_locus
+from opendvi.io.source import Target, put_bytes, source_name
 from opendvi.io.tables import families_table_rows, ped_text, profiles_table_rows, write_table
 
 
@@ -24,39 +25,37 @@ def _freq_tables(markers: Sequence[Marker]) -> dict[str, FrequencyTable]:
     return {canonical_marker_name(m.name): FrequencyTable(m.name, m.alleles, m.frequencies) for m in markers}
 
 
-def save_case(case: Case, path: str | Path, fmt: str | None = None, *, notes: list[str]) -> None:
+def save_case(
+    case: Case, target: Target, fmt: str | None = None, *, notes: list[str], filename: str | None = None
+) -> None:
     """Write a case in ``fmt`` (json, fam, cmf, ped, freq, profiles-csv,
-    families-csv, xlsx)."""
-    p = Path(path)
-    fmt = fmt or guess_format(p, output=True)
+    families-csv, xlsx; default: from the extension of ``filename`` or the
+    path) to a path (atomically) or a binary file object."""
+    name = source_name(target, filename)
+    fmt = fmt or guess_format(name, output=True)
     if fmt == "json":
-        write_atomic(p, lambda tmp: write_case(case, tmp))
+        put_bytes(target, (json.dumps(case_to_dict(case), indent=2) + "\n").encode("utf-8"))
     elif fmt == "fam":
-        write_fam(case, p, notes=notes)
+        write_fam(case, target, notes=notes, filename=name)
     elif fmt == "cmf":
         y_loci = {r.id: [(k, list(v)) for k, v in (_case_y(case, r.id) or {}).items()] for r in case.remains}
-        write_cmf(case.remains, p, extra_loci=y_loci)
+        write_cmf(case.remains, target, filename=name, extra_loci=y_loci)
     elif fmt == "ped":
-        write_text_atomic(p, ped_text(case))
+        put_bytes(target, ped_text(case).encode("utf-8"))
     elif fmt == "freq":
-        tables = _freq_tables(case.markers)
-        write_atomic(p, lambda tmp: write_familias_frequencies(tables, tmp))
-    elif fmt == "profiles-csv":
+        write_familias_frequencies(_freq_tables(case.markers), target)
+    elif fmt in ("profiles-csv", "xlsx"):
         refs = _case_references(case)
         h, rows = profiles_table_rows([*case.remains, *refs], [m.name for m in case.markers], extra=_y_columns(case))
-        write_table(h, rows, p)
+        sheets = {"families": families_table_rows(case.families)} if fmt == "xlsx" else None
+        write_table(h, rows, target, sheet="profiles" if fmt == "xlsx" else "results", sheets=sheets, filename=name)
     elif fmt == "families-csv":
         h, rows = families_table_rows(case.families)
-        write_table(h, rows, p)
-    elif fmt == "xlsx":
-        refs = _case_references(case)
-        h, rows = profiles_table_rows([*case.remains, *refs], [m.name for m in case.markers], extra=_y_columns(case))
-        fh, frows = families_table_rows(case.families)
-        write_table(h, rows, p, sheet="profiles", sheets={"families": (fh, frows)})
+        write_table(h, rows, target, filename=name)
     elif fmt == "genemapper":
-        raise FileFormatError("GeneMapper tables are read, not written: use cmf or profiles-csv", path=str(p))
+        raise FileFormatError("GeneMapper tables are read, not written: use cmf or profiles-csv", path=name)
     else:
-        raise FileFormatError(f"unknown output format {fmt!r} (expected one of {', '.join(FORMATS)})", path=str(p))
+        raise FileFormatError(f"unknown output format {fmt!r} (expected one of {', '.join(FORMATS)})", path=name)
 
 
 def _case_y(case: Case, pid: str) -> YHaplotype | None:
@@ -87,13 +86,15 @@ def _record_extra_loci(r: ProfileRecord) -> list[tuple[str, list[str]]]:
     return out
 
 
-def save_profiles(profiles: ProfileSet, path: str | Path, fmt: str) -> None:
+def save_profiles(profiles: ProfileSet, target: Target, fmt: str, *, filename: str | None = None) -> None:
     """Write profiles alone (no frequencies needed): cmf, profiles-csv, xlsx.
 
     A profile-to-profile conversion keeps what the laboratory called:
     mixtures keep all their alleles (CMF: category "Forensic Mixture"),
     off-ladder calls stay "OL"; Amelogenin and the Yindel as called; the
-    Y-STR loci (a multi-copy locus as one locus, ``DYS385`` = ``11,14``)."""
+    Y-STR loci (a multi-copy locus as one locus, ``DYS385`` = ``11,14``).
+    ``target``: a path (written atomically) or a binary file object."""
+    name = source_name(target, filename)
     if fmt == "cmf":
         # Amelogenin as called when the file had it (else from the sex), the Yindel, the Y loci
         samples = [
@@ -101,28 +102,32 @@ def save_profiles(profiles: ProfileSet, path: str | Path, fmt: str) -> None:
         ]
         cats = {r.id: "Forensic Mixture" for r in profiles.records if r.is_mixture}
         extra = {r.id: _record_extra_loci(r) for r in profiles.records}
-        write_cmf(samples, path, categories=cats, extra_loci=extra)
+        write_cmf(samples, target, filename=name, categories=cats, extra_loci=extra)
     elif fmt in ("profiles-csv", "xlsx"):
         samples = [Sample(r.id, r.sex, dict(r.genotypes)) for r in profiles.records]
         columns = {
             r.id: {m: ("," if y_locus(m) else "/").join(v) for m, v in _record_extra_loci(r)} for r in profiles.records
         }
         h, rows = profiles_table_rows(samples, extra=columns)
-        write_table(h, rows, path, sheet="profiles")
+        write_table(h, rows, target, sheet="profiles", filename=name)
     elif fmt == "genemapper":
-        raise FileFormatError("GeneMapper tables are read, not written: use cmf or profiles-csv", path=str(path))
+        raise FileFormatError("GeneMapper tables are read, not written: use cmf or profiles-csv", path=name)
     else:
         raise FileFormatError(
-            f"profiles alone cannot be written as {fmt}: a case needs frequencies (--freqs)", path=str(path)
+            f"profiles alone cannot be written as {fmt}: a case needs frequencies (--freqs)", path=name
         )
 
 
-def save_freqs(db: FrequencyDatabase, path: str | Path, fmt: str, *, notes: list[str]) -> None:
+def save_freqs(
+    db: FrequencyDatabase, target: Target, fmt: str, *, notes: list[str], filename: str | None = None
+) -> None:
+    """Write frequencies alone: a Familias frequency file, or a case of markers only (json, fam)."""
+    name = source_name(target, filename)
     if fmt == "freq":
-        write_atomic(path, lambda tmp: write_familias_frequencies(db, tmp))
+        write_familias_frequencies(db, target)
     elif fmt in ("json", "fam"):
         markers = db.markers()
-        case = validate_case(Case(name=Path(str(path)).stem, markers=tuple(markers)))
-        save_case(case, path, fmt, notes=notes)
+        case = validate_case(Case(name=Path(name).stem, markers=tuple(markers)))
+        save_case(case, target, fmt, notes=notes, filename=name)
     else:
-        raise FileFormatError(f"frequencies cannot be written as {fmt}", path=str(path))
+        raise FileFormatError(f"frequencies cannot be written as {fmt}", path=name)

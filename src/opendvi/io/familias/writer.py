@@ -3,15 +3,13 @@ section with the remains and the reference families."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from opendvi.core.case import Case
 from opendvi.core.errors import FileFormatError
 from opendvi.core.markers import Marker
 from opendvi.core.mutation import MutationModel
 from opendvi.core.profiles import Genotype
 from opendvi.io.familias.model import MISSING_PREFIX
-from opendvi.io.normalise import write_text_atomic
+from opendvi.io.source import Target, put_bytes, source_name
 
 
 def _num(x: float) -> str:
@@ -160,7 +158,8 @@ def case_to_fam_text(
     return "\r\n".join(out)
 
 
-def write_fam(case: Case, path: str | Path, *, notes: list[str] | None = None) -> None:
-    """Write a case as a Familias ``.fam`` file (atomically)."""
-    text = case_to_fam_text(case, path=str(path), notes=notes)
-    write_text_atomic(path, text)
+def write_fam(case: Case, target: Target, *, notes: list[str] | None = None, filename: str | None = None) -> None:
+    """Write a case as a Familias ``.fam`` file, to a path (atomically) or a
+    binary file object (``filename``: the name messages give it)."""
+    text = case_to_fam_text(case, path=source_name(target, filename), notes=notes)
+    put_bytes(target, text.encode("utf-8"))

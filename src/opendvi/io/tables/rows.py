@@ -17,8 +17,8 @@ from typing import Any
 
 from opendvi.core.errors import FileFormatError
 from opendvi.io import limits
-from opendvi.io.normalise import header_key, write_atomic, write_text_atomic
-from opendvi.io.source import Source, is_stream, read_bytes, read_text, source_name, suffix
+from opendvi.io.normalise import header_key
+from opendvi.io.source import Source, Target, is_stream, put_bytes, read_bytes, read_text, source_name, suffix
 
 Row = tuple[int, list[str]]  # (line or sheet row, cells)
 
@@ -140,16 +140,18 @@ def _plain(v: Any) -> Any:
 def write_table(
     header: Sequence[str],
     rows: Iterable[Sequence[Any]],
-    path: str | Path,
+    target: Target,
     *,
     sheet: str = "results",
     sheets: Mapping[str, tuple[Sequence[str], Iterable[Sequence[Any]]]] | None = None,
+    filename: str | None = None,
 ) -> None:
-    """Write a table as CSV (by extension .csv/.tsv/.txt) or Excel (.xlsx),
-    atomically. ``sheets`` adds further sheets to an Excel file."""
-    p = Path(path)
+    """Write a table as CSV (by the extension of ``filename`` or the path:
+    .csv/.tsv/.txt) or Excel (.xlsx), to a path atomically or to a binary
+    file object. ``sheets`` adds further sheets to an Excel file."""
+    ext = suffix(target, filename)
     rows = [list(r) for r in rows]
-    if p.suffix.lower() == ".xlsx":
+    if ext == ".xlsx":
         import openpyxl
 
         wb = openpyxl.Workbook()
@@ -164,19 +166,26 @@ def write_table(
             w2.append(list(h2))
             for r in r2:
                 w2.append([_plain(v) for v in r])
-        write_atomic(p, lambda tmp: wb.save(tmp))
+        book = io.BytesIO()
+        wb.save(book)
+        put_bytes(target, book.getvalue())
         return
-    delim = "\t" if p.suffix.lower() in (".tsv", ".txt") else ","
+    delim = "\t" if ext in (".tsv", ".txt") else ","
     buf = io.StringIO()
     w = csv.writer(buf, delimiter=delim, lineterminator="\n")
     w.writerow(list(header))
     for r in rows:
         w.writerow([_plain(v) for v in r])
-    write_text_atomic(p, buf.getvalue())
+    put_bytes(target, buf.getvalue().encode("utf-8"))
 
 
 def write_rows(
-    rows: Sequence[Mapping[str, Any]], path: str | Path, *, columns: Sequence[str] | None = None, sheet: str = "results"
+    rows: Sequence[Mapping[str, Any]],
+    target: Target,
+    *,
+    columns: Sequence[str] | None = None,
+    sheet: str = "results",
+    filename: str | None = None,
 ) -> None:
     """Write a list of dict rows (pairwise LRs, joint solutions,
     identifications...) as CSV or Excel. Columns: ``columns`` or the keys in
@@ -187,20 +196,22 @@ def write_rows(
             for k in r:
                 seen.setdefault(k, None)
         columns = list(seen)
-    write_table(columns, ([r.get(c) for c in columns] for r in rows), path, sheet=sheet)
+    write_table(columns, ([r.get(c) for c in columns] for r in rows), target, sheet=sheet, filename=filename)
 
 
 def write_matrix(
     row_ids: Sequence[str],
     col_ids: Sequence[str],
     values: Sequence[Sequence[Any]],
-    path: str | Path,
+    target: Target,
     *,
     corner: str = "",
     sheet: str = "matrix",
+    filename: str | None = None,
 ) -> None:
     """Write a pairwise matrix (e.g. log10 LR of each remains against each
     missing person) with row and column labels."""
     if len(values) != len(row_ids) or any(len(r) != len(col_ids) for r in values):
         raise ValueError("matrix shape does not match its labels")
-    write_table([corner, *col_ids], ([rid, *r] for rid, r in zip(row_ids, values, strict=True)), path, sheet=sheet)
+    write_table([corner, *col_ids], ([rid, *r] for rid, r in zip(row_ids, values, strict=True)), target,
+                sheet=sheet, filename=filename)
