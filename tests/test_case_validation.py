@@ -327,3 +327,28 @@ def test_case_from_dict__any_edit_gives_a_case_or_one_file_format_error(
         assert exc.problems and "\n" not in str(exc)
         assert exc.field == (exc.problems[0][0] or None)
         assert str(exc).startswith(f"fuzz.json: {exc.problems[0][0]}")
+
+
+def test_validate_case__returns_the_case_as_its_file_holds_it() -> None:
+    case = case_from_dict(_with_lineage())
+    assert validate_case(case) is case  # nothing to drop: the same object
+    f1 = case.families[0]
+    messy = replace(
+        case,
+        remains=(replace(case.remains[0], genotypes={**case.remains[0].genotypes, "DXS10135": ()}),),
+        families=(
+            replace(
+                f1,
+                genotypes={"A1": {}, **f1.genotypes, "NOBODY": {"TPOX": ("8", "8")}},
+                missing=("M1", "NOBODY"),
+                dropout={"A1": 0.0, "R1": 0.1},
+            ),
+            *case.families[1:],
+        ),
+        pairings={"V1": ("M1",)},
+    )
+    clean = validate_case(messy)
+    assert clean == case_from_dict(case_to_dict(messy))  # what the JSON round trip used to give
+    assert clean.remains[0].genotypes == {"TPOX": ("8", "10")}
+    fam = clean.families[0]
+    assert fam.genotypes == {"R1": {"TPOX": ("8", "9")}} and fam.missing == ("M1",) and fam.dropout == {"R1": 0.1}

@@ -13,6 +13,7 @@ together.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from opendvi.core.case import Case, Family, Sample
@@ -196,11 +197,38 @@ def validate_case(case: Case, *, path: str | None = None) -> Case:
     """Check a case as its ``dvi-case/1`` file would be checked (unique ids,
     sexes, genotypes against markers and sexes, missing persons untyped,
     pairings, lineage haplotypes); raise :class:`CaseDocumentError` with
-    every problem, or return ``case``."""
+    every problem, or return the case as its file would hold it
+    (:func:`as_written`)."""
     problems = case_problems(case)
     if problems:
         raise CaseDocumentError(problems, path=path)
-    return case
+    return as_written(case)
+
+
+def as_written(case: Case) -> Case:
+    """``case`` without what its ``dvi-case/1`` file cannot hold: untyped
+    markers (an empty genotype), members without genotypes or with dropout
+    0 in a family's maps, genotypes, missing persons and haplotypes of
+    people who are not in the case. ``case`` itself when there is none."""
+    remains = tuple(replace(r, genotypes=_typed(r.genotypes)) for r in case.remains)
+    families = tuple(_family_as_written(f) for f in case.families)
+    lineage = case.lineage
+    if lineage is not None:
+        people = {r.id for r in case.remains} | {pid for f in case.families for pid in f.pedigree.ids}
+        lineage = replace(lineage, haplotypes={k: v for k, v in lineage.haplotypes.items() if k in people})
+    new = replace(case, remains=remains, families=families, lineage=lineage)
+    return case if new == case else new
+
+
+def _typed(genotypes: Mapping[str, Genotype]) -> Mapping[str, Genotype]:
+    return genotypes if all(genotypes.values()) else {m: g for m, g in genotypes.items() if g}
+
+
+def _family_as_written(f: Family) -> Family:
+    genotypes = {pid: _typed(f.genotypes[pid]) for pid in f.pedigree.ids if _typed(f.genotypes.get(pid, {}))}
+    dropout = {pid: f.dropout[pid] for pid in f.pedigree.ids if f.dropout.get(pid)}
+    missing = tuple(mp for mp in f.pedigree.ids if mp in f.missing)
+    return replace(f, genotypes=genotypes, dropout=dropout, missing=missing)
 
 
 def case_problems(case: Case) -> list[Problem]:
@@ -280,15 +308,9 @@ def _family_problems(
         drop = fam.dropout.get(ind.id, 0.0)
         yield from _person_problems(mw, ind.id, ind.sex, gts, drop, ids, markers, allow_no_sex=False)
         is_missing = ind.id in fam.missing
-        if is_missing and gts:
+        if is_missing and _typed(gts):
             yield f"{item_path(mw, ind.id)}.genotypes", MISSING_TYPED
         people[ind.id] = (item_path(mw, ind.id), ind.sex, is_missing)
-    for mp in fam.missing:
-        if mp not in fam.pedigree:
-            yield f"{here}.members", f"missing person {mp!r} is not in the pedigree"
-    for pid in fam.genotypes:
-        if pid not in fam.pedigree:
-            yield f"{here}.members", f"typed person {pid!r} is not in the pedigree"
 
 
 def _lineage_problems(lin: CaseLineage, people: Mapping[str, tuple[str, str | None, bool]]) -> Iterator[Problem]:
