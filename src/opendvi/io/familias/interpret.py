@@ -313,10 +313,11 @@ def fam_to_case(
 
 
 def _check_case(case: Case, path: str) -> None:
-    from opendvi.io.case_json import case_from_dict, case_to_dict
+    """The case checked as its ``dvi-case/1`` file would be (one line, no element path)."""
+    from opendvi.io.case_checks import validate_case
 
     try:
-        case_from_dict(case_to_dict(case), path=path)
+        validate_case(case, path=path)
     except FileFormatError as exc:
         raise FileFormatError(exc.reason, path=path, field=exc.field) from None
 
