@@ -229,11 +229,7 @@ class ProfileSet:
 
     @property
     def marker_names(self) -> list[str]:
-        seen: dict[str, None] = {}
-        for r in self.records:
-            for m in r.genotypes:
-                seen.setdefault(m, None)
-        return list(seen)
+        return list(dict.fromkeys(m for r in self.records for m in r.genotypes))
 
     @property
     def mixtures(self) -> list[ProfileRecord]:
@@ -241,11 +237,7 @@ class ProfileSet:
 
     @property
     def y_loci(self) -> list[str]:
-        seen: dict[str, None] = {}
-        for r in self.records:
-            for m in r.y_calls:
-                seen.setdefault(m, None)
-        return list(seen)
+        return list(dict.fromkeys(m for r in self.records for m in r.y_calls))
 
     def samples(self, *, skip_mixtures: bool = False, notes: list[str] | None = None) -> list[Sample]:
         """Case samples: one per single-source profile (see :meth:`samples_and_haplotypes`)."""
