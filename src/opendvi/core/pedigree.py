@@ -422,18 +422,16 @@ def missing_person_family(
     pgm = (ids("paternal_grandmother") or ["_PGM"])[0]
     mgf = (ids("maternal_grandfather") or ["_MGF"])[0]
     mgm = (ids("maternal_grandmother") or ["_MGM"])[0]
-    if need_paternal:
-        put(pgf, None, None, "M")
-        put(pgm, None, None, "F")
-        put(fa, pgf, pgm, "M")
-    else:
-        put(fa, None, None, "M")
-    if need_maternal:
-        put(mgf, None, None, "M")
-        put(mgm, None, None, "F")
-        put(mo, mgf, mgm, "F")
-    else:
-        put(mo, None, None, "F")
+    for need, grandfather, grandmother, parent, sex in (
+        (need_paternal, pgf, pgm, fa, "M"),
+        (need_maternal, mgf, mgm, mo, "F"),
+    ):
+        if need:
+            put(grandfather, None, None, "M")
+            put(grandmother, None, None, "F")
+            put(parent, grandfather, grandmother, sex)
+        else:
+            put(parent, None, None, sex)
     put(missing, fa, mo, missing_sex)
     for sib in ids("full_sibling"):
         put(sib, fa, mo, sexes.get(sib, "M"))

@@ -121,16 +121,7 @@ class JointResult:
         likelihood with V -> its target over the best with V -> anything else
         (another missing person or ``*``); ``inf`` when there is no
         alternative."""
-        out: dict[str, float] = {}
-        best = self.rows[0].assignment
-        for comp in self.components:
-            if comp.method != "enumeration":
-                for rid in comp.remains:
-                    out[rid] = comp.glr_remains.get(rid, math.nan)
-                continue
-            for rid in comp.remains:
-                out[rid] = _log_glr(comp.best_given, rid, best[rid])
-        return out
+        return self._glrs(missing=False)
 
     def glr_missing(self) -> dict[str, float]:
         """ln GLR of each missing person's identification in the best
@@ -138,16 +129,27 @@ class JointResult:
         giving M that remains over the best giving M another remains or
         nobody; ``inf`` when there is no alternative. Missing persons outside
         every component are absent."""
+        return self._glrs(missing=True)
+
+    def _glrs(self, *, missing: bool) -> dict[str, float]:
+        """:meth:`glr` (by remains) or :meth:`glr_missing` (by missing person):
+        from the enumeration's best log-likelihoods, or as the optimiser
+        computed them (NaN where it did not)."""
         out: dict[str, float] = {}
         best = self.rows[0].assignment
         for comp in self.components:
-            if comp.method != "enumeration":
-                for mp in comp.missing:
-                    out[mp] = comp.glr_missing.get(mp, math.nan)
-                continue
-            who = {m: r for r, m in best.items() if m in comp.missing}
-            for mp in comp.missing:
-                out[mp] = _log_glr(comp.best_given_missing, mp, who.get(mp, UNASSIGNED))
+            if missing:
+                who = {m: r for r, m in best.items() if m in comp.missing}
+                calls = {mp: who.get(mp, UNASSIGNED) for mp in comp.missing}
+                computed, best_given = comp.glr_missing, comp.best_given_missing
+            else:
+                calls = {rid: best[rid] for rid in comp.remains}
+                computed, best_given = comp.glr_remains, comp.best_given
+            for subject, call in calls.items():
+                if comp.method != "enumeration":
+                    out[subject] = computed.get(subject, math.nan)
+                else:
+                    out[subject] = _log_glr(best_given, subject, call)
         return out
 
 

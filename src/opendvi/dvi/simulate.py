@@ -82,7 +82,8 @@ def _shape(kind: str, tag: str) -> tuple[Pedigree, tuple[str, ...], tuple[str, .
             Individual(tagged("W3"), sex="F"),
             Individual(tagged("C"), tagged("GS"), tagged("W3"), "F"),
         ]
-        return Pedigree(people), (tagged("G"), tagged("S"), tagged("GS")), (tagged("UB"), tagged("W1"), tagged("W2"), tagged("SIS"), tagged("W3"), tagged("C"))
+        missing = tuple(tagged(pid) for pid in ("G", "S", "GS"))
+        return Pedigree(people), missing, tuple(tagged(pid) for pid in ("UB", "W1", "W2", "SIS", "W3", "C"))
     raise DVIError(f"unknown family shape {kind!r}; known: {', '.join(SHAPES)}")
 
 
