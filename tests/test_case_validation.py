@@ -352,3 +352,14 @@ def test_validate_case__returns_the_case_as_its_file_holds_it() -> None:
     assert clean.remains[0].genotypes == {"TPOX": ("8", "10")}
     fam = clean.families[0]
     assert fam.genotypes == {"R1": {"TPOX": ("8", "9")}} and fam.missing == ("M1",) and fam.dropout == {"R1": 0.1}
+
+
+def test_case_document__json_schema_of_the_format() -> None:
+    from opendvi.io.case_schema import CaseDocument
+
+    schema = CaseDocument.model_json_schema()
+    assert schema["required"] == ["format"]
+    assert schema["properties"]["format"]["const"] == "dvi-case/1"
+    member = schema["$defs"]["MemberDoc"]
+    assert member["required"] == ["id", "sex"] and member["properties"]["sex"]["enum"] == ["M", "F"]
+    assert schema["$defs"]["MarkerDoc"]["properties"]["chromosome"]["enum"] == ["autosomal", "X"]

@@ -27,6 +27,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     BaseModel,
     BeforeValidator,
+    ConfigDict,
     Field,
     PrivateAttr,
     ValidationError,
@@ -372,6 +373,8 @@ class FamilyDoc(BaseModel):
 
 class CaseDocument(BaseModel):
     """A whole ``dvi-case/1`` document. Unknown fields are ignored."""
+
+    model_config = ConfigDict(json_schema_extra={"required": ["format"]})
 
     format: Literal["dvi-case/1"] = Field(default=None, validate_default=True)
     name: Any = None
