@@ -123,6 +123,14 @@ class Ids:
 
 
 MISSING_TYPED = "a missing person must not be typed"
+#: The lineage haplotypes' rules (``lineage.md``), also read by :mod:`opendvi.io.lineage_json`.
+Y_NEEDS_SYSTEM = "a Y haplotype needs 'lineage.Y' (loci, rates, database) in the case"
+MT_NEEDS_SYSTEM = "an mtDNA haplotype needs 'lineage.mt' (rate, database) in the case"
+FEMALE_NO_Y = "a female carries no Y chromosome"
+
+
+def unknown_y_locus(locus: object) -> str:
+    return f"unknown Y locus {locus!r} (not in lineage.Y.markers)"
 
 
 def parse_genotypes(
@@ -322,12 +330,12 @@ def _lineage_problems(lin: CaseLineage, people: Mapping[str, tuple[str, str | No
         if missing:
             yield where, MISSING_TYPED
         if haps.y and lin.y is None:
-            yield f"{where}.Y", "a Y haplotype needs 'lineage.Y' (loci, rates, database) in the case"
+            yield f"{where}.Y", Y_NEEDS_SYSTEM
         elif haps.y and sex == "F":
-            yield f"{where}.Y", "a female carries no Y chromosome"
+            yield f"{where}.Y", FEMALE_NO_Y
         elif haps.y and lin.y is not None:
             for locus in haps.y:
                 if locus not in lin.y.by_name:
-                    yield f"{where}.Y", f"unknown Y locus {locus!r} (not in lineage.Y.markers)"
+                    yield f"{where}.Y", unknown_y_locus(locus)
         if haps.mt is not None and lin.mt is None:
-            yield f"{where}.mt", "an mtDNA haplotype needs 'lineage.mt' (rate, database) in the case"
+            yield f"{where}.mt", MT_NEEDS_SYSTEM

@@ -44,6 +44,7 @@ from opendvi.core.lineage_freq import (
     fit_discrete_laplace_bic,
     haplotype_coordinates,
 )
+from opendvi.io.case_checks import FEMALE_NO_Y, MISSING_TYPED, MT_NEEDS_SYSTEM, Y_NEEDS_SYSTEM, unknown_y_locus
 
 
 class _Reported(Exception):
@@ -140,7 +141,7 @@ def y_haplotype_from_dict(
     out: dict[str, tuple[str, ...]] = {}
     for locus, value in raw.items():
         if locus not in markers:
-            raise err(f"unknown Y locus {locus!r} (not in lineage.Y.markers)", where)
+            raise err(unknown_y_locus(locus), where)
         if value is None or value == "":
             continue  # untyped
         try:
@@ -291,9 +292,9 @@ def _mt_system(rm: Any, err: _Err) -> MtSystem:
 def _y_of(person: _Person, rh: Mapping[str, Any], systems: Mapping[str, Any], err: _Err) -> YHaplotype | None:
     w = f"{person.where}.haplotypes.Y"
     if "Y" in systems and systems["Y"] is None:
-        raise err("a Y haplotype needs 'lineage.Y' (loci, rates, database) in the case", w)
+        raise err(Y_NEEDS_SYSTEM, w)
     if person.sex == "F":
-        raise err("a female carries no Y chromosome", w)
+        raise err(FEMALE_NO_Y, w)
     y_sys = systems.get("Y")
     if not isinstance(y_sys, YSystem):
         raise _Reported  # lineage.Y could not be read (its problem is reported): the loci are unknown
@@ -307,7 +308,7 @@ def _person_haplotypes(
     if not isinstance(rh, dict) or set(rh) - {"Y", "mt"}:
         raise err("must be an object with 'Y' and/or 'mt'", w)
     if person.missing:
-        raise err("a missing person must not be typed", w)
+        raise err(MISSING_TYPED, w)
     yh = mh = None
     since = len(err.problems)
     if rh.get("Y"):
@@ -316,7 +317,7 @@ def _person_haplotypes(
     if rh.get("mt") and "mt" in systems:  # a system given but unreadable: its haplotypes are not checked
         with err.catch():
             if systems["mt"] is None:
-                raise err("an mtDNA haplotype needs 'lineage.mt' (rate, database) in the case", f"{w}.mt")
+                raise err(MT_NEEDS_SYSTEM, f"{w}.mt")
             mh = mt_haplotype_from_dict(rh["mt"], err, f"{w}.mt")
     err.check(since)
     return PersonHaplotypes(y=yh, mt=mh) if yh is not None or mh is not None else None
