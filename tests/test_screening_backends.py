@@ -12,8 +12,15 @@ import pytest
 
 import opendvi.screening as screening
 from opendvi.core.case import Case
+from opendvi.core.markers import Marker
+from opendvi.data import demo_case_path
+from opendvi.io.case_json import read_case
 from opendvi.screening import ScreeningError, screen, simulate_case
-from opendvi.screening._simulate import default_markers
+
+
+def default_markers() -> tuple[Marker, ...]:
+    """The simulator's default markers: the demo case's 23 STRs."""
+    return read_case(demo_case_path()).markers
 
 
 @pytest.fixture(scope="module")

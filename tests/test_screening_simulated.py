@@ -20,13 +20,20 @@ import numpy as np
 import pytest
 
 from opendvi.core.case import Case, Family, Sample
+from opendvi.core.markers import Marker
 from opendvi.core.pedigree import Individual, Pedigree, missing_person_family
 from opendvi.core.simulate import simulate_profiles
+from opendvi.data import demo_case_path
+from opendvi.io.case_json import read_case
 from opendvi.screening import screen, simulate_case
-from opendvi.screening._shapes import match_template
-from opendvi.screening._simulate import default_markers
+from opendvi.screening._shapes import match_template  # the template matcher itself (no public equivalent)
 
 from .screening_reference import assert_same, brute_pairwise, screen_all
+
+
+def default_markers() -> tuple[Marker, ...]:
+    """The simulator's default markers: the demo case's 23 STRs."""
+    return read_case(demo_case_path()).markers
 
 
 @pytest.fixture(scope="module")
