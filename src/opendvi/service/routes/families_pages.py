@@ -8,11 +8,12 @@ problem named by its field and worded for people; nothing is written unless all 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
+from pydantic import BaseModel, Field
 
 from opendvi.i18n import gettext as _
 from opendvi.i18n import pgettext, terms
@@ -136,56 +137,51 @@ def _pedigree_edited(request: Request, db: DB, principal: Principal, code: str, 
     return _to_family(code, "pedigree")
 
 
+class DonorForm(BaseModel):
+    """The family page's donor form (its other fields, ``csrf_token``, are the dependencies')."""
+
+    relationship: str = Field("", max_length=64)
+    relationship_other: str = Field("", max_length=200)
+    consent: str = Field(max_length=64)
+    consent_date: str = Field("", max_length=32)
+    date_of_birth: str = Field("", max_length=32)
+    full_name: str = Field("", max_length=300)
+    contact: str = Field("", max_length=300)
+
+
 @router.post("/donors/{barcode:path}/details")
-def donor_submit(
-    request: Request,
-    barcode: str,
-    db: DB,
-    relationship: str = Form("", max_length=64),
-    relationship_other: str = Form("", max_length=200),
-    consent: str = Form(..., max_length=64),
-    consent_date: str = Form("", max_length=32),
-    date_of_birth: str = Form("", max_length=32),
-    full_name: str = Form("", max_length=300),
-    contact: str = Form("", max_length=300),
-    principal: Principal = P("donors.write"),
-) -> Response:
+def donor_submit(request: Request, barcode: str, db: DB, form: Annotated[DonorForm, Form()],
+                 principal: Principal = P("donors.write")) -> Response:
     """The donor form: every field at once, all or nothing; the audit entry names the fields changed."""
     donor = store.get_donor(db, barcode=barcode)
-    values, problems = intake.donor_values(relationship=relationship, relationship_other=relationship_other,
-                                           consent=consent, consent_date=consent_date,
-                                           date_of_birth=date_of_birth, full_name=full_name, contact=contact)
+    submitted = form.model_dump()
+    values, problems = intake.donor_values(**submitted)
     if values is None:
-        submitted = {"relationship": relationship, "relationship_other": relationship_other, "consent": consent,
-                     "consent_date": consent_date, "date_of_birth": date_of_birth, "full_name": full_name,
-                     "contact": contact}
         return _family_page(request, db, donor.family, principal, status_code=422, problems=problems,
                             form=f"donor-{barcode}", submitted=submitted)
     donor, _changed = intake.set_donor(db, principal, barcode, values)
     return _to_family(donor.family.code, f"donor-{barcode}")
 
 
+class RelativeForm(BaseModel):
+    """The pedigree form: a new member, his parents (members or new founders), a donor sample."""
+
+    member: str = Field("", max_length=200)
+    sex: str = Field("", max_length=8)
+    father: str = Field("", max_length=200)
+    mother: str = Field("", max_length=200)
+    donor_barcode: str = Field("", max_length=200)
+
+
 @router.post("/families/{code:path}/members")
-def relative_submit(
-    request: Request,
-    code: str,
-    db: DB,
-    member: str = Form("", max_length=200),
-    sex: str = Form("", max_length=8),
-    father: str = Form("", max_length=200),
-    mother: str = Form("", max_length=200),
-    donor_barcode: str = Form("", max_length=200),
-    principal: Principal = P("pedigree.write"),
-) -> Response:
+def relative_submit(request: Request, code: str, db: DB, form: Annotated[RelativeForm, Form()],
+                    principal: Principal = P("pedigree.write")) -> Response:
     """Add a relative: parents among the members or new founders, a donor sample linked at once if
     given. The whole pedigree must stay valid; an edit after a matching run makes the family's
     candidates stale (evidence rule ``pedigree_changed``)."""
-    member, father, mother, donor_barcode = (x.strip() for x in (member, father, mother, donor_barcode))
-    problems = intake.add_relative(db, principal, code, member=member, sex=sex, father=father, mother=mother,
-                                   donor_barcode=donor_barcode)
-    return _pedigree_edited(request, db, principal, code, problems, "add-relative",
-                            {"member": member, "sex": sex, "father": father, "mother": mother,
-                             "donor_barcode": donor_barcode})
+    submitted = {k: val if k == "sex" else val.strip() for k, val in form.model_dump().items()}
+    problems = intake.add_relative(db, principal, code, **submitted)
+    return _pedigree_edited(request, db, principal, code, problems, "add-relative", submitted)
 
 
 @router.post("/families/{code:path}/donor-links")
