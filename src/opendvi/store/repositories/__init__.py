@@ -9,7 +9,8 @@ One module per aggregate, every public name re-exported here
 
 - :mod:`.users`: accounts, sign-in sessions, TOTP
 - :mod:`.operations`: operations and their dashboard
-- :mod:`.queries`: :func:`one_by`, :func:`add_unique`, :class:`Page`, :func:`paginate` and the list filters shared by pages, API and exports
+- :mod:`.queries`: :func:`one_by`, :func:`add_unique`, :class:`Page`, :func:`paginate` and the list
+  filters shared by pages, API and exports
 - :mod:`.remains`: remains and profile versions
 - :mod:`.families`: families, missing persons (and their details), reference donors
 - :mod:`.imports`: frequency and profile imports, :class:`ImportSummary`
