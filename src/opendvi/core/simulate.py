@@ -13,12 +13,23 @@ drops genes by itself, batched per family shape (the reasons:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from opendvi.core.markers import Marker
 from opendvi.core.pedigree import Pedigree
 from opendvi.core.profiles import Genotype
+
+
+@dataclass
+class SimulationTruth:
+    """Who each simulated remains is: ``missing[remains]`` = the missing
+    person's id, or None for someone in no family; ``kind[remains]`` is
+    "missing", "unrelated" or "fragment" (a second sample of an earlier remains)."""
+
+    missing: dict[str, str | None] = field(default_factory=dict)
+    kind: dict[str, str] = field(default_factory=dict)
 
 
 def simulate_marker(pedigree: Pedigree, marker: Marker, rng: np.random.Generator) -> dict[str, Genotype]:

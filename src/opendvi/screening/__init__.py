@@ -16,11 +16,12 @@ or above a threshold. See ``docs/screening.md``.
 
 from __future__ import annotations
 
+from opendvi.core.simulate import SimulationTruth
+from opendvi.io.npz_store import read_store, write_store
 from opendvi.screening._encode import ScreeningError
 from opendvi.screening._engine import DEFAULT_SHARD_SIZE, ScreenResult, ScreenStats, screen
 from opendvi.screening._output import read_results, write_results
-from opendvi.screening._simulate import SimulationTruth, simulate_case
-from opendvi.screening._store import read_store, write_store
+from opendvi.screening._simulate import simulate_case
 
 __all__ = [
     "DEFAULT_SHARD_SIZE",

@@ -17,7 +17,6 @@ as bundled with the demo case.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,6 +26,7 @@ from opendvi.core.case import Case, Family, Sample
 from opendvi.core.markers import Marker
 from opendvi.core.pedigree import Individual, Pedigree, missing_person_family
 from opendvi.core.profiles import Genotype
+from opendvi.core.simulate import SimulationTruth
 
 R = "R"  # placeholder: a typed reference
 
@@ -54,16 +54,6 @@ FAMILY_SHAPES: tuple[tuple[float, Mapping[str, object]], ...] = (
 TWO_BROTHERS = 0.015
 #: Share of families with a missing father and a missing son (three generations).
 FATHER_AND_SON = 0.002
-
-
-@dataclass
-class SimulationTruth:
-    """Who each simulated remains is: ``missing[remains]`` = the missing
-    person's id, or None for someone in no family; ``kind[remains]`` is
-    "missing", "unrelated" or "fragment" (a second sample of an earlier remains)."""
-
-    missing: dict[str, str | None] = field(default_factory=dict)
-    kind: dict[str, str] = field(default_factory=dict)
 
 
 def default_markers() -> tuple[Marker, ...]:

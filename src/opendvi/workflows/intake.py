@@ -9,6 +9,7 @@ from pathlib import Path
 
 from opendvi.core.case import Case
 from opendvi.io.case_json import read_case, write_case
+from opendvi.io.npz_store import read_store, write_store
 from opendvi.screening import ScreeningError
 
 __all__ = ["ScreeningError", "Simulated", "read_case_file", "simulate_to_file"]
@@ -19,8 +20,6 @@ LINEAGE_SYSTEMS = ("Y", "mt")
 def read_case_file(path: Path) -> Case:
     """A dvi-case/1 JSON file, or a ``.npz`` store written by ``opendvi simulate``."""
     if path.suffix.lower() == ".npz":
-        from opendvi.screening import read_store
-
         return read_store(path)[0]
     return read_case(path)
 
@@ -39,7 +38,7 @@ def simulate_to_file(*, families: int, remains: int, seed: int, output: Path, li
     """Simulate a national case (:func:`opendvi.screening.simulate_case`) and write it to ``output``
     (``.npz``: a store with its truth inside; otherwise dvi-case/1 JSON and ``CASE.truth.json``).
     ``lineage``: "Y", "mt" or "Y,mt" (JSON cases only)."""
-    from opendvi.screening import simulate_case, write_store
+    from opendvi.screening import simulate_case
 
     systems = tuple(x.strip() for x in lineage.split(",") if x.strip())
     bad = [x for x in systems if x not in LINEAGE_SYSTEMS]

@@ -45,7 +45,8 @@ from opendvi.core.errors import FileFormatError
 from opendvi.core.markers import Marker
 from opendvi.core.pedigree import Individual, Pedigree
 from opendvi.core.profiles import Genotype
-from opendvi.screening._simulate import SimulationTruth
+from opendvi.core.simulate import SimulationTruth
+from opendvi.io.case_json import case_to_dict, parse_markers
 
 FORMAT = "opendvi-screen-store/1"
 _SEX = {"M": 0, "F": 1, None: -1}
@@ -65,8 +66,6 @@ def _alleles(gts: Mapping[str, Genotype], markers: Sequence[Marker]) -> NDArray[
 
 def write_store(case: Case, path: str | Path, *, truth: SimulationTruth | None = None) -> None:
     """Write ``case`` (and optionally the simulated truth) as a compact store."""
-    from opendvi.io.case_json import case_to_dict
-
     case, _ = case.with_unseen_alleles()
     mk = case.markers
     header: dict[str, Any] = {
@@ -137,8 +136,6 @@ def _genotypes(al: NDArray[np.int16], markers: Sequence[Marker]) -> dict[str, Ge
 
 def read_store(path: str | Path) -> tuple[Case, SimulationTruth | None]:
     """Read a compact store: the case, and the simulated truth when stored."""
-    from opendvi.io.case_json import parse_markers
-
     p = Path(path)
     try:
         z = np.load(p, allow_pickle=False)
