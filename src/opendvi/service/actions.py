@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +23,13 @@ from opendvi.i18n import gettext as _
 from opendvi.i18n import lazy, translate
 from opendvi.io.case_json import CaseDocumentError, case_from_dict, load_json, parse_markers
 from opendvi.service.deps import Principal
-from opendvi.service.matching import ENGINE
 from opendvi.service.policy import EVIDENCE_OVERRIDABLE
 from opendvi.store import repositories as repo
 from opendvi.store.db import begin_write
 from opendvi.store.errors import ConflictError, ImportValidationError
 from opendvi.store.models import Identification, MatchingRun, User
 from opendvi.store.repositories import DecisionPolicy
+from opendvi.workflows.matching import ENGINE
 
 MAX_IMPORT_BYTES = 50 * 1024 * 1024
 
@@ -49,6 +51,20 @@ def _commit(db: Session) -> None:
         raise ConflictError(_("the change conflicts with another one: %(why)s", why=exc.orig)) from None
 
 
+@contextmanager
+def _writing(db: Session, *, begin: bool = True) -> Iterator[None]:
+    """The block's writes committed at its end (a conflict: 409), everything rolled back on any error;
+    ``begin``: the write transaction begins here (otherwise the block calls ``begin_write`` after its checks)."""
+    try:
+        if begin:
+            begin_write(db)
+        yield
+        _commit(db)
+    except BaseException:
+        db.rollback()
+        raise
+
+
 def import_case(
     db: Session,
     *,
@@ -61,7 +77,7 @@ def import_case(
     kit: str | None = None,
 ) -> repo.ImportSummary:
     """Import a ``dvi-case/1`` document (parsed JSON or raw bytes): all or nothing."""
-    try:
+    with _writing(db, begin=False):
         if raw is not None:
             _check_size(raw, filename)
             try:  # size, nesting and number of values checked before parsing (opendvi.io.limits)
@@ -88,14 +104,9 @@ def import_case(
                                         filename=filename) from None
         begin_write(db)  # parsed and checked: one short write transaction
         operation = repo.get_operation(db, code=operation_code)
-        summary = repo.import_case(db, case=case, operation=operation, filename=filename,
-                                   sha256=hashlib.sha256(body).hexdigest(), by=principal.user,
-                                   laboratory=laboratory, kit=kit)
-        _commit(db)
-        return summary
-    except BaseException:
-        db.rollback()
-        raise
+        return repo.import_case(db, case=case, operation=operation, filename=filename,
+                                sha256=hashlib.sha256(body).hexdigest(), by=principal.user,
+                                laboratory=laboratory, kit=kit)
 
 
 #: file formats the service imports, by what they hold
@@ -132,7 +143,7 @@ def import_file(
     if Path(filename).suffix.lower() == ".json" or raw.lstrip()[:1] == b"{":
         return import_case(db, principal=principal, operation_code=operation_code, data=None, raw=raw,
                            filename=filename, laboratory=laboratory, kit=kit)
-    try:
+    with _writing(db, begin=False):
         try:  # the upload as it came, named as the user named it
             ds = load(io.BytesIO(raw), filename=filename)
             notes = list(ds.notes)
@@ -153,93 +164,57 @@ def import_file(
             raise ImportValidationError(
                 [_("a %(format)s file is not imported through the service; accepted: %(accepted)s",
                    format=ds.format, accepted="; ".join(file_formats().values()))], filename=filename)
-        _commit(db)
         return summary
-    except BaseException:
-        db.rollback()
-        raise
 
 
 def run_matching(db: Session, *, principal: Principal, operation_code: str, top_k: int = 10,
                  lr_threshold: float = 1e4) -> MatchingRun:
     """Queue a matching run (every remains against every missing person, with the operation's
     frequencies); a worker executes it (:mod:`opendvi.service.worker`). One short write transaction."""
-    try:
-        begin_write(db)
+    with _writing(db):
         operation = repo.get_operation(db, code=operation_code)
-        run = repo.enqueue_run(db, operation=operation, software_version=f"opendvi {__version__}", engine=ENGINE,
-                               parameters={"top_k": top_k, "lr_threshold": lr_threshold}, by=principal.user)
-        _commit(db)
-        return run
-    except BaseException:
-        db.rollback()
-        raise
+        return repo.enqueue_run(db, operation=operation, software_version=f"opendvi {__version__}", engine=ENGINE,
+                                parameters={"top_k": top_k, "lr_threshold": lr_threshold}, by=principal.user)
 
 
 def cancel_run(db: Session, *, principal: Principal, run_id: int) -> MatchingRun:
     """Cancel a queued run, or ask the worker of a running one to stop."""
-    try:
-        begin_write(db)
-        run = repo.cancel_run(db, run_id=run_id, by=principal.user)
-        _commit(db)
-        return run
-    except BaseException:
-        db.rollback()
-        raise
+    with _writing(db):
+        return repo.cancel_run(db, run_id=run_id, by=principal.user)
 
 
 def propose(db: Session, *, principal: Principal, candidate_id: int, note: str = "",
             override_reason: str = "", policy: DecisionPolicy | None = None) -> Identification:
     """Propose a candidate; refused (409) on evidence that no longer holds, unless the policy
     (:data:`opendvi.service.policy.EVIDENCE_OVERRIDABLE`) allows it and ``override_reason`` says why."""
-    try:
-        begin_write(db)
+    with _writing(db):
         cand = repo.get_candidate(db, candidate_id=candidate_id)
-        ident = repo.propose_identification(db, candidate=cand, by=principal.user, note=note,
-                                            allow=EVIDENCE_OVERRIDABLE, override_reason=override_reason,
-                                            policy=policy)
-        _commit(db)
-        return ident
-    except BaseException:
-        db.rollback()
-        raise
+        return repo.propose_identification(db, candidate=cand, by=principal.user, note=note,
+                                           allow=EVIDENCE_OVERRIDABLE, override_reason=override_reason,
+                                           policy=policy)
 
 
 def decide(db: Session, *, principal: Principal, identification_id: int, action: str, reason: str = "",
            expected_version: int | None = None, override_reason: str = "",
            policy: DecisionPolicy | None = None) -> Identification:
-    try:
-        begin_write(db)
-        ident = repo.decide_identification(db, identification_id=identification_id, action=action,
-                                           by=principal.user, reason=reason, expected_version=expected_version,
-                                           allow=EVIDENCE_OVERRIDABLE, override_reason=override_reason,
-                                           policy=policy)
-        _commit(db)
-        return ident
-    except BaseException:
-        db.rollback()
-        raise
+    with _writing(db):
+        return repo.decide_identification(db, identification_id=identification_id, action=action,
+                                          by=principal.user, reason=reason, expected_version=expected_version,
+                                          allow=EVIDENCE_OVERRIDABLE, override_reason=override_reason,
+                                          policy=policy)
 
 
 def set_language(db: Session, *, principal: Principal, language: str | None) -> None:
     """The user's interface language (``"uk"``, ``"en"``; None: the browser's ``Accept-Language``)."""
-    try:
-        begin_write(db)
+    with _writing(db):
         user = db.get(User, principal.user.id)
         if user is not None:
             user.language = language
-        _commit(db)
-    except BaseException:
-        db.rollback()
-        raise
 
 
 def commit(db: Session) -> None:
-    try:
-        _commit(db)
-    except BaseException:
-        db.rollback()
-        raise
+    with _writing(db, begin=False):
+        pass
 
 
 def import_families(
@@ -258,7 +233,7 @@ def import_families(
     sample barcode; markers are the operation's. All or nothing."""
     from opendvi.io.convert import assemble_case, load
 
-    try:
+    with _writing(db, begin=False):
         for raw_, name_ in ((families_raw, families_name), (profiles_raw, profiles_name)):
             if raw_ is not None:
                 _check_size(raw_, name_)
@@ -299,14 +274,9 @@ def import_families(
         sha = hashlib.sha256(families_raw + (profiles_raw or b"")).hexdigest()
         begin_write(db)
         filename = families_name if profiles_name is None else f"{families_name} + {profiles_name}"[:255]
-        summary = repo.import_case(db, case=case, operation=operation, filename=filename, sha256=sha,
-                                   by=principal.user, notes=notes, donor_barcodes=barcodes,
-                                   file_format="families-table")
-        _commit(db)
-        return summary
-    except BaseException:
-        db.rollback()
-        raise
+        return repo.import_case(db, case=case, operation=operation, filename=filename, sha256=sha,
+                                by=principal.user, notes=notes, donor_barcodes=barcodes,
+                                file_format="families-table")
 
 
 def import_frequencies(
@@ -322,7 +292,7 @@ def import_frequencies(
     ``population``) as the operation's frequencies: all or nothing."""
     from opendvi.io.frequencies import read_frequencies
 
-    try:
+    with _writing(db, begin=False):
         _check_size(raw, filename)
         operation = repo.get_operation(db, code=operation_code)
         try:  # the upload as it came, named as the user named it
@@ -333,11 +303,6 @@ def import_frequencies(
             raise ImportValidationError([str(exc)], filename=filename) from None
         tables = {key: (t.name, t.alleles, t.frequencies) for key, t in fdb.tables.items()}
         begin_write(db)
-        summary = repo.import_frequencies(db, tables=tables, operation=operation, filename=filename,
-                                          sha256=hashlib.sha256(raw).hexdigest(), file_format="frequencies",
-                                          population=population, by=principal.user)
-        _commit(db)
-        return summary
-    except BaseException:
-        db.rollback()
-        raise
+        return repo.import_frequencies(db, tables=tables, operation=operation, filename=filename,
+                                       sha256=hashlib.sha256(raw).hexdigest(), file_format="frequencies",
+                                       population=population, by=principal.user)
