@@ -11,6 +11,8 @@ from sqlalchemy.orm import Session
 from opendvi.store.models import AuditEntry
 from opendvi.store.repositories.queries import Page, filter_audit, paginate
 
+__all__ = ["audit_entries", "audit_json", "page_audit"]
+
 
 def audit_entries(session: Session, *, limit: int = 200, object_type: str | None = None,
                   object_id: str | None = None) -> list[Any]:

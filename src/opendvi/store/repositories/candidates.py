@@ -23,6 +23,9 @@ from opendvi.store.models import (
 from opendvi.store.repositories.queries import Page, filter_candidates, filter_identifications, paginate
 from opendvi.store.repositories.runs import current_run_id
 
+__all__ = ["candidates_for_remains", "get_candidate", "get_identification", "list_identifications", "page_candidates",
+           "page_identifications"]
+
 
 def get_candidate(session: Session, *, candidate_id: int) -> Candidate:
     c = session.get(Candidate, candidate_id)

@@ -14,6 +14,8 @@ from opendvi.io.case_json import case_from_dict
 from opendvi.store.errors import ConflictError
 from opendvi.store.models import Donor, Family, FrequencyDatabase, MissingPerson, Operation, Profile, Remains
 
+__all__ = ["StoredCase", "build_case"]
+
 
 @dataclass
 class StoredCase:

@@ -25,6 +25,8 @@ from opendvi.store.repositories.imports import (
 )
 from opendvi.store.repositories.remains import add_profile
 
+__all__ = ["KnownRecords", "case_import_problems", "import_case"]
+
 #: a pedigree member as stored: (id, father, mother, sex)
 PedigreeRow = tuple[str, str | None, str | None, str | None]
 

@@ -34,6 +34,8 @@ from opendvi.store.repositories.queries import add_unique
 from opendvi.store.repositories.remains import current_profile
 from opendvi.store.repositories.runs import as_aware
 
+__all__ = ["EVIDENCE_RULES", "DecisionPolicy", "decide_identification", "evidence_problems", "propose_identification"]
+
 
 @dataclass(frozen=True)
 class DecisionPolicy:

@@ -13,6 +13,9 @@ from opendvi.store import audit
 from opendvi.store.models import Donor, Family, MissingPerson, MissingPersonDetails, utcnow
 from opendvi.store.repositories.queries import Page, contains_pattern, one_by, paginate
 
+__all__ = ["donors_of", "get_family", "get_missing_person", "list_families", "list_missing_persons", "missing_of",
+           "missing_person_details", "page_families", "set_missing_person_details"]
+
 
 def page_families(session: Session, *, q: str | None = None, page: int = 1, per_page: int = 50,
                   sort: str = "code") -> Page:

@@ -21,6 +21,8 @@ from opendvi.store.errors import ImportValidationError
 from opendvi.store.models import Donor, FrequencyDatabase, Import, Operation, Remains, User
 from opendvi.store.repositories.remains import add_profile, current_profile
 
+__all__ = ["ImportSummary", "get_or_create_frequency_database", "import_frequencies", "import_remains_profiles"]
+
 
 @dataclass
 class ImportSummary:

@@ -24,6 +24,8 @@ from opendvi.store.models import (
 )
 from opendvi.store.repositories.queries import add_unique, one_by
 
+__all__ = ["create_operation", "get_operation", "list_operations", "operation_dashboard"]
+
 
 def create_operation(
     session: Session,

@@ -23,6 +23,8 @@ from opendvi.store.models import (
     Remains,
 )
 
+__all__ = ["Page", "filter_audit", "filter_candidates", "filter_identifications", "like_escape", "paginate"]
+
 T = TypeVar("T")
 
 

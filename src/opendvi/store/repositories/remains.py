@@ -14,6 +14,9 @@ from opendvi.store.models import ACTIVE_STATES, Candidate, Donor, Identification
 from opendvi.store.repositories.queries import Page, add_unique, contains_pattern, one_by, paginate
 from opendvi.store.repositories.runs import current_run_id
 
+__all__ = ["REMAINS_SORTS", "add_profile", "current_profile", "get_remains", "list_remains", "page_remains",
+           "profiles_of", "update_remains"]
+
 REMAINS_SORTS = ("barcode", "operation", "received", "best_lr")
 
 

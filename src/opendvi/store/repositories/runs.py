@@ -17,6 +17,9 @@ from opendvi.store.errors import ConflictError, NotFoundError
 from opendvi.store.models import Candidate, MatchingRun, Operation, RunStatus, User, utcnow
 from opendvi.store.repositories.case import StoredCase
 
+__all__ = ["CANDIDATE_CHUNK", "CandidateRow", "cancel_run", "claim_run", "current_run_id", "end_run", "enqueue_run",
+           "get_run", "insert_candidates", "latest_run", "recover_runs", "runs_of", "touch_run"]
+
 
 def as_aware(t: datetime) -> datetime:
     """``t`` with its time zone (a naive time read back from SQLite is UTC)."""

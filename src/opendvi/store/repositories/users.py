@@ -16,6 +16,9 @@ from opendvi.store.errors import ConflictError
 from opendvi.store.models import AuthSession, Role, User, utcnow
 from opendvi.store.repositories.queries import add_unique, one_by
 
+__all__ = ["change_own_password", "create_auth_session", "create_user", "delete_auth_session", "get_auth_session",
+           "get_user", "list_users", "set_totp", "token_hash", "update_user", "use_totp_step"]
+
 
 def create_user(
     session: Session, *, username: str, password_hash: str, role: Role, full_name: str = "", by: str | None = None,
