@@ -7,12 +7,16 @@ is written unless every input is valid.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
 
+from opendvi.core.case import Case
 from opendvi.core.errors import FileFormatError
 from opendvi.core.lineage import DEFAULT_ESTIMATOR, ESTIMATORS
 from opendvi.io.convert import (
@@ -106,14 +110,28 @@ _MTEST = typer.Option(
 _MTRATE = typer.Option(DEFAULT_MT_RATE, "--mt-rate", help="mtDNA mutation rate per transmission (whole range).")
 
 
-def _lineage(
-    y_database: Path | None,
-    mt_database: Path | None,
-    mt_haplotypes: list[Path],
-    y_estimator: str,
-    mt_estimator: str,
-    mt_rate: float,
-) -> LineageSources:
+#: the options ``convert`` and ``case build`` share, after each command's own (passed in ``**opts``)
+_SHARED: dict[str, tuple[Any, Any]] = {
+    "mutation": (str, _MUT), "female_rate": (float, _FRATE), "male_rate": (float, _MRATE),
+    "range_": (float, _RANGE), "rate2": (float, _RATE2), "skip_mixtures": (bool, _SKIPMIX),
+    "skip_unknown_markers": (bool, _SKIPUNK), "y_database": (Path | None, _YDB), "mt_database": (Path | None, _MTDB),
+    "mt_haplotypes": (list[Path], _MTHAP), "y_estimator": (str, _YEST), "mt_estimator": (str, _MTEST),
+    "mt_rate": (float, _MTRATE), "quiet": (bool, _QUIET),
+}
+
+
+def _with_shared(fn: Callable[..., None]) -> Callable[..., None]:
+    """``fn``'s signature (as typer reads it) with the :data:`_SHARED` options in place of ``**opts``."""
+    sig = inspect.signature(fn)
+    own = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    kw = inspect.Parameter.KEYWORD_ONLY
+    shared = [inspect.Parameter(k, kw, default=d, annotation=a) for k, (a, d) in _SHARED.items()]
+    fn.__signature__ = sig.replace(parameters=own + shared)  # type: ignore[attr-defined]
+    return fn
+
+
+def _lineage(opts: dict[str, Any]) -> LineageSources:
+    y_estimator, mt_estimator = opts["y_estimator"], opts["mt_estimator"]
     if y_estimator not in ESTIMATORS:
         raise FileFormatError(f"--y-estimator must be one of {', '.join(ESTIMATORS)}, found {y_estimator!r}")
     if mt_estimator not in ESTIMATORS or mt_estimator == "discrete-laplace":
@@ -121,15 +139,28 @@ def _lineage(
             f"--mt-estimator must be augmented-counting or clopper-pearson, found {mt_estimator!r}"
         )
     return LineageSources(
-        y_database=y_database,
-        mt_database=mt_database,
-        mt_haplotypes=tuple(mt_haplotypes),
+        y_database=opts["y_database"],
+        mt_database=opts["mt_database"],
+        mt_haplotypes=tuple(opts["mt_haplotypes"]),
         y_estimator=y_estimator,
         mt_estimator=mt_estimator,
-        mt_rate=mt_rate,
+        mt_rate=opts["mt_rate"],
     )
 
 
+def _case(datasets: list[Dataset], opts: dict[str, Any], lineage: LineageSources, **kw: Any) -> Case:
+    """:func:`~opendvi.io.convert.case_of` with the shared options (``kw``: name, freqs, notes, ...)."""
+    mutation = mutation_models(
+        opts["mutation"], female_rate=opts["female_rate"], male_rate=opts["male_rate"], range_=opts["range_"],
+        rate2=opts["rate2"],
+    )
+    return case_of(
+        datasets, mutation=mutation, skip_mixtures=opts["skip_mixtures"],
+        skip_unknown_markers=opts["skip_unknown_markers"], lineage=lineage, **kw,
+    )
+
+
+@_with_shared
 def convert(
     input_file: Path = typer.Argument(..., help="File to read."),
     output_file: Path = typer.Argument(..., help="File to write."),
@@ -139,27 +170,14 @@ def convert(
     families: Path | None = typer.Option(None, "--families", help="Families table naming the reference samples."),
     freqs: Path | None = _FREQS,
     population: str | None = _POP,
-    mutation: str = _MUT,
-    female_rate: float = _FRATE,
-    male_rate: float = _MRATE,
-    range_: float = _RANGE,
-    rate2: float = _RATE2,
     name: str | None = typer.Option(None, "--name", help="Case name (default: the output file's stem)."),
-    skip_mixtures: bool = _SKIPMIX,
-    skip_unknown_markers: bool = _SKIPUNK,
-    y_database: Path | None = _YDB,
-    mt_database: Path | None = _MTDB,
-    mt_haplotypes: list[Path] = _MTHAP,
-    y_estimator: str = _YEST,
-    mt_estimator: str = _MTEST,
-    mt_rate: float = _MTRATE,
-    quiet: bool = _QUIET,
+    **opts: Any,
 ) -> None:
     """Convert INPUT to OUTPUT (json, fam, genemapper, cmf, ped, freq, profiles-csv, families-csv, xlsx)."""
     notes: list[str] = []
     try:
-        lineage = _lineage(y_database, mt_database, mt_haplotypes, y_estimator, mt_estimator, mt_rate)
-        wants_lineage = y_database is not None or mt_database is not None or bool(mt_haplotypes)
+        lineage = _lineage(opts)
+        wants_lineage = lineage.y_database is not None or lineage.mt_database is not None or bool(lineage.mt_haplotypes)
         _check_format(from_format, "input")
         _check_format(to_format, "output")
         if as_role not in ("remains", "references"):
@@ -186,28 +204,17 @@ def convert(
             notes += ds.notes
             save_freqs(ds.freqs, output_file, out_fmt, notes=notes)
         else:
-            case = case_of(
-                datasets,
-                role=as_role,
-                name=name or output_file.stem,
-                freqs=fdb,
-                mutation=mutation_models(
-                    mutation, female_rate=female_rate, male_rate=male_rate, range_=range_, rate2=rate2
-                ),
-                skip_mixtures=skip_mixtures,
-                skip_unknown_markers=skip_unknown_markers,
-                notes=notes,
-                lineage=lineage,
-            )
+            case = _case(datasets, opts, lineage, role=as_role, name=name or output_file.stem, freqs=fdb, notes=notes)
             if ds.profiles is not None and not case.remains and not case.families:
                 raise FileFormatError("no single-source profile left to convert", path=str(input_file))
             save_case(case, output_file, out_fmt, notes=notes)
     except FILE_ERRORS as exc:
         raise _file_error(exc) from None
-    _notes(notes, quiet)
+    _notes(notes, opts["quiet"])
     typer.echo(f"wrote {output_file} ({out_fmt})")
 
 
+@_with_shared
 def build(
     remains: list[Path] = typer.Option(
         [], "--remains", help="Profiles of the remains (GeneMapper, CMF, profiles CSV/Excel)."
@@ -221,25 +228,12 @@ def build(
     output: Path = typer.Option(..., "-o", "--output", help="The dvi-case/1 JSON to write."),
     name: str | None = typer.Option(None, "--name", help="Case name (default: the output file's stem)."),
     theta: float | None = typer.Option(None, "--theta", help="Subpopulation correction (Fst)."),
-    mutation: str = _MUT,
-    female_rate: float = _FRATE,
-    male_rate: float = _MRATE,
-    range_: float = _RANGE,
-    rate2: float = _RATE2,
-    skip_mixtures: bool = _SKIPMIX,
-    skip_unknown_markers: bool = _SKIPUNK,
-    y_database: Path | None = _YDB,
-    mt_database: Path | None = _MTDB,
-    mt_haplotypes: list[Path] = _MTHAP,
-    y_estimator: str = _YEST,
-    mt_estimator: str = _MTEST,
-    mt_rate: float = _MTRATE,
-    quiet: bool = _QUIET,
+    **opts: Any,
 ) -> None:
     """Assemble a dvi-case/1 JSON from remains, families, references, frequencies and haplotype databases."""
     notes: list[str] = []
     try:
-        lineage = _lineage(y_database, mt_database, mt_haplotypes, y_estimator, mt_estimator, mt_rate)
+        lineage = _lineage(opts)
         datasets: list[Dataset] = []
         for f in remains:
             ds = load(f)
@@ -275,23 +269,11 @@ def build(
             # attach the references to the first table's dataset
             tables[0].profiles = merged
             datasets.pop()
-        case = case_of(
-            datasets,
-            name=name or output.stem,
-            freqs=fdb,
-            theta=theta,
-            mutation=mutation_models(
-                mutation, female_rate=female_rate, male_rate=male_rate, range_=range_, rate2=rate2
-            ),
-            skip_mixtures=skip_mixtures,
-            skip_unknown_markers=skip_unknown_markers,
-            notes=notes,
-            lineage=lineage,
-        )
+        case = _case(datasets, opts, lineage, name=name or output.stem, freqs=fdb, theta=theta, notes=notes)
         save_case(case, output, "json", notes=notes)
     except FILE_ERRORS as exc:
         raise _file_error(exc) from None
-    _notes(notes, quiet)
+    _notes(notes, opts["quiet"])
     lin = case.lineage
     extra = ""
     if lin is not None:
