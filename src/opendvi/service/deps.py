@@ -10,23 +10,20 @@ carry the session's CSRF token (form field ``csrf_token`` or header
 
 from __future__ import annotations
 
-import functools
 import hmac
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from opendvi.i18n import gettext as _
 from opendvi.service.errors import CHANGE_PASSWORD_PAGE, PASSWORD_CHANGE_REQUIRED, APIError, LoginRequired
 from opendvi.service.policy import PERMISSIONS, allowed
 from opendvi.store import repositories as repo
-from opendvi.store.models import AuthSession, Role, User, utcnow
+from opendvi.store.models import Role, User
 
 SESSION_COOKIE = "opendvi_session"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -114,26 +111,6 @@ async def sent_csrf_token(request: Request) -> str | None:
     return sent
 
 
-@functools.cache
-def _auth_session_statement() -> Any:
-    """Built once: building a statement costs more than running it."""
-    return (select(AuthSession).options(joinedload(AuthSession.user))
-            .where(AuthSession.token_hash == bindparam("token_hash")))
-
-
-def _auth_session(db: Session, token: str) -> AuthSession | None:
-    """:func:`opendvi.store.repositories.get_auth_session` in one query (the session and its user
-    joined): a live session of an active user, else None. Reads only: nothing is written per request."""
-    row = db.execute(_auth_session_statement(),
-                     {"token_hash": repo.token_hash(token)}).scalar_one_or_none()  # the one hashing rule
-    if row is None:
-        return None
-    expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=UTC)
-    if expires < utcnow() or not row.user.active:
-        return None
-    return row
-
-
 def current_principal(
     request: Request, db: DB, sent_csrf: Annotated[str | None, Depends(sent_csrf_token)]
 ) -> Principal:
@@ -141,7 +118,7 @@ def current_principal(
     token, via_cookie = _token_of(request)
     if not token:
         raise LoginRequired()
-    row = _auth_session(db, token)
+    row = repo.get_auth_session(db, token=token)
     if row is None:
         raise LoginRequired()
     principal = Principal(user=row.user, token=token, csrf=row.csrf_token, via_cookie=via_cookie)

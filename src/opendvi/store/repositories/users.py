@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from datetime import UTC, timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy.orm import Session, joinedload
 
 from opendvi.i18n import gettext as _
 from opendvi.store import audit
@@ -133,10 +134,16 @@ def create_auth_session(session: Session, *, user: User, ttl: timedelta) -> tupl
     return token, row
 
 
+@functools.cache
+def _auth_session_statement() -> Any:
+    """Built once (building a statement costs more than running it): the session and its user joined."""
+    return (select(AuthSession).options(joinedload(AuthSession.user))
+            .where(AuthSession.token_hash == bindparam("token_hash")))
+
+
 def get_auth_session(session: Session, *, token: str) -> AuthSession | None:
-    row = session.execute(
-        select(AuthSession).where(AuthSession.token_hash == token_hash(token))
-    ).scalar_one_or_none()
+    """A live session of an active user, else None; one query, reads only (nothing written per request)."""
+    row = session.execute(_auth_session_statement(), {"token_hash": token_hash(token)}).scalar_one_or_none()
     if row is None:
         return None
     expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=UTC)
