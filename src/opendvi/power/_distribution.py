@@ -23,6 +23,7 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
@@ -33,6 +34,9 @@ from opendvi.core.likelihood import marker_genotype_table
 from opendvi.core.markers import Marker
 from opendvi.core.pedigree import Individual
 from opendvi.core.profiles import Genotype
+
+if TYPE_CHECKING:
+    from opendvi.screening._shapes import Template
 
 FloatArray = NDArray[np.float64]
 
@@ -212,24 +216,32 @@ def engine_joint(fam: Family, target: str, marker: Marker, configs: Sequence[Map
     return out
 
 
+def _template_of(fam: Family, target: str, marker: Marker, configs: Sequence[Mapping[str, Genotype]]
+                 ) -> tuple[list[str], dict[str, Genotype], Template] | None:
+    """The candidates of ``configs``, the references' genotypes at ``marker`` and the screening template
+    of the family with both typed (None when the pedigree is no template)."""
+    from opendvi.screening._shapes import match_template
+
+    cands = sorted({pid for cfg in configs for pid in cfg})
+    refs = _refs_at(fam, marker)
+    typed = {marker.name: (marker.alleles[0], marker.alleles[0])}
+    gts: dict[str, Mapping[str, Genotype]] = {pid: {marker.name: g} for pid, g in refs.items()}
+    gts |= dict.fromkeys(cands, typed)
+    probe = Family(id=fam.id, pedigree=fam.pedigree, genotypes=gts, missing=fam.missing, dropout=fam.dropout)
+    tpl = match_template(probe, target)
+    return None if tpl is None else (cands, refs, tpl)
+
+
 def template_joint(fam: Family, target: str, marker: Marker, configs: Sequence[Mapping[str, Genotype]], *,
                    mutation: bool) -> FloatArray | None:
     """As :func:`engine_joint`, from the screening templates (theta 0,
     autosomal, exact references); None when the pedigree is no template."""
-    from opendvi.screening._shapes import match_template
     from opendvi.screening._tables import batch_size, template_tables
 
-    if marker.is_x:
+    found = None if marker.is_x else _template_of(fam, target, marker, configs)
+    if found is None:
         return None
-    cands = sorted({pid for cfg in configs for pid in cfg})
-    placeholder = {marker.name: (marker.alleles[0], marker.alleles[0])}
-    gts: dict[str, Mapping[str, Genotype]] = {pid: {marker.name: g} for pid, g in _refs_at(fam, marker).items()}
-    for c in cands:
-        gts[c] = placeholder
-    probe = Family(id=fam.id, pedigree=fam.pedigree, genotypes=gts, missing=fam.missing, dropout=fam.dropout)
-    tpl = match_template(probe, target)
-    if tpl is None:
-        return None
+    cands, refs, tpl = found
     n = marker.n_alleles
     idx = marker.index
     B = len(configs)
@@ -239,8 +251,8 @@ def template_joint(fam: Family, target: str, marker: Marker, configs: Sequence[M
             for b, cfg in enumerate(configs):
                 g = cfg[pid]
                 A[b, r, 0], A[b, r, 1] = idx[g[0]], idx[g[-1]]
-        elif pid in gts:
-            g = gts[pid][marker.name]
+        elif pid in refs:
+            g = refs[pid]
             A[:, r, 0], A[:, r, 1] = idx[g[0]], idx[g[-1]]
     step = batch_size(n)
     parts = [unordered(template_tables(tpl.key, A[s : s + step], marker, mutation=mutation))
@@ -365,18 +377,12 @@ def lumped_candidates(fam: Family, target: str, marker: Marker, configs: Sequenc
     configuration gets its own class space: the references' and its own
     alleles, plus "other" (the screening's exclusion flags use the same trick).
     """
-    from opendvi.screening._shapes import match_template
     from opendvi.screening._tables import batch_size, template_tables
 
-    cands = sorted({pid for cfg in configs for pid in cfg})
-    refs = _refs_at(fam, marker)
-    gts: dict[str, Mapping[str, Genotype]] = {pid: {marker.name: g} for pid, g in refs.items()}
-    for c in cands:
-        gts[c] = {marker.name: (marker.alleles[0], marker.alleles[0])}
-    probe = Family(id=fam.id, pedigree=fam.pedigree, genotypes=gts, missing=fam.missing, dropout=fam.dropout)
-    tpl = match_template(probe, target)
-    if tpl is None:
+    found = _template_of(fam, target, marker, configs)
+    if found is None:
         return None
+    cands, refs, tpl = found
     idx = marker.index
     p = marker.p
     ref_alleles = sorted({idx[a] for g in refs.values() for a in g})
