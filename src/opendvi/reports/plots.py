@@ -27,27 +27,19 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from opendvi.i18n import format_number
 from opendvi.i18n import gettext as _
 from opendvi.store import repositories as repo
-from opendvi.store.models import (
-    Candidate,
-    Identification,
-    IdentificationState,
-    MatchingRun,
-    Operation,
-    Profile,
-    Remains,
-    RunStatus,
-)
+from opendvi.store.models import Operation
+from opendvi.store.repositories import operation_progress as operation_progress  # re-exported (old home)
+from opendvi.store.repositories import progress_fingerprint as progress_fingerprint
 
 FORMATS = ("svg", "png")
 MEDIA = {"svg": "image/svg+xml", "png": "image/png"}
@@ -177,16 +169,12 @@ class BestLR:
 def operation_best_lr(db: Session, *, operation: Operation) -> BestLR:
     """The best log10 LR per remains of ``operation`` in the current run (the latest finished one, as on
     the dashboard and the remains list): remains without any candidate in it are not counted."""
-    run_id = repo.current_run_id(db)
-    if run_id is None:
+    run, best = repo.best_lr_per_remains(db, operation=operation)
+    if run is None:
         return BestLR(None, DEFAULT_THRESHOLD_LOG10, ())
-    run = db.get(MatchingRun, run_id)
-    t = (run.parameters or {}).get("lr_threshold") if run is not None else None
+    t = (run.parameters or {}).get("lr_threshold")
     threshold = math.log10(t) if isinstance(t, int | float) and t > 0 else DEFAULT_THRESHOLD_LOG10
-    best = db.execute(select(func.max(Candidate.log10_lr)).join(Remains, Remains.id == Candidate.remains_id)
-                      .where(Candidate.run_id == run_id, Remains.operation_id == operation.id)
-                      .group_by(Candidate.remains_id)).scalars().all()
-    return BestLR(run_id, threshold, tuple(None if v is None else float(v) for v in best))
+    return BestLR(run.id, threshold, tuple(best))
 
 
 def lr_histogram(data: BestLR, *, operation: str, fmt: str = "svg") -> bytes:
@@ -233,73 +221,6 @@ def lr_histogram(data: BestLR, *, operation: str, fmt: str = "svg") -> bytes:
 # ---------------------------------------------------------------------------
 
 PROGRESS_SERIES = ("received", "typed", "matched", "proposed", "confirmed")
-
-
-def _day(x: Any) -> date | None:
-    if x is None:
-        return None
-    if isinstance(x, datetime):
-        return (x if x.tzinfo is None else x.astimezone(UTC)).date()
-    if isinstance(x, date):
-        return x
-    return datetime.fromisoformat(str(x)).date()
-
-
-def operation_progress(db: Session, *, operation: Operation) -> dict[str, dict[date, int]]:
-    """New remains per day and series (each remains counted once per series, on its first day):
-
-    * received: the remains was registered;
-    * typed: its first profile was imported;
-    * matched: the first finished matching run in which it had a candidate with LR > 1 ended;
-    * proposed: its first identification was proposed;
-    * confirmed: its identification that is confirmed now was confirmed.
-    """
-    on_op = Remains.operation_id == operation.id
-    queries = {
-        "received": select(Remains.created_at).where(on_op),
-        "typed": select(func.min(Profile.created_at)).join(Remains, Remains.id == Profile.remains_id)
-        .where(on_op).group_by(Profile.remains_id),
-        "matched": select(func.min(MatchingRun.finished_at)).select_from(Candidate)
-        .join(MatchingRun, MatchingRun.id == Candidate.run_id).join(Remains, Remains.id == Candidate.remains_id)
-        .where(on_op, MatchingRun.status == RunStatus.finished.value, Candidate.log10_lr > 0)
-        .group_by(Candidate.remains_id),
-        "proposed": select(func.min(Identification.proposed_at))
-        .join(Remains, Remains.id == Identification.remains_id).where(on_op).group_by(Identification.remains_id),
-        "confirmed": select(func.min(Identification.decided_at))
-        .join(Remains, Remains.id == Identification.remains_id)
-        .where(on_op, Identification.state == IdentificationState.confirmed).group_by(Identification.remains_id),
-    }
-    out: dict[str, dict[date, int]] = {}
-    for name, stmt in queries.items():
-        days: dict[date, int] = {}
-        for when in db.execute(stmt).scalars():
-            d = _day(when)
-            if d is not None:
-                days[d] = days.get(d, 0) + 1
-        out[name] = dict(sorted(days.items()))
-    return out
-
-
-def progress_fingerprint(db: Session, *, operation: Operation) -> tuple[Any, ...]:
-    """What :func:`operation_progress` depends on, in one cheap statement: the operation's remains (count,
-    newest), profiles (count, newest id), the latest finished run, and its identifications (count, newest
-    id, the sum of their versions: every decision bumps a version). Equal fingerprints, equal series."""
-    on_op = Remains.operation_id == operation.id
-    row = db.execute(select(
-        select(func.count(Remains.id)).where(on_op).scalar_subquery(),
-        select(func.max(Remains.id)).where(on_op).scalar_subquery(),
-        select(func.count(Profile.id)).join(Remains, Remains.id == Profile.remains_id).where(on_op)
-        .scalar_subquery(),
-        select(func.max(Profile.id)).join(Remains, Remains.id == Profile.remains_id).where(on_op).scalar_subquery(),
-        select(func.max(MatchingRun.id)).where(MatchingRun.status == RunStatus.finished.value).scalar_subquery(),
-        select(func.count(Identification.id)).join(Remains, Remains.id == Identification.remains_id)
-        .where(on_op).scalar_subquery(),
-        select(func.max(Identification.id)).join(Remains, Remains.id == Identification.remains_id)
-        .where(on_op).scalar_subquery(),
-        select(func.sum(Identification.version)).join(Remains, Remains.id == Identification.remains_id)
-        .where(on_op).scalar_subquery(),
-    )).one()
-    return (operation.id, operation.expected_count, *(None if v is None else int(v) for v in row))
 
 
 def progress_plot(series: Mapping[str, Mapping[date, int]], *, operation: str, expected: int | None = None,

@@ -8,7 +8,7 @@ One module per aggregate, each with its ``__all__``, every public name re-export
 (``from opendvi.store import repositories as repo; repo.get_remains(...)``):
 
 - :mod:`.users`: accounts, sign-in sessions, TOTP
-- :mod:`.operations`: operations and their dashboard
+- :mod:`.operations`: operations, their dashboard and the queries of their plots
 - :mod:`.queries`: :func:`one_by`, :func:`add_unique`, :class:`Page`, :func:`paginate` and the list
   filters shared by pages, API and exports
 - :mod:`.remains`: remains and profile versions

@@ -1,9 +1,9 @@
-"""Operations (one incident or exchange each) and the counts of their dashboard."""
+"""Operations (one incident or exchange each): the counts of their dashboard and the queries of their plots."""
 
 from __future__ import annotations
 
 import functools
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, select
@@ -23,8 +23,10 @@ from opendvi.store.models import (
     RunStatus,
 )
 from opendvi.store.repositories.queries import add_unique, one_by
+from opendvi.store.repositories.runs import current_run_id
 
-__all__ = ["create_operation", "get_operation", "list_operations", "operation_dashboard"]
+__all__ = ["best_lr_per_remains", "create_operation", "get_operation", "list_operations", "operation_dashboard",
+           "operation_progress", "progress_fingerprint"]
 
 
 def create_operation(
@@ -87,3 +89,84 @@ def operation_dashboard(session: Session, *, operation: Operation) -> dict[str, 
     return {"expected": operation.expected_count, "received": received, "typed": typed, "matched": matched,
             IdentificationState.proposed.value: proposed, IdentificationState.confirmed.value: confirmed,
             "runs": runs}
+
+
+def best_lr_per_remains(session: Session, *, operation: Operation) -> tuple[MatchingRun | None, list[float | None]]:
+    """The current run (the latest finished one, as on the dashboard and the remains list; None: no run yet)
+    and the best log10 LR of each remains of ``operation`` in it (None: every candidate excluded); remains
+    without any candidate in it are not counted."""
+    run_id = current_run_id(session)
+    run = None if run_id is None else session.get(MatchingRun, run_id)
+    if run is None:
+        return None, []
+    best = session.execute(select(func.max(Candidate.log10_lr)).join(Remains, Remains.id == Candidate.remains_id)
+                           .where(Candidate.run_id == run_id, Remains.operation_id == operation.id)
+                           .group_by(Candidate.remains_id)).scalars().all()
+    return run, [None if v is None else float(v) for v in best]
+
+
+def _day(x: Any) -> date | None:
+    if x is None:
+        return None
+    if isinstance(x, datetime):
+        return (x if x.tzinfo is None else x.astimezone(UTC)).date()
+    if isinstance(x, date):
+        return x
+    return datetime.fromisoformat(str(x)).date()
+
+
+def operation_progress(session: Session, *, operation: Operation) -> dict[str, dict[date, int]]:
+    """New remains per day and series (each remains counted once per series, on its first day):
+
+    * received: the remains was registered;
+    * typed: its first profile was imported;
+    * matched: the first finished matching run in which it had a candidate with LR > 1 ended;
+    * proposed: its first identification was proposed;
+    * confirmed: its identification that is confirmed now was confirmed.
+    """
+    on_op = Remains.operation_id == operation.id
+    queries = {
+        "received": select(Remains.created_at).where(on_op),
+        "typed": select(func.min(Profile.created_at)).join(Remains, Remains.id == Profile.remains_id)
+        .where(on_op).group_by(Profile.remains_id),
+        "matched": select(func.min(MatchingRun.finished_at)).select_from(Candidate)
+        .join(MatchingRun, MatchingRun.id == Candidate.run_id).join(Remains, Remains.id == Candidate.remains_id)
+        .where(on_op, MatchingRun.status == RunStatus.finished.value, Candidate.log10_lr > 0)
+        .group_by(Candidate.remains_id),
+        "proposed": select(func.min(Identification.proposed_at))
+        .join(Remains, Remains.id == Identification.remains_id).where(on_op).group_by(Identification.remains_id),
+        "confirmed": select(func.min(Identification.decided_at))
+        .join(Remains, Remains.id == Identification.remains_id)
+        .where(on_op, Identification.state == IdentificationState.confirmed).group_by(Identification.remains_id),
+    }
+    out: dict[str, dict[date, int]] = {}
+    for name, stmt in queries.items():
+        days: dict[date, int] = {}
+        for when in session.execute(stmt).scalars():
+            d = _day(when)
+            if d is not None:
+                days[d] = days.get(d, 0) + 1
+        out[name] = dict(sorted(days.items()))
+    return out
+
+
+def progress_fingerprint(session: Session, *, operation: Operation) -> tuple[Any, ...]:
+    """What :func:`operation_progress` depends on, in one cheap statement: the operation's remains (count,
+    newest), profiles (count, newest id), the latest finished run, and its identifications (count, newest
+    id, the sum of their versions: every decision bumps a version). Equal fingerprints, equal series."""
+    on_op = Remains.operation_id == operation.id
+    row = session.execute(select(
+        select(func.count(Remains.id)).where(on_op).scalar_subquery(),
+        select(func.max(Remains.id)).where(on_op).scalar_subquery(),
+        select(func.count(Profile.id)).join(Remains, Remains.id == Profile.remains_id).where(on_op)
+        .scalar_subquery(),
+        select(func.max(Profile.id)).join(Remains, Remains.id == Profile.remains_id).where(on_op).scalar_subquery(),
+        select(func.max(MatchingRun.id)).where(MatchingRun.status == RunStatus.finished.value).scalar_subquery(),
+        select(func.count(Identification.id)).join(Remains, Remains.id == Identification.remains_id)
+        .where(on_op).scalar_subquery(),
+        select(func.max(Identification.id)).join(Remains, Remains.id == Identification.remains_id)
+        .where(on_op).scalar_subquery(),
+        select(func.sum(Identification.version)).join(Remains, Remains.id == Identification.remains_id)
+        .where(on_op).scalar_subquery(),
+    )).one()
+    return (operation.id, operation.expected_count, *(None if v is None else int(v) for v in row))
