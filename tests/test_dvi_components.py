@@ -19,7 +19,8 @@ import pytest
 from opendvi.core.likelihood import pedigree_loglik
 from opendvi.core.pedigree import Individual, Pedigree
 from opendvi.dvi import DVIProblem, PairwiseResult, candidate_pairings, pairwise_lr, solve_joint
-from opendvi.dvi.joint import Component, k_best
+from opendvi.dvi.components import Component
+from opendvi.dvi.joint import k_best
 
 from .dvi_sim import demo_markers, simulate_case
 

@@ -50,20 +50,14 @@ import numpy as np
 
 from opendvi.core.elimination import FloatArray, solve_batch
 from opendvi.core.errors import LikelihoodError
-from opendvi.core.factor_graph import THETA_TABLE_LIMIT, FactorGraph
+from opendvi.core.factor_graph import FactorGraph
 from opendvi.core.markers import Marker
 from opendvi.core.pedigree import Pedigree
 from opendvi.core.profiles import Genotype
 from opendvi.core.rules import safe_exp
 
 __all__ = [
-    "THETA_TABLE_LIMIT",
-    "GenotypeTable",
-    "KinshipLR",
-    "LogLikelihood",
-    "kinship_lr",
-    "marker_genotype_table",
-    "marker_loglik",
+    "GenotypeTable", "KinshipLR", "LogLikelihood", "kinship_lr", "marker_genotype_table", "marker_loglik",
     "pedigree_loglik",
 ]
 

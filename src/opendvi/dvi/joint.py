@@ -37,10 +37,7 @@ from dataclasses import dataclass, field
 from opendvi.dvi.assignment import ComponentTooHardError
 from opendvi.dvi.components import (
     MAX_ASSIGNMENTS,
-    MAX_ENUMERATED_REMAINS,
-    MAX_GLR_SECONDS,
     MAX_GLR_SOLVES,
-    MAX_TOP_SECONDS,
     UNASSIGNED,
     Component,
     candidate_pairings,
@@ -53,24 +50,7 @@ from opendvi.dvi.errors import DVIError
 from opendvi.dvi.pairwise import PairwiseResult, pairwise_lr
 from opendvi.dvi.problem import DVIProblem, Placement, safe_exp
 
-__all__ = [
-    "MAX_ASSIGNMENTS",
-    "MAX_ENUMERATED_REMAINS",
-    "MAX_GLR_SECONDS",
-    "MAX_GLR_SOLVES",
-    "MAX_TOP_SECONDS",
-    "UNASSIGNED",
-    "Component",
-    "JointResult",
-    "JointRow",
-    "assignment_loglik",
-    "candidate_pairings",
-    "components",
-    "k_best",
-    "solve_component",
-    "solve_component_model",
-    "solve_joint",
-]
+__all__ = ["JointResult", "JointRow", "assignment_loglik", "k_best", "solve_joint"]
 
 
 @dataclass(frozen=True)

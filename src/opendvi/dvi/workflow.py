@@ -25,8 +25,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from opendvi.core.case import Case
+from opendvi.dvi.components import MAX_ASSIGNMENTS, UNASSIGNED
 from opendvi.dvi.errors import DVIError
-from opendvi.dvi.joint import MAX_ASSIGNMENTS, UNASSIGNED, JointResult, solve_joint
+from opendvi.dvi.joint import JointResult, solve_joint
 from opendvi.dvi.pairwise import PairwiseResult, pairwise_lr
 from opendvi.dvi.problem import DVIProblem
 from opendvi.dvi.undisputed import DEFAULT_THRESHOLD, UndisputedResult, find_undisputed

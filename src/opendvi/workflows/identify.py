@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from opendvi.core.case import Case, Sample
 from opendvi.core.likelihood import LogLikelihood
 from opendvi.dvi import (
+    MAX_ASSIGNMENTS,
     UNASSIGNED,
     DVIProblem,
     JointResult,
@@ -39,7 +40,6 @@ from opendvi.dvi import (
     pairwise_lr,
     solve_joint,
 )
-from opendvi.dvi.joint import MAX_ASSIGNMENTS
 from opendvi.dvi.lineage import LineagePairwise
 from opendvi.dvi.workflow import (
     EXCLUDED,
