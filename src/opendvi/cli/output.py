@@ -1,4 +1,4 @@
-"""Shared output helpers of the CLI: JSON numbers, formats, consoles."""
+"""Shared output helpers of the CLI: JSON, formats, consoles."""
 
 from __future__ import annotations
 
@@ -8,11 +8,6 @@ from enum import StrEnum
 from typing import Any
 
 from rich.console import Console
-
-from opendvi.core.rules import json_number
-
-#: A float for JSON (-inf as "-inf", nan as null): :func:`opendvi.core.rules.json_number`.
-jnum = json_number
 
 
 class OutputFormat(StrEnum):

@@ -29,32 +29,8 @@ text). Readers take a path or a file object, with ``filename``: the name
 their messages give it.
 """
 
-from opendvi.io.familias.interpret import fam_to_case, read_fam
-from opendvi.io.familias.model import (
-    MISSING_PREFIX,
-    MODEL_CODES,
-    FamDVIFamily,
-    FamFile,
-    FamLocus,
-    FamPedigree,
-    FamPerson,
-    FamSexModel,
-)
+from opendvi.io.familias.interpret import read_fam
 from opendvi.io.familias.reader import parse_fam
 from opendvi.io.familias.writer import case_to_fam_text, write_fam
 
-__all__ = [
-    "MISSING_PREFIX",
-    "MODEL_CODES",
-    "FamDVIFamily",
-    "FamFile",
-    "FamLocus",
-    "FamPedigree",
-    "FamPerson",
-    "FamSexModel",
-    "case_to_fam_text",
-    "fam_to_case",
-    "parse_fam",
-    "read_fam",
-    "write_fam",
-]
+__all__ = ["case_to_fam_text", "parse_fam", "read_fam", "write_fam"]
