@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import json
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
 
-from opendvi.core.errors import OpenDVIError
 from opendvi.store import audit
 from opendvi.store import db as store_db
+from tests.clikit import Result, run
 from tests.servicekit import BACKENDS, PG_URL, migrated_engine
 
 backends = pytest.mark.parametrize("backend", BACKENDS)
@@ -58,27 +57,11 @@ def _append(engine: Engine, n: int) -> None:
             audit.append(db, action="test.entry", username="tester", details={"k": k})
 
 
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
 def _cli(backend: str, tmp_path: Path, *args: str, data_dir: Path | None = None) -> Result:
-    """``opendvi ARGS --data-dir DIR`` in this process (as ``opendvi.cli.main.main`` runs it)."""
-    from typer.testing import CliRunner
-
-    from opendvi.cli.main import app
-
+    """``opendvi ARGS --data-dir DIR`` in this process (as the console entry point runs it)."""
     env: dict[str, str | None] = {"OPENDVI_AUDIT_KEY": None, "OPENDVI_DATA_DIR": None,
                                   "DATABASE_URL": None if backend == "sqlite" else PG_URL}
-    result = CliRunner().invoke(app, [*args, "--data-dir", str(data_dir or tmp_path)], env=env)
-    if isinstance(result.exception, OpenDVIError):  # main() prints these as one line, status 2
-        return Result(2, result.stdout, f"opendvi: error: {result.exception}")
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return Result(result.exit_code, result.stdout, result.stderr)
+    return run(*args, "--data-dir", data_dir or tmp_path, env=env)
 
 
 def _set_head(engine: Engine, seq: int) -> None:

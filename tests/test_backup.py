@@ -6,44 +6,27 @@ from __future__ import annotations
 
 import shutil
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func, select, text
 
-from opendvi.core.errors import OpenDVIError
 from opendvi.data import demo_case_path
 from opendvi.io.case_json import read_case
 from opendvi.store import audit
 from opendvi.store import db as store_db
 from opendvi.store import repositories as repo
 from opendvi.store.models import AuditEntry, Remains
+from tests.clikit import Result, run
 from tests.servicekit import BACKENDS, PG_URL, migrated_engine
 
 backends = pytest.mark.parametrize("backend", BACKENDS)
 
 
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
 def _cli(backend: str, data_dir: Path, *args: str) -> Result:
-    from typer.testing import CliRunner
-
-    from opendvi.cli.main import app
-
     env: dict[str, str | None] = {"OPENDVI_AUDIT_KEY": None, "OPENDVI_DATA_DIR": None,
                                   "DATABASE_URL": None if backend == "sqlite" else PG_URL}
-    result = CliRunner().invoke(app, [*args, "--data-dir", str(data_dir)], env=env)
-    if isinstance(result.exception, OpenDVIError):
-        return Result(2, result.stdout, f"opendvi: error: {result.exception}")
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return Result(result.exit_code, result.stdout, result.stderr)
+    return run(*args, "--data-dir", data_dir, env=env)
 
 
 def _demo(engine: Engine, code: str) -> None:
