@@ -136,6 +136,7 @@ def _open(browser: Any, url: str) -> tuple[Any, list[str], list[str]]:
 
 
 @webkit.needs_chromium
+@pytest.mark.slow
 @pytest.mark.parametrize("lang", ["en", "uk"])
 def test_swagger_ui__renders_the_operations_offline(server: webkit.Server, browser: Any, lang: str) -> None:
     page, requests, violations = _open(browser, f"{server.base}/api/docs")
@@ -153,6 +154,7 @@ def test_swagger_ui__renders_the_operations_offline(server: webkit.Server, brows
 
 
 @webkit.needs_chromium
+@pytest.mark.slow
 @pytest.mark.parametrize("lang", ["en", "uk"])
 def test_redoc__renders_the_operations_offline(server: webkit.Server, browser: Any, lang: str) -> None:
     page, requests, violations = _open(browser, f"{server.base}/api/redoc")

@@ -92,6 +92,7 @@ for name, args in CASES:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["excel-dimension", "excel-deflate", "deep-json", "deep-xml", "fam-count",
                                   "huge-file", "many-lines"])
 def test_cli_readers__refuse_bombs_fast_and_small(name: str, files: dict[str, Path], tmp_path: Path) -> None:
@@ -143,6 +144,7 @@ with migrated_engine("sqlite", tmp) as engine:
 """
 
 
+@pytest.mark.slow
 def test_service_import_routes__refuse_bombs_with_4xx_fast_and_small(files: dict[str, Path]) -> None:
     file_route = "/api/operations/demo/imports/file"
     xl = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

@@ -294,6 +294,7 @@ def test_lost_worker_after_the_last_try__the_run_fails_never_left_running(world:
     assert run["status"] == "failed" and "worker gone stopped" in run["error"], run
 
 
+@pytest.mark.slow
 def test_two_workers_never_run_the_same_job(world: dict[str, Any]) -> None:
     runs = [_start(world) for _ in range(4)]
     # claims raced from threads: each run is taken once
@@ -342,6 +343,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.slow
 def test_the_services_worker_does_not_outlive_a_killed_service(tmp_path: Path) -> None:
     """``opendvi serve`` starts its worker with ``--parent-pid``: killed with SIGKILL (no exit handlers),
     the service leaves no worker behind."""

@@ -52,6 +52,7 @@ def _subcase(case: Case, pairs: list[tuple[str, str]]) -> Case:
     return replace(case, remains=remains, families=families, pairings={k: tuple(v) for k, v in want.items()})
 
 
+@pytest.mark.slow
 def test_simulated_300__all_pairings_match_general_engine(case300) -> None:  # type: ignore[no-untyped-def]
     case, _ = case300
     fast, fx = screen_all(case, shard_size=128)
@@ -61,6 +62,7 @@ def test_simulated_300__all_pairings_match_general_engine(case300) -> None:  # t
     assert fx == sx
 
 
+@pytest.mark.slow
 def test_simulated_300__sampled_pairings_match_brute_engine(case300) -> None:  # type: ignore[no-untyped-def]
     case, truth = case300
     fast, fx = screen_all(case)
@@ -78,6 +80,7 @@ def test_simulated_300__sampled_pairings_match_brute_engine(case300) -> None:  #
             assert fx[v][m] == want_x[v][m]
 
 
+@pytest.mark.slow
 def test_simulated_300__truth_is_found(case300) -> None:  # type: ignore[no-untyped-def]
     case, truth = case300
     res = screen(case, top=5, threshold=1e4)
@@ -90,6 +93,7 @@ def test_simulated_300__truth_is_found(case300) -> None:  # type: ignore[no-unty
     assert hits >= 0.9 * len(full)
 
 
+@pytest.mark.slow
 def test_simulated_300__templates_cover_most_missing_persons(case300) -> None:  # type: ignore[no-untyped-def]
     case, _ = case300
     n = sum(1 for f in case.families for m in f.missing if match_template(f, m) is not None)

@@ -15,6 +15,9 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 
 from tests.servicekit import bearer, make_app, migrated_engine  # noqa: E402
 
+#: Fuzzing takes a minute or two: CI runs it, `pytest -m "not slow"` leaves it out.
+pytestmark = pytest.mark.slow
+
 AUTH: dict[str, dict[str, str]] = {}
 
 

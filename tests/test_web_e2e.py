@@ -24,7 +24,7 @@ from tests.webkit import PASSWORDS
 ARTIFACTS = webkit.ARTIFACTS / "e2e"
 ADMIN_PASSWORD = PASSWORDS["admin"]
 
-pytestmark = webkit.needs_chromium
+pytestmark = [webkit.needs_chromium, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import pytest
 
 from tests import webkit
 
-pytestmark = webkit.needs_chromium
+pytestmark = [webkit.needs_chromium, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
