@@ -21,6 +21,7 @@ from opendvi.io import limits
 from opendvi.io.case_checks import FORMAT, CaseDocumentError, validate_case
 from opendvi.io.case_schema import FamilyDoc, RemainsDoc, parse_case_document, parse_markers
 from opendvi.io.lineage_json import add_lineage_to_dict, lineage_from_dict
+from opendvi.io.source import Source, Target, put_bytes, read_utf8, source_name
 
 __all__ = [
     "FORMAT",
@@ -36,17 +37,10 @@ __all__ = [
 ]
 
 
-def read_case(path: str | Path) -> Case:
-    """Read a ``dvi-case/1`` file."""
-    p = Path(path)
-    limits.check_file(p)
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise FileFormatError("file not found", path=str(p)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FileFormatError(f"cannot read: {exc}", path=str(p)) from None
-    return case_from_dict(load_json(text, path=str(p)), path=str(p))
+def read_case(source: Source, filename: str | None = None) -> Case:
+    """Read a ``dvi-case/1`` file: a path or a file object (``filename``: the name messages give it)."""
+    name = source_name(source, filename)
+    return case_from_dict(load_json(read_utf8(source, name), path=name), path=name)
 
 
 def load_json(text: str | bytes, *, path: str) -> Any:
@@ -157,12 +151,9 @@ def case_to_dict(case: Case) -> dict[str, Any]:
     return add_lineage_to_dict(case, out)
 
 
-def write_case(case: Case, path: str | Path) -> None:
-    """Write a case as ``dvi-case/1`` JSON (atomically: a temporary file renamed)."""
-    p = Path(path)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(json.dumps(case_to_dict(case), indent=2) + "\n", encoding="utf-8")
-    tmp.replace(p)
+def write_case(case: Case, target: Target) -> None:
+    """Write a case as ``dvi-case/1`` JSON to a path (atomically) or a binary file object."""
+    put_bytes(target, (json.dumps(case_to_dict(case), indent=2) + "\n").encode("utf-8"))
 
 
 #: A float for JSON output (-inf as the string "-inf", case-json.md): the one rule of opendvi.core.rules.

@@ -8,13 +8,13 @@ from pathlib import Path
 
 from opendvi.core.case import Case, Family
 from opendvi.core.errors import FileFormatError
-from opendvi.io.case_json import case_from_dict, load_json
+from opendvi.io.case_json import read_case
 from opendvi.io.cmf import read_cmf
 from opendvi.io.familias import read_fam
 from opendvi.io.frequencies import FrequencyDatabase, read_frequencies
 from opendvi.io.genemapper import read_genemapper
 from opendvi.io.profiles import ProfileSet
-from opendvi.io.source import Source, read_text, read_utf8, reopenable, rewind, source_name
+from opendvi.io.source import Source, read_text, reopenable, rewind, source_name
 from opendvi.io.tables import FamilyTable, read_families_table, read_ped, read_profiles_table, read_rows
 from opendvi.io.tables.rows import open_workbook
 
@@ -87,7 +87,7 @@ def load(source: Source, fmt: str | None = None, *, population: str | None = Non
     src = rewind(src)
     ds = Dataset(source=name, format=fmt)
     if fmt == "json":
-        ds.case = case_from_dict(load_json(read_utf8(src, name), path=name), path=name)
+        ds.case = read_case(src, name)
     elif fmt == "fam":
         ds.case, notes = read_fam(src, filename=name)
         ds.notes += notes

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from opendvi.core.case import Case, Sample
 from opendvi.core.errors import FileFormatError
 from opendvi.core.lineage import YHaplotype
 from opendvi.core.markers import Marker, canonical_marker_name
-from opendvi.io.case_json import case_to_dict, validate_case
+from opendvi.io.case_json import validate_case, write_case
 from opendvi.io.cmf import write_cmf
 from opendvi.io.convert.load import FORMATS, guess_format
 from opendvi.io.familias import write_fam
@@ -34,7 +33,7 @@ def save_case(
     name = source_name(target, filename)
     fmt = fmt or guess_format(name, output=True)
     if fmt == "json":
-        put_bytes(target, (json.dumps(case_to_dict(case), indent=2) + "\n").encode("utf-8"))
+        write_case(case, target)
     elif fmt == "fam":
         write_fam(case, target, notes=notes, filename=name)
     elif fmt == "cmf":
