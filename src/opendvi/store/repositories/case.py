@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, selectinload
 
-from opendvi.core.case import Case
-from opendvi.io.case_json import case_from_dict
+from opendvi.core.case import Case, Family, Sample
+from opendvi.core.pedigree import Individual, Pedigree
+from opendvi.core.profiles import Genotype, make_genotype
+from opendvi.io.case_json import parse_markers
 from opendvi.store.errors import ConflictError
-from opendvi.store.models import Donor, Family, FrequencyDatabase, MissingPerson, Operation, Profile, Remains
+from opendvi.store.models import Donor, FrequencyDatabase, MissingPerson, Operation, Profile, Remains
+from opendvi.store.models import Family as DbFamily
 
 __all__ = ["StoredCase", "build_case"]
 
@@ -27,12 +30,17 @@ class StoredCase:
     missing: dict[str, int]  # missing person code -> id
 
 
-def _remains_rows(session: Session, names: Collection[str]) -> tuple[list[dict[str, Any]], dict[str, tuple[int, int]]]:
-    """The remains typed at one of ``names`` at least (current profiles): case rows, and barcode ->
-    (remains id, profile id)."""
+def _genotypes(raw: Mapping[str, Any], names: Collection[str], who: str) -> dict[str, Genotype]:
+    """A stored profile's genotypes at ``names`` (untyped left out)."""
+    return {m: gt for m, a in raw.items() if m in names and (gt := make_genotype(a, who=who, marker=m)) is not None}
+
+
+def _remains(session: Session, names: Collection[str]) -> tuple[list[Sample], dict[str, tuple[int, int]]]:
+    """The remains typed at one of ``names`` at least (current profiles), and barcode -> (remains id,
+    profile id)."""
     cur = (select(Profile.remains_id.label("rid"), func.max(Profile.version).label("v"))
            .where(Profile.remains_id.is_not(None)).group_by(Profile.remains_id).subquery())
-    rows: list[dict[str, Any]] = []
+    samples: list[Sample] = []
     ids: dict[str, tuple[int, int]] = {}
     for rid, barcode, sex, pid, genotypes, dropout in session.execute(
         select(Remains.id, Remains.barcode, Remains.sex, Profile.id, Profile.genotypes, Profile.dropout)
@@ -40,12 +48,10 @@ def _remains_rows(session: Session, names: Collection[str]) -> tuple[list[dict[s
         .join(Profile, and_(Profile.remains_id == Remains.id, Profile.version == cur.c.v))
         .order_by(Remains.barcode)
     ):
-        gts = {m: g for m, g in genotypes.items() if m in names}
-        if not gts:
-            continue
-        rows.append({"id": barcode, "sex": sex, "genotypes": gts, "dropout": dropout})
-        ids[barcode] = (rid, pid)
-    return rows, ids
+        if any(m in names for m in genotypes):
+            samples.append(Sample(barcode, sex, _genotypes(genotypes, names, barcode), float(dropout)))
+            ids[barcode] = (rid, pid)
+    return samples, ids
 
 
 def _donor_profiles(session: Session) -> dict[int, tuple[Any, float]]:
@@ -63,29 +69,26 @@ def _donor_profiles(session: Session) -> dict[int, tuple[Any, float]]:
     }
 
 
-def _family_rows(session: Session, names: Collection[str]) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """The families with a missing person: case rows, and missing person code -> id."""
+def _families(session: Session, names: Collection[str]) -> tuple[list[Family], dict[str, int]]:
+    """The families with a missing person, and missing person code -> id."""
     donor_profiles = _donor_profiles(session)
     mps = {member_id: (mp_id, code) for member_id, mp_id, code in
            session.execute(select(MissingPerson.member_id, MissingPerson.id, MissingPerson.code))}
-    rows: list[dict[str, Any]] = []
+    families: list[Family] = []
     missing: dict[str, int] = {}
-    for fam in session.execute(select(Family).options(selectinload(Family.members)).order_by(Family.code)).scalars():
-        members = []
-        for m in fam.members:
-            row: dict[str, Any] = {"id": m.code, "father": m.father, "mother": m.mother, "sex": m.sex}
-            if m.id in mps:
-                row["missing"] = True
-                missing[m.code] = mps[m.id][0]
-            if m.id in donor_profiles:
-                gts, dropout = donor_profiles[m.id]
-                row["genotypes"] = {k: g for k, g in gts.items() if k in names}
-                if dropout:
-                    row["dropout"] = dropout
-            members.append(row)
-        if any(m.get("missing") for m in members):
-            rows.append({"id": fam.code, "members": members})
-    return rows, missing
+    for fam in session.execute(select(DbFamily).options(selectinload(DbFamily.members))
+                               .order_by(DbFamily.code)).scalars():
+        its_missing = tuple(m.code for m in fam.members if m.id in mps)
+        if not its_missing:
+            continue
+        missing.update((m.code, mps[m.id][0]) for m in fam.members if m.id in mps)
+        profiles = {m.code: donor_profiles[m.id] for m in fam.members if m.id in donor_profiles}
+        genotypes = {code: _genotypes(gts, names, code) for code, (gts, _d) in profiles.items()}
+        families.append(Family(
+            id=fam.code, pedigree=Pedigree([Individual(m.code, m.father, m.mother, m.sex) for m in fam.members]),
+            genotypes={code: gts for code, gts in genotypes.items() if gts}, missing=its_missing,
+            dropout={code: float(d) for code, (_g, d) in profiles.items() if d}))
+    return families, missing
 
 
 def build_case(session: Session, *, operation: Operation,
@@ -96,15 +99,10 @@ def build_case(session: Session, *, operation: Operation,
     fdb = frequency_database or operation.frequency_database
     if fdb is None:
         raise ConflictError(f"operation {operation.code} has no markers yet: import a case first")
-    names = {m["name"] for m in fdb.markers}
-    rem_rows, rem_ids = _remains_rows(session, names)
-    fam_rows, missing = _family_rows(session, names)
-    data = {
-        "format": "dvi-case/1",
-        "name": operation.code,
-        "theta": fdb.theta,
-        "markers": fdb.markers,
-        "remains": rem_rows,
-        "families": fam_rows,
-    }
-    return StoredCase(case=case_from_dict(data), frequency_database=fdb, remains=rem_ids, missing=missing)
+    markers = parse_markers(fdb.markers)
+    names = {m.name for m in markers}
+    remains, remains_ids = _remains(session, names)
+    families, missing = _families(session, names)
+    case = Case(name=operation.code, markers=markers, remains=tuple(remains), families=tuple(families),
+                theta=float(fdb.theta))
+    return StoredCase(case=case, frequency_database=fdb, remains=remains_ids, missing=missing)
