@@ -357,34 +357,24 @@ def simulate_lineage(case: Case, truth: SimulationTruth, true_sex: Mapping[str, 
     fragment's Y haplotype loses 30 % of its loci)."""
     from dataclasses import replace
 
-    from opendvi.core.lineage import (
-        CaseLineage,
-        MtDatabase,
-        MtHaplotype,
-        MtSystem,
-        PersonHaplotypes,
-        YDatabase,
-        YSystem,
-        default_y_marker,
-        parse_mt_range,
-    )
+    from opendvi.core import lineage as lin
     from opendvi.core.lineage_sim import simulate_mt, simulate_y
 
     bad = [s for s in systems if s not in ("Y", "mt")]
     if bad:
         raise ValueError(f"lineage systems are Y and mt, found {bad[0]!r}")
     rng = np.random.default_rng([seed, 5])
-    ymarkers = tuple(default_y_marker(n) for n in Y23)
-    spans = parse_mt_range(MT_RANGE)
+    ymarkers = tuple(lin.default_y_marker(n) for n in Y23)
+    spans = lin.parse_mt_range(MT_RANGE)
     pool = _mt_pool()
     freq = np.random.default_rng(54321).uniform(0.02, 0.4, size=len(pool))
 
     def y_draw(g: np.random.Generator) -> dict[str, tuple[str, ...]]:
         return _y_founder(ymarkers, g)
 
-    def mt_draw(g: np.random.Generator) -> MtHaplotype:
+    def mt_draw(g: np.random.Generator) -> lin.MtHaplotype:
         on = g.random(len(pool)) < freq
-        return MtHaplotype(range=spans, sites=dict(sorted(pool[i] for i in np.nonzero(on)[0])))
+        return lin.MtHaplotype(range=spans, sites=dict(sorted(pool[i] for i in np.nonzero(on)[0])))
 
     def database(draw: Any, n: int) -> tuple[tuple[Any, ...], tuple[int, ...]]:
         counts: dict[Any, int] = {}
@@ -396,15 +386,15 @@ def simulate_lineage(case: Case, truth: SimulationTruth, true_sex: Mapping[str, 
             keep.setdefault(key, h)
         return tuple(keep[k] for k in counts), tuple(counts.values())
 
-    ysys = YSystem(ymarkers, YDatabase(*database(y_draw, 2000))) if "Y" in systems else None
-    mtsys = MtSystem(0.005, MtDatabase(*database(mt_draw, 1000))) if "mt" in systems else None
-    haps: dict[str, PersonHaplotypes] = {}
+    ysys = lin.YSystem(ymarkers, lin.YDatabase(*database(y_draw, 2000))) if "Y" in systems else None
+    mtsys = lin.MtSystem(0.005, lin.MtDatabase(*database(mt_draw, 1000))) if "mt" in systems else None
+    haps: dict[str, lin.PersonHaplotypes] = {}
     true_haps: dict[str, tuple[Any, Any]] = {}
     for fam in case.families:
         ys = simulate_y(fam.pedigree, ysys, y_draw, rng) if ysys is not None else {}
         ms = simulate_mt(fam.pedigree, mtsys, mt_draw, rng) if mtsys is not None else {}
         for pid in fam.genotypes:
-            haps[pid] = PersonHaplotypes(y=ys.get(pid), mt=ms.get(pid))
+            haps[pid] = lin.PersonHaplotypes(y=ys.get(pid), mt=ms.get(pid))
         for mp in fam.missing:
             true_haps[mp] = (ys.get(mp), ms.get(mp))
     for r in case.remains:
@@ -421,5 +411,5 @@ def simulate_lineage(case: Case, truth: SimulationTruth, true_sex: Mapping[str, 
         if rng.random() < 0.1:
             mt = None
         if y or mt is not None:
-            haps[r.id] = PersonHaplotypes(y=y or None, mt=mt)
-    return replace(case, lineage=CaseLineage(y=ysys, mt=mtsys, haplotypes=haps))
+            haps[r.id] = lin.PersonHaplotypes(y=y or None, mt=mt)
+    return replace(case, lineage=lin.CaseLineage(y=ysys, mt=mtsys, haplotypes=haps))
