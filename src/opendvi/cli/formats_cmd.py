@@ -110,6 +110,17 @@ _MTEST = typer.Option(
 _MTRATE = typer.Option(DEFAULT_MT_RATE, "--mt-rate", help="mtDNA mutation rate per transmission (whole range).")
 
 
+def _load_each(files: list[Path], option: str, expects: str, fits: Callable[[Dataset], bool]) -> list[Dataset]:
+    """Each file of ``option`` read, in order; the first that does not fit is the error."""
+    out = []
+    for f in files:
+        ds = load(f)
+        if not fits(ds):
+            raise FileFormatError(f"{option} expects {expects}, found a {ds.format} file", path=str(f))
+        out.append(ds)
+    return out
+
+
 #: the options ``convert`` and ``case build`` share, after each command's own (passed in ``**opts``)
 _SHARED: dict[str, tuple[Any, Any]] = {
     "mutation": (str, _MUT), "female_rate": (float, _FRATE), "male_rate": (float, _MRATE),
@@ -234,25 +245,12 @@ def build(
     notes: list[str] = []
     try:
         lineage = _lineage(opts)
-        datasets: list[Dataset] = []
-        for f in remains:
-            ds = load(f)
-            if ds.profiles is None:
-                raise FileFormatError(f"--remains expects a profile file, found a {ds.format} file", path=str(f))
-            datasets.append(ds)
-        for f in families:
-            ds = load(f)
-            if ds.family_table is None and ds.families is None and ds.case is None:
-                raise FileFormatError(
-                    f"--families expects families (CSV/Excel, ped, .fam, JSON), found a {ds.format} file", path=str(f)
-                )
-            datasets.append(ds)
-        refs: list[Dataset] = []
-        for f in references:
-            ds = load(f)
-            if ds.profiles is None:
-                raise FileFormatError(f"--references expects a profile file, found a {ds.format} file", path=str(f))
-            refs.append(ds)
+        datasets = _load_each(remains, "--remains", "a profile file", lambda d: d.profiles is not None)
+        datasets += _load_each(
+            families, "--families", "families (CSV/Excel, ped, .fam, JSON)",
+            lambda d: d.family_table is not None or d.families is not None or d.case is not None,
+        )
+        refs = _load_each(references, "--references", "a profile file", lambda d: d.profiles is not None)
         fdb = _freqs(freqs, population, datasets)
         if refs:
             # reference profiles are linked through the families tables; one sample's
