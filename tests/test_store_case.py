@@ -1,5 +1,6 @@
 """The stored case for matching (``repositories.build_case``), built directly as a core Case: the same
-Case as the old path, which wrote the stored rows as a ``dvi-case/1`` document and parsed it."""
+Case as the old path, which wrote the stored rows as a ``dvi-case/1`` document and parsed it; and the
+markers of an imported frequency table, checked as a case file's (no fake case)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from opendvi.dvi.simulate import SHAPES, simulate_case
 from opendvi.io.case_json import case_from_dict, read_case
 from opendvi.store import db as store_db
 from opendvi.store import repositories as repo
+from opendvi.store.errors import ImportValidationError
 from opendvi.store.models import Operation, Remains
 from tests.servicekit import BACKENDS, migrated_engine
 
@@ -82,3 +84,19 @@ def test_build_case__the_same_case_as_through_the_json_reader(backend: str, make
     assert make is _demo or (stored.case.families[0].dropout and stored.case.remains[0].dropout)
     assert stored.case == old
     assert stored.case.markers == case.markers
+
+
+def test_import_frequencies__markers_checked_as_a_case_file_checks_them(tmp_path: Path) -> None:
+    """A frequency table the case format refuses (an allele listed twice) is refused whole, with the case
+    reader's message, and nothing is written."""
+    with migrated_engine("sqlite", tmp_path) as engine:
+        factory = store_db.session_factory(engine)
+        with store_db.transaction(factory) as db:
+            repo.create_operation(db, code="EX", name="exchange")
+        with factory() as db, pytest.raises(ImportValidationError) as err:
+            repo.import_frequencies(db, tables={"A": ("A", ("1", "1"), (0.5, 0.5))},
+                                    operation=repo.get_operation(db, code="EX"), filename="f.csv",
+                                    sha256="0" * 64, file_format="frequencies", population=None, by=None)
+        assert err.value.problems == ["<input>: markers[0] (A): marker A: allele '1' listed twice"]
+        with factory() as db:
+            assert repo.get_operation(db, code="EX").frequency_database is None

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from opendvi.core.case import Sample
 from opendvi.core.markers import canonical_marker_name
-from opendvi.io.case_json import case_from_dict
+from opendvi.io.case_json import CaseDocumentError, parse_markers
 from opendvi.store import audit
 from opendvi.store.audit import canonical_json
 from opendvi.store.errors import ImportValidationError
@@ -123,10 +123,9 @@ def import_frequencies(
     markers, theta, problems = _frequency_markers(tables, operation)
     if problems:
         raise ImportValidationError(problems, filename=filename)
-    try:
-        case_from_dict({"format": "dvi-case/1", "name": operation.code, "theta": theta, "markers": markers,
-                        "remains": [], "families": []})
-    except Exception as exc:  # a marker the case format refuses
+    try:  # theta is the operation's (checked when it came) or 0
+        parse_markers(markers)
+    except CaseDocumentError as exc:  # a marker the case format refuses
         raise ImportValidationError([str(exc)], filename=filename) from None
     name = f"{filename} ({population})" if population else filename
     fdb = get_or_create_frequency_database(session, name=name[:200], markers=markers, theta=theta)
