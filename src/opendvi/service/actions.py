@@ -9,12 +9,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from opendvi import __version__
@@ -24,9 +21,10 @@ from opendvi.i18n import lazy, translate
 from opendvi.io.case_json import CaseDocumentError, case_from_dict, load_json, parse_markers
 from opendvi.service.deps import Principal
 from opendvi.service.policy import EVIDENCE_OVERRIDABLE
+from opendvi.service.writes import writing
 from opendvi.store import repositories as repo
 from opendvi.store.db import begin_write
-from opendvi.store.errors import ConflictError, ImportValidationError
+from opendvi.store.errors import ImportValidationError
 from opendvi.store.models import Identification, MatchingRun, User
 from opendvi.store.repositories import DecisionPolicy
 from opendvi.workflows.matching import ENGINE
@@ -43,28 +41,6 @@ def _check_size(raw: bytes, filename: str | None) -> None:
                               file=filename, size=MAX_IMPORT_BYTES // (1024 * 1024)), code="too_large")
 
 
-def _commit(db: Session) -> None:
-    try:
-        db.commit()
-    except IntegrityError as exc:
-        db.rollback()
-        raise ConflictError(_("the change conflicts with another one: %(why)s", why=exc.orig)) from None
-
-
-@contextmanager
-def _writing(db: Session, *, begin: bool = True) -> Iterator[None]:
-    """The block's writes committed at its end (a conflict: 409), everything rolled back on any error;
-    ``begin``: the write transaction begins here (otherwise the block calls ``begin_write`` after its checks)."""
-    try:
-        if begin:
-            begin_write(db)
-        yield
-        _commit(db)
-    except BaseException:
-        db.rollback()
-        raise
-
-
 def import_case(
     db: Session,
     *,
@@ -77,7 +53,7 @@ def import_case(
     kit: str | None = None,
 ) -> repo.ImportSummary:
     """Import a ``dvi-case/1`` document (parsed JSON or raw bytes): all or nothing."""
-    with _writing(db, begin=False):
+    with writing(db, begin=False):
         if raw is not None:
             _check_size(raw, filename)
             try:  # size, nesting and number of values checked before parsing (opendvi.io.limits)
@@ -143,7 +119,7 @@ def import_file(
     if Path(filename).suffix.lower() == ".json" or raw.lstrip()[:1] == b"{":
         return import_case(db, principal=principal, operation_code=operation_code, data=None, raw=raw,
                            filename=filename, laboratory=laboratory, kit=kit)
-    with _writing(db, begin=False):
+    with writing(db, begin=False):
         try:  # the upload as it came, named as the user named it
             ds = load(io.BytesIO(raw), filename=filename)
             notes = list(ds.notes)
@@ -171,7 +147,7 @@ def run_matching(db: Session, *, principal: Principal, operation_code: str, top_
                  lr_threshold: float = 1e4) -> MatchingRun:
     """Queue a matching run (every remains against every missing person, with the operation's
     frequencies); a worker executes it (:mod:`opendvi.service.worker`). One short write transaction."""
-    with _writing(db):
+    with writing(db):
         operation = repo.get_operation(db, code=operation_code)
         return repo.enqueue_run(db, operation=operation, software_version=f"opendvi {__version__}", engine=ENGINE,
                                 parameters={"top_k": top_k, "lr_threshold": lr_threshold}, by=principal.user)
@@ -179,7 +155,7 @@ def run_matching(db: Session, *, principal: Principal, operation_code: str, top_
 
 def cancel_run(db: Session, *, principal: Principal, run_id: int) -> MatchingRun:
     """Cancel a queued run, or ask the worker of a running one to stop."""
-    with _writing(db):
+    with writing(db):
         return repo.cancel_run(db, run_id=run_id, by=principal.user)
 
 
@@ -187,7 +163,7 @@ def propose(db: Session, *, principal: Principal, candidate_id: int, note: str =
             override_reason: str = "", policy: DecisionPolicy | None = None) -> Identification:
     """Propose a candidate; refused (409) on evidence that no longer holds, unless the policy
     (:data:`opendvi.service.policy.EVIDENCE_OVERRIDABLE`) allows it and ``override_reason`` says why."""
-    with _writing(db):
+    with writing(db):
         cand = repo.get_candidate(db, candidate_id=candidate_id)
         return repo.propose_identification(db, candidate=cand, by=principal.user, note=note,
                                            allow=EVIDENCE_OVERRIDABLE, override_reason=override_reason,
@@ -197,7 +173,7 @@ def propose(db: Session, *, principal: Principal, candidate_id: int, note: str =
 def decide(db: Session, *, principal: Principal, identification_id: int, action: str, reason: str = "",
            expected_version: int | None = None, override_reason: str = "",
            policy: DecisionPolicy | None = None) -> Identification:
-    with _writing(db):
+    with writing(db):
         return repo.decide_identification(db, identification_id=identification_id, action=action,
                                           by=principal.user, reason=reason, expected_version=expected_version,
                                           allow=EVIDENCE_OVERRIDABLE, override_reason=override_reason,
@@ -206,15 +182,10 @@ def decide(db: Session, *, principal: Principal, identification_id: int, action:
 
 def set_language(db: Session, *, principal: Principal, language: str | None) -> None:
     """The user's interface language (``"uk"``, ``"en"``; None: the browser's ``Accept-Language``)."""
-    with _writing(db):
+    with writing(db):
         user = db.get(User, principal.user.id)
         if user is not None:
             user.language = language
-
-
-def commit(db: Session) -> None:
-    with _writing(db, begin=False):
-        pass
 
 
 def import_families(
@@ -233,7 +204,7 @@ def import_families(
     sample barcode; markers are the operation's. All or nothing."""
     from opendvi.io.convert import assemble_case, load
 
-    with _writing(db, begin=False):
+    with writing(db, begin=False):
         for raw_, name_ in ((families_raw, families_name), (profiles_raw, profiles_name)):
             if raw_ is not None:
                 _check_size(raw_, name_)
@@ -292,7 +263,7 @@ def import_frequencies(
     ``population``) as the operation's frequencies: all or nothing."""
     from opendvi.io.frequencies import read_frequencies
 
-    with _writing(db, begin=False):
+    with writing(db, begin=False):
         _check_size(raw, filename)
         operation = repo.get_operation(db, code=operation_code)
         try:  # the upload as it came, named as the user named it

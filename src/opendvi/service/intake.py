@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from opendvi.core.errors import PedigreeError
 from opendvi.i18n import gettext as _
-from opendvi.service import actions
 from opendvi.service import views as v
+from opendvi.service import writes
 from opendvi.service.deps import Principal
 from opendvi.service.errors import APIError
 from opendvi.service.writes import writing
@@ -192,7 +192,7 @@ def add_relative(db: Session, principal: Principal, code: str, *, member: str, s
     if problems:
         db.rollback()
         return problems
-    actions.commit(db)
+    writes.commit(db)
     return []
 
 
@@ -220,7 +220,7 @@ def link_donor(db: Session, principal: Principal, code: str, *, member: str, bar
         db.rollback()
         return problems
     store.link_donor(db, family=fam, member_code=member, barcode=barcode, by=principal.username)
-    actions.commit(db)
+    writes.commit(db)
     return []
 
 
@@ -313,5 +313,5 @@ def record_notification(db: Session, principal: Principal, identification_id: in
     d, m, when = values
     n = store.record_notification(db, identification=ident, donor=d, method=m, notified_on=when, note=note.strip(),
                                   by=principal.user)
-    actions.commit(db)
+    writes.commit(db)
     return n, []

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from opendvi.i18n import format_number
 from opendvi.i18n import gettext as _
 from opendvi.reports import exports as ex
-from opendvi.service import access, actions
+from opendvi.service import access, writes
 from opendvi.service.deps import DB, P, Principal
 from opendvi.service.errors import APIError
 from opendvi.store import audit
@@ -44,7 +44,7 @@ def _record(db: DB, principal: Principal, export: ex.Export, fmt: str, rows: int
                  object_id=export.kind,
                  details={"format": fmt, "filters": {k: v for k, v in export.filters.items() if v not in (None, False)},
                           "rows": rows})
-    actions.commit(db)
+    writes.commit(db)
 
 
 def _send(request: Request, db: DB, principal: Principal, export: ex.Export, fmt: str, *name: str) -> StreamingResponse:

@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from opendvi.i18n import gettext as _
 from opendvi.reports import evidence as evmod
 from opendvi.reports.identification import PDFUnavailable, fragments, report_html, report_pdf
-from opendvi.service import access, actions
+from opendvi.service import access, actions, writes
 from opendvi.service.deps import DB, P, Principal
 from opendvi.service.errors import APIError
 from opendvi.service.policy import EVIDENCE_OVERRIDABLE
@@ -101,7 +101,7 @@ def report_pdf_download(request: Request, identification_id: int, db: DB,
                  object_id=ident.id, details={"format": "pdf", "state": ident.state.value,
                                               "version": ident.version, "names": bool(ev["names"]),
                                               "sha256": digest, "bytes": len(pdf)})
-    actions.commit(db)
+    writes.commit(db)
     state = "" if ident.state == IdentificationState.confirmed else "-draft"
     filename = f"identification-{ident.id}{state}.pdf"
     return Response(pdf, media_type="application/pdf",
