@@ -211,16 +211,6 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
             raise
 
 
-@contextmanager
-def read_transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """A session for reading only: rolled back at the end."""
-    with factory() as session:
-        try:
-            yield session
-        finally:
-            session.rollback()
-
-
 def alembic_config(engine: Engine) -> Any:
     from alembic.config import Config
 

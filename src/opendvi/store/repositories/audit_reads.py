@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from sqlalchemy import select
@@ -11,17 +10,13 @@ from sqlalchemy.orm import Session
 from opendvi.store.models import AuditEntry
 from opendvi.store.repositories.queries import Page, filter_audit, paginate
 
-__all__ = ["audit_entries", "audit_json", "page_audit"]
+__all__ = ["audit_entries", "page_audit"]
 
 
 def audit_entries(session: Session, *, limit: int = 200, object_type: str | None = None,
                   object_id: str | None = None) -> list[Any]:
     stmt = filter_audit(select(AuditEntry), object_type=object_type, object_id=object_id)
     return list(session.execute(stmt.order_by(AuditEntry.seq.desc()).limit(limit)).scalars())
-
-
-def audit_json(details: str) -> Any:
-    return json.loads(details)
 
 
 def page_audit(session: Session, *, action: str | None = None, username: str | None = None,

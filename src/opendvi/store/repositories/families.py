@@ -13,7 +13,7 @@ from opendvi.store import audit
 from opendvi.store.models import Donor, Family, MissingPerson, MissingPersonDetails, utcnow
 from opendvi.store.repositories.queries import Page, contains_pattern, one_by, paginate
 
-__all__ = ["donors_of", "get_family", "get_missing_person", "list_families", "list_missing_persons", "missing_of",
+__all__ = ["donors_of", "get_family", "get_missing_person", "list_families", "missing_of",
            "missing_person_details", "page_families", "set_missing_person_details"]
 
 
@@ -35,10 +35,6 @@ def page_families(session: Session, *, q: str | None = None, page: int = 1, per_
 def get_missing_person(session: Session, *, code: str) -> MissingPerson:
     return one_by(session, MissingPerson, MissingPerson.code, code,
                   lambda: _("no missing person with code %(code)s", code=repr(code)))
-
-
-def list_missing_persons(session: Session) -> list[MissingPerson]:
-    return list(session.execute(select(MissingPerson).order_by(MissingPerson.code)).scalars())
 
 
 def missing_person_details(session: Session, *, missing_person: MissingPerson) -> MissingPersonDetails | None:
