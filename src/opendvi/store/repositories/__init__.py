@@ -17,8 +17,8 @@ One module per aggregate, each with its ``__all__``, every public name re-export
 - :mod:`.case_import`: importing a ``dvi-case/1`` case (read, check, write)
 - :mod:`.case`: the stored case for matching (:func:`build_case`)
 - :mod:`.runs`: matching runs as jobs, bulk candidates
-- :mod:`.candidates`: reading candidates and identifications
-- :mod:`.decisions`: the decision policy, the evidence rules, proposing and deciding
+- :mod:`.decisions`: candidates and identifications: reading them, the decision policy, the evidence
+  rules, proposing and deciding
 - :mod:`.audit_reads`: reading the audit log
 """
 
@@ -26,7 +26,6 @@ import sys
 
 from opendvi.store.models import utcnow
 from opendvi.store.repositories.audit_reads import *  # noqa: F403
-from opendvi.store.repositories.candidates import *  # noqa: F403
 from opendvi.store.repositories.case import *  # noqa: F403
 from opendvi.store.repositories.case_import import *  # noqa: F403
 from opendvi.store.repositories.decisions import *  # noqa: F403
@@ -38,6 +37,6 @@ from opendvi.store.repositories.remains import *  # noqa: F403
 from opendvi.store.repositories.runs import *  # noqa: F403
 from opendvi.store.repositories.users import *  # noqa: F403
 
-_SUBMODULES = ("audit_reads", "candidates", "case", "case_import", "decisions", "families", "imports", "operations",
+_SUBMODULES = ("audit_reads", "case", "case_import", "decisions", "families", "imports", "operations",
                "queries", "remains", "runs", "users")
 __all__ = ["utcnow", *(name for m in _SUBMODULES for name in sys.modules[f"{__name__}.{m}"].__all__)]
