@@ -10,7 +10,7 @@ One module per aggregate, each with its ``__all__``, every public name re-export
 - :mod:`.users`: accounts, sign-in sessions, TOTP
 - :mod:`.operations`: operations, their dashboard and the queries of their plots
 - :mod:`.queries`: :func:`one_by`, :func:`add_unique`, :class:`Page`, :func:`paginate` and the list
-  filters shared by pages, API and exports
+  filters shared by pages, API and exports, reading the audit log
 - :mod:`.remains`: remains and profile versions
 - :mod:`.families`: families, missing persons (and their details), reference donors
 - :mod:`.imports`: frequency and profile imports, :class:`ImportSummary`
@@ -19,13 +19,11 @@ One module per aggregate, each with its ``__all__``, every public name re-export
 - :mod:`.runs`: matching runs as jobs, bulk candidates
 - :mod:`.decisions`: candidates and identifications: reading them, the decision policy, the evidence
   rules, proposing and deciding
-- :mod:`.audit_reads`: reading the audit log
 """
 
 import sys
 
 from opendvi.store.models import utcnow
-from opendvi.store.repositories.audit_reads import *  # noqa: F403
 from opendvi.store.repositories.case import *  # noqa: F403
 from opendvi.store.repositories.case_import import *  # noqa: F403
 from opendvi.store.repositories.decisions import *  # noqa: F403
@@ -37,6 +35,6 @@ from opendvi.store.repositories.remains import *  # noqa: F403
 from opendvi.store.repositories.runs import *  # noqa: F403
 from opendvi.store.repositories.users import *  # noqa: F403
 
-_SUBMODULES = ("audit_reads", "case", "case_import", "decisions", "families", "imports", "operations",
+_SUBMODULES = ("case", "case_import", "decisions", "families", "imports", "operations",
                "queries", "remains", "runs", "users")
 __all__ = ["utcnow", *(name for m in _SUBMODULES for name in sys.modules[f"{__name__}.{m}"].__all__)]

@@ -1,5 +1,6 @@
-"""Query helpers of the repositories: one row or :class:`NotFoundError`, paged lists, and the
-filters that the pages, the API and the exports share (one home each)."""
+"""Query helpers of the repositories: one row or :class:`NotFoundError`, paged lists, the filters that
+the pages, the API and the exports share (one home each), and reading the audit log (writing it:
+:func:`opendvi.store.audit.append`)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ from opendvi.store.models import (
     Remains,
 )
 
-__all__ = ["Page", "filter_audit", "filter_candidates", "filter_identifications", "like_escape", "paginate"]
+__all__ = ["Page", "audit_entries", "filter_audit", "filter_candidates", "filter_identifications", "like_escape",
+           "page_audit", "paginate"]
 
 T = TypeVar("T")
 
@@ -119,6 +121,22 @@ def filter_audit(stmt: Any, *, action: str | None = None, username: str | None =
         if value:
             stmt = stmt.where(column == value)
     return stmt
+
+
+def audit_entries(session: Session, *, limit: int = 200, object_type: str | None = None,
+                  object_id: str | None = None) -> list[Any]:
+    stmt = filter_audit(select(AuditEntry), object_type=object_type, object_id=object_id)
+    return list(session.execute(stmt.order_by(AuditEntry.seq.desc()).limit(limit)).scalars())
+
+
+def page_audit(session: Session, *, action: str | None = None, username: str | None = None,
+               object_type: str | None = None, object_id: str | None = None, page: int = 1, per_page: int = 100,
+               sort: str = "-seq") -> Page:
+    """Audit entries, paged (newest first by default)."""
+    stmt = filter_audit(select(AuditEntry), action=action, username=username, object_type=object_type,
+                        object_id=object_id)
+    return paginate(session, stmt, page=page, per_page=per_page, sort=sort, tiebreak=AuditEntry.id,
+                    sorts={"seq": [AuditEntry.seq]})
 
 
 def filter_candidates(stmt: Any, *, operation: Operation | None = None, q: str | None = None,
