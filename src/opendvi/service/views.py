@@ -201,17 +201,7 @@ def _member_row(m: PedigreeMember, *, missing: bool, donor: Donor | None, profil
 
 
 def family_public(db: Session, fam: Family, principal: Principal) -> dict[str, Any]:
-    names = principal.can("names.read")
-    donors = {d.member_id: d for d in repo.donors_of(db, family=fam)}
-    missing = {m.member_id: m for m in repo.missing_of(db, family=fam)}
-    members = []
-    for m in fam.members:
-        d = donors.get(m.id)
-        prof = repo.current_profile(db, donor=d) if d is not None else None
-        members.append(_member_row(m, missing=m.id in missing, donor=d, profile_version=prof.version if prof else None,
-                                   name=person_name(db, missing[m.id]) if m.id in missing and names else _HIDDEN))
-    return {"code": fam.code, "members": members,
-            "missing_persons": [mp.code for mp in missing.values()]}
+    return families_public(db, [fam], principal)[0]
 
 
 def families_public(db: Session, fams: list[Family], principal: Principal) -> list[dict[str, Any]]:
@@ -219,7 +209,7 @@ def families_public(db: Session, fams: list[Family], principal: Principal) -> li
     fixed number of batch queries (donors, missing persons, profile versions, names), none per family."""
     from sqlalchemy import func, select
 
-    from opendvi.store.models import Donor, MissingPersonDetails, Profile
+    from opendvi.store.models import MissingPersonDetails, Profile
 
     ids = [f.id for f in fams]
     if not ids:
