@@ -13,9 +13,9 @@ is read on after a problem in another, so that every problem is reported.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -45,6 +45,8 @@ from opendvi.core.lineage_freq import (
     haplotype_coordinates,
 )
 from opendvi.io.case_checks import FEMALE_NO_Y, MISSING_TYPED, MT_NEEDS_SYSTEM, Y_NEEDS_SYSTEM, unknown_y_locus
+
+H = TypeVar("H")
 
 
 class _Reported(Exception):
@@ -167,26 +169,37 @@ def mt_haplotype_from_dict(raw: Any, err: _Err, where: str) -> MtHaplotype:
         raise err(str(exc).split(": ", 1)[-1], where) from None
 
 
-def _y_database(raw: Any, markers: tuple[YMarker, ...], err: _Err, where: str) -> YDatabase:
+def _database_rows(raw: Any, err: _Err, where: str, what: str, read: Callable[[Any, str], H], *,
+                   system: str) -> tuple[list[H], list[int], str]:
+    """A database object's haplotypes (each row read by ``read(row, where)``), counts and estimator; every
+    row's problem is collected before :class:`_Reported`."""
     if not isinstance(raw, dict):
         raise err("must be an object with 'haplotypes' (and 'estimator')", where)
     rows = raw.get("haplotypes")
     if not isinstance(rows, list) or not rows:
-        raise err("must be a non-empty list of {alleles, count}", f"{where}.haplotypes")
-    by_name = {m.name: m for m in markers}
-    haps: list[YHaplotype] = []
+        raise err(f"must be a non-empty list of {what}", f"{where}.haplotypes")
+    haps: list[H] = []
     counts: list[int] = []
     since = len(err.problems)
     for k, row in enumerate(rows):
         w = f"{where}.haplotypes[{k}]"
         with err.catch():
-            if not isinstance(row, dict):
-                raise err("must be an object with 'alleles' and 'count'", w)
-            h = y_haplotype_from_dict(row.get("alleles"), by_name, err, f"{w}.alleles")
-            haps.append(h)
+            haps.append(read(row, w))
             counts.append(_count(row.get("count", 1), f"{w}.count", err))
-    est = _estimator(raw, where, err, system="Y")
+    est = _estimator(raw, where, err, system=system)
     err.check(since)
+    return haps, counts, est
+
+
+def _y_database(raw: Any, markers: tuple[YMarker, ...], err: _Err, where: str) -> YDatabase:
+    by_name = {m.name: m for m in markers}
+
+    def row_of(row: Any, w: str) -> YHaplotype:
+        if not isinstance(row, dict):
+            raise err("must be an object with 'alleles' and 'count'", w)
+        return y_haplotype_from_dict(row.get("alleles"), by_name, err, f"{w}.alleles")
+
+    haps, counts, est = _database_rows(raw, err, where, "{alleles, count}", row_of, system="Y")
     model = None
     if est == "discrete-laplace":
         raw_model = raw.get("model")
@@ -226,21 +239,10 @@ def fit_y_database_model(
 
 
 def _mt_database(raw: Any, err: _Err, where: str) -> MtDatabase:
-    if not isinstance(raw, dict):
-        raise err("must be an object with 'haplotypes' (and 'estimator')", where)
-    rows = raw.get("haplotypes")
-    if not isinstance(rows, list) or not rows:
-        raise err("must be a non-empty list of {range, variants, count}", f"{where}.haplotypes")
-    haps: list[MtHaplotype] = []
-    counts: list[int] = []
-    since = len(err.problems)
-    for k, row in enumerate(rows):
-        w = f"{where}.haplotypes[{k}]"
-        with err.catch():
-            haps.append(mt_haplotype_from_dict(row, err, w))
-            counts.append(_count(row.get("count", 1), f"{w}.count", err))
-    est = _estimator(raw, where, err, system="mt")
-    err.check(since)
+    def row_of(row: Any, w: str) -> MtHaplotype:
+        return mt_haplotype_from_dict(row, err, w)
+
+    haps, counts, est = _database_rows(raw, err, where, "{range, variants, count}", row_of, system="mt")
     return MtDatabase(tuple(haps), tuple(counts), est, name=str(raw.get("name") or ""))
 
 
