@@ -16,7 +16,6 @@ from typing import Any
 from opendvi.core.case import Case, Family, Sample
 from opendvi.core.errors import FileFormatError
 from opendvi.core.profiles import Genotype
-from opendvi.core.rules import json_number as _json_number
 from opendvi.io import limits
 from opendvi.io.case_checks import FORMAT, CaseDocumentError, validate_case
 from opendvi.io.case_schema import FamilyDoc, RemainsDoc, parse_case_document, parse_markers
@@ -28,7 +27,6 @@ __all__ = [
     "CaseDocumentError",
     "case_from_dict",
     "case_to_dict",
-    "json_number",
     "load_json",
     "parse_markers",
     "read_case",
@@ -154,7 +152,3 @@ def case_to_dict(case: Case) -> dict[str, Any]:
 def write_case(case: Case, target: Target) -> None:
     """Write a case as ``dvi-case/1`` JSON to a path (atomically) or a binary file object."""
     put_bytes(target, (json.dumps(case_to_dict(case), indent=2) + "\n").encode("utf-8"))
-
-
-#: A float for JSON output (-inf as the string "-inf", case-json.md): the one rule of opendvi.core.rules.
-json_number = _json_number

@@ -12,7 +12,8 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from opendvi.core.rules import json_number, safe_exp
+from opendvi.core.rules import json_number as jnum
+from opendvi.core.rules import safe_exp
 from opendvi.dvi import Component, JointResult, UndisputedResult
 from opendvi.dvi.workflow import EXCLUDED, IDENTIFIED, PROBABLE, UNDECIDED, Conclusion, Solution, SolveOptions
 from opendvi.reports.numbers import format_lr
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 __all__ = [
     "clean",
     "format_lr",
-    "jnum",
     "joint_json",
     "likelihood_json",
     "log10_of",
@@ -42,12 +42,8 @@ __all__ = [
 
 LN10 = math.log(10.0)
 
-#: A float for JSON (-inf as "-inf", inf as "inf", nan as null).
-jnum = json_number
-
-
 def clean(x: Any) -> Any:
-    """JSON-safe numbers (:data:`jnum`), recursively through dicts and lists."""
+    """JSON-safe numbers (:func:`~opendvi.core.rules.json_number`), recursively through dicts and lists."""
     if isinstance(x, float):
         return jnum(x)
     if isinstance(x, dict):
