@@ -123,19 +123,12 @@ def remains_page_public(db: Session, page: Any) -> dict[str, Any]:
 
 
 def remains_public(db: Session, r: Remains, *, profiles: bool = False) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "barcode": r.barcode, "operation": r.operation.code, "bag": r.bag, "sample_type": r.sample_type,
-        "laboratory": r.laboratory, "kit": r.kit, "sex": r.sex,
-    }
     versions = repo.profiles_of(db, remains=r)
-    out["profile_version"] = versions[-1].version if versions else None
-    out["n_markers_typed"] = len(versions[-1].genotypes) if versions else 0
     active = repo.list_identifications(db, remains=r, states=[IdentificationState.proposed,
                                                                  IdentificationState.confirmed])
-    out["identification"] = (
-        {"id": active[0].id, "state": active[0].state.value, "missing_person": active[0].missing_person.code}
-        if active else None
-    )
+    out = remains_row(r, None, {r.id: (versions[-1].version, len(versions[-1].genotypes))} if versions else {},
+                      {r.id: active[0]} if active else {})
+    del out["best_log10_lr"], out["best_lr"]
     if profiles:
         out["profiles"] = [
             {"version": p.version, "created_at": iso(p.created_at), "dropout": p.dropout,
