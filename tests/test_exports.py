@@ -430,11 +430,10 @@ def test_exports_and_plots_on_every_backend(backend: str, tmp_path: Path) -> Non
                     f"/plots/candidates/{cand['id']}/lr-distribution.svg"):
             r = client.get(url, headers=h["dvi"])
             assert r.status_code == 200 and r.headers["content-type"].startswith("image/"), (url, r.text[:200])
-        from opendvi.reports import plots
         from opendvi.store import repositories as repo
 
         with app.state.sessionmaker() as db:
-            series = plots.operation_progress(db, operation=repo.get_operation(db, code="demo"))
+            series = repo.operation_progress(db, operation=repo.get_operation(db, code="demo"))
         assert sum(series["confirmed"].values()) == 1 and sum(series["received"].values()) == 8
 
 

@@ -141,14 +141,6 @@ def test_json_depth__is_the_nesting_whatever_the_strings_hold(value: Any, ascii_
     assert limits.json_depth(text.encode()) == _depth(value)
 
 
-@given(st.integers(1, 16384), st.integers(1, 1_048_576), st.integers(1, 16384), st.integers(1, 1_048_576))
-def test_dimension_size__of_any_range(c1: int, r1: int, c2: int, r2: int) -> None:
-    from openpyxl.utils import get_column_letter
-
-    ref = f"{get_column_letter(c1)}{r1}:{get_column_letter(c2)}{r2}"
-    assert limits.dimension_size(ref) == (abs(r2 - r1) + 1, abs(c2 - c1) + 1)
-
-
 def test_limits__set_low_they_refuse_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     f = tmp_path / "p.csv"
     f.write_text(PROFILES)

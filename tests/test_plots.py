@@ -130,7 +130,7 @@ def test_progress_counts_the_series(world: dict[str, Any]) -> None:
     from opendvi.store import repositories as repo
 
     with world["app"].state.sessionmaker() as db:
-        series = pl.operation_progress(db, operation=repo.get_operation(db, code="demo"))
+        series = repo.operation_progress(db, operation=repo.get_operation(db, code="demo"))
     assert sum(series["received"].values()) == 8 and sum(series["typed"].values()) == 8
     assert 0 < sum(series["matched"].values()) <= 8
     assert sum(series["proposed"].values()) == sum(series["confirmed"].values()) == 0

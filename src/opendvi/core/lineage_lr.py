@@ -108,10 +108,6 @@ class LineageLR:
     def lr(self) -> float:
         return safe_exp(self.log_lr)
 
-    @property
-    def informative(self) -> bool:
-        return self.frequency is not None
-
 
 #: ``YLineageTable._one_copy_factors``: (tree shape, relative values, rate) -> (lo, P over the grid, den)
 _SHAPE_CACHE: dict[tuple[str, float], tuple[int, np.ndarray, float]] = {}

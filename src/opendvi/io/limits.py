@@ -35,7 +35,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
-import re
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -231,25 +230,6 @@ def check_tree_depth(root: Any, path: str | Path, limits: Limits | None = None) 
         if d > lim.max_depth:
             raise _refuse(path, f"XML nested {d:,} elements deep", "max_depth", lim.max_depth)
         stack.extend((ch, d + 1) for ch in el)
-
-
-_REF = re.compile(r"^\$?([A-Z]{1,3})\$?(\d+)(?::\$?([A-Z]{1,3})\$?(\d+))?$")
-
-
-def _col_number(letters: str) -> int:
-    n = 0
-    for ch in letters:
-        n = n * 26 + (ord(ch) - 64)
-    return n
-
-
-def dimension_size(ref: str) -> tuple[int, int] | None:
-    """Rows and columns of a sheet dimension such as ``A1:XFD1048576``."""
-    m = _REF.match(ref.strip().upper())
-    if not m:
-        return None
-    c1, r1, c2, r2 = m.group(1), int(m.group(2)), m.group(3) or m.group(1), int(m.group(4) or m.group(2))
-    return abs(r2 - r1) + 1, abs(_col_number(c2) - _col_number(c1)) + 1
 
 
 _ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)

@@ -232,10 +232,6 @@ class ProfileSet:
         return list(dict.fromkeys(m for r in self.records for m in r.genotypes))
 
     @property
-    def mixtures(self) -> list[ProfileRecord]:
-        return [r for r in self.records if r.is_mixture]
-
-    @property
     def y_loci(self) -> list[str]:
         return list(dict.fromkeys(m for r in self.records for m in r.y_calls))
 

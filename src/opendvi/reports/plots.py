@@ -4,7 +4,7 @@ Agg backend (``docs/reports.md``, Exports and plots).
 * :func:`lr_histogram`: the best log10 LR of each remains of an operation in the current (latest
   finished) matching run, the run's LR threshold and LR = 1 marked;
 * :func:`progress_plot`: cumulative counts by date of the remains received, typed, matched, proposed and
-  confirmed (:func:`operation_progress` says what each date is);
+  confirmed (:func:`opendvi.store.repositories.operation_progress` says what each date is);
 * :func:`distribution_plot`: a family's LR distribution, simulated log10 LR of the true missing person and
   of an unrelated person given the family's typed references (:func:`family_distribution`, from the power
   module's exact per-marker distributions), with a candidate's log10 LR marked when given.
@@ -20,12 +20,11 @@ on, so a page shows a cached picture until its data change.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -38,8 +37,6 @@ from opendvi.i18n import format_number
 from opendvi.i18n import gettext as _
 from opendvi.store import repositories as repo
 from opendvi.store.models import Operation
-from opendvi.store.repositories import operation_progress as operation_progress  # re-exported (old home)
-from opendvi.store.repositories import progress_fingerprint as progress_fingerprint
 
 FORMATS = ("svg", "png")
 MEDIA = {"svg": "image/svg+xml", "png": "image/png"}
@@ -87,11 +84,6 @@ class LRU:
 
 #: rendered pictures (bytes) and simulated distributions
 CACHE = LRU(256)
-
-
-def digest(data: Any) -> str:
-    """A short hash of ``data``'s ``repr`` (a cache key part for data read from the database)."""
-    return hashlib.sha256(repr(data).encode("utf-8")).hexdigest()[:32]
 
 
 # ---------------------------------------------------------------------------
@@ -225,7 +217,7 @@ PROGRESS_SERIES = ("received", "typed", "matched", "proposed", "confirmed")
 
 def progress_plot(series: Mapping[str, Mapping[date, int]], *, operation: str, expected: int | None = None,
                   fmt: str = "svg") -> bytes:
-    """Cumulative counts of :func:`operation_progress` over time, one step line per series."""
+    """Cumulative counts of :func:`~opendvi.store.repositories.operation_progress` by date, one line per series."""
     title = _("Operation %(code)s: progress", code=operation)
     labels = {"received": _("received"), "typed": _("typed"), "matched": _("matched"),
               "proposed": _("proposed"), "confirmed": _("confirmed")}
@@ -400,7 +392,3 @@ def distribution_plot(dist: Distribution, *, mark: tuple[str, float | None] | No
 def medians(dist: Distribution) -> tuple[float, float]:
     """The medians of the true and the unrelated log10 LR (``-inf`` when most unrelated are excluded)."""
     return float(np.median(dist.true)), float(np.median(dist.unrelated))
-
-
-def summary_key(values: Sequence[Any]) -> str:
-    return digest(tuple(values))

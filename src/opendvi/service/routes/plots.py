@@ -79,8 +79,8 @@ def _histogram(db: DB, code: str, fmt: str) -> Response:
 
 def _progress(db: DB, code: str, fmt: str) -> Response:
     op = repo.get_operation(db, code=code)
-    key = ("progress", op.code, pl.progress_fingerprint(db, operation=op), i18n.get_locale(), fmt)
-    return _image(pl.CACHE.get(key, lambda: pl.progress_plot(pl.operation_progress(db, operation=op),
+    key = ("progress", op.code, repo.progress_fingerprint(db, operation=op), i18n.get_locale(), fmt)
+    return _image(pl.CACHE.get(key, lambda: pl.progress_plot(repo.operation_progress(db, operation=op),
                                                              operation=op.code, expected=op.expected_count,
                                                              fmt=fmt)), fmt)
 
