@@ -22,17 +22,8 @@ from opendvi.core.lineage import (
     parse_y_value,
     rcrs,
 )
-from opendvi.core.lineage_lr import (
-    combined_log_lr,
-    mt_lineage,
-    mt_lineage_lr,
-    pair_probability,
-    single_step_kstep,
-    y_lineage,
-    y_lineage_lr,
-    y_lineage_table,
-    y_locus_likelihood,
-)
+from opendvi.core.lineage_lr import combined_log_lr, mt_lineage_lr, y_lineage_lr, y_lineage_table
+from opendvi.core.lineage_tree import mt_lineage, pair_probability, single_step_kstep, y_lineage, y_locus_likelihood
 from opendvi.core.pedigree import Individual, Pedigree, avuncular, full_siblings, parent_child
 
 MU = 0.004

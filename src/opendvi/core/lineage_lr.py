@@ -2,7 +2,7 @@
 
 Conventions: ``shared/design/lineage.md``; formulas and assumptions:
 ``docs/lineage.md``. The lineages in a pedigree and the single-step peeling
-are in :mod:`opendvi.core.lineage_tree` (re-exported here).
+are in :mod:`opendvi.core.lineage_tree`.
 
 Y: the Y lineage of a male missing person M is the set of males joined to M
 by father–son links. Per locus, the reference of the lineage nearest to M and
@@ -54,7 +54,6 @@ from opendvi.core.lineage_tree import (
     preorder,
     prune_tree,
     rooted_tree,
-    single_step_kstep,
     y_adjacency,
     y_allele_class,
     y_lineage,
@@ -67,17 +66,10 @@ __all__ = [
     "LineageLR",
     "YLineageTable",
     "combined_log_lr",
-    "mt_lineage",
     "mt_lineage_lr",
     "mt_transmission",
-    "nearest",
-    "pair_probability",
-    "single_step_kstep",
-    "y_allele_class",
-    "y_lineage",
     "y_lineage_lr",
     "y_lineage_table",
-    "y_locus_likelihood",
 ]
 
 

@@ -55,7 +55,8 @@ from opendvi.core.lineage import (
     range_length,
     rcrs,
 )
-from opendvi.core.lineage_lr import mt_lineage, mt_transmission, nearest, y_lineage_table
+from opendvi.core.lineage_lr import mt_transmission, y_lineage_table
+from opendvi.core.lineage_tree import mt_lineage, nearest
 
 FloatArray = NDArray[np.float64]
 Spans = tuple[tuple[int, int], ...]
