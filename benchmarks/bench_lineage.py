@@ -42,17 +42,8 @@ from typing import Any
 import numpy as np
 
 from opendvi.core.case import Case, Family, Sample
-from opendvi.core.lineage import (
-    CaseLineage,
-    MtDatabase,
-    MtHaplotype,
-    MtSystem,
-    PersonHaplotypes,
-    YMarker,
-    YSystem,
-    default_y_marker,
-    rcrs,
-)
+from opendvi.core.lineage import CaseLineage, MtDatabase, MtSystem, PersonHaplotypes, YMarker, YSystem, default_y_marker
+from opendvi.core.lineage_mt import MtHaplotype, rcrs
 from opendvi.core.lineage_sim import database_sampler, simulate_mt, simulate_y
 from opendvi.core.pedigree import Pedigree, avuncular, cousins, grandparent, singleton
 from opendvi.core.simulate import simulate_profiles

@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from opendvi.core.errors import FileFormatError, OpenDVIError
-from opendvi.core.lineage import MtHaplotype, parse_y_value, rcrs, y_value_text
+from opendvi.core.lineage import parse_y_value, y_value_text
+from opendvi.core.lineage_mt import MtHaplotype, rcrs
 from opendvi.dvi.lineage import haplotype_text, lineage_detail_json, lineage_pairwise
 from opendvi.dvi.pairwise import pairwise_lr
 from opendvi.dvi.problem import DVIProblem

@@ -11,18 +11,9 @@ import numpy as np
 import pytest
 
 from opendvi.core.errors import LikelihoodError, ProfileError
-from opendvi.core.lineage import (
-    MtDatabase,
-    MtHaplotype,
-    MtSystem,
-    YDatabase,
-    YMarker,
-    YSystem,
-    mt_differences,
-    parse_y_value,
-    rcrs,
-)
+from opendvi.core.lineage import MtDatabase, MtSystem, YDatabase, YMarker, YSystem, parse_y_value
 from opendvi.core.lineage_lr import combined_log_lr, mt_lineage_lr, y_lineage_lr, y_lineage_table
+from opendvi.core.lineage_mt import MtHaplotype, mt_differences, rcrs
 from opendvi.core.lineage_tree import mt_lineage, pair_probability, single_step_kstep, y_lineage, y_locus_likelihood
 from opendvi.core.pedigree import Individual, Pedigree, avuncular, full_siblings, parent_child
 

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from opendvi.core.case import Case
-from opendvi.core.lineage import IUPAC, CaseLineage, MtHaplotype, PersonHaplotypes, parse_mt_range
+from opendvi.core.lineage import CaseLineage, PersonHaplotypes
+from opendvi.core.lineage_mt import IUPAC, MtHaplotype, parse_mt_range
 from opendvi.dvi.lineage import LineagePairwise, lineage_pairwise
 from opendvi.screening import read_results, screen, simulate_case, write_results
 from opendvi.workflows.results import screen_json
@@ -126,7 +127,7 @@ def _with_odd_mt(case: Case) -> Case:
 
 
 def _rcrs(site: tuple[int, int]) -> str:
-    from opendvi.core.lineage import rcrs
+    from opendvi.core.lineage_mt import rcrs
 
     return rcrs()[site[0] - 1]
 

@@ -8,7 +8,7 @@ transmission models; :mod:`opendvi.core.lineage_lr` computes the lineage
 likelihood of a pedigree and the lineage LR of a remains as a missing person;
 :mod:`opendvi.core.lineage_freq` holds the frequency estimators. The mtDNA
 haplotype itself (ranges, variants, the rCRS) is in
-:mod:`opendvi.core.lineage_mt`, re-exported here.
+:mod:`opendvi.core.lineage_mt`.
 
 Y-STR values
     One value per locus. A multi-copy locus (DYS385, DYF387S1) is one marker
@@ -40,22 +40,7 @@ from importlib.resources import files
 from typing import Any
 
 from opendvi.core.errors import MarkerError, ProfileError
-from opendvi.core.lineage_mt import (
-    IUPAC,
-    MT_LENGTH,
-    MtHaplotype,
-    Site,
-    in_range,
-    mt_differences,
-    parse_mt_range,
-    parse_mt_variant,
-    range_covers,
-    range_intersection,
-    range_length,
-    range_text,
-    rcrs,
-    variant_text,
-)
+from opendvi.core.lineage_mt import MtHaplotype, in_range, mt_differences, range_covers, range_text
 
 #: The two lineage systems, as named in case files and outputs.
 SYSTEMS = ("Y", "mt")
@@ -72,35 +57,21 @@ _Y_TOKEN = re.compile(r"^(\d+)(?:\.(\d))?$", re.ASCII)
 __all__ = [
     "DEFAULT_ESTIMATOR",
     "ESTIMATORS",
-    "IUPAC",
-    "MT_LENGTH",
     "NULL_ALLELE",
     "SYSTEMS",
     "CaseLineage",
     "FrequencyEstimate",
     "MtDatabase",
-    "MtHaplotype",
     "MtSystem",
     "PersonHaplotypes",
-    "Site",
     "YDatabase",
     "YHaplotype",
     "YMarker",
     "YSystem",
     "count_frequency",
     "default_y_marker",
-    "in_range",
     "is_y_str_locus",
-    "mt_differences",
-    "parse_mt_range",
-    "parse_mt_variant",
     "parse_y_value",
-    "range_covers",
-    "range_intersection",
-    "range_length",
-    "range_text",
-    "rcrs",
-    "variant_text",
     "y_allele_class",
     "y_mutation_rates",
     "y_step",

@@ -34,12 +34,9 @@ from itertools import permutations, product
 import numpy as np
 
 from opendvi.core.errors import LikelihoodError
-from opendvi.core.lineage import (
-    FrequencyEstimate,
+from opendvi.core.lineage import FrequencyEstimate, MtSystem, YHaplotype, YSystem
+from opendvi.core.lineage_mt import (
     MtHaplotype,
-    MtSystem,
-    YHaplotype,
-    YSystem,
     mt_differences,
     range_intersection,
     range_length,

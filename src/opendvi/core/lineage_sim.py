@@ -17,7 +17,8 @@ from typing import TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from opendvi.core.lineage import MtHaplotype, MtSystem, YHaplotype, YSystem, rcrs, y_step
+from opendvi.core.lineage import MtSystem, YHaplotype, YSystem, y_step
+from opendvi.core.lineage_mt import MtHaplotype, rcrs
 from opendvi.core.pedigree import Pedigree
 
 H = TypeVar("H")

@@ -41,8 +41,9 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from opendvi.core.case import Sample
-from opendvi.core.lineage import CaseLineage, mt_differences, range_intersection, range_length, range_text
+from opendvi.core.lineage import CaseLineage
 from opendvi.core.lineage_lr import LineageLR, combined_log_lr
+from opendvi.core.lineage_mt import mt_differences, range_intersection, range_length, range_text
 from opendvi.core.markers import Marker
 from opendvi.core.observation import genotype_observation, hemizygous_observation
 from opendvi.core.profiles import Genotype

@@ -28,13 +28,13 @@ from opendvi.core.lineage import (
     DEFAULT_ESTIMATOR,
     ESTIMATORS,
     MtDatabase,
-    MtHaplotype,
     YDatabase,
     YHaplotype,
     YMarker,
     default_y_marker,
     parse_y_value,
 )
+from opendvi.core.lineage_mt import MtHaplotype
 from opendvi.io.source import Source, read_utf8, source_name
 
 SAMPLE_COLUMNS = ("sample", "sample name", "sample_name", "samplename", "id", "sample id", "sample_id", "name")

@@ -26,7 +26,6 @@ from opendvi.core.lineage import (
     ESTIMATORS,
     CaseLineage,
     MtDatabase,
-    MtHaplotype,
     MtSystem,
     PersonHaplotypes,
     YDatabase,
@@ -44,6 +43,7 @@ from opendvi.core.lineage_freq import (
     fit_discrete_laplace_bic,
     haplotype_coordinates,
 )
+from opendvi.core.lineage_mt import MtHaplotype
 from opendvi.io.case_checks import FEMALE_NO_Y, MISSING_TYPED, MT_NEEDS_SYSTEM, Y_NEEDS_SYSTEM, unknown_y_locus
 
 H = TypeVar("H")

@@ -333,7 +333,7 @@ def screening_systems(enc: Encoded) -> tuple[str, ...]:
 def _attach_systems(enc: Encoded, res: ScreenResult, extras: list[tuple[NDArray[Any], ...]]) -> None:
     """Each kept pairing's ln LR per system and lineage mismatches, from the
     shards' lists (every kept pairing was kept by its shard)."""
-    from opendvi.core.lineage import mt_differences, range_intersection
+    from opendvi.core.lineage_mt import mt_differences, range_intersection
     from opendvi.screening._lineage import MT_MANY
 
     le = enc.lineage

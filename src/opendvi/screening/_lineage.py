@@ -42,12 +42,11 @@ from numpy.typing import NDArray
 
 from opendvi.core.case import Case, Family
 from opendvi.core.errors import LikelihoodError
-from opendvi.core.lineage import (
+from opendvi.core.lineage import CaseLineage, YHaplotype, count_frequency
+from opendvi.core.lineage_lr import mt_transmission, y_lineage_table
+from opendvi.core.lineage_mt import (
     IUPAC,
-    CaseLineage,
     MtHaplotype,
-    YHaplotype,
-    count_frequency,
     in_range,
     mt_differences,
     range_covers,
@@ -55,7 +54,6 @@ from opendvi.core.lineage import (
     range_length,
     rcrs,
 )
-from opendvi.core.lineage_lr import mt_transmission, y_lineage_table
 from opendvi.core.lineage_tree import mt_lineage, nearest
 
 FloatArray = NDArray[np.float64]

@@ -330,7 +330,7 @@ def _y_founder(markers: Sequence[Any], rng: np.random.Generator) -> dict[str, tu
 
 def _mt_pool() -> list[tuple[tuple[int, int], str]]:
     """Polymorphic sites of the simulated control region, each with its variant base."""
-    from opendvi.core.lineage import parse_mt_range, rcrs
+    from opendvi.core.lineage_mt import parse_mt_range, rcrs
 
     ref = rcrs()
     spans = parse_mt_range(MT_RANGE)
@@ -358,6 +358,7 @@ def simulate_lineage(case: Case, truth: SimulationTruth, true_sex: Mapping[str, 
     from dataclasses import replace
 
     from opendvi.core import lineage as lin
+    from opendvi.core.lineage_mt import MtHaplotype, parse_mt_range
     from opendvi.core.lineage_sim import simulate_mt, simulate_y
 
     bad = [s for s in systems if s not in ("Y", "mt")]
@@ -365,16 +366,16 @@ def simulate_lineage(case: Case, truth: SimulationTruth, true_sex: Mapping[str, 
         raise ValueError(f"lineage systems are Y and mt, found {bad[0]!r}")
     rng = np.random.default_rng([seed, 5])
     ymarkers = tuple(lin.default_y_marker(n) for n in Y23)
-    spans = lin.parse_mt_range(MT_RANGE)
+    spans = parse_mt_range(MT_RANGE)
     pool = _mt_pool()
     freq = np.random.default_rng(54321).uniform(0.02, 0.4, size=len(pool))
 
     def y_draw(g: np.random.Generator) -> dict[str, tuple[str, ...]]:
         return _y_founder(ymarkers, g)
 
-    def mt_draw(g: np.random.Generator) -> lin.MtHaplotype:
+    def mt_draw(g: np.random.Generator) -> MtHaplotype:
         on = g.random(len(pool)) < freq
-        return lin.MtHaplotype(range=spans, sites=dict(sorted(pool[i] for i in np.nonzero(on)[0])))
+        return MtHaplotype(range=spans, sites=dict(sorted(pool[i] for i in np.nonzero(on)[0])))
 
     def database(draw: Any, n: int) -> tuple[tuple[Any, ...], tuple[int, ...]]:
         counts: dict[Any, int] = {}

@@ -11,6 +11,7 @@ from pathlib import Path
 from opendvi.core import lineage as lin
 from opendvi.core.case import Family, Sample
 from opendvi.core.errors import FileFormatError, OpenDVIError
+from opendvi.core.lineage_mt import MtHaplotype
 from opendvi.io.profiles import y_locus
 from opendvi.io.tables import FamilyTable
 
@@ -122,7 +123,7 @@ def build_lineage(
                     field="sex",
                 )
             person_y[pid] = h
-    person_mt: dict[str, lin.MtHaplotype] = {}
+    person_mt: dict[str, MtHaplotype] = {}
     if sources.mt_haplotypes:
         from opendvi.io.haplotypes import read_mt_haplotypes
 
