@@ -40,7 +40,6 @@ from opendvi.core.rules import (
 )
 from opendvi.dvi import DVIProblem, assignment_loglik, pairwise_lr
 from opendvi.io.case_json import read_case
-from opendvi.io.normalise import sex_from_amelogenin
 from opendvi.screening import screen, simulate_case
 
 from .conftest import REFERENCE
@@ -315,13 +314,6 @@ def test_observation__engine_factor_is_the_rule() -> None:
 
 def test_sex_rules() -> None:
     assert [amelogenin_sex(g) for g in (("X", "Y"), ("Y",), ("X", "X"), ("X",), None)] == ["M", "M", "F", None, None]
-    assert [sex_from_amelogenin(c) for c in (["X"], ["X", "X"], ["XX"], ["X,Y"], ["x", " "])] == [
-        None,
-        "F",
-        "F",
-        "M",
-        None,
-    ]
     assert resolve_sex("F", ("X",), who="V")[0] is None
     assert resolve_sex("M", ("X",), who="V") == ("M", None)
     assert resolve_sex("F", ("X", "X"), who="V") == ("F", None)

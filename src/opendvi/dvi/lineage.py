@@ -21,7 +21,7 @@ from typing import Any
 
 from opendvi.core.case import Case
 from opendvi.core.errors import LikelihoodError
-from opendvi.core.lineage import CaseLineage, y_value_text
+from opendvi.core.lineage import CaseLineage
 from opendvi.core.lineage_lr import LineageLR, YLineageTable, combined_log_lr, mt_lineage_lr, y_lineage_table
 from opendvi.dvi.errors import DVIError
 from opendvi.dvi.pairwise import PairwiseResult, pairwise_lr
@@ -188,15 +188,3 @@ def lineage_detail_json(d: LineageLR) -> dict[str, Any]:
         },
         "note": d.note,
     }
-
-
-def haplotype_text(lin: CaseLineage, pid: str) -> dict[str, str]:
-    """A person's haplotypes spelled for display: ``{"Y": "DYS19=14 ...", "mt": "range: variants"}``."""
-    out: dict[str, str] = {}
-    y = lin.y_of(pid)
-    if y:
-        out["Y"] = " ".join(f"{k}={y_value_text(v)}" for k, v in y.items())
-    mt = lin.mt_of(pid)
-    if mt is not None:
-        out["mt"] = f"{mt.range_text}: {' '.join(mt.variants)}"
-    return out

@@ -14,10 +14,8 @@ column from a column they do not know, so that an unknown marker is reported
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 
 from opendvi.core.markers import canonical_marker_name, display_marker_name
-from opendvi.core.rules import amelogenin_sex
 
 #: Off-ladder call as written by GeneMapper ID/ID-X and most CE software.
 OFF_LADDER = "OL"
@@ -44,7 +42,6 @@ _LOCUS_PATTERN = re.compile(r"^(D[0-9XY]{1,2}S\d{1,4}[A-Z]?|DYS\d{2,4}[A-Z]*I*|D
 
 _ALLELE = re.compile(r"^\d{1,3}(\.\d{1,2})?$")
 _BIN = re.compile(r"^[<>]\s*\d{1,3}(\.\d{1,2})?$")
-_SEX_ALLELES = {"X", "Y"}
 
 
 def header_key(header: str) -> str:
@@ -107,33 +104,6 @@ def normalise_allele(label: object, *, allow_off_ladder: bool = True) -> str | N
 def is_off_ladder(allele: str) -> bool:
     """True for an off-ladder call: "OL", or a bin such as "<7" or ">30"."""
     return allele == OFF_LADDER or bool(_BIN.match(allele))
-
-
-def sex_from_amelogenin(alleles: Iterable[str]) -> str | None:
-    """Sex from amelogenin calls in any spelling, by the one rule of
-    :func:`opendvi.core.rules.amelogenin_sex`: Y seen (X,Y / XY / Y) -> M;
-    X written twice (X,X / XX) -> F; a lone X -> ``None`` (unknown: a
-    degraded male whose Y dropped out shows a lone X).
-
-    Returns ``None`` when there is nothing to go on; raises ``ValueError`` for
-    labels that are not amelogenin alleles.
-
-    >>> sex_from_amelogenin(["X", "Y"]), sex_from_amelogenin(["XX"]), sex_from_amelogenin(["X", ""])
-    ('M', 'F', None)
-    """
-    calls: list[str] = []
-    for a in alleles:
-        t = str(a).strip().upper().replace(" ", "")
-        if not t:
-            continue
-        for part in re.split(r"[,/;]", t):
-            if not part:
-                continue
-            if set(part) <= _SEX_ALLELES:
-                calls.extend(part)
-            else:
-                raise ValueError(f"amelogenin allele {a!r} is not X or Y")
-    return amelogenin_sex(calls)
 
 
 def parse_sex(value: object, *, allow_unknown: bool = True) -> str | None:
