@@ -35,10 +35,6 @@ router = APIRouter(include_in_schema=False)
 # ---------------------------------------------------------------------------
 
 
-def relationship_labels() -> dict[str, str]:
-    return terms.TABLES["relationship"]()  # one home: opendvi.i18n.terms
-
-
 def consent_labels() -> dict[str, str]:
     return {
         "identification": pgettext("consent", "identification only"),
@@ -57,7 +53,8 @@ def method_labels() -> dict[str, str]:
 
 
 def _labels() -> dict[str, Any]:
-    return {"relationships": relationship_labels(), "consents": consent_labels(), "methods": method_labels()}
+    # relationships: one home, opendvi.i18n.terms
+    return {"relationships": terms.TABLES["relationship"](), "consents": consent_labels(), "methods": method_labels()}
 
 
 # ---------------------------------------------------------------------------
