@@ -16,8 +16,7 @@ or above a threshold. See ``docs/screening.md``.
 
 from __future__ import annotations
 
-from opendvi.core.simulate import SimulationTruth
-from opendvi.io.npz_store import read_store, write_store
+from opendvi.io.npz_store import read_store
 from opendvi.screening._encode import ScreeningError
 from opendvi.screening._engine import DEFAULT_SHARD_SIZE, ScreenResult, ScreenStats, screen
 from opendvi.screening._output import read_results, write_results
@@ -28,11 +27,9 @@ __all__ = [
     "ScreenResult",
     "ScreenStats",
     "ScreeningError",
-    "SimulationTruth",
     "read_results",
     "read_store",
     "screen",
     "simulate_case",
     "write_results",
-    "write_store",
 ]
