@@ -463,16 +463,12 @@ _MESSAGES = {
 }
 
 
-def _message(e: Any) -> str:
-    return _MESSAGES.get(e["type"], e["msg"])
-
-
 def _problems(e: Any, data: Any) -> list[Problem]:
     loc = tuple(e["loc"])
     if e["type"] == _KIND:
         subs: list[SubProblem] = e["ctx"]["problems"]
         return [(render_path((*loc, *sub), data), msg) for sub, msg in subs]
-    return [(render_path(loc, data), _message(e))]
+    return [(render_path(loc, data), _MESSAGES.get(e["type"], e["msg"]))]
 
 
 #: The key that names an item of each list in a path.
