@@ -34,6 +34,7 @@ from opendvi.core.rules import (
 )
 from opendvi.core.rules import safe_exp as safe_exp  # re-exported (joint, undisputed, cli)
 from opendvi.dvi.errors import DVIError
+from opendvi.dvi.lineage_joint import LineageFactors
 
 #: A remains placed on a missing person: (missing person id, remains id).
 Placement = tuple[str, str]
@@ -341,6 +342,8 @@ class DVIProblem:
         for r in case.remains:
             self.remains[r.id] = self._resolve_sex(r)
         self.admissible: dict[str, tuple[str, ...]] = self._pairings(case.pairings)
+        #: the lineage factors of the joint step (``dvi.lineage_joint``; 1 without lineage data)
+        self.lineage_factors = LineageFactors(self)
 
     # -- preparation --------------------------------------------------------------
     def _split_personal_effects(self, fam: Family) -> Family:
@@ -461,6 +464,10 @@ class DVIProblem:
         vals = self.cache.family_markers(fid, [(m, self.placed_at(m, pl)) for m in self.markers])
         if any(v == -math.inf for v in vals):
             return -math.inf
+        if self.case.lineage is not None and pl:  # times the placements' joint lineage LR
+            vals.append(self.lineage_factors.family_log_lr(fid, pl))
+            if vals[-1] == -math.inf:
+                return -math.inf
         return math.fsum(vals)
 
     def remains_loglik(self, rid: str) -> float:
@@ -506,6 +513,7 @@ class DVIProblem:
             remains=tuple(self.remains[r] for r in self.remains if r not in identified),
             families=tuple(fams[f.id] for f in self.case.families),
             pairings=pairings,
+            lineage=None if self.case.lineage is None else self.case.lineage.with_identified(identified),
         )
         changed = {self.family_of(m) for m in identified.values()}
         return DVIProblem(

@@ -14,6 +14,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from opendvi.core.lineage_lr import combined_log_lr
+from opendvi.dvi.lineage_joint import with_lineage
 from opendvi.dvi.pairwise import PairwiseResult, pairwise_lr, pairwise_marker_log_lr
 from opendvi.dvi.problem import DVIProblem, safe_exp
 
@@ -100,7 +102,7 @@ def find_undisputed(
 
         raise DVIError(f"the undisputed threshold must be > 1, found {threshold}")
     found: list[Undisputed] = []
-    pw = pairwise if pairwise is not None else pairwise_lr(problem)
+    pw = pairwise if pairwise is not None else with_lineage(problem, pairwise_lr(problem))
     if candidates is None:
         return _find_all(problem, threshold, pw, found)
     cands = {r: tuple(candidates.get(r, ())) for r in problem.remains}
@@ -129,6 +131,8 @@ def find_undisputed(
                     per, n_excl = pairwise_marker_log_lr(problem, rid, mp)
                     vals = list(per.values())
                     v = -math.inf if any(x == -math.inf for x in vals) else math.fsum(vals)
+                    if v != -math.inf and problem.case.lineage is not None:  # the combined LR
+                        v = combined_log_lr({"autosomal": v, "lineage": problem.lineage_factors.pair_log_lr(rid, mp)})
                     if v == -math.inf or (max_exclusions is not None and n_excl > max_exclusions):
                         continue
                     row[mp], exc[mp] = v, n_excl
@@ -139,9 +143,7 @@ def find_undisputed(
         pw, cands = new, new_cands
 
 
-def _find_all(
-    problem: DVIProblem, threshold: float, pw: PairwiseResult, found: list[Undisputed]
-) -> UndisputedResult:
+def _find_all(problem: DVIProblem, threshold: float, pw: PairwiseResult, found: list[Undisputed]) -> UndisputedResult:
     step = 0
     while True:
         step += 1
@@ -151,4 +153,4 @@ def _find_all(
         for rid, mp, v in pairs:
             found.append(Undisputed(problem.family_of(mp), mp, rid, v, step))
         problem = problem.with_identified({rid: mp for rid, mp, _ in pairs})
-        pw = pairwise_lr(problem)
+        pw = with_lineage(problem, pairwise_lr(problem))

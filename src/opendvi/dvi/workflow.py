@@ -28,6 +28,7 @@ from opendvi.core.case import Case
 from opendvi.dvi.components import MAX_ASSIGNMENTS, UNASSIGNED
 from opendvi.dvi.errors import DVIError
 from opendvi.dvi.joint import JointResult, solve_joint
+from opendvi.dvi.lineage_joint import brothers_notes, with_lineage
 from opendvi.dvi.pairwise import PairwiseResult, pairwise_lr
 from opendvi.dvi.problem import DVIProblem
 from opendvi.dvi.undisputed import DEFAULT_THRESHOLD, UndisputedResult, find_undisputed
@@ -166,7 +167,7 @@ def solve_case(case: Case, options: SolveOptions | None = None, *, ignore_sex: b
             use_screen = False
     if not use_screen:
         problem = DVIProblem(case, ignore_sex=ignore_sex)
-        pw = pairwise_lr(problem)
+        pw = with_lineage(problem, pairwise_lr(problem))  # screening's LRs are already combined
     notes = list(problem.notes) + notes
     t1 = time.perf_counter()
     # exclusion reduction
@@ -220,6 +221,10 @@ def solve_case(case: Case, options: SolveOptions | None = None, *, ignore_sex: b
                 f"component of {c.remains[0]} ... ({len(c.remains)} remains): the list of its best assignments "
                 f"stopped at {c.size} (limit of 100 solves or 10 s); each listed one is exact"
             )
+    if case.lineage is not None:
+        notes.extend(brothers_notes(problem))
+        for extra in (problem.lineage_factors.notes, und.remaining.lineage_factors.notes):
+            notes.extend(n for n in extra if n not in notes)
     rem_summary, mis_summary = _summaries(problem, pw, cands, und, joint, opts)
     t4 = time.perf_counter()
     seconds = {"pairwise": t1 - t0, "undisputed": t2 - t1, "joint": t3 - t2, "summary": t4 - t3, "total": t4 - t0}
