@@ -273,3 +273,33 @@ def test_brute_force_helper_can_fail() -> None:
     far = {"DYS391": "10", "DYS19": "19"}
     assert brute_force_y(u, far, u) == 0.0
     assert math.isfinite(brute_force_y(u, u, u))
+
+
+def test_paternal_half_brothers__y_cannot_tell_them_apart_mt_can() -> None:
+    """B1 and B2 share their father but not their mother: the Y lineage is the same for both, the
+    mtDNA lineages differ (each mother typed), so the note names Y and says the calls rest on the
+    autosomal markers and the mt lineage; full brothers get "autosomal markers only"."""
+    d = brothers_case("MO")
+    members = d["families"][0]["members"]
+    members.append(_member("MO2", None, None, "F", haplotypes={"mt": {"range": RANGE, "variants": ["263G"]}}))
+    for m in members:
+        if m["id"] == "B2":
+            m["mother"] = "MO2"
+    d["remains"][1]["haplotypes"]["mt"]["variants"] = ["263G"]
+    sol = solve(case_from_dict(d), SolveOptions(undisputed=False)).solution
+    notes = [n for n in sol.notes if "B1 and B2" in n]
+    assert len(notes) == 1, sol.notes
+    assert "share the Y lineage (half siblings through their father)" in notes[0]
+    assert notes[0].endswith("rest on the autosomal markers and the mt lineage")
+    # the mt lineage does tell them apart: the right assignment gains over the swapped one
+    rows = {tuple(sorted(r.assignment.items())): r for r in sol.joint.rows}
+    right, swapped = (("V1", "B1"), ("V2", "B2")), (("V1", "B2"), ("V2", "B1"))
+    auto = solve(case_from_dict(_without_lineage(d)), SolveOptions(undisputed=False)).solution
+    rows0 = {tuple(sorted(r.assignment.items())): r for r in auto.joint.rows}
+    assert (rows[right].log_lr - rows[swapped].log_lr) > (rows0[right].log_lr - rows0[swapped].log_lr) + 1.0
+    # unrelated missing persons get no note
+    for m in members:
+        if m["id"] == "B2":
+            m["father"], m["mother"] = None, None
+    members[:] = [m for m in members if m["id"] != "MO2"]
+    assert not [n for n in solve(case_from_dict(d), SolveOptions(undisputed=False)).solution.notes if "B1 and B2" in n]

@@ -239,9 +239,13 @@ def with_lineage(problem: DVIProblem, pw: PairwiseResult) -> PairwiseResult:
 
 
 def brothers_notes(problem: DVIProblem) -> list[str]:
-    """One note per pair of missing persons of a family who share every
-    lineage of the case (full siblings: same father and mother): the lineage
-    markers cannot tell which remains is which of them."""
+    """One note per pair of missing persons of a family whom a lineage system
+    cannot tell apart because they take it from the same parent: the Y of two
+    sons of one father (full or paternal half brothers), the mtDNA of two
+    children of one mother (full or maternal half siblings). Where that is
+    every lineage system of the case, the calls between them rest on the
+    autosomal markers only; otherwise on the autosomal markers and the other
+    system."""
     lin = problem.case.lineage
     if lin is None or not lin.systems:
         return []
@@ -253,16 +257,21 @@ def brothers_notes(problem: DVIProblem) -> list[str]:
             ia = ped.index(a)
             for b in mps[k + 1 :]:
                 ib = ped.index(b)
-                if ped.father[ia] < 0 or ped.mother[ia] < 0:
-                    continue
-                if (ped.father[ia], ped.mother[ia]) != (ped.father[ib], ped.mother[ib]):
-                    continue
-                shared = [s for s in lin.systems if s == "mt" or (y_lineage(ped, a) and y_lineage(ped, b))]
+                same_father = ped.father[ia] >= 0 and ped.father[ia] == ped.father[ib]
+                same_mother = ped.mother[ia] >= 0 and ped.mother[ia] == ped.mother[ib]
+                males = bool(y_lineage(ped, a) and y_lineage(ped, b))  # Y tells only two males apart
+                applies = [s for s in lin.systems if s == "mt" or males]
+                shared = [s for s in applies if (s == "mt" and same_mother) or (s == "Y" and same_father)]
                 if not shared:
                     continue
+                kin = "full siblings" if same_father and same_mother else (
+                    "half siblings through their father" if same_father else "half siblings through their mother")
+                rest = [s for s in applies if s not in shared]
+                basis = ("the autosomal markers only" if not rest
+                         else f"the autosomal markers and the {' and '.join(rest)} lineage")
                 out.append(
                     f"family {fid}: missing persons {a} and {b} share the {' and '.join(shared)} lineage "
-                    f"(full siblings): the lineage markers cannot tell which remains is {a} and which is {b}; "
-                    "those calls rest on the autosomal markers only"
+                    f"({kin}): the {' and '.join(shared)} markers cannot tell which remains is {a} and which "
+                    f"is {b}; those calls rest on {basis}"
                 )
     return out

@@ -211,14 +211,14 @@ def families_public(db: Session, fams: list[Family], principal: Principal) -> li
     donors = {d.member_id: d for d in db.execute(select(Donor).where(Donor.family_id.in_(ids))).scalars()}
     missing = {m.member_id: m for m in db.execute(select(MissingPerson).where(MissingPerson.family_id.in_(ids)))
                .scalars()}
-    versions = dict(db.execute(select(Profile.donor_id, func.max(Profile.version))
-                               .where(Profile.donor_id.in_([d.id for d in donors.values()]))
-                               .group_by(Profile.donor_id)).tuples().all()) if donors else {}
+    versions = {donor_id: version for donor_id, version in db.execute(
+        select(Profile.donor_id, func.max(Profile.version))
+        .where(Profile.donor_id.in_([d.id for d in donors.values()])).group_by(Profile.donor_id))} if donors else {}
     full_names: dict[int, str] = {}
     if names and missing:
-        full_names = dict(db.execute(select(MissingPersonDetails.missing_person_id, MissingPersonDetails.full_name)
-                                     .where(MissingPersonDetails.missing_person_id.in_(
-                                         [m.id for m in missing.values()]))).tuples().all())
+        full_names = {mp_id: name for mp_id, name in db.execute(
+            select(MissingPersonDetails.missing_person_id, MissingPersonDetails.full_name)
+            .where(MissingPersonDetails.missing_person_id.in_([m.id for m in missing.values()])))}
     out = []
     for fam in fams:
         members = []
