@@ -20,16 +20,19 @@ from opendvi.io.npz_store import read_store
 from opendvi.screening._encode import ScreeningError
 from opendvi.screening._engine import DEFAULT_SHARD_SIZE, ScreenResult, ScreenStats, screen
 from opendvi.screening._output import read_results, write_results
+from opendvi.screening._remains import RemainsLinks, screen_remains
 from opendvi.screening._simulate import simulate_case
 
 __all__ = [
     "DEFAULT_SHARD_SIZE",
+    "RemainsLinks",
     "ScreenResult",
     "ScreenStats",
     "ScreeningError",
     "read_results",
     "read_store",
     "screen",
+    "screen_remains",
     "simulate_case",
     "write_results",
 ]

@@ -1,0 +1,263 @@
+# mypy: disable-error-code="no-untyped-def"
+"""Remains against remains at national scale: every pair's direct-match LR
+(``opendvi.dvi.remains``: the LR of ``match-remains``, with dropout, theta and
+lineage), kept where it reaches a threshold.
+
+The table-and-gather idea of the screening: per marker, the remains fall into
+*classes* of (observed genotype, dropout) (and sex at an X marker); a table
+holds the ln LR of every pair of classes, each entry computed by the one
+per-marker function of the rule (:func:`opendvi.dvi.remains.marker_direct_log_lr`);
+the lineage systems likewise (classes of Y haplotype and sex, of mtDNA
+haplotype; entries by :func:`opendvi.dvi.remains.lineage_direct_match`). A
+numba kernel sums the tables over the markers for each pair of the upper
+triangle, parallel over rows, one block of rows at a time (never n x n in
+memory), and the pairs at or above the threshold are kept.
+
+>>> from opendvi.screening import screen_remains, simulate_case
+>>> case, _ = simulate_case(families=3, remains=8, seed=3, share_fragments=0.3)
+>>> links = screen_remains(case, threshold=1e4)
+>>> len(links) >= 1
+True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from numba import njit, prange
+
+from opendvi.core.case import Case, Sample
+from opendvi.core.lineage import CaseLineage
+from opendvi.core.markers import Marker
+from opendvi.dvi.remains import lineage_direct_match, marker_direct_log_lr
+
+__all__ = ["RemainsLinks", "screen_remains", "screen_remains_samples"]
+
+#: floats of one block of rows (64 MB)
+BLOCK_FLOATS = 1 << 23
+
+
+@dataclass(frozen=True)
+class RemainsLinks:
+    """Pairs of remains ``(ids[i[k]], ids[j[k]])``, ``i < j`` in the order of ``ids``, with their
+    combined direct-match ln LR ``log_lr[k]`` (>= the threshold); ``by_system`` (only where the case
+    has lineage data: ``{"autosomal": array, "Y": array, "mt": array}``, the systems of the case) and
+    ``mismatches`` (``{"Y": array, "mt": array}``) per pair, as :func:`opendvi.dvi.remains.group_remains`
+    reports them."""
+
+    ids: tuple[str, ...]
+    i: np.ndarray
+    j: np.ndarray
+    log_lr: np.ndarray
+    threshold: float
+    by_system: dict[str, np.ndarray] = field(default_factory=dict)
+    mismatches: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.log_lr)
+
+    def pairs(self) -> list[tuple[str, str, float]]:
+        """``(a, b, ln LR)`` of every kept pair."""
+        return [(self.ids[a], self.ids[b], float(v)) for a, b, v in
+                zip(self.i.tolist(), self.j.tolist(), self.log_lr.tolist(), strict=True)]
+
+    def systems_of(self, k: int) -> tuple[dict[str, float], dict[str, int]]:
+        """The ln LR by system and the mismatches by system of pair ``k`` (empty without lineage)."""
+        return ({s: float(v[k]) for s, v in self.by_system.items()},
+                {s: int(v[k]) for s, v in self.mismatches.items()})
+
+
+def _classes(keys: Sequence[Hashable | None]) -> tuple[np.ndarray, list[int]]:
+    """Codes (-1 for None) and one representative index per class."""
+    code = np.full(len(keys), -1, dtype=np.int32)
+    seen: dict[Hashable, int] = {}
+    reps: list[int] = []
+    for k, key in enumerate(keys):
+        if key is None:
+            continue
+        c = seen.get(key)
+        if c is None:
+            c = seen[key] = len(reps)
+            reps.append(k)
+        code[k] = c
+    return code, reps
+
+
+def _marker_table(m: Marker, samples: Sequence[Sample], theta: float) -> tuple[np.ndarray, np.ndarray]:
+    """The classes of the remains at marker ``m`` and the table of ln LR of every pair of classes."""
+    keys: list[Hashable | None] = []
+    for s in samples:
+        gt = s.genotypes.get(m.name)
+        keys.append(None if not gt else (tuple(gt), float(s.dropout), s.sex if m.is_x else None))
+    code, reps = _classes(keys)
+    c = len(reps)
+    tab = np.zeros((c, c))
+    for x in range(c):
+        a = samples[reps[x]]
+        for y in range(x, c):
+            b = samples[reps[y]]
+            sex = a.sex or b.sex
+            if m.is_x and (sex is None or (a.sex is not None and b.sex is not None and a.sex != b.sex)):
+                v = 0.0  # not used (direct_match_log_lr leaves it out or excludes the pair)
+            else:
+                v = marker_direct_log_lr(m, a.genotypes[m.name], a.dropout, b.genotypes[m.name], b.dropout,
+                                         theta=theta, hemizygous=m.is_x and sex == "M")
+            tab[x, y] = tab[y, x] = v
+    return code, tab
+
+
+def _hashable(x: object) -> Hashable:
+    try:
+        hash(x)
+        return x  # type: ignore[return-value]
+    except TypeError:
+        return repr(x)
+
+
+def _lineage_tables(lineage: CaseLineage, samples: Sequence[Sample]) -> dict[str, tuple[np.ndarray, np.ndarray,
+                                                                                        np.ndarray]]:
+    """Per system of the case: class codes, the ln LR table and the mismatch table."""
+    out: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    for system in lineage.systems:
+        keys: list[Hashable | None] = []
+        for s in samples:
+            if system == "Y":
+                y = lineage.y_of(s.id)
+                keys.append((tuple(sorted((k, tuple(v)) for k, v in y.items())) if y else None, s.sex))
+            else:
+                mt = lineage.mt_of(s.id)
+                keys.append(("mt", None if mt is None else _hashable(mt)))
+        code, reps = _classes(keys)
+        c = len(reps)
+        tab, mis = np.zeros((c, c)), np.zeros((c, c), dtype=np.int64)
+        for x in range(c):
+            a = samples[reps[x]]
+            for y in range(x, c):
+                b = samples[reps[y]]
+                d = lineage_direct_match(lineage, a.id, b.id, sex_a=a.sex, sex_b=b.sex)[system]
+                tab[x, y] = tab[y, x] = d.log_lr
+                mis[x, y] = mis[y, x] = d.mismatches
+        out[system] = (code, tab, mis)
+    return out
+
+
+@njit(parallel=True, cache=True)
+def _block(codes, offsets, sizes, tables, sex, extra_codes, extra_offsets, extra_sizes, extra_tables, r0, r1, out):
+    """``out[i - r0, j]``: the combined ln LR of rows ``i`` in [r0, r1) and ``j > i`` (NaN for j <= i).
+    Autosomal and X markers summed in marker order (-inf stays -inf); a sex mismatch is -inf; the
+    lineage systems (``extra``) are added after, the total -inf if any is."""
+    n, n_m = codes.shape
+    n_x = extra_codes.shape[1]
+    for ii in prange(r1 - r0):
+        i = r0 + ii
+        base = np.empty(n_m, dtype=np.int64)
+        for m in range(n_m):
+            base[m] = offsets[m] + codes[i, m] * sizes[m]
+        xbase = np.empty(n_x, dtype=np.int64)
+        for s in range(n_x):
+            xbase[s] = extra_offsets[s] + extra_codes[i, s] * extra_sizes[s]
+        for j in range(i + 1):
+            out[ii, j] = np.nan
+        for j in range(i + 1, n):
+            if sex[i] != 0 and sex[j] != 0 and sex[i] != sex[j]:
+                out[ii, j] = -np.inf
+                continue
+            t = 0.0
+            for m in range(n_m):
+                b = codes[j, m]
+                if codes[i, m] >= 0 and b >= 0:
+                    t += tables[base[m] + b]
+            if t != -np.inf:
+                for s in range(n_x):
+                    v = extra_tables[xbase[s] + extra_codes[j, s]]
+                    if v == -np.inf:
+                        t = -np.inf
+                        break
+                    t += v
+            out[ii, j] = t
+
+
+def _flat(tables: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    sizes = np.array([t.shape[0] for t in tables], dtype=np.int64)
+    offsets = np.zeros(len(tables), dtype=np.int64)
+    if len(tables) > 1:
+        offsets[1:] = np.cumsum(sizes * sizes)[:-1]
+    flat = np.concatenate([t.ravel() for t in tables]) if tables else np.zeros(0)
+    return offsets, sizes, flat
+
+
+def screen_remains_samples(
+    samples: Sequence[Sample],
+    markers: Sequence[Marker],
+    *,
+    theta: float = 0.0,
+    lineage: CaseLineage | None = None,
+    threshold: float | None = None,
+    block_floats: int = BLOCK_FLOATS,
+) -> RemainsLinks:
+    """Every pair of ``samples`` (sexes resolved, as :class:`opendvi.dvi.DVIProblem` has them) with
+    direct-match LR >= ``threshold`` (None: every pair, -inf included): the numbers of
+    :func:`opendvi.dvi.remains.direct_match_log_lr` and, with lineage data,
+    :func:`opendvi.dvi.remains.group_remains`' combined LR and systems."""
+    n = len(samples)
+    ids = tuple(s.id for s in samples)
+    lin = lineage if lineage is not None and lineage.systems else None
+    codes = np.full((n, len(markers)), -1, dtype=np.int32)
+    tabs: list[np.ndarray] = []
+    for k, m in enumerate(markers):
+        codes[:, k], tab = _marker_table(m, samples, theta)
+        tabs.append(tab)
+    offsets, sizes, flat = _flat(tabs)
+    sex = np.array([{"M": 1, "F": 2}.get(s.sex or "", 0) for s in samples], dtype=np.int8)
+    ltabs = _lineage_tables(lin, samples) if lin is not None else {}
+    systems = list(ltabs)
+    xcodes = np.zeros((n, len(systems)), dtype=np.int32)
+    for k, s in enumerate(systems):
+        xcodes[:, k] = ltabs[s][0]
+    xoff, xsizes, xflat = _flat([ltabs[s][1] for s in systems])
+    log_t = -math.inf if threshold is None else math.log(threshold)
+    rows = max(1, block_floats // max(n, 1))
+    ii: list[np.ndarray] = []
+    jj: list[np.ndarray] = []
+    vv: list[np.ndarray] = []
+    for r0 in range(0, n, rows):
+        r1 = min(n, r0 + rows)
+        out = np.empty((r1 - r0, n))
+        _block(codes, offsets, sizes, flat, sex, xcodes, xoff, xsizes, xflat, r0, r1, out)
+        a, b = np.nonzero(out >= log_t)
+        ii.append((a + r0).astype(np.int64))
+        jj.append(b.astype(np.int64))
+        vv.append(out[a, b])
+    i = np.concatenate(ii) if ii else np.zeros(0, dtype=np.int64)
+    j = np.concatenate(jj) if jj else np.zeros(0, dtype=np.int64)
+    v = np.concatenate(vv) if vv else np.zeros(0)
+    by: dict[str, np.ndarray] = {}
+    mism: dict[str, np.ndarray] = {}
+    if lin is not None:
+        if markers:
+            auto = np.zeros(len(i))
+            for k in range(len(markers)):
+                ci, cj = codes[i, k], codes[j, k]
+                ok = (ci >= 0) & (cj >= 0)
+                auto[ok] += tabs[k][ci[ok], cj[ok]]
+            sx = (sex[i] != 0) & (sex[j] != 0) & (sex[i] != sex[j])
+            auto[sx] = -math.inf
+            by["autosomal"] = auto
+        for s in systems:
+            code, tab, mis = ltabs[s]
+            by[s] = tab[code[i], code[j]]
+            mism[s] = mis[code[i], code[j]]
+    return RemainsLinks(ids, i, j, v, -math.inf if threshold is None else float(threshold), by, mism)
+
+
+def screen_remains(case: Case, *, threshold: float | None = 1e4) -> RemainsLinks:
+    """Every pair of remains of ``case`` with direct-match LR >= ``threshold`` (``match-remains``'
+    numbers: its markers, theta and lineage; sexes resolved as :class:`opendvi.dvi.DVIProblem` does)."""
+    from opendvi.dvi.problem import DVIProblem
+
+    problem = DVIProblem(replace(case, families=(), pairings=None))
+    return screen_remains_samples(list(problem.remains.values()), problem.markers, theta=problem.theta,
+                                  lineage=case.lineage, threshold=threshold)
