@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from opendvi.core.case import Case, Family, Sample
+from opendvi.core.direct_match import marker_direct_log_lr
 from opendvi.core.markers import make_marker
 from opendvi.core.pedigree import Individual, Pedigree
 from opendvi.dvi import (
@@ -31,7 +32,6 @@ from opendvi.dvi import (
     pairwise_lr,
     solve_joint,
 )
-from opendvi.dvi.remains import marker_direct_log_lr
 from opendvi.io.case_json import case_to_dict
 
 from .brute_force import brute_force_loglik

@@ -277,7 +277,7 @@ def test_remains_matching_lineage_closed_forms() -> None:
 
 
 def test_remains_matching_y_beside_a_female() -> None:
-    from opendvi.dvi.remains import lineage_direct_match
+    from opendvi.core.direct_match import lineage_direct_match
 
     case = _fragments_case()
     assert case.lineage is not None

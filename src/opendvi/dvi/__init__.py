@@ -8,12 +8,13 @@ Imports only :mod:`opendvi.core`, numpy and scipy. See ``docs/dvi.md``.
 >>> solve_joint(problem).best.assignment  # doctest: +SKIP
 """
 
+from opendvi.core.direct_match import direct_match_log_lr
 from opendvi.dvi.components import MAX_ASSIGNMENTS, UNASSIGNED, Component, candidate_pairings, components
 from opendvi.dvi.errors import ComponentTooLargeError, DVIError
 from opendvi.dvi.joint import JointResult, JointRow, assignment_loglik, solve_joint
 from opendvi.dvi.pairwise import PairwiseResult, pairwise_lr
 from opendvi.dvi.problem import DVIProblem, MissingPerson, amelogenin_sex
-from opendvi.dvi.remains import RemainsMatching, consensus_profile, direct_match_log_lr, group_remains
+from opendvi.dvi.remains import RemainsMatching, consensus_profile, group_remains
 from opendvi.dvi.undisputed import Undisputed, UndisputedResult, find_undisputed
 
 __all__ = [

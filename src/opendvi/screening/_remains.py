@@ -13,28 +13,30 @@ numba kernel sums the tables over the markers for each pair of the upper
 triangle, parallel over rows, one block of rows at a time (never n x n in
 memory), and the pairs at or above the threshold are kept.
 
->>> from opendvi.screening import screen_remains, simulate_case
->>> case, _ = simulate_case(families=3, remains=8, seed=3, share_fragments=0.3)
->>> links = screen_remains(case, threshold=1e4)
->>> len(links) >= 1
-True
+>>> from opendvi.core.case import Sample
+>>> from opendvi.core.markers import make_marker
+>>> m = make_marker("M", ["a", "b", "c"], [0.1, 0.2, 0.7])
+>>> a, b, c = (Sample(x, genotypes={"M": gt}) for x, gt in (("A", ("a", "b")), ("B", ("a", "b")), ("C", ("c",))))
+>>> links = screen_remains([a, b, c], [m], threshold=10.0)
+>>> [(x, y, round(math.exp(v), 9)) for x, y, v in links.pairs()]  # 1 / (2 * 0.1 * 0.2)
+[('A', 'B', 25.0)]
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 from numba import njit, prange
 
-from opendvi.core.case import Case, Sample
+from opendvi.core.case import Sample
+from opendvi.core.direct_match import lineage_direct_match, marker_direct_log_lr
 from opendvi.core.lineage import CaseLineage
 from opendvi.core.markers import Marker
-from opendvi.dvi.remains import lineage_direct_match, marker_direct_log_lr
 
-__all__ = ["RemainsLinks", "screen_remains", "screen_remains_samples"]
+__all__ = ["RemainsLinks", "screen_remains"]
 
 #: floats of one block of rows (64 MB)
 BLOCK_FLOATS = 1 << 23
@@ -189,7 +191,7 @@ def _flat(tables: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndar
     return offsets, sizes, flat
 
 
-def screen_remains_samples(
+def screen_remains(
     samples: Sequence[Sample],
     markers: Sequence[Marker],
     *,
@@ -251,13 +253,3 @@ def screen_remains_samples(
             by[s] = tab[code[i], code[j]]
             mism[s] = mis[code[i], code[j]]
     return RemainsLinks(ids, i, j, v, -math.inf if threshold is None else float(threshold), by, mism)
-
-
-def screen_remains(case: Case, *, threshold: float | None = 1e4) -> RemainsLinks:
-    """Every pair of remains of ``case`` with direct-match LR >= ``threshold`` (``match-remains``'
-    numbers: its markers, theta and lineage; sexes resolved as :class:`opendvi.dvi.DVIProblem` does)."""
-    from opendvi.dvi.problem import DVIProblem
-
-    problem = DVIProblem(replace(case, families=(), pairings=None))
-    return screen_remains_samples(list(problem.remains.values()), problem.markers, theta=problem.theta,
-                                  lineage=case.lineage, threshold=threshold)
