@@ -339,6 +339,9 @@ class Profile(Base):
     kit: Mapped[str | None] = mapped_column(String(128), nullable=True)
     import_id: Mapped[int | None] = mapped_column(ForeignKey("imports.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: Y-STR and mtDNA haplotypes as dvi-case/1 spells them (``{"Y": {locus: value}, "mt": {"range",
+    #: "variants"}}``); None: none typed (``models_lineage``, ``docs/lineage.md``)
+    haplotypes: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 # ---------------------------------------------------------------------------
@@ -399,6 +402,11 @@ class MatchingRun(Base):
     timings: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     counts: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     skipped: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    #: the lineage databases the run used, per system: id, name, sha256, database_sha256, estimator, size
+    lineage_databases: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    #: what the run recomputed and why (``workflows.incremental``): ``{"mode": "full" | "incremental",
+    #: "reasons": [...], counts}``; its inputs' fingerprints are in ``matching_run_inputs`` (``models_runs``)
+    recomputed: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class Candidate(Base):
@@ -428,6 +436,9 @@ class Candidate(Base):
     #: ``glr_bound``: a certified lower bound that already settles the call (not solved further)
     log10_glr: Mapped[float | None] = mapped_column(Float, nullable=True)
     glr_bound: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    #: with lineage evidence: ``{"log10_lr": {"autosomal", "Y", "mt"}, "mismatches": {"Y", "mt"}}`` (log10
+    #: None = LR 0); ``log10_lr`` above is their product
+    systems: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     remains: Mapped[Remains] = relationship()
     missing_person: Mapped[MissingPerson] = relationship()
@@ -548,3 +559,8 @@ class LoginThrottleKey(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[float] = mapped_column(Float, default=0.0)
     last: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+# the lineage tables (their own module), registered on Base.metadata with the rest
+from opendvi.store.models_lineage import LineageDatabase, OperationLineage  # noqa: E402,F401
+from opendvi.store.models_runs import MatchingRunInputs  # noqa: E402,F401

@@ -15,8 +15,10 @@ from opendvi.core.case import Case
 from opendvi.core.rules import unevaluable_family_note
 from opendvi.dvi import UNASSIGNED, DVIError, DVIProblem, PairwiseResult, solve_joint
 from opendvi.dvi.workflow import SolveOptions
-from opendvi.screening import screen as _screen
 from opendvi.store.repositories import CandidateRow
+from opendvi.workflows.candidate_systems import candidate_systems
+from opendvi.workflows import incremental
+from opendvi.workflows.incremental import RunState
 
 LOG10 = math.log(10.0)
 ENGINE = "opendvi.screening (exact) + opendvi.dvi.solve_joint (flat prior, per component)"
@@ -38,6 +40,10 @@ class MatchingResult:
     skipped: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    #: the run's inputs and kept lists, for the next run (``matching_run_inputs``)
+    state: RunState | None = None
+    #: what the run recomputed and why (``matching_runs.recomputed``)
+    recomputed: dict[str, Any] = field(default_factory=dict)
 
 
 def _log10(x: float) -> float | None:
@@ -50,13 +56,19 @@ def match_case(
     top_k: int = 10,
     lr_threshold: float = 1e4,
     progress: ProgressFn | None = None,
+    current: RunState | None = None,
+    previous: RunState | None = None,
+    carried_rows: Mapping[tuple[str, str], dict[str, Any]] | None = None,
 ) -> MatchingResult:
     """Candidates of every remains: its ``top_k`` best pairings by LR and every pairing with
     LR >= ``lr_threshold``, with joint posteriors (``docs/service.md``, matching runs).
 
     1. **screening** (exact pairwise LRs, the numbers of ``opendvi pairwise`` and ``opendvi screen``);
        families that cannot be evaluated (references impossible at a marker) are skipped with a note
-       naming them and the markers, and the run goes on;
+       naming them and the markers, and the run goes on. With ``previous`` (the state of an earlier
+       run, :mod:`opendvi.workflows.incremental`) and ``current`` (this case's fingerprints) only the
+       new or re-typed remains and the new or changed families are screened, the rest carried over
+       (``carried_rows``: the earlier run's candidates' per-marker LRs), exactly as a full run;
     2. **per-marker LRs** of the kept pairings, for the match pages, from the screening's own tables
        (they add up to the pairing's LR and equal the general engine's);
     3. **joint identification** of each component of the candidate graph (flat prior): each pairing's
@@ -77,20 +89,26 @@ def match_case(
     start = PHASE_END["loading"]
     span = PHASE_END["screening"] - start
     report("screening", start)
-    res = _screen(case, top=top_k, threshold=lr_threshold, per_marker=True,
-                  progress=lambda done, total: report("screening", start + span * done / max(total, 1)))
+    cur = current or incremental.current_state(case, profile_ids={}, top_k=top_k, lr_threshold=lr_threshold,
+                                               frequency_database_sha256="", mutation_models={})
+    plan = incremental.plan(previous, cur)
+    kept = incremental.kept_lists(case, previous=previous, plan_=plan, top_k=top_k, lr_threshold=lr_threshold,
+                                  carried_rows=carried_rows or {},
+                                  progress=lambda f: report("screening", start + span * f))
     t1 = time.perf_counter()
     timings["screening"] = t1 - t0
-    notes = list(dict.fromkeys(res.notes))
-    kept: dict[str, list[str]] = {r.id: [] for r in case.remains}
-    screened: dict[tuple[str, str], tuple[float, int, int, int]] = {}
-    for i, (rid, mp, v, x) in enumerate(res.pairs()):
-        kept[rid].append(mp)
-        screened[(rid, mp)] = (v, x, int(res.rank[i]), i)
+    notes = list(kept.notes)
+    log_thr = math.log(lr_threshold)
+    kept_mp: dict[str, list[str]] = {r.id: [] for r in case.remains}
+    screened: dict[tuple[str, str], tuple[float, int, int]] = {}
+    for rid, (_complete, entries) in kept.lists.items():
+        for rank, (mp, v, x) in enumerate(incremental.candidates_of(entries, top_k, log_thr), start=1):
+            kept_mp[rid].append(mp)
+            screened[(rid, mp)] = (v, x, rank)
     report("per-marker LRs", PHASE_END["screening"])
     # the screening made the reference checks of core.rules already: not again
-    problem = DVIProblem(replace(case, pairings={r: tuple(v) for r, v in kept.items()}),
-                         reference_checks=(res.unevaluable, res.inconsistent))
+    problem = DVIProblem(replace(case, pairings={r: tuple(v) for r, v in kept_mp.items()}),
+                         reference_checks=(kept.unevaluable, kept.inconsistent))
     for n in problem.notes:
         if n not in notes and not n.startswith("pairings:"):
             notes.append(n)
@@ -98,12 +116,10 @@ def match_case(
     pw = PairwiseResult(remains=tuple(problem.remains), missing=tuple(problem.missing))
     for rid in problem.remains:
         pw.log_lr[rid], pw.exclusions[rid] = {}, {}
-    for (rid, mp), (v, x, _rank, _i) in screened.items():
+    for (rid, mp), (v, x, _rank) in screened.items():
         if rid in pw.log_lr and mp in problem.admissible[rid]:
             pw.log_lr[rid][mp] = v
             pw.exclusions[rid][mp] = x
-    by_marker = res.log_lr_by_marker
-    assert by_marker is not None
     t2 = time.perf_counter()
     timings["per_marker"] = t2 - t1
     report("joint", PHASE_END["per-marker LRs"])
@@ -114,21 +130,30 @@ def match_case(
     rows: list[CandidateRow] = []
     typed_of = {rid: [m.name for m in problem.markers if problem.remains[rid].genotypes.get(m.name)]
                 for rid in problem.remains}
-    names = res.markers
-    for (rid, mp), (v, x, rank, i) in screened.items():
-        per = dict(zip(names, by_marker[i].tolist(), strict=True))
+    names = kept.markers
+    y_tables: dict[str, Any] = {}  # each missing person's Y table (candidate_systems)
+    for (rid, mp), (v, x, rank) in screened.items():
+        per_marker = kept.carried.get((rid, mp))
+        if per_marker is None:
+            per = zip(names, kept.per_marker[(rid, mp)], strict=True)
+            per_marker = {"log10_lr": {m: (None if y == -math.inf else y / LOG10) for m, y in per},
+                          "typed": typed_of.get(rid, [])}
         call = calls.get((rid, mp))
         rows.append(
             CandidateRow(
                 remains=rid, missing=mp, log10_lr=_log10(v), posterior=posterior.get((rid, mp), 0.0),
-                exclusions=x, n_markers=len(typed_of.get(rid, ())), rank=rank,
-                per_marker={"log10_lr": {m: (None if y == -math.inf else y / LOG10) for m, y in per.items()},
-                            "typed": typed_of.get(rid, [])},
+                exclusions=x, n_markers=len(typed_of.get(rid, ())), rank=rank, per_marker=per_marker,
                 log10_glr=None if call is None else call[0] / LOG10, glr_bound=None if call is None else call[1],
+                systems=candidate_systems(problem, rid, mp, per_marker, y_tables),
             )
         )
     skipped = [{"family": f, "markers": list(m), "note": unevaluable_family_note(f, m)}
-               for f, m in res.unevaluable.items()]
+               for f, m in kept.unevaluable.items()]
+    cur.lists = kept.lists
+    cur.unevaluable = {f: list(m) for f, m in kept.unevaluable.items()}
+    cur.inconsistent = {f: list(m) for f, m in kept.inconsistent.items()}
+    recomputed = plan.summary(pairs_screened=kept.pairs_screened, pairs_carried=kept.pairs_carried,
+                              n_remains=len(case.remains), n_families=len(case.families))
     return MatchingResult(
         candidates=rows,
         engine=ENGINE,
@@ -140,6 +165,8 @@ def match_case(
         timings=timings,
         counts={"remains": len(case.remains), "missing_persons": sum(len(f.missing) for f in case.families),
                 "candidates": len(rows), "components": n_components, "families_skipped": len(skipped)},
+        state=cur,
+        recomputed=recomputed,
     )
 
 
