@@ -45,7 +45,41 @@ from opendvi.core.markers import Marker
 from opendvi.core.observation import genotype_observation, hemizygous_observation
 from opendvi.core.profiles import Genotype
 
-__all__ = ["direct_match_log_lr", "lineage_direct_match", "marker_direct_log_lr"]
+__all__ = ["direct_match_log_lr", "lineage_direct_match", "marker_direct_log_lr", "marker_direct_table"]
+
+
+def marker_direct_table(
+    marker: Marker,
+    observations: Sequence[tuple[Genotype, float]],
+    *,
+    theta: float = 0.0,
+    hemizygous: bool = False,
+) -> np.ndarray:
+    """ln of the direct-match LR at one marker of every pair of ``observations`` ((genotype,
+    dropout) each; a matrix, rows and columns in their order; ``hemizygous``: a male at an X marker).
+    The sum runs over the genotypes of the alleles observed in any of them and one allele for all
+    the others (exact: an allele not observed enters the dropout model only as dropped out)."""
+    observed = sorted({a for gt, _d in observations for a in gt})
+    idx = {a: i for i, a in enumerate(observed)}
+    p = np.array([marker.p[marker.index[a]] for a in observed] + [0.0])
+    p[-1] = max(0.0, 1.0 - float(p[:-1].sum()))
+    k = len(p)
+    if hemizygous:
+        g = np.arange(k)
+        pg = p.copy()
+        o = np.array([hemizygous_observation([idx[a] for a in gt], d, g) for gt, d in observations])
+    else:
+        i1, i2 = np.triu_indices(k)
+        pg = np.where(i1 == i2, p[i1] * (theta + (1.0 - theta) * p[i1]), 2.0 * (1.0 - theta) * p[i1] * p[i2])
+        o = np.array([genotype_observation([idx[a] for a in gt], d, i1, i2) for gt, d in observations])
+    o = o.reshape(len(observations), len(pg))
+    w = o * pg
+    num = w @ o.T
+    den = w.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.log(num) - np.log(den)[:, None] - np.log(den)[None, :]
+    out[num == 0.0] = -math.inf
+    return out
 
 
 def marker_direct_log_lr(
@@ -58,26 +92,9 @@ def marker_direct_log_lr(
     theta: float = 0.0,
     hemizygous: bool = False,
 ) -> float:
-    """ln of the direct-match LR at one marker (``hemizygous``: a male at an X marker)."""
-    observed = sorted({a for a in (*gt1, *gt2)})
-    idx = {a: i for i, a in enumerate(observed)}
-    p = np.array([marker.p[marker.index[a]] for a in observed] + [0.0])
-    p[-1] = max(0.0, 1.0 - float(p[:-1].sum()))
-    k = len(p)
-    if hemizygous:
-        g = np.arange(k)
-        pg = p.copy()
-        o1 = hemizygous_observation([idx[a] for a in gt1], d1, g)
-        o2 = hemizygous_observation([idx[a] for a in gt2], d2, g)
-    else:
-        i1, i2 = np.triu_indices(k)
-        pg = np.where(i1 == i2, p[i1] * (theta + (1.0 - theta) * p[i1]), 2.0 * (1.0 - theta) * p[i1] * p[i2])
-        o1 = genotype_observation([idx[a] for a in gt1], d1, i1, i2)
-        o2 = genotype_observation([idx[a] for a in gt2], d2, i1, i2)
-    num = float(np.sum(o1 * o2 * pg))
-    if num == 0.0:
-        return -math.inf
-    return math.log(num) - math.log(float(np.sum(o1 * pg))) - math.log(float(np.sum(o2 * pg)))
+    """ln of the direct-match LR at one marker (``hemizygous``: a male at an X marker):
+    :func:`marker_direct_table` of the two observations."""
+    return float(marker_direct_table(marker, [(gt1, d1), (gt2, d2)], theta=theta, hemizygous=hemizygous)[0, 1])
 
 
 def direct_match_log_lr(

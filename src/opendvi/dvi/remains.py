@@ -25,7 +25,6 @@ from opendvi.core.direct_match import direct_match_log_lr
 from opendvi.core.profiles import Genotype
 from opendvi.core.rules import json_number, safe_exp
 from opendvi.dvi.problem import DVIProblem
-from opendvi.screening import screen_remains
 
 DEFAULT_GROUP_THRESHOLD = 1e4
 
@@ -83,6 +82,8 @@ def group_remains(problem: DVIProblem, *, threshold: float = DEFAULT_GROUP_THRES
     chain, and such a group needs a reviewer. Every pair's LR is computed
     (``log_lr``): a case of ``match-remains`` size.
     """
+    from opendvi.screening import screen_remains  # numba: loaded when first used
+
     ids = list(problem.remains)
     samples = problem.remains
     log_t = math.log(threshold)

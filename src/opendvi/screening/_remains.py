@@ -1,14 +1,15 @@
 # mypy: disable-error-code="no-untyped-def"
 """Remains against remains at national scale: every pair's direct-match LR
-(``opendvi.dvi.remains``: the LR of ``match-remains``, with dropout, theta and
+(``opendvi.core.direct_match``: the LR of ``match-remains``, with dropout, theta and
 lineage), kept where it reaches a threshold.
 
 The table-and-gather idea of the screening: per marker, the remains fall into
 *classes* of (observed genotype, dropout) (and sex at an X marker); a table
-holds the ln LR of every pair of classes, each entry computed by the one
-per-marker function of the rule (:func:`opendvi.dvi.remains.marker_direct_log_lr`);
+holds the ln LR of every pair of classes, computed by the one
+home of the rule (:func:`opendvi.core.direct_match.marker_direct_table`, whose two-sample case
+is the ``match-remains`` pair's);
 the lineage systems likewise (classes of Y haplotype and sex, of mtDNA
-haplotype; entries by :func:`opendvi.dvi.remains.lineage_direct_match`). A
+haplotype; entries by :func:`opendvi.core.direct_match.lineage_direct_match`). A
 numba kernel sums the tables over the markers for each pair of the upper
 triangle, parallel over rows, one block of rows at a time (never n x n in
 memory), and the pairs at or above the threshold are kept.
@@ -32,7 +33,7 @@ import numpy as np
 from numba import njit, prange
 
 from opendvi.core.case import Sample
-from opendvi.core.direct_match import lineage_direct_match, marker_direct_log_lr
+from opendvi.core.direct_match import lineage_direct_match, marker_direct_table
 from opendvi.core.lineage import CaseLineage
 from opendvi.core.markers import Marker
 
@@ -89,25 +90,30 @@ def _classes(keys: Sequence[Hashable | None]) -> tuple[np.ndarray, list[int]]:
 
 
 def _marker_table(m: Marker, samples: Sequence[Sample], theta: float) -> tuple[np.ndarray, np.ndarray]:
-    """The classes of the remains at marker ``m`` and the table of ln LR of every pair of classes."""
+    """The classes of the remains at marker ``m`` and the table of ln LR of every pair of classes
+    (:func:`opendvi.core.direct_match.marker_direct_table`; at an X marker the pair's sex chooses
+    the hemizygous or the diploid table, and a pair of unknown sex leaves the marker out)."""
     keys: list[Hashable | None] = []
     for s in samples:
         gt = s.genotypes.get(m.name)
         keys.append(None if not gt else (tuple(gt), float(s.dropout), s.sex if m.is_x else None))
     code, reps = _classes(keys)
-    c = len(reps)
-    tab = np.zeros((c, c))
-    for x in range(c):
-        a = samples[reps[x]]
-        for y in range(x, c):
-            b = samples[reps[y]]
-            sex = a.sex or b.sex
-            if m.is_x and (sex is None or (a.sex is not None and b.sex is not None and a.sex != b.sex)):
-                v = 0.0  # not used (direct_match_log_lr leaves it out or excludes the pair)
-            else:
-                v = marker_direct_log_lr(m, a.genotypes[m.name], a.dropout, b.genotypes[m.name], b.dropout,
-                                         theta=theta, hemizygous=m.is_x and sex == "M")
-            tab[x, y] = tab[y, x] = v
+    obs = [(samples[r].genotypes[m.name], samples[r].dropout) for r in reps]
+    if not obs:
+        return code, np.zeros((0, 0))
+    if not m.is_x:
+        return code, marker_direct_table(m, obs, theta=theta)
+    sexes = np.array([{"M": 1, "F": 2}.get(samples[r].sex or "", 0) for r in reps])
+    pair_sex = np.maximum(sexes[:, None], sexes[None, :])  # a.sex or b.sex (a conflict is excluded anyway)
+    conflict = (sexes[:, None] != 0) & (sexes[None, :] != 0) & (sexes[:, None] != sexes[None, :])
+    tab = np.zeros((len(obs), len(obs)))
+    if (pair_sex == 1).any():
+        hemi = marker_direct_table(m, obs, theta=theta, hemizygous=True)
+        tab = np.where(pair_sex == 1, hemi, tab)
+    if (pair_sex == 2).any():
+        dip = marker_direct_table(m, obs, theta=theta)
+        tab = np.where(pair_sex == 2, dip, tab)
+    tab[conflict] = 0.0  # not used: direct_match_log_lr excludes the pair
     return code, tab
 
 
@@ -202,7 +208,7 @@ def screen_remains(
 ) -> RemainsLinks:
     """Every pair of ``samples`` (sexes resolved, as :class:`opendvi.dvi.DVIProblem` has them) with
     direct-match LR >= ``threshold`` (None: every pair, -inf included): the numbers of
-    :func:`opendvi.dvi.remains.direct_match_log_lr` and, with lineage data,
+    :func:`opendvi.core.direct_match.direct_match_log_lr` and, with lineage data,
     :func:`opendvi.dvi.remains.group_remains`' combined LR and systems."""
     n = len(samples)
     ids = tuple(s.id for s in samples)
