@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 
 from opendvi import __version__
 from opendvi.i18n import gettext as _
+from opendvi.reports.evidence_lineage import lineage_evidence
 from opendvi.reports.numbers import format_lr as lr_text  # the one rule (also the CLI's and the pages')
 from opendvi.reports.verbal import band_label, verbal_equivalent
 from opendvi.store import repositories as repo
@@ -270,7 +271,8 @@ def candidate_evidence(session: Session, candidate: Candidate, *, names: bool = 
                    "sex": m.sex, "profile_version": prof.version if prof else None,
                    "latest_version": latest.version if latest else None,
                    "laboratory": prof.laboratory if prof else None, "kit": prof.kit if prof else None,
-                   "genotypes": {k: list(v) for k, v in prof.genotypes.items()} if prof else {}}
+                   "genotypes": {k: list(v) for k, v in prof.genotypes.items()} if prof else {},
+                   "haplotypes": prof.haplotypes if prof else None}
             if names:
                 ref["name"] = donor_names.get(d.id)
             references.append(ref)
@@ -340,7 +342,9 @@ def candidate_evidence(session: Session, candidate: Candidate, *, names: bool = 
         posterior_how = _("Per remains, with a flat prior over \"one of its candidates, or not among the missing\": "
                           "this LR over the sum of the remains' candidates' LRs and 1.")
     notes = [n for n in params.get("notes", []) if isinstance(n, str)]
-    lineage = candidate.per_marker.get("lineage")
+    lineage = lineage_evidence(systems=candidate.systems, provenance=run.lineage_databases,
+                               remains_haplotypes=used.haplotypes if used else None, references=references,
+                               pedigree=pedigree, missing_member=mp.member.code, combined_log10_lr=candidate.log10_lr)
     v = verbal_equivalent(candidate.log10_lr)
     out: dict[str, Any] = {
         "candidate_id": candidate.id,

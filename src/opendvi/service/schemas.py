@@ -110,6 +110,10 @@ class RunOut(Out):
     n_remains: int | None
     n_missing: int | None
     mutation_models: dict[str, Any] | None
+    lineage_databases: dict[str, Any] | None = None
+    #: what the run recomputed and why (incremental matching): ``mode`` ("full", "incremental"),
+    #: ``reasons``, counts of remains and families screened, pairs screened and carried over
+    recomputed: dict[str, Any] | None = None
 
 
 class DashboardOut(Out):
@@ -235,6 +239,13 @@ class CandidateOut(Out):
     log10_glr: Number | str | None
     glr_bound: bool | None
     per_marker: list[MarkerLROut] | None = None
+    #: with lineage evidence (Y-STR, mtDNA): each system's log10 LR (null: LR 0) and LR beside the
+    #: combined ``log10_lr``, the mismatches of each lineage system; ``lineage`` (the details of each
+    #: lineage LR) on ``GET /api/candidates/{id}`` only
+    log10_lr_by_system: dict[str, Number | None] | None = None
+    lr_by_system: dict[str, str] | None = None
+    mismatches: dict[str, int] | None = None
+    lineage: dict[str, Any] | None = None
 
 
 # ---------------------------------------------------------------------------

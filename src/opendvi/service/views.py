@@ -81,6 +81,10 @@ def run_public(run: MatchingRun) -> dict[str, Any]:
         "frequency_database_sha256": run.frequency_database_sha256, "parameters": run.parameters,
         "n_remains": run.n_remains, "n_missing": run.n_missing,
         "mutation_models": run.mutation_models,
+        # the lineage databases (Y-STR, mtDNA) the run used, with their SHA-256; null: none
+        "lineage_databases": run.lineage_databases,
+        # what the run recomputed and why (incremental matching); null: a run of an earlier version
+        "recomputed": run.recomputed,
     }
 
 
@@ -146,6 +150,13 @@ def candidate_public(c: Candidate, *, per_marker: bool = False) -> dict[str, Any
         # the call's GLR in the run's best joint assignment ("inf": no alternative), else null
         "log10_glr": json_number(c.log10_glr), "glr_bound": c.glr_bound,
     }
+    if c.systems:  # lineage evidence: each system's LR beside the combined one, and the lineage mismatches
+        by = c.systems.get("log10_lr", {})
+        out["log10_lr_by_system"] = by
+        out["lr_by_system"] = {s: lr_text(x) for s, x in by.items()}
+        out["mismatches"] = c.systems.get("mismatches", {})
+        if per_marker:
+            out["lineage"] = c.systems.get("details", {})
     if per_marker:
         out["per_marker"] = [
             {"marker": m, "log10_lr": v, "lr": lr_text(v) if m in c.per_marker.get("typed", []) else "1",

@@ -46,6 +46,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from opendvi.store import repositories as repo
 from opendvi.store.db import begin_write, end_read
 from opendvi.store.models import Candidate, FrequencyDatabase, MatchingRun, Operation, RunStatus, utcnow
+from opendvi.store.repositories.run_inputs import save_inputs
+from opendvi.workflows.incremental import run_inputs
 from opendvi.workflows.matching import PHASE_END, match_case
 
 log = logging.getLogger("opendvi.worker")
@@ -201,13 +203,20 @@ def execute(factory: Factory, run_id: int, *, worker: str, config: WorkerConfig,
             assert op is not None and fdb is not None
             params = dict(run.parameters)
             t0 = time.perf_counter()
-            stored = repo.build_case(db, operation=op, frequency_database=fdb)
+            lineage = {s: int(d["id"]) for s, d in (run.lineage_databases or {}).items()}  # those recorded
+            stored = repo.build_case(db, operation=op, frequency_database=fdb, lineage_databases=lineage)
+            inputs = run_inputs(db, run_id=run_id, case=stored.case,
+                                profile_ids={b: p for b, (_r, p) in stored.remains.items()},
+                                top_k=int(params.get("top_k", 10)), lr_threshold=float(params.get("lr_threshold", 1e4)),
+                                frequency_database_sha256=run.frequency_database_sha256,
+                                mutation_models=run.mutation_models)
             end_read(db)  # nothing held while computing
             db.rollback()
         t_load = time.perf_counter() - t0
         progress("loading", PHASE_END["loading"])
         result = match_case(stored.case, top_k=int(params.get("top_k", 10)),
-                            lr_threshold=float(params.get("lr_threshold", 1e4)), progress=progress)
+                            lr_threshold=float(params.get("lr_threshold", 1e4)), progress=progress,
+                            current=inputs.current, previous=inputs.previous, carried_rows=inputs.carried_rows)
         progress("storing", PHASE_END["joint"])
         t1 = time.perf_counter()
         chunk = repo.CANDIDATE_CHUNK
@@ -231,6 +240,9 @@ def execute(factory: Factory, run_id: int, *, worker: str, config: WorkerConfig,
             params["notes"] = result.notes
 
         def finish(db: Session) -> bool:
+            if result.state is not None:  # incremental matching: what the next run starts from
+                save_inputs(db, run_id=run_id, inputs=result.state.to_json(), recomputed=result.recomputed,
+                            keep_previous=inputs.previous_run)
             return repo.end_run(db, run_id=run_id, worker=worker, status=RunStatus.finished,
                                 n_remains=len(stored.case.remains),
                                 n_missing=sum(len(f.missing) for f in stored.case.families),

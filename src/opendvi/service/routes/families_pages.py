@@ -103,7 +103,19 @@ def family_context(db: DB, fam: Family, principal: Principal) -> dict[str, Any]:
            for mp in missing.values()]
     svg = pedigree_svg(people, title=_("Family %(code)s", code=fam.code))
     return {"fam": {"code": fam.code}, "members": members, "donors": donor_rows, "missing_persons": mps,
-            "svg": svg, "member_codes": [m.code for m in fam.members], **_labels()}
+            "svg": svg, "member_codes": [m.code for m in fam.members], **_labels(),
+            # the lineage haplotypes typed: genetic data, for the roles that read profiles
+            "haplotypes": family_haplotypes(donors, versions) if principal.can("remains.read") else None}
+
+
+def family_haplotypes(donors: list[Any], versions: dict[int, Any]) -> dict[str, Any]:
+    """The Y-STR and mtDNA haplotypes of the family's usable current profiles, Y loci in first-seen order."""
+    rows = [{"member": d.member.code, "barcode": d.barcode, "version": p.version, "haplotypes": p.haplotypes}
+            for d in donors if (p := versions.get(d.id)) is not None and p.haplotypes
+            and d.consent != store.CONSENT_WITHDRAWN]
+    ys = [r for r in rows if r["haplotypes"].get("Y")]
+    return {"loci": list(dict.fromkeys(locus for r in ys for locus in r["haplotypes"]["Y"])), "y": ys,
+            "mt": [r for r in rows if r["haplotypes"].get("mt")]}
 
 
 def _family_page(request: Request, db: DB, fam: Family, principal: Principal, *, status_code: int = 200,
@@ -221,7 +233,8 @@ def remains_page(request: Request, barcode: str, db: DB, principal: Principal = 
         if principal.can("identifications.read") else []
     return render(request, "remains.html", principal, r=v.remains_public(db, r), candidates=cands,
                   identifications=idents, versions=versions, genotypes=genotypes,
-                  current_version=current.version if current else None)
+                  current_version=current.version if current else None,
+                  haplotypes=current.haplotypes if current else None)
 
 
 # ---------------------------------------------------------------------------

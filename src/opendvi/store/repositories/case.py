@@ -16,6 +16,7 @@ from opendvi.io.case_json import parse_markers
 from opendvi.store.errors import ConflictError
 from opendvi.store.models import Donor, FrequencyDatabase, MissingPerson, Operation, Profile, Remains
 from opendvi.store.models import Family as DbFamily
+from opendvi.store.repositories.lineage import operation_lineage, stored_lineage
 
 __all__ = ["StoredCase", "build_case"]
 
@@ -35,33 +36,38 @@ def _genotypes(raw: Mapping[str, Any], names: Collection[str], who: str) -> dict
     return {m: gt for m, a in raw.items() if m in names and (gt := make_genotype(a, who=who, marker=m)) is not None}
 
 
-def _remains(session: Session, names: Collection[str]) -> tuple[list[Sample], dict[str, tuple[int, int]]]:
-    """The remains typed at one of ``names`` at least (current profiles), and barcode -> (remains id,
-    profile id)."""
+def _remains(session: Session, names: Collection[str], *, lineage: bool = False,
+             ) -> tuple[list[Sample], dict[str, tuple[int, int]], dict[str, tuple[str | None, Any]]]:
+    """The remains typed at one of ``names`` at least (current profiles; with ``lineage``, or with a
+    haplotype), barcode -> (remains id, profile id), and barcode -> (sex, haplotypes)."""
     cur = (select(Profile.remains_id.label("rid"), func.max(Profile.version).label("v"))
            .where(Profile.remains_id.is_not(None)).group_by(Profile.remains_id).subquery())
     samples: list[Sample] = []
     ids: dict[str, tuple[int, int]] = {}
-    for rid, barcode, sex, pid, genotypes, dropout in session.execute(
-        select(Remains.id, Remains.barcode, Remains.sex, Profile.id, Profile.genotypes, Profile.dropout)
+    haps: dict[str, tuple[str | None, Any]] = {}
+    for rid, barcode, sex, pid, genotypes, dropout, haplotypes in session.execute(
+        select(Remains.id, Remains.barcode, Remains.sex, Profile.id, Profile.genotypes, Profile.dropout,
+               Profile.haplotypes)
         .join(cur, cur.c.rid == Remains.id)
         .join(Profile, and_(Profile.remains_id == Remains.id, Profile.version == cur.c.v))
         .order_by(Remains.barcode)
     ):
-        if any(m in names for m in genotypes):
+        if any(m in names for m in genotypes) or (lineage and haplotypes):
             samples.append(Sample(barcode, sex, _genotypes(genotypes, names, barcode), float(dropout)))
             ids[barcode] = (rid, pid)
-    return samples, ids
+            if lineage and haplotypes:
+                haps[barcode] = (sex, haplotypes)
+    return samples, ids, haps
 
 
-def _donor_profiles(session: Session) -> dict[int, tuple[Any, float]]:
-    """Pedigree member id -> (genotypes, dropout) of its donor's current, usable profile."""
+def _donor_profiles(session: Session) -> dict[int, tuple[Any, float, Any]]:
+    """Pedigree member id -> (genotypes, dropout, haplotypes) of its donor's current, usable profile."""
     dcur = (select(Profile.donor_id.label("did"), func.max(Profile.version).label("v"))
             .where(Profile.donor_id.is_not(None)).group_by(Profile.donor_id).subquery())
     return {
-        member_id: (genotypes, dropout)
-        for member_id, genotypes, dropout in session.execute(
-            select(Donor.member_id, Profile.genotypes, Profile.dropout)
+        member_id: (genotypes, dropout, haplotypes)
+        for member_id, genotypes, dropout, haplotypes in session.execute(
+            select(Donor.member_id, Profile.genotypes, Profile.dropout, Profile.haplotypes)
             .join(dcur, dcur.c.did == Donor.id)
             .join(Profile, and_(Profile.donor_id == Donor.id, Profile.version == dcur.c.v))
             .where(Donor.profile_usable)  # consent withdrawn: the profile is not used
@@ -69,13 +75,16 @@ def _donor_profiles(session: Session) -> dict[int, tuple[Any, float]]:
     }
 
 
-def _families(session: Session, names: Collection[str]) -> tuple[list[Family], dict[str, int]]:
-    """The families with a missing person, and missing person code -> id."""
+def _families(session: Session, names: Collection[str]
+              ) -> tuple[list[Family], dict[str, int], dict[tuple[str, str], Any]]:
+    """The families with a missing person, missing person code -> id, and (family, member) -> the
+    haplotypes of the member's donor profile."""
     donor_profiles = _donor_profiles(session)
     mps = {member_id: (mp_id, code) for member_id, mp_id, code in
            session.execute(select(MissingPerson.member_id, MissingPerson.id, MissingPerson.code))}
     families: list[Family] = []
     missing: dict[str, int] = {}
+    haps: dict[tuple[str, str], Any] = {}
     for fam in session.execute(select(DbFamily).options(selectinload(DbFamily.members))
                                .order_by(DbFamily.code)).scalars():
         its_missing = tuple(m.code for m in fam.members if m.id in mps)
@@ -83,26 +92,34 @@ def _families(session: Session, names: Collection[str]) -> tuple[list[Family], d
             continue
         missing.update((m.code, mps[m.id][0]) for m in fam.members if m.id in mps)
         profiles = {m.code: donor_profiles[m.id] for m in fam.members if m.id in donor_profiles}
-        genotypes = {code: _genotypes(gts, names, code) for code, (gts, _d) in profiles.items()}
+        genotypes = {code: _genotypes(gts, names, code) for code, (gts, _d, _h) in profiles.items()}
+        haps.update(((fam.code, code), h) for code, (_g, _d, h) in profiles.items() if h)
         families.append(Family(
             id=fam.code, pedigree=Pedigree([Individual(m.code, m.father, m.mother, m.sex) for m in fam.members]),
             genotypes={code: gts for code, gts in genotypes.items() if gts}, missing=its_missing,
-            dropout={code: float(d) for code, (_g, d) in profiles.items() if d}))
-    return families, missing
+            dropout={code: float(d) for code, (_g, d, _h) in profiles.items() if d}))
+    return families, missing, haps
 
 
 def build_case(session: Session, *, operation: Operation,
-               frequency_database: FrequencyDatabase | None = None) -> StoredCase:
+               frequency_database: FrequencyDatabase | None = None,
+               lineage_databases: Mapping[str, int] | None = None) -> StoredCase:
     """Every remains of the database (current profiles, all operations) against every
     missing person of the database, at the markers of ``frequency_database`` (default: the
-    operation's); typings at other markers are left out. A few queries, no query per row."""
+    operation's); typings at other markers are left out. A few queries, no query per row.
+    The lineage evidence (Y-STR, mtDNA) with the lineage databases ``lineage_databases`` (system -> id,
+    as a run recorded them; default: the operation's), haplotypes at other Y loci left out."""
     fdb = frequency_database or operation.frequency_database
     if fdb is None:
         raise ConflictError(f"operation {operation.code} has no markers yet: import a case first")
     markers = parse_markers(fdb.markers)
     names = {m.name for m in markers}
-    remains, remains_ids = _remains(session, names)
-    families, missing = _families(session, names)
+    dbs = operation_lineage(session, operation=operation, ids=lineage_databases)
+    remains, remains_ids, remains_haps = _remains(session, names, lineage=bool(dbs))
+    families, missing, member_haps = _families(session, names)
+    lineage = None
+    if dbs:
+        families, lineage = stored_lineage(dbs, families=families, remains=remains_haps, members=member_haps)
     case = Case(name=operation.code, markers=markers, remains=tuple(remains), families=tuple(families),
-                theta=float(fdb.theta))
+                theta=float(fdb.theta), lineage=lineage)
     return StoredCase(case=case, frequency_database=fdb, remains=remains_ids, missing=missing)

@@ -4,7 +4,7 @@ checked by a pure function that lists every problem (:func:`case_import_problems
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -14,7 +14,8 @@ from opendvi.core.case import Case
 from opendvi.core.case import Family as CaseFamily
 from opendvi.io.case_json import case_to_dict
 from opendvi.store.errors import ImportValidationError
-from opendvi.store.models import Donor, Family, Import, MissingPerson, Operation, PedigreeMember, Remains, User
+from opendvi.store.models import Donor, Family, MissingPerson, Operation, Remains, User
+from opendvi.store.repositories.bulk import write_family_rows
 from opendvi.store.repositories.imports import (
     ImportSummary,
     begin_import,
@@ -23,7 +24,12 @@ from opendvi.store.repositories.imports import (
     get_or_create_frequency_database,
     write_remains,
 )
-from opendvi.store.repositories.remains import add_profile
+from opendvi.store.repositories.lineage import (
+    case_haplotypes,
+    lineage_import_problems,
+    lineage_provenance,
+    store_case_lineage,
+)
 
 __all__ = ["KnownRecords", "case_import_problems", "import_case"]
 
@@ -35,9 +41,15 @@ def _pedigree_rows(fam: CaseFamily) -> list[PedigreeRow]:
     return [(i.id, i.father, i.mother, i.sex) for i in fam.pedigree.individuals]
 
 
+def _typed(case: Case, f: CaseFamily) -> tuple[str, ...]:
+    """The family's reference samples: members typed at a marker or for a lineage system (pedigree order)."""
+    haps = case.lineage.haplotypes if case.lineage is not None else {}
+    return tuple(pid for pid in f.pedigree.ids if f.genotypes.get(pid) or pid in haps)
+
+
 def _donor_codes(case: Case, donor_barcodes: Mapping[tuple[str, str], str]) -> dict[str, str]:
     """The reference samples' barcodes (default: the member's id) -> family code."""
-    return {donor_barcodes.get((f.id, pid), pid): f.id for f in case.families for pid in f.references}
+    return {donor_barcodes.get((f.id, pid), pid): f.id for f in case.families for pid in _typed(case, f)}
 
 
 @dataclass(frozen=True)
@@ -131,47 +143,6 @@ def _read_existing(session: Session, *, case: Case, operation: Operation,
     return _Existing(remains=remains, families=families, known=known)
 
 
-def _new_family(session: Session, f: CaseFamily) -> tuple[Family, dict[str, PedigreeMember]]:
-    fam = Family(code=f.id)
-    session.add(fam)
-    session.flush()
-    members = {pid: PedigreeMember(family_id=fam.id, code=pid, position=pos, father=father, mother=mother, sex=sex)
-               for pos, (pid, father, mother, sex) in enumerate(_pedigree_rows(f))}
-    session.add_all(members.values())
-    session.flush()
-    return fam, members
-
-
-def _write_family(session: Session, f: CaseFamily, *, existing: _Existing, imp: Import, summary: ImportSummary,
-                  donor_barcodes: Mapping[tuple[str, str], str], donors: dict[str, Donor]) -> None:
-    """Register a family of the case (if new), its missing persons and reference donors, and add the
-    references' profile versions. ``donors``: the donors known so far, by barcode (updated)."""
-    fam = existing.families.get(f.id)
-    if fam is None:
-        fam, members = _new_family(session, f)
-        summary.families_new += 1
-    else:
-        members = {m.code: m for m in fam.members}
-    for mp_code in dict.fromkeys(f.missing):
-        if mp_code not in existing.known.missing_persons:
-            session.add(MissingPerson(code=mp_code, family_id=fam.id, member_id=members[mp_code].id,
-                                      sex=f.sex_of(mp_code)))
-            summary.missing_persons_new += 1
-    session.flush()
-    for pid in f.references:
-        dbc = donor_barcodes.get((f.id, pid), pid)
-        donor = donors.get(dbc)
-        if donor is None:
-            donor = donors[dbc] = Donor(barcode=dbc, family_id=fam.id, member_id=members[pid].id)
-            session.add(donor)
-            session.flush()
-            summary.donors_new += 1
-        prof = add_profile(session, donor=donor, genotypes=f.genotypes[pid],
-                           dropout=float(f.dropout.get(pid, 0.0)), import_id=imp.id)
-        if prof is not None:
-            summary.reference_profiles_new += 1
-
-
 def import_case(
     session: Session,
     *,
@@ -197,19 +168,28 @@ def import_case(
     bc_of = dict(donor_barcodes or {})
     existing = _read_existing(session, case=case, operation=operation, donor_barcodes=bc_of)
     problems = case_import_problems(case, existing.known, donor_barcodes=bc_of)
+    problems += lineage_import_problems(session, case=case, operation=operation)
     if problems:
         raise ImportValidationError(problems, filename=filename)
-    data = case_to_dict(case)
+    # the markers as dvi-case/1 spells them (not a second copy of the whole case)
+    markers = case_to_dict(replace(case, remains=(), families=(), pairings=None, lineage=None))["markers"]
     operation.frequency_database = get_or_create_frequency_database(session, name=case.name,
-                                                                    markers=data["markers"], theta=case.theta)
+                                                                    markers=markers, theta=case.theta)
+    lineage = store_case_lineage(session, case=case, operation=operation, name=case.name or filename)
+    haplotypes = case_haplotypes(case)
     imp = begin_import(session, operation=operation, file_format=file_format, filename=filename, sha256=sha256,
                        by=by)
     summary = ImportSummary(import_id=imp.id, operation=operation.code, notes=list(notes))
     write_remains(session, samples=case.remains, existing=existing.remains, operation=operation, imp=imp,
-                  summary=summary, laboratory=laboratory, kit=kit, untyped_profiles=False)
+                  summary=summary, laboratory=laboratory, kit=kit, untyped_profiles=False, haplotypes=haplotypes)
     donors = {d.barcode: d for d in session.execute(
         select(Donor).where(Donor.barcode.in_(list(_donor_codes(case, bc_of))))).scalars()}
-    for f in case.families:
-        _write_family(session, f, existing=existing, imp=imp, summary=summary, donor_barcodes=bc_of, donors=donors)
-    finish_import(session, imp=imp, summary=summary.as_dict(), action="import.case", by=by)
+    counts = write_family_rows(session, families=case.families, existing=existing.families,
+                               known_missing=existing.known.missing_persons, donors=donors, donor_barcodes=bc_of,
+                               typed=lambda f: _typed(case, f), pedigree_rows=_pedigree_rows, import_id=imp.id,
+                               haplotypes=haplotypes)
+    for k, n in vars(counts).items():
+        setattr(summary, k, getattr(summary, k) + n)
+    finish_import(session, imp=imp, summary=summary.as_dict(), action="import.case", by=by,
+                  details={"lineage_databases": lineage_provenance(lineage)} if lineage else None)
     return summary

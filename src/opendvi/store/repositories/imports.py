@@ -19,7 +19,7 @@ from opendvi.store import audit
 from opendvi.store.audit import canonical_json
 from opendvi.store.errors import ImportValidationError
 from opendvi.store.models import Donor, FrequencyDatabase, Import, Operation, Remains, User
-from opendvi.store.repositories.remains import add_profile, current_profile
+from opendvi.store.repositories.bulk import write_remains_rows
 
 __all__ = ["ImportSummary", "get_or_create_frequency_database", "import_frequencies", "import_remains_profiles"]
 
@@ -141,24 +141,17 @@ def import_frequencies(
 
 def write_remains(session: Session, *, samples: Sequence[Sample], existing: Mapping[str, Remains],
                   operation: Operation, imp: Import, summary: ImportSummary, laboratory: str | None,
-                  kit: str | None, untyped_profiles: bool) -> None:
+                  kit: str | None, untyped_profiles: bool,
+                  haplotypes: Mapping[str, dict[str, Any]] | None = None) -> None:
     """Register the samples' remains (new ones, or the sex of known ones) and add their profile
-    versions; ``untyped_profiles``: a sample without genotypes gets a profile version too."""
-    for smp in samples:
-        rem = existing.get(smp.id)
-        if rem is None:
-            rem = Remains(barcode=smp.id, operation_id=operation.id, sex=smp.sex, laboratory=laboratory, kit=kit)
-            session.add(rem)
-            session.flush()
-            summary.remains_new += 1
-        elif smp.sex is not None and rem.sex != smp.sex:
-            rem.sex = smp.sex
-        if smp.genotypes or untyped_profiles:
-            before = current_profile(session, remains=rem)
-            prof = add_profile(session, remains=rem, genotypes=smp.genotypes, dropout=smp.dropout,
-                               laboratory=laboratory, kit=kit, import_id=imp.id)
-            if prof is not None and before is not None:
-                summary.remains_retyped += 1
+    versions; ``untyped_profiles``: a sample without genotypes gets a profile version too;
+    ``haplotypes``: barcode -> Y / mtDNA haplotypes (a sample typed only for them gets a version).
+    Bulk writes (:mod:`opendvi.store.repositories.bulk`): a few statements, none per sample."""
+    new, retyped = write_remains_rows(session, samples=samples, existing=existing, operation_id=operation.id,
+                                      import_id=imp.id, laboratory=laboratory, kit=kit,
+                                      untyped_profiles=untyped_profiles, haplotypes=haplotypes)
+    summary.remains_new += new
+    summary.remains_retyped += retyped
 
 
 def existing_remains(session: Session, barcodes: Sequence[str]) -> dict[str, Remains]:

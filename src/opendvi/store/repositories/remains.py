@@ -156,11 +156,14 @@ def add_profile(
     laboratory: str | None = None,
     kit: str | None = None,
     import_id: int | None = None,
+    haplotypes: Mapping[str, Any] | None = None,
 ) -> Profile | None:
-    """A new profile version, or None when it equals the current one."""
+    """A new profile version, or None when it equals the current one. ``haplotypes`` (Y-STR, mtDNA, as
+    dvi-case/1 spells them): None keeps the current version's (the source carried none)."""
     gts = {m: list(g) for m, g in sorted(genotypes.items())}
     cur = current_profile(session, remains=remains, donor=donor)
-    if cur is not None and cur.genotypes == gts and cur.dropout == dropout:
+    haps = (cur.haplotypes if cur is not None else None) if haplotypes is None else (dict(haplotypes) or None)
+    if cur is not None and cur.genotypes == gts and cur.dropout == dropout and cur.haplotypes == haps:
         return None
     prof = Profile(
         remains_id=remains.id if remains is not None else None,
@@ -171,6 +174,7 @@ def add_profile(
         laboratory=laboratory,
         kit=kit,
         import_id=import_id,
+        haplotypes=haps,
     )
     add_unique(session, prof, lambda: "the profile was re-typed by someone else at the same time; import again")
     return prof

@@ -16,6 +16,7 @@ from opendvi.store import audit
 from opendvi.store.errors import ConflictError, NotFoundError
 from opendvi.store.models import Candidate, MatchingRun, Operation, RunStatus, User, utcnow
 from opendvi.store.repositories.case import StoredCase
+from opendvi.store.repositories.lineage import lineage_provenance, operation_lineage
 
 __all__ = ["CANDIDATE_CHUNK", "CandidateRow", "cancel_run", "claim_run", "current_run_id", "end_run", "enqueue_run",
            "get_run", "insert_candidates", "latest_run", "recover_runs", "runs_of", "touch_run"]
@@ -39,6 +40,8 @@ class CandidateRow:
     #: log10 GLR of the call in the best joint assignment (None: not a call, or not computed)
     log10_glr: float | None = None
     glr_bound: bool | None = None
+    #: with lineage evidence: each system's log10 LR and the lineage mismatches (``Candidate.systems``)
+    systems: dict[str, Any] | None = None
 
 
 #: candidates per INSERT statement (Core ``insert()`` with a list of dicts)
@@ -50,23 +53,27 @@ def enqueue_run(
     by: User | None,
 ) -> MatchingRun:
     """A queued matching run of every remains against every missing person, with the operation's
-    frequency database; a worker executes it (``opendvi.service.worker``)."""
+    frequency database and lineage databases; a worker executes it (``opendvi.service.worker``)."""
     fdb = operation.frequency_database
     if fdb is None:
         raise ConflictError(f"operation {operation.code} has no markers yet: import a case first")
+    lineage = lineage_provenance(operation_lineage(session, operation=operation))
     run = MatchingRun(
         operation_id=operation.id, software_version=software_version, engine=engine,
         frequency_database_id=fdb.id, frequency_database_sha256=fdb.sha256,
         mutation_models={m["name"]: m.get("mutation") for m in fdb.markers}, parameters=parameters,
         n_remains=0, n_missing=0, started_at=None, queued_at=utcnow(), status=RunStatus.queued.value,
         progress=0.0, phase="queued", attempts=0, cancel_requested=False, user_id=by.id if by else None,
+        lineage_databases=lineage,
     )
     session.add(run)
     session.flush()
     audit.append(session, action="matching.queue", username=by.username if by else None,
                  object_type="matching_run", object_id=run.id,
                  details={"operation": operation.code, "parameters": parameters,
-                          "frequency_database_sha256": fdb.sha256})
+                          "frequency_database_sha256": fdb.sha256,
+                          **({"lineage_databases_sha256": {s: d["sha256"] for s, d in lineage.items()}}
+                             if lineage else {})})
     return run
 
 
@@ -137,7 +144,7 @@ def insert_candidates(session: Session, *, run_id: int, stored: StoredCase, cand
                          "missing_person_id": stored.missing[c.missing], "log10_lr": c.log10_lr,
                          "posterior": c.posterior, "exclusions": c.exclusions, "n_markers": c.n_markers,
                          "rank": c.rank, "per_marker": c.per_marker, "log10_glr": c.log10_glr,
-                         "glr_bound": c.glr_bound})
+                         "glr_bound": c.glr_bound, "systems": c.systems})
         session.execute(insert(Candidate), rows)
         n += len(rows)
     return n
@@ -160,6 +167,8 @@ def _audit_end(session: Session, *, run_id: int, status: RunStatus, error: str |
         details.update({"candidates": n, "frequency_database_sha256": run.frequency_database_sha256,
                         "parameters": run.parameters, "software_version": run.software_version,
                         "engine": run.engine, "families_skipped": [s["family"] for s in (skipped or [])]})
+        if run.lineage_databases:
+            details["lineage_databases_sha256"] = {s: d["sha256"] for s, d in run.lineage_databases.items()}
     else:
         details["error"] = error
     audit.append(session, action=_END_ACTIONS[status], username=user.username if user else None,
