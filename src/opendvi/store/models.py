@@ -564,3 +564,4 @@ class LoginThrottleKey(Base):
 # the lineage tables (their own module), registered on Base.metadata with the rest
 from opendvi.store.models_lineage import LineageDatabase, OperationLineage  # noqa: E402,F401
 from opendvi.store.models_runs import MatchingRunInputs  # noqa: E402,F401
+from opendvi.store.models_fragments import FragmentGroup, FragmentGroupMember, FragmentLink  # noqa: E402,F401
