@@ -393,3 +393,30 @@ def _per_marker_of(case: Case, promoted: Mapping[str, set[str]], family_of: Mapp
         if rid in promoted.get(mp, ()):
             out.per_marker[(rid, mp)] = res.log_lr_by_marker[i].tolist()
     out.markers = out.markers or res.markers
+
+
+@dataclass
+class RunInputs:
+    """What a worker passes to :func:`opendvi.workflows.matching.match_case` for an incremental run."""
+
+    current: RunState
+    previous: RunState | None
+    previous_run: int | None
+    carried_rows: dict[tuple[str, str], dict[str, Any]]
+
+
+def run_inputs(session: Any, *, run_id: int, case: Case, profile_ids: Mapping[str, int], top_k: int,
+               lr_threshold: float, frequency_database_sha256: str, mutation_models: Mapping[str, Any]) -> RunInputs:
+    """This run's fingerprints and, from the database, the latest finished run's state and its candidates'
+    per-marker LRs (only when nothing global changed: a full run reads none)."""
+    from opendvi.store.repositories.run_inputs import carried_per_marker, previous_inputs
+
+    cur = current_state(case, profile_ids=profile_ids, top_k=top_k, lr_threshold=lr_threshold,
+                        frequency_database_sha256=frequency_database_sha256, mutation_models=mutation_models)
+    found = previous_inputs(session, before=run_id)
+    if found is None:
+        return RunInputs(cur, None, None, {})
+    prev = RunState.from_json(found[1])
+    if plan(prev, cur).full:
+        return RunInputs(cur, prev, found[0], {})
+    return RunInputs(cur, prev, found[0], carried_per_marker(session, run_id=found[0]))
