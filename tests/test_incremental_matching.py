@@ -141,7 +141,8 @@ def test_exchange_and_retyped_reference__only_those_recomputed__candidates_equal
     want = {(rid, mp): v / math.log(10) for rid, mp, v, _x in ref.pairs()}
     assert set(incremental_rows) == set(want)
     for key, v in want.items():
-        assert incremental_rows[key]["log10_lr"] == pytest.approx(v, abs=1e-9)
+        got = incremental_rows[key]["log10_lr"]
+        assert (-math.inf if got is None else got) == pytest.approx(v, abs=1e-9)  # None: LR 0
     # nothing changed since: every candidate carried over, none screened
     run4 = match(client, world["app"], h["dvi"], "A", top_k=TOP_K, lr_threshold=THRESHOLD)
     assert run4["recomputed"]["mode"] == "incremental"

@@ -205,6 +205,8 @@ class ProfileOut(Out):
     laboratory: str | None
     kit: str | None
     genotypes: dict[str, Any]
+    #: Y-STR and mtDNA haplotypes (``{"Y": {locus: value}, "mt": {"range", "variants"}}``); null: none
+    haplotypes: dict[str, Any] | None = None
 
 
 class RemainsOut(RemainsBase):

@@ -136,7 +136,7 @@ def remains_public(db: Session, r: Remains, *, profiles: bool = False) -> dict[s
     if profiles:
         out["profiles"] = [
             {"version": p.version, "created_at": iso(p.created_at), "dropout": p.dropout,
-             "laboratory": p.laboratory, "kit": p.kit, "genotypes": p.genotypes}
+             "laboratory": p.laboratory, "kit": p.kit, "genotypes": p.genotypes, "haplotypes": p.haplotypes}
             for p in versions
         ]
     return out
