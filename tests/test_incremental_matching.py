@@ -10,6 +10,7 @@ pairs, ranks, LRs and posteriors (1e-9), the same GLRs; they also equal ``opendv
 from __future__ import annotations
 
 import copy
+import json
 import math
 import random
 from collections.abc import Iterator
@@ -247,3 +248,6 @@ def test_plan__global_changes_mean_a_full_run_and_say_why() -> None:
     p = incremental.plan(v1, v2)
     assert not p.full and p.retyped_remains == [r0.id]
     assert incremental.RunState.from_json(v1.to_json()) == v1
+    v1.lists = {r0.id: (False, [("M1", -math.inf, 2), ("M2", -1.5, 0)])}
+    doc = json.loads(json.dumps(v1.to_json(), allow_nan=False))  # what PostgreSQL's JSON accepts
+    assert incremental.RunState.from_json(doc) == v1

@@ -122,13 +122,16 @@ class RunState:
 
     def to_json(self) -> dict[str, Any]:
         return {"globals": self.globals, "remains": self.remains, "families": self.families,
-                "lists": {r: [c, [list(e) for e in lst]] for r, (c, lst) in self.lists.items()},
+                # ln LR 0 (LR 0) is null: JSON has no infinity
+                "lists": {r: [c, [[e[0], None if e[1] == -math.inf else e[1], e[2]] for e in lst]]
+                          for r, (c, lst) in self.lists.items()},
                 "unevaluable": self.unevaluable, "inconsistent": self.inconsistent}
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> RunState:
         return cls(globals=dict(doc["globals"]), remains=dict(doc["remains"]), families=dict(doc["families"]),
-                   lists={r: (bool(c), [(str(e[0]), float(e[1]), int(e[2])) for e in lst])
+                   lists={r: (bool(c), [(str(e[0]), -math.inf if e[1] is None else float(e[1]), int(e[2]))
+                                        for e in lst])
                           for r, (c, lst) in doc["lists"].items()},
                    unevaluable={f: list(m) for f, m in doc.get("unevaluable", {}).items()},
                    inconsistent={f: list(m) for f, m in doc.get("inconsistent", {}).items()})
