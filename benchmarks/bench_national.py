@@ -57,6 +57,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -224,8 +225,6 @@ def _cli_screen(doc: dict[str, Any], tmp: Path, name: str) -> float:
 
 
 def reader_paths(barcodes: list[str], families: list[str]) -> list[str]:
-    from urllib.parse import quote
-
     bc = [quote(b, safe="") for b in barcodes]
     fam = [quote(f, safe="") for f in families]
     return ["/", f"/remains?operation={OPERATION}", f"/remains?operation={OPERATION}&page=40&sort=-best_lr",
@@ -391,10 +390,9 @@ def _one_backend(backend: str, database_url: str | None, plan_: Plan, sizes: Siz
         row("references", "import + run", total, cli_s=round(cli["references"], 3),
             ratio=round(total / cli["references"], 2), target="< 10 s", met=total < 10,
             note=f"run {ref_run:.1f} s; timings " + json.dumps(run.get("timings") or {}, sort_keys=True))
-        b = plan_.remains[0]["id"]
-        from urllib.parse import quote
-        pages = {"remains_list": f"/remains?operation={OPERATION}", "family": f"/families/{quote(plan_.families[0]['id'])}",
-                 "remains_candidates": f"/remains/{quote(b, safe='')}", "audit": "/audit"}
+        b, fam = quote(plan_.remains[0]["id"], safe=""), quote(plan_.families[0]["id"], safe="")
+        pages = {"remains_list": f"/remains?operation={OPERATION}", "family": f"/families/{fam}",
+                 "remains_candidates": f"/remains/{b}", "audit": "/audit"}
         users = {"remains_list": "reader", "family": "reader", "remains_candidates": "reader", "audit": "admin"}
         for r in _pages(base, pages, users, backend):
             rows.append({"backend": backend, **r})

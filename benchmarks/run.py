@@ -59,6 +59,7 @@ def load(path: Path) -> ModuleType:
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses of the module look their module up there
     spec.loader.exec_module(module)
     return module
 
