@@ -248,6 +248,9 @@ class CandidateOut(Out):
     lr_by_system: dict[str, str] | None = None
     mismatches: dict[str, int] | None = None
     lineage: dict[str, Any] | None = None
+    #: the remains is in a confirmed fragment group, matched as one person: these are the numbers of the
+    #: group's consensus profile (``{"consensus": id, "members": [barcodes]}``)
+    fragment_group: dict[str, Any] | None = None
 
 
 # ---------------------------------------------------------------------------
@@ -378,3 +381,45 @@ class ChainReportOut(Out):
     problems: list[str]
     notes: list[str]
     checkpoint: dict[str, Any] | None
+
+
+# -- fragments of one person (routes/api/fragments.py) ------------------------------------------------
+
+
+class FragmentLinkOut(Out):
+    """A pair of remains and its direct-match LR in the latest finished run (``linked``: at or above the
+    run's fragment threshold; otherwise a pair inside a group, shown for its conflict)."""
+
+    a: str
+    b: str
+    operation_a: str
+    operation_b: str
+    log10_lr: Number | None
+    lr: str
+    linked: bool
+    lr_by_system: dict[str, Any] | None = None
+    mismatches: dict[str, Any] | None = None
+
+
+class FragmentMemberOut(Out):
+    barcode: str
+    operation: str
+    bag: str | None
+
+
+class FragmentGroupOut(Out):
+    """A group of remains that are parts of one person: suggested (by a run), proposed, confirmed (four
+    eyes) or split; its members and the links among them."""
+
+    id: int
+    state: str
+    version: int
+    run: int | None
+    members: list[FragmentMemberOut]
+    links: list[FragmentLinkOut]
+    proposed_by: str | None
+    proposed_at: IsoText
+    proposal_note: str | None
+    decided_by: str | None
+    decided_at: IsoText
+    decision_reason: str | None

@@ -157,6 +157,8 @@ def candidate_public(c: Candidate, *, per_marker: bool = False) -> dict[str, Any
         out["mismatches"] = c.systems.get("mismatches", {})
         if per_marker:
             out["lineage"] = c.systems.get("details", {})
+    if "fragment_group" in c.per_marker:  # a confirmed group matched as one person (workflows/fragments.py)
+        out["fragment_group"] = c.per_marker["fragment_group"]
     if per_marker:
         out["per_marker"] = [
             {"marker": m, "log10_lr": v, "lr": lr_text(v) if m in c.per_marker.get("typed", []) else "1",

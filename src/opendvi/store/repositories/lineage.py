@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -136,26 +136,38 @@ def lineage_provenance(dbs: Mapping[str, LineageDatabase]) -> dict[str, Any] | N
 # ---------------------------------------------------------------------------
 
 
-def _unique_ids(families: Sequence[Family], remains: Sequence[str]) -> dict[tuple[str, str], str]:
-    """(family, member) -> a case id for the members whose code is not unique in the stored case (another
-    family's member, a remains barcode): haplotypes are looked up by person id. Missing persons keep
-    their codes (unique in the database); the suffix keeps each family's order of ids (ties between
-    references are broken by the smallest id)."""
-    seen: dict[str, int] = {}
+def _unique_ids(families: Sequence[Family], remains: Sequence[str],
+                members: Collection[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """(family, member) -> a new case id, where a code is not unique in the stored case: haplotypes are
+    looked up by person id, and member codes are unique per family only. ``remains``: the barcodes with
+    haplotypes; ``members``: the (family, member) with haplotypes. An untyped member whose code is a typed
+    person's is renamed; a typed member keeps its code (the lineage LR's details name it) unless it is
+    a missing person's or another typed person's code. Missing persons and remains keep theirs (unique in
+    the database). The suffix keeps each family's order of ids (ties between references go to the
+    smallest id)."""
+    missing = {mp for f in families for mp in f.missing}
+    owner: dict[str, tuple[str, str] | None] = dict.fromkeys(remains)  # code -> the typed person it names
+    rename: list[tuple[str, str]] = []
     for f in families:
         for pid in f.pedigree.ids:
-            seen[pid] = seen.get(pid, 0) + 1
-    taken = set(remains) | set(seen)
+            if (f.id, pid) in members:
+                if pid in missing or pid in owner:
+                    rename.append((f.id, pid))
+                else:
+                    owner[pid] = (f.id, pid)
+    for f in families:
+        rename += [(f.id, pid) for pid in f.pedigree.ids
+                   if pid in owner and owner[pid] != (f.id, pid) and pid not in f.missing
+                   and (f.id, pid) not in members]
+    taken = set(remains) | {pid for f in families for pid in f.pedigree.ids}
     out: dict[tuple[str, str], str] = {}
-    for f in families:
-        for pid in f.pedigree.ids:
-            if pid not in f.missing and (seen[pid] > 1 or pid in remains):
-                new, k = f"{pid} (family {f.id})", 1
-                while new in taken:
-                    k += 1
-                    new = f"{pid} (family {f.id}, {k})"
-                taken.add(new)
-                out[(f.id, pid)] = new
+    for fid, pid in rename:
+        new, k = f"{pid} (family {fid})", 1
+        while new in taken:
+            k += 1
+            new = f"{pid} (family {fid}, {k})"
+        taken.add(new)
+        out[(fid, pid)] = new
     return out
 
 
@@ -191,7 +203,7 @@ def stored_lineage(
     barcode -> (sex, haplotypes), ``members`` (family, member) -> haplotypes (usable donors' profiles).
     Members whose code is not unique in the stored case are given unique ids (:func:`_unique_ids`); the
     families are returned relabelled. Read through the case-file reader, which checks it all again."""
-    ids = _unique_ids(families, list(remains))
+    ids = _unique_ids(families, [bc for bc, (_sex, h) in remains.items() if h], set(members))
     fams = [_relabel(f, ids) for f in families]
     content = {s: r.content for s, r in dbs.items()}
     y_loci = set(_y_loci(dbs["Y"])) if "Y" in dbs else set()
