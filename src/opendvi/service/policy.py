@@ -48,6 +48,11 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "identifications.propose": frozenset({D}),
     "identifications.decide": frozenset({R}),
     "identifications.withdraw": frozenset({D, R}),
+    # fragments of one person (groups of remains): proposed by the DVI analyst, confirmed by a reviewer
+    # who did not propose it (four eyes), split by either (a confirmed group: the reviewer)
+    "fragments.propose": frozenset({D}),
+    "fragments.decide": frozenset({R}),
+    "fragments.split": frozenset({D, R}),
     "audit.read": frozenset({A, R}),
     "audit.verify": frozenset({A}),
     # one's own TOTP second factor: for the roles whose decisions weigh most

@@ -47,6 +47,7 @@ from opendvi.store import repositories as repo
 from opendvi.store.db import begin_write, end_read
 from opendvi.store.models import Candidate, FrequencyDatabase, MatchingRun, Operation, RunStatus, utcnow
 from opendvi.store.repositories.run_inputs import save_inputs
+from opendvi.workflows import fragments
 from opendvi.workflows.incremental import run_inputs
 from opendvi.workflows.matching import PHASE_END, match_case
 
@@ -205,7 +206,9 @@ def execute(factory: Factory, run_id: int, *, worker: str, config: WorkerConfig,
             t0 = time.perf_counter()
             lineage = {s: int(d["id"]) for s, d in (run.lineage_databases or {}).items()}  # those recorded
             stored = repo.build_case(db, operation=op, frequency_database=fdb, lineage_databases=lineage)
-            inputs = run_inputs(db, run_id=run_id, case=stored.case,
+            # fragments (workflows/fragments.py): each confirmed group is matched as one person
+            case, merged, frag_notes = fragments.merge_confirmed(stored.case, repo.confirmed_fragment_groups(db))
+            inputs = run_inputs(db, run_id=run_id, case=case,
                                 profile_ids={b: p for b, (_r, p) in stored.remains.items()},
                                 top_k=int(params.get("top_k", 10)), lr_threshold=float(params.get("lr_threshold", 1e4)),
                                 frequency_database_sha256=run.frequency_database_sha256,
@@ -214,13 +217,16 @@ def execute(factory: Factory, run_id: int, *, worker: str, config: WorkerConfig,
             db.rollback()
         t_load = time.perf_counter() - t0
         progress("loading", PHASE_END["loading"])
-        result = match_case(stored.case, top_k=int(params.get("top_k", 10)),
+        t_frag = time.perf_counter()
+        links = fragments.link_fragments(stored.case, threshold=float(params.get("fragment_threshold", 1e4)))
+        t_frag = time.perf_counter() - t_frag
+        result = match_case(case, top_k=int(params.get("top_k", 10)),
                             lr_threshold=float(params.get("lr_threshold", 1e4)), progress=progress,
                             current=inputs.current, previous=inputs.previous, carried_rows=inputs.carried_rows)
         progress("storing", PHASE_END["joint"])
         t1 = time.perf_counter()
         chunk = repo.CANDIDATE_CHUNK
-        cands = result.candidates
+        cands = fragments.expand_candidates(result.candidates, merged)
         for i in range(0, len(cands), chunk):
             part = cands[i:i + chunk]
 
@@ -234,12 +240,14 @@ def execute(factory: Factory, run_id: int, *, worker: str, config: WorkerConfig,
                 raise LostLease()
             progress("storing", PHASE_END["joint"] + (1 - PHASE_END["joint"]) * min(1.0, (i + chunk) / len(cands)))
         check()
-        timings = {"loading": t_load, **result.timings, "storing": time.perf_counter() - t1}
+        timings = {"loading": t_load, "fragments": t_frag, **result.timings, "storing": time.perf_counter() - t1}
         params.update(result.parameters)
-        if result.notes:
-            params["notes"] = result.notes
+        if result.notes or frag_notes:
+            params["notes"] = result.notes + frag_notes
 
         def finish(db: Session) -> bool:
+            params["fragments"] = fragments.store_links(db, run_id=run_id, remains=stored.remains, links=links,
+                                                        merged=merged)
             if result.state is not None:  # incremental matching: what the next run starts from
                 save_inputs(db, run_id=run_id, inputs=result.state.to_json(), recomputed=result.recomputed,
                             keep_previous=inputs.previous_run)

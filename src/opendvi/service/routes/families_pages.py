@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from opendvi.i18n import gettext as _
 from opendvi.i18n import pgettext, terms
+from opendvi.service import fragments_views as fv
 from opendvi.service import intake
 from opendvi.service import views as v
 from opendvi.service.deps import DB, P, Principal
@@ -234,7 +235,8 @@ def remains_page(request: Request, barcode: str, db: DB, principal: Principal = 
     return render(request, "remains.html", principal, r=v.remains_public(db, r), candidates=cands,
                   identifications=idents, versions=versions, genotypes=genotypes,
                   current_version=current.version if current else None,
-                  haplotypes=current.haplotypes if current else None)
+                  haplotypes=current.haplotypes if current else None,
+                  fragments=fv.remains_fragments(db, r))
 
 
 # ---------------------------------------------------------------------------

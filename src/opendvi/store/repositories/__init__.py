@@ -18,6 +18,8 @@ One module per aggregate, each with its ``__all__``, every public name re-export
 - :mod:`.case`: the stored case for matching (:func:`build_case`)
 - :mod:`.lineage`: Y-STR and mtDNA: haplotypes of profile versions, an operation's lineage databases
 - :mod:`.runs`: matching runs as jobs, bulk candidates
+- :mod:`.fragments`: fragments of one person: a run's links and suggested groups, proposal, four-eyes
+  confirmation, split
 - :mod:`.decisions`: candidates and identifications: reading them, the decision policy, the evidence
   rules, proposing and deciding
 """
@@ -29,6 +31,7 @@ from opendvi.store.repositories.case import *  # noqa: F403
 from opendvi.store.repositories.case_import import *  # noqa: F403
 from opendvi.store.repositories.decisions import *  # noqa: F403
 from opendvi.store.repositories.families import *  # noqa: F403
+from opendvi.store.repositories.fragments import *  # noqa: F403
 from opendvi.store.repositories.imports import *  # noqa: F403
 from opendvi.store.repositories.lineage import *  # noqa: F403
 from opendvi.store.repositories.operations import *  # noqa: F403
@@ -37,6 +40,6 @@ from opendvi.store.repositories.remains import *  # noqa: F403
 from opendvi.store.repositories.runs import *  # noqa: F403
 from opendvi.store.repositories.users import *  # noqa: F403
 
-_SUBMODULES = ("case", "case_import", "decisions", "families", "imports", "lineage", "operations",
+_SUBMODULES = ("case", "case_import", "decisions", "families", "fragments", "imports", "lineage", "operations",
                "queries", "remains", "runs", "users")
 __all__ = ["utcnow", *(name for m in _SUBMODULES for name in sys.modules[f"{__name__}.{m}"].__all__)]

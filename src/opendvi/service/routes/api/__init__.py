@@ -8,7 +8,15 @@ matches routes in order).
 
 from __future__ import annotations
 
-from opendvi.service.routes.api import accounts, audit, families, identifications, operations, remains  # noqa: F401
+from opendvi.service.routes.api import (  # noqa: F401
+    accounts,
+    audit,
+    families,
+    fragments,
+    identifications,
+    operations,
+    remains,
+)
 from opendvi.service.routes.api._common import router
 
 __all__ = ["router"]

@@ -1,0 +1,146 @@
+"""Fragments of one person across bags and exchanges, in the service's matching run
+(``docs/service.md``, fragments).
+
+* :func:`link_fragments`: every remains against every other remains of the case (the direct-match LR
+  of ``opendvi match-remains``, by the screening's table-and-gather kernel
+  :func:`opendvi.screening.screen_remains`), the pairs at or above the threshold, the groups they make
+  (:func:`opendvi.dvi.remains.group_links`, the rule of ``match-remains``), and every other pair inside
+  a group (a conflict shows);
+* :func:`merge_confirmed`: a confirmed group is matched as one person: its members leave the case and
+  its consensus profile (:func:`opendvi.dvi.remains.consensus_profile`) takes their place;
+* :func:`expand_candidates`: the consensus' candidates, one row for each member, marked;
+* :func:`store_links`: the run's links and suggested groups into the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from opendvi.core.case import Case, Sample
+from opendvi.core.lineage import PersonHaplotypes
+from opendvi.dvi.problem import DVIProblem
+from opendvi.dvi.remains import DEFAULT_GROUP_THRESHOLD, consensus_profile, group_links
+from opendvi.screening import screen_remains
+from opendvi.store.repositories import CandidateRow, FragmentLinkRow, store_fragments
+
+__all__ = ["FragmentLinks", "FragmentPair", "consensus_id", "expand_candidates", "link_fragments",
+           "merge_confirmed", "store_links"]
+
+
+@dataclass(frozen=True)
+class FragmentPair:
+    a: str
+    b: str
+    #: ln of the combined direct-match LR
+    log_lr: float
+    #: at or above the threshold (else: a pair inside a group)
+    linked: bool
+    by_system: dict[str, float] = field(default_factory=dict)
+    mismatches: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FragmentLinks:
+    threshold: float
+    pairs: list[FragmentPair]
+    groups: list[list[str]]
+    #: pairs inside a group with LR below 1
+    conflicts: list[tuple[str, str, float]]
+
+
+def link_fragments(case: Case, *, threshold: float = DEFAULT_GROUP_THRESHOLD) -> FragmentLinks:
+    """The fragment links and groups of every remains of ``case`` (``match-remains``' numbers: the
+    case's markers, theta and lineage, sexes resolved as :class:`opendvi.dvi.DVIProblem` does);
+    never n x n in memory."""
+    problem = DVIProblem(replace(case, families=(), pairings=None))
+    samples = list(problem.remains.values())
+    ids = [s.id for s in samples]
+    lineage = case.lineage if case.lineage is not None and case.lineage.systems else None
+    res = screen_remains(samples, problem.markers, theta=problem.theta, lineage=lineage, threshold=threshold)
+    pairs: dict[tuple[str, str], FragmentPair] = {}
+    for k, (a, b, v) in enumerate(res.pairs()):
+        by, mis = res.systems_of(k)
+        pairs[(a, b)] = FragmentPair(a, b, v, True, by, mis)
+    groups = group_links(ids, zip(res.i.tolist(), res.j.tolist(), strict=True))
+    pos = {r: k for k, r in enumerate(ids)}
+    conflicts = []
+    for g in groups:
+        inner = screen_remains([problem.remains[r] for r in g], problem.markers, theta=problem.theta,
+                               lineage=lineage, threshold=None)
+        for k, (a, b, v) in enumerate(inner.pairs()):
+            key = (a, b) if pos[a] < pos[b] else (b, a)
+            if key not in pairs:
+                by, mis = inner.systems_of(k)
+                pairs[key] = FragmentPair(key[0], key[1], v, False, by, mis)
+            if v < 0:
+                conflicts.append((key[0], key[1], v))
+    return FragmentLinks(threshold, list(pairs.values()), groups, conflicts)
+
+
+def consensus_id(group_id: int) -> str:
+    """The id of a confirmed group's consensus sample in the run's case."""
+    return f"fragment-group-{group_id}"
+
+
+def merge_confirmed(case: Case, groups: Mapping[int, Sequence[str]]) -> tuple[Case, dict[str, list[str]], list[str]]:
+    """``case`` with each confirmed group (id -> member barcodes) as one remains: its consensus profile
+    (:func:`opendvi.dvi.remains.consensus_profile`) where its first member was, the members left out;
+    lineage haplotypes: the members' where they agree. Returns the case, consensus id -> members, and
+    notes (conflicts of a consensus)."""
+    by_id = {r.id: r for r in case.remains}
+    merged: dict[str, list[str]] = {}
+    first: dict[str, Sample] = {}
+    gone: set[str] = set()
+    notes: list[str] = []
+    haplotypes: dict[str, PersonHaplotypes] = {}
+    for gid, members in groups.items():
+        present = [m for m in members if m in by_id]
+        if len(present) < 2:
+            continue
+        cid = consensus_id(gid)
+        sample, problems = consensus_profile([by_id[m] for m in present], id=cid)
+        notes += [f"fragment group {gid}: {p}" for p in problems]
+        merged[cid] = present
+        first[present[0]] = sample
+        gone.update(present)
+        if case.lineage is not None:
+            hs = {case.lineage.haplotypes[m] for m in present if m in case.lineage.haplotypes}
+            if len(hs) == 1:
+                haplotypes[cid] = next(iter(hs))
+            elif hs:
+                notes.append(f"fragment group {gid}: the members' lineage haplotypes differ; not used")
+    if not merged:
+        return case, {}, []
+    remains = tuple(first.get(r.id, r) for r in case.remains if r.id in first or r.id not in gone)
+    lineage = case.lineage
+    if lineage is not None and haplotypes:
+        lineage = replace(lineage, haplotypes={**lineage.haplotypes, **haplotypes})
+    return replace(case, remains=remains, lineage=lineage), merged, notes
+
+
+def expand_candidates(rows: Sequence[CandidateRow], merged: Mapping[str, Sequence[str]]) -> list[CandidateRow]:
+    """The candidate rows with each consensus' rows repeated for every member of its group (the same
+    numbers: the group is matched as one person), marked ``per_marker["fragment_group"]``."""
+    out: list[CandidateRow] = []
+    for row in rows:
+        members = merged.get(row.remains)
+        if members is None:
+            out.append(row)
+            continue
+        note: dict[str, Any] = {"consensus": row.remains, "members": list(members)}
+        for m in members:
+            out.append(replace(row, remains=m, per_marker={**row.per_marker, "fragment_group": note}))
+    return out
+
+
+def store_links(session: Any, *, run_id: int, remains: Mapping[str, tuple[int, int]], links: FragmentLinks,
+                merged: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+    """Store a finishing run's fragment links and suggested groups (``remains``: barcode -> (remains id,
+    profile id), as :class:`opendvi.store.repositories.StoredCase` has them); what the run records."""
+    rows = [FragmentLinkRow(p.a, p.b, p.log_lr, p.linked, p.by_system, p.mismatches) for p in links.pairs]
+    counts = store_fragments(session, run_id=run_id, remains_ids={b: r for b, (r, _p) in remains.items()},
+                             links=rows, groups=links.groups, threshold=links.threshold)
+    return {"threshold": links.threshold, **counts, "conflicts": len(links.conflicts),
+            "matched_as_one": {cid: list(m) for cid, m in merged.items()}}

@@ -1,0 +1,174 @@
+"""Fragments of one person across exchanges, end to end through the API, on SQLite and PostgreSQL.
+
+Two fragments of one simulated missing person are imported in two operations (A and B); a matching run
+links them (the direct-match LR of ``opendvi match-remains``, to 1e-9) and suggests the group that
+``match-remains`` finds on the same data; a DVI analyst proposes it, a reviewer confirms it (four eyes);
+the next run matches the group as one person: each member's candidates are the consensus profile's,
+equal to ``opendvi pairwise`` on the case with the consensus sample; a split puts them back one by one.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from opendvi.dvi import DVIProblem
+from opendvi.dvi.pairwise import pairwise_lr
+from opendvi.dvi.remains import consensus_profile
+from opendvi.io.case_json import case_from_dict, case_to_dict
+from opendvi.screening import simulate_case
+from opendvi.store.models import AuditEntry
+from opendvi.workflows.identify import match_remains
+from tests.servicekit import BACKENDS, assert_error_shape, bearer, make_app, match, migrated_engine
+
+LOG10 = math.log(10.0)
+
+
+def _docs() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], tuple[str, str]]:
+    """Operations A and B (dvi-case/1) and the whole case; two fragments of one missing person, one in
+    each operation."""
+    case, truth = simulate_case(families=10, remains=14, seed=5, share_fragments=0.15)
+    whole = case_to_dict(case)
+    for m in whole["markers"]:
+        m.pop("mutation", None)
+    by_mp: dict[str, list[str]] = {}
+    for rid, mp in truth.missing.items():
+        if mp is not None:
+            by_mp.setdefault(mp, []).append(rid)
+    pair = next(v for v in by_mp.values() if len(v) == 2)
+    ids = [r["id"] for r in whole["remains"]]
+    in_b = set(ids[len(ids) // 2:]) - {pair[0]} | {pair[1]}
+    a = {**copy.deepcopy(whole), "remains": [r for r in whole["remains"] if r["id"] not in in_b],
+         "families": whole["families"][:6]}
+    b = {**copy.deepcopy(whole), "remains": [r for r in whole["remains"] if r["id"] in in_b],
+         "families": whole["families"][6:]}
+    return a, b, whole, (pair[0], pair[1])
+
+
+@pytest.fixture(params=BACKENDS)
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    with migrated_engine(request.param, tmp_path) as engine:
+        app = make_app(engine, demo=False)
+        client = TestClient(app)
+        h = {u: bearer(client, u) for u in ("lab", "dvi", "reviewer", "reviewer2", "intake")}
+        a, b, whole, pair = _docs()
+        for code, doc in (("A", a), ("B", b)):
+            r = client.post("/api/operations", json={"code": code, "name": code}, headers=h["lab"])
+            assert r.status_code == 201, r.text
+            r = client.post(f"/api/operations/{code}/imports", json=doc, headers=h["lab"])
+            assert r.status_code == 201, r.text
+        yield {"app": app, "client": client, "h": h, "whole": whole, "pair": pair, "engine": engine}
+
+
+def _run(world: dict[str, Any]) -> dict[str, Any]:
+    return match(world["client"], world["app"], world["h"]["dvi"], "A", top_k=3, lr_threshold=1e4)
+
+
+def _get(world: dict[str, Any], url: str, who: str = "dvi", **params: Any) -> Any:
+    r = world["client"].get(url, params=params, headers=world["h"][who])
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _post(world: dict[str, Any], url: str, who: str, body: dict[str, Any] | None = None, status: int = 200) -> Any:
+    r = world["client"].post(url, json=body, headers=world["h"][who])
+    assert r.status_code == status, r.text
+    return r.json()
+
+
+def test_fragments_in_two_operations_grouped_confirmed_matched_as_one(world: dict[str, Any]) -> None:
+    whole, (x, y) = world["whole"], world["pair"]
+    run = _run(world)
+    assert run["parameters"]["fragments"]["threshold"] == 1e4
+    # -- the group equals match-remains on the same data
+    ref = match_remains(case_from_dict(whole), threshold=1e4)
+    groups = _get(world, "/api/fragment-groups", state="suggested")
+    assert sorted(sorted(m["barcode"] for m in g["members"]) for g in groups) == sorted(sorted(g) for g in
+                                                                                        ref.matching.groups)
+    mine = next(g for g in groups if {x, y} <= {m["barcode"] for m in g["members"]})
+    assert {m["operation"] for m in mine["members"]} == {"A", "B"}
+    # every link of every remains: the pairs at or above the threshold, with match-remains' LR
+    linked = {}
+    for rid in {r["id"] for r in whole["remains"]}:
+        for ln in _get(world, "/api/fragment-links", remains=rid):
+            if ln["linked"]:
+                linked[(ln["a"], ln["b"])] = ln["log10_lr"]
+    want = {tuple(sorted(k)): v for k, v in ref.matching.log_lr.items() if v >= math.log(1e4)}
+    assert set(linked) == set(want)
+    for k, v in want.items():
+        assert linked[k] == pytest.approx(v / LOG10, abs=1e-9)
+    assert any(ln["a"] in (x, y) and ln["b"] in (x, y) for ln in mine["links"])
+    # -- four eyes: the analyst proposes, a reviewer confirms; not the other way round
+    gid = mine["id"]
+    assert_error_shape(world["client"].post(f"/api/fragment-groups/{gid}/confirm", headers=world["h"]["reviewer"]),
+                       409)  # only a proposed group
+    assert_error_shape(world["client"].post(f"/api/fragment-groups/{gid}/propose", headers=world["h"]["reviewer"]),
+                       403)
+    g = _post(world, f"/api/fragment-groups/{gid}/propose", "dvi", {"note": "same person, two exchanges"})
+    assert g["state"] == "proposed" and g["proposed_by"] == "dvi"
+    assert_error_shape(world["client"].post(f"/api/fragment-groups/{gid}/confirm", headers=world["h"]["dvi"]), 403)
+    # a remains is in at most one active group
+    assert_error_shape(world["client"].post("/api/fragment-groups", json={"remains": [x, y]},
+                                            headers=world["h"]["dvi"]), 409)
+    g = _post(world, f"/api/fragment-groups/{gid}/confirm", "reviewer", {"version": g["version"]})
+    assert g["state"] == "confirmed" and g["decided_by"] == "reviewer"
+    # -- the next run matches the group as one person: its consensus profile
+    run2 = _run(world)
+    members = [m["barcode"] for m in g["members"]]
+    assert run2["parameters"]["fragments"]["matched_as_one"] == {f"fragment-group-{gid}": members}
+    case = case_from_dict(whole)
+    by_id = {r.id: r for r in case.remains}
+    cons, _notes = consensus_profile([by_id[m] for m in members], id="CONSENSUS")
+    merged = replace(case, remains=(cons, *(r for r in case.remains if r.id not in members)))
+    pw = pairwise_lr(DVIProblem(merged))
+    expected = {mp: v for mp, v in pw.log_lr["CONSENSUS"].items()}
+    for m in members:
+        cands = _get(world, f"/api/remains/{m}/candidates")
+        assert cands, m
+        for c in cands:
+            assert c["fragment_group"] == {"consensus": f"fragment-group-{gid}", "members": members}
+            want_lr = expected[c["missing_person"]]
+            got = -math.inf if c["log10_lr"] is None else c["log10_lr"] * LOG10
+            assert got == pytest.approx(want_lr, abs=1e-9), (m, c)
+    # the remains page shows the group, its links and the operation of each part
+    page = world["client"].get(f"/remains/{x}", headers=world["h"]["reviewer"])
+    assert page.status_code == 200
+    assert f'id="fragment-group-{gid}"' in page.text and "fragment-links" in page.text
+    # -- split (a confirmed group: a reviewer, with a reason); the parts are matched one by one again
+    assert_error_shape(world["client"].post(f"/api/fragment-groups/{gid}/split", json={"reason": ""},
+                                            headers=world["h"]["reviewer2"]), 409)
+    assert_error_shape(world["client"].post(f"/api/fragment-groups/{gid}/split", json={"reason": "x"},
+                                            headers=world["h"]["dvi"]), 403)
+    g = _post(world, f"/api/fragment-groups/{gid}/split", "reviewer2", {"reason": "an exclusion at a re-typing"})
+    assert g["state"] == "split"
+    _run(world)
+    assert all("fragment_group" not in c for c in _get(world, f"/api/remains/{x}/candidates"))
+    assert not [s for s in _get(world, "/api/fragment-groups", state="suggested")
+                if {m["barcode"] for m in s["members"]} == set(members)]  # not suggested again
+    # every change audited
+    with world["app"].state.sessionmaker() as db:
+        actions = list(db.execute(select(AuditEntry.action).where(AuditEntry.action.like("fragments.%"))).scalars())
+    assert {"fragments.suggest", "fragments.propose", "fragments.confirm", "fragments.split"} <= set(actions)
+
+
+def test_propose_by_hand_and_bad_input(world: dict[str, Any]) -> None:
+    x, y = world["pair"]
+    _run(world)
+    assert_error_shape(world["client"].post("/api/fragment-groups", json={"remains": [x]},
+                                            headers=world["h"]["dvi"]), 422)
+    assert_error_shape(world["client"].post("/api/fragment-groups", json={"remains": [x, "NO-SUCH"]},
+                                            headers=world["h"]["dvi"]), 404)
+    assert_error_shape(world["client"].get("/api/fragment-groups/999999", headers=world["h"]["dvi"]), 404)
+    g = _post(world, "/api/fragment-groups", "dvi", {"remains": [x, y], "note": "by hand"}, status=201)
+    assert g["state"] == "proposed" and g["run"] is None
+    assert [m["barcode"] for m in g["members"]] == sorted([x, y])
+    # the intake officer (names side) does not read remains
+    assert world["client"].get("/api/fragment-groups", headers=world["h"]["intake"]).status_code == 403
