@@ -1,4 +1,4 @@
-"""The inputs of a matching run (``docs/decisions/0009-incremental-matching.md``): registered on
+"""The inputs of a matching run (``docs/decisions/0007-incremental-matching.md``): registered on
 :class:`opendvi.store.models.Base` (imported at the end of :mod:`opendvi.store.models`). One row per
 finished run, read only by the next run (``workflows.incremental``); kept apart from ``matching_runs`` so
 that lists of runs never load it."""
