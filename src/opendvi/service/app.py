@@ -21,9 +21,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opendvi import __version__, i18n
 from opendvi.service import errors
+from opendvi.service.admission import ADMISSION_ENV, DEFAULT_CONCURRENT_READS, AdmissionMiddleware
 from opendvi.service.deps import SESSION_COOKIE
 from opendvi.service.limits import BodyLimitMiddleware
-from opendvi.service.routes import api, docs, families_pages, pages, power
+from opendvi.service.routes import api, docs, families_pages, fragments_pages, pages, power
 from opendvi.service.routes import exports as exports_routes
 from opendvi.service.routes import plots as plots_routes
 from opendvi.service.routes import review as review_routes
@@ -166,6 +167,7 @@ def create_app(*, settings: Settings | None = None, engine: Engine | None = None
     app.include_router(plots_routes.router)  # before pages: /plots/... (reports/plots.py)
     app.include_router(api.router)  # one router per resource: routes/api/
     app.include_router(families_pages.router)  # before pages: /families/{code}, /remains/{barcode}
+    app.include_router(fragments_pages.router)  # the remains page's fragment forms
     app.include_router(review_routes.router)  # before pages: /candidates/{id}, /identifications/{id}/report
     app.include_router(pages.router)
     app.include_router(docs.router)  # Swagger UI and ReDoc, vendored under service/static
@@ -174,6 +176,9 @@ def create_app(*, settings: Settings | None = None, engine: Engine | None = None
                        anonymous_max_bytes=settings.anonymous_max_body_bytes, session_cookie=SESSION_COOKIE)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(i18n.LocaleMiddleware)
+    # outermost: reads queue first come, first served before any work is done for them (admission.py)
+    app.add_middleware(AdmissionMiddleware,
+                       limit=int(os.environ.get(ADMISSION_ENV) or DEFAULT_CONCURRENT_READS))
     return app
 
 

@@ -1,0 +1,77 @@
+"""Admission of reads: at most a few requests of one process worked on at once, the others served in
+the order they came (``docs/service.md``, Concurrency).
+
+Without it every request that arrives starts at once: fifty readers are fifty threads of one process
+taking turns at the interpreter lock, each request takes fifty times its own time, and the slowest
+of them (a page that renders a table) waits longest, so the 99th percentile is several times the
+median. With a short first-come, first-served queue in front, a request waits for the ones before it
+and then runs nearly alone: the median hardly moves and the tail comes close to it.
+
+Reads (GET, HEAD) queue here: they are short and bounded. Sign-ins (``POST /api/auth/login`` and
+the page's ``POST /login``, anonymous) have a queue of their own, one at a time per process: a flood
+of guesses then never takes more than one of the process's threads from the readers, whatever its
+rate. Other writes (imports, decisions) pass at once, as before, so that a slow upload never holds a
+place in a queue. A place is given back when the response starts (a streamed export then runs
+beside the queue, not in it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+#: environment variable: reads worked on at once per process (``0``: no queues)
+ADMISSION_ENV = "OPENDVI_CONCURRENT_READS"
+DEFAULT_CONCURRENT_READS = 4
+READ_METHODS = frozenset({"GET", "HEAD"})
+SIGN_IN_PATHS = frozenset({"/api/auth/login", "/login"})
+#: sign-ins worked on at once per process
+CONCURRENT_SIGN_INS = 1
+
+
+class AdmissionMiddleware:
+    """First come, first served: reads beyond ``limit`` at once wait, and sign-ins beyond one (plain
+    ASGI: nothing is buffered)."""
+
+    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self._queues: dict[str, asyncio.Semaphore] = {}  # made on the server's event loop
+
+    def _queue_of(self, scope: Scope) -> asyncio.Semaphore | None:
+        if scope["type"] != "http" or self.limit <= 0:
+            return None
+        if scope["method"] in READ_METHODS:
+            kind, size = "read", self.limit
+        elif scope["method"] == "POST" and scope["path"] in SIGN_IN_PATHS:
+            kind, size = "sign-in", CONCURRENT_SIGN_INS
+        else:
+            return None
+        if kind not in self._queues:
+            self._queues[kind] = asyncio.Semaphore(size)  # asyncio wakes its waiters in arrival order
+        return self._queues[kind]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        queue = self._queue_of(scope)
+        if queue is None:
+            await self.app(scope, receive, send)
+            return
+        await queue.acquire()
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                queue.release()
+
+        async def send_releasing(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                release()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_releasing)
+        finally:
+            release()
