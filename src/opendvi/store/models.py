@@ -193,7 +193,8 @@ class Remains(Base):
     """A post-mortem sample, known by its barcode."""
 
     __tablename__ = "remains"
-    __table_args__ = (Index("ix_remains_operation_barcode", "operation_id", "barcode"),)
+    __table_args__ = (Index("ix_remains_operation_barcode", "operation_id", "barcode"),
+                      Index("ix_remains_created_at", "created_at"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     barcode: Mapped[str] = mapped_column(String(64), unique=True)
@@ -215,6 +216,7 @@ class Remains(Base):
 
 class Family(Base):
     __tablename__ = "families"
+    __table_args__ = (Index("ix_families_created_at", "created_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(64), unique=True)
@@ -418,6 +420,8 @@ class Candidate(Base):
         Index("ix_candidates_run_remains_rank", "run_id", "remains_id", "rank"),
         Index("ix_candidates_run_lr", "run_id", "log10_lr"),
         Index("ix_candidates_remains_run", "remains_id", "run_id"),
+        # the best LR of each remains in a run from the index alone (lists, filters, dashboard; migration 0010)
+        Index("ix_candidates_run_remains_lr", "run_id", "remains_id", "log10_lr"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

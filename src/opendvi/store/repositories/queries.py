@@ -76,14 +76,17 @@ class Page:
 
 
 def paginate(session: Session, stmt: Any, *, page: int, per_page: int, sort: str,
-             sorts: Mapping[str, Sequence[Any]], tiebreak: Any, scalars: bool = True) -> Page:
-    """``stmt`` filtered, counted (one COUNT over it) and cut to ``page`` (1-based) of ``per_page``,
-    ordered by ``sort`` (a key of ``sorts``, ``-`` in front for descending) then ``tiebreak``."""
+             sorts: Mapping[str, Sequence[Any]], tiebreak: Any, scalars: bool = True,
+             count_stmt: Any = None) -> Page:
+    """``stmt`` filtered, counted (one COUNT over it, or over ``count_stmt``: the same rows with fewer
+    columns or joins, cheaper to count) and cut to ``page`` (1-based) of ``per_page``, ordered by
+    ``sort`` (a key of ``sorts``, ``-`` in front for descending) then ``tiebreak``."""
     key = sort.removeprefix("-")
     if key not in sorts:
         raise ValueError(f"sort must be one of {', '.join(sorted(sorts))} (with - for descending), found {sort!r}")
     desc = sort.startswith("-")
-    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    counted = count_stmt if count_stmt is not None else stmt
+    total = session.scalar(select(func.count()).select_from(counted.order_by(None).subquery())) or 0
     order = [c.desc().nulls_last() if desc else c.asc().nulls_last() for c in sorts[key]]
     order.append(tiebreak.desc() if desc else tiebreak.asc())
     q = stmt.order_by(*order).limit(per_page).offset((page - 1) * per_page)

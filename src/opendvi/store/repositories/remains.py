@@ -88,14 +88,28 @@ def page_remains(
     current (latest finished) run in [min, max] (log10); ``unreviewed_above``: a candidate of the current
     run with log10 LR at or above it, and no active identification."""
     run_id = current_run_id(session)
+    rid = run_id if run_id is not None else -1
+
+    def filtered(stmt: Any) -> Any:
+        if operation is not None:
+            stmt = stmt.where(Remains.operation_id == operation.id)
+        return _state_filter(_text_filter(stmt, q), state)
+
+    sorts: dict[str, list[Any]] = {"barcode": [Remains.barcode], "operation": [Remains.operation_id, Remains.barcode],
+                                   "received": [Remains.created_at]}
+    if sort.removeprefix("-") != "best_lr" and min_log10_lr is None and max_log10_lr is None \
+            and unreviewed_above is None:
+        # the best LR only of the page's rows (an index seek each), the count over the remains alone:
+        # no aggregate over every candidate of the run
+        best_of = (select(func.max(Candidate.log10_lr))
+                   .where(Candidate.run_id == rid, Candidate.remains_id == Remains.id).scalar_subquery())
+        stmt = filtered(select(Remains, best_of.label("best")).options(selectinload(Remains.operation)))
+        return paginate(session, stmt, page=page, per_page=per_page, sort=sort, scalars=False, tiebreak=Remains.id,
+                        sorts={**sorts, "best_lr": [best_of]}, count_stmt=filtered(select(Remains.id)))
     best = (select(Candidate.remains_id.label("rid"), func.max(Candidate.log10_lr).label("best"))
-            .where(Candidate.run_id == (run_id if run_id is not None else -1))
-            .group_by(Candidate.remains_id).subquery())
-    stmt = (select(Remains, best.c.best).outerjoin(best, best.c.rid == Remains.id)
-            .options(selectinload(Remains.operation)))
-    if operation is not None:
-        stmt = stmt.where(Remains.operation_id == operation.id)
-    stmt = _state_filter(_text_filter(stmt, q), state)
+            .where(Candidate.run_id == rid).group_by(Candidate.remains_id).subquery())
+    stmt = filtered(select(Remains, best.c.best).outerjoin(best, best.c.rid == Remains.id)
+                    .options(selectinload(Remains.operation)))
     if min_log10_lr is not None:
         stmt = stmt.where(best.c.best >= min_log10_lr)
     if max_log10_lr is not None:
@@ -103,8 +117,7 @@ def page_remains(
     if unreviewed_above is not None:
         stmt = stmt.where(best.c.best >= unreviewed_above, ~_active_identification().exists())
     return paginate(session, stmt, page=page, per_page=per_page, sort=sort, scalars=False, tiebreak=Remains.id,
-                    sorts={"barcode": [Remains.barcode], "operation": [Remains.operation_id, Remains.barcode],
-                           "received": [Remains.created_at], "best_lr": [best.c.best]})
+                    sorts={**sorts, "best_lr": [best.c.best]})
 
 
 def update_remains(
