@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from opendvi.service.admission import AdmissionMiddleware
 
 
@@ -128,9 +130,25 @@ def test_a_failing_request_gives_its_place_back() -> None:
     async def go() -> None:
         mw = AdmissionMiddleware(boom, limit=1)
         for _ in range(3):  # with the place kept, the second would wait for ever
-            try:
+            with pytest.raises(RuntimeError, match="bug"):
                 await asyncio.wait_for(mw(_scope("GET", "/x"), _noop_receive, _noop_send), timeout=5)
-            except RuntimeError:
-                pass
 
     asyncio.run(go())
+
+
+def test_queues_belong_to_their_event_loop() -> None:
+    """A test client may run each request on a loop of its own: the queues of one loop are not used on
+    another (an asyncio semaphore is bound to the loop it first waited on)."""
+    app = _App()
+    mw = AdmissionMiddleware(app, limit=1)
+
+    async def contended() -> None:
+        tasks = [asyncio.create_task(mw(_scope("GET", f"/r{i}"), _noop_receive, _noop_send)) for i in range(3)]
+        for i in range(3):
+            await _settle()
+            app.gates.setdefault(f"/r{i}", asyncio.Event()).set()
+        await asyncio.gather(*tasks)
+
+    for _ in range(2):
+        app.gates.clear()
+        asyncio.run(contended())

@@ -18,6 +18,7 @@ beside the queue, not in it).
 from __future__ import annotations
 
 import asyncio
+import weakref
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -37,7 +38,9 @@ class AdmissionMiddleware:
     def __init__(self, app: ASGIApp, *, limit: int) -> None:
         self.app = app
         self.limit = limit
-        self._queues: dict[str, asyncio.Semaphore] = {}  # made on the server's event loop
+        # per event loop (a server has one; a test client may run one per request): a queue belongs to one
+        self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]] = \
+            weakref.WeakKeyDictionary()
 
     def _queue_of(self, scope: Scope) -> asyncio.Semaphore | None:
         if scope["type"] != "http" or self.limit <= 0:
@@ -48,9 +51,10 @@ class AdmissionMiddleware:
             kind, size = "sign-in", CONCURRENT_SIGN_INS
         else:
             return None
-        if kind not in self._queues:
-            self._queues[kind] = asyncio.Semaphore(size)  # asyncio wakes its waiters in arrival order
-        return self._queues[kind]
+        queues = self._queues.setdefault(asyncio.get_running_loop(), {})
+        if kind not in queues:
+            queues[kind] = asyncio.Semaphore(size)  # asyncio wakes its waiters in arrival order
+        return queues[kind]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         queue = self._queue_of(scope)
