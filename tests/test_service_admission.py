@@ -5,9 +5,9 @@ starts."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
+from starlette.types import Message, Receive, Scope, Send
 
 from opendvi.service.admission import AdmissionMiddleware
 
@@ -23,7 +23,7 @@ class _App:
         self.gates: dict[str, asyncio.Event] = {}
         self.stream = stream
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         name = scope["path"]
         self.order.append(name)
         self.inside.add(name)
@@ -38,15 +38,15 @@ class _App:
         await send({"type": "http.response.body", "body": b""})
 
 
-def _scope(method: str, path: str) -> dict[str, Any]:
+def _scope(method: str, path: str) -> Scope:
     return {"type": "http", "method": method, "path": path, "headers": []}
 
 
-async def _noop_receive() -> dict[str, Any]:
+async def _noop_receive() -> Message:
     return {"type": "http.request", "body": b"", "more_body": False}
 
 
-async def _noop_send(message: dict[str, Any]) -> None:
+async def _noop_send(message: Message) -> None:
     return None
 
 
@@ -124,7 +124,7 @@ def test_limit_zero_turns_the_queues_off() -> None:
 
 
 def test_a_failing_request_gives_its_place_back() -> None:
-    async def boom(scope: Any, receive: Any, send: Any) -> None:
+    async def boom(scope: Scope, receive: Receive, send: Send) -> None:
         raise RuntimeError("bug")
 
     async def go() -> None:
