@@ -112,10 +112,10 @@ class User(Base):
     #: route but the password change answers 403 until the user sets his own
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     password_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
-    #: TOTP second factor (RFC 6238, base32 secret): enabled when set
-    totp_secret: Mapped[str | None] = mapped_column(String(64), default=None)
+    #: TOTP second factor (RFC 6238, base32 secret, sealed: service/secret_box.py): enabled when set
+    totp_secret: Mapped[str | None] = mapped_column(String(160), default=None)
     #: a secret being set up, enabled once a code from it is confirmed
-    totp_pending: Mapped[str | None] = mapped_column(String(64), default=None)
+    totp_pending: Mapped[str | None] = mapped_column(String(160), default=None)
     #: the last 30-second step whose code was accepted (a code is used once)
     totp_last_step: Mapped[int | None] = mapped_column(Integer, default=None)
     #: interface language chosen by the user ("uk", "en"); None: the browser's Accept-Language decides
