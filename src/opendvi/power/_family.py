@@ -19,6 +19,7 @@ from opendvi.power._inclusion import (
     poisson_binomial,
     simulated_inclusion,
 )
+from opendvi.power._lineage import DEFAULT_LINEAGE_NSIM, LineagePower, lineage_power
 
 #: Simulation defaults (used when asked for, or when the exact method cannot be used).
 DEFAULT_NSIM = 100_000
@@ -62,6 +63,8 @@ class PowerSettings:
     use_templates: bool = True
     rank_threshold: float = 1e4
     rank_by: str = "e_log10_lr"
+    #: draws of a lineage (Y) term that cannot be enumerated exactly (seeded by ``seed``)
+    lineage_nsim: int = DEFAULT_LINEAGE_NSIM
 
     def check(self) -> None:
         if self.method not in METHODS:
@@ -72,15 +75,16 @@ class PowerSettings:
             raise PowerError(f"rank_by must be one of {', '.join(RANK_BY)}, found {self.rank_by!r}")
         if not self.grid > 0:
             raise PowerError(f"grid must be positive, found {self.grid!r}")
-        if self.nsim < 1:
-            raise PowerError(f"nsim must be >= 1, found {self.nsim}")
+        if self.nsim < 1 or self.lineage_nsim < 1:
+            raise PowerError(f"nsim must be >= 1, found {min(self.nsim, self.lineage_nsim)}")
         if not self.thresholds or any(not t > 0 for t in self.thresholds):
             raise PowerError("thresholds must be positive LRs")
 
 
-def inclusion_of(markers: Sequence[MarkerPower], settings: PowerSettings, *, seed_offset: int = 0) -> Inclusion:
-    """Inclusion power of independent markers (exact or simulated, as the settings say)."""
-    atoms = [(m.atoms_p, m.atoms_l) for m in markers]
+def inclusion_of(markers: Sequence[MarkerPower], settings: PowerSettings, *, seed_offset: int = 0,
+                 lineage: Sequence[LineagePower] = ()) -> Inclusion:
+    """Inclusion power of independent markers and lineage terms (exact or simulated, as the settings say)."""
+    atoms = [(m.atoms_p, m.atoms_l) for m in (*markers, *lineage)]
     if settings.method in ("auto", "exact"):
         inc = exact_inclusion(atoms, settings.thresholds, grid=settings.grid,
                               max_bins=settings.max_bins if settings.method == "auto" else 1 << 62)
@@ -91,10 +95,13 @@ def inclusion_of(markers: Sequence[MarkerPower], settings: PowerSettings, *, see
 
 @dataclass
 class Summary:
-    """Totals over markers of one set of :class:`MarkerPower`."""
+    """Totals over markers of one set of :class:`MarkerPower`, and the lineage
+    terms (Y, mt) when the case has them: they enter the LR totals and the
+    inclusion power (independent systems), not the exclusion power."""
 
     markers: list[MarkerPower]
     inclusion: Inclusion
+    lineage: list[LineagePower] = field(default_factory=list)
 
     @property
     def ep_total(self) -> float:
@@ -106,20 +113,24 @@ class Summary:
 
     @property
     def e_log10_lr(self) -> float:
-        return math.fsum(m.e_log10_lr for m in self.markers)
+        return math.fsum([*(m.e_log10_lr for m in self.markers), *(t.e_log10_lr for t in self.lineage)])
 
     @property
     def sd_log10_lr(self) -> float:
-        return math.sqrt(math.fsum(m.var_log10_lr for m in self.markers))
+        return math.sqrt(math.fsum([*(m.var_log10_lr for m in self.markers), *(t.var_log10_lr for t in self.lineage)]))
 
     @property
     def e_lr(self) -> float:
-        lg = math.fsum(math.log10(m.e_lr) for m in self.markers if m.e_lr > 0)
+        lg = self.log10_e_lr
         return 10.0**lg if lg < 308 else math.inf
 
     @property
     def log10_e_lr(self) -> float:
-        return math.fsum(math.log10(m.e_lr) for m in self.markers if m.e_lr > 0)
+        return math.fsum(math.log10(x.e_lr) for x in (*self.markers, *self.lineage) if x.e_lr > 0)
+
+    def lineage_json(self) -> dict[str, Any]:
+        """Each lineage term (``{"Y": {...}, "mt": {...}}``; empty without lineage data)."""
+        return {t.system: t.to_json() for t in self.lineage}
 
     def mismatch_distribution(self) -> list[float]:
         """P(exactly k excluding markers), k = 0 .. number of markers with EP > 0."""
@@ -158,6 +169,7 @@ class CandidatePower:
             "e_log10_lr": s.e_log10_lr,
             **s.inclusion_json(),
             "per_marker": {m.marker: {"exclusion": m.ep, "e_log10_lr": m.e_log10_lr} for m in s.markers},
+            **({"lineage": s.lineage_json()} if s.lineage else {}),
         }
 
 
@@ -203,6 +215,8 @@ class FamilyPower:
             **s.inclusion_json(),
             "mutation_kept_for": [m.marker for m in s.markers if m.mutation == "kept"],
         }
+        if s.lineage:
+            out["lineage"] = s.lineage_json()
         if self.kept is not None:
             k = self.kept
             out["mutations_kept"] = {
@@ -281,18 +295,20 @@ def family_power(
     bad = [m.marker for m in base if m.impossible]
     if bad:
         raise UnevaluableFamily(fam.id, bad)
-    summary = Summary(base, inclusion_of(base, settings))
+    lin = lineage_power(case, fam, mp, nsim=settings.lineage_nsim, seed=settings.seed)
+    summary = Summary(base, inclusion_of(base, settings, lineage=lin), lin)
     kept: Summary | None = None
     if settings.with_kept and settings.mutations == "forrel" and any(mk.has_mutation for mk in case.markers):
         km = [marker_power(fam, mp, m, mode="kept", **kw) for m in case.markers]
-        kept = Summary(km, inclusion_of(km, settings, seed_offset=500))
+        kept = Summary(km, inclusion_of(km, settings, seed_offset=500, lineage=lin), lin)
     result = FamilyPower(family=fam.id, missing=mp, summary=summary, kept=kept, notes=list(dict.fromkeys(notes)))
     for j, cset in enumerate(candidates, start=1):
         cs = tuple(cset)
         check_candidates(fam, mp, cs)
         cm = [marker_power(fam, mp, m, mode=settings.mutations, candidates=cs, choice=b.mutation, **kw)
               for m, b in zip(case.markers, base, strict=True)]
-        result.next.append(CandidatePower(cs, Summary(cm, inclusion_of(cm, settings, seed_offset=j))))
+        cl = lineage_power(case, fam, mp, cs, nsim=settings.lineage_nsim, seed=settings.seed + j)
+        result.next.append(CandidatePower(cs, Summary(cm, inclusion_of(cm, settings, seed_offset=j, lineage=cl), cl)))
     result.next.sort(key=lambda c: rank_key(c.summary, settings))
     return result
 

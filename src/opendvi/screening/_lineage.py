@@ -54,7 +54,7 @@ from opendvi.core.lineage_mt import (
     range_length,
     rcrs,
 )
-from opendvi.core.lineage_tree import mt_lineage, nearest
+from opendvi.core.lineage_tree import mt_lineage, nearest, y_lineage
 
 FloatArray = NDArray[np.float64]
 Spans = tuple[tuple[int, int], ...]
@@ -78,6 +78,8 @@ def _plain(h: MtHaplotype) -> bool:
 
 
 def _tokens(h: MtHaplotype, spans: Spans) -> frozenset[tuple[tuple[int, int], str]]:
+    if h.range == spans:  # every variant lies in the haplotype's range
+        return frozenset(h.sites.items())
     return frozenset((s, b) for s, b in h.sites.items() if in_range(s[0], spans))
 
 
@@ -191,35 +193,84 @@ class LineageEncoding:
         if fam.sex_of(mp) == "F":
             vals[1:] = -math.inf
             return vals, rootc
-        refs = {pid: h for pid in fam.pedigree.ids if (h := lin.y_of(pid))}
-        table = y_lineage_table(fam.pedigree, mp, refs, lin.y)
-        if table.note or not table.loci:
+        dist = self._lineage_of(fam, mp, "Y")
+        refs = {pid: h for pid in fam.pedigree.ids if pid in dist and pid != mp and (h := lin.y_of(pid))}
+        db_loci = self._cache.get("ydbloci")
+        if db_loci is None:
+            db_loci = self._cache["ydbloci"] = set(lin.y.database.loci)
+        typed_loci = {name for h in refs.values() for name in h}
+        loci = tuple(m.name for m in lin.y.markers if m.name in db_loci and m.name in typed_loci)
+        if not loci:  # no typed man on the line (YLineageTable's note), or nothing compared
             return vals, rootc
-        vec = np.zeros(int(self.y_loc_off[-1]))
-        compared = set(table.loci)
-        order = sorted(table.refs, key=lambda pid: (table.dist[pid], pid))  # nearest first
-        for li, name in enumerate(self.y_loci):
+        # Per locus, the vector over the remains' values is a function of the typed men's values
+        # there, their places in the pedigree and M's (memoised across rows); each entry is
+        # YLineageTable's own (log_factor with one typed man, log_factors with several).
+        ped = fam.pedigree
+        shape = (ped.father.tobytes(), ped.sex, ped.index(mp))
+        compared = set(loci)
+        order = sorted(refs, key=lambda pid: (dist[pid], pid))  # nearest first
+        todo: list[tuple[int, str, tuple[Any, ...], bool]] = []
+        if len(refs) == 1:  # one typed man on the line (most rows): the keys at once
+            (h1,) = refs.values()
+            k1 = dist[order[0]]
+            for li, name in enumerate(self.y_loci):
+                if name in compared:
+                    rootc[li] = self.y_value_code[li].get(h1[name], 0)
+                    todo.append((li, name, ("yloc", li, h1[name], k1), True))
+        for li, name in enumerate(self.y_loci) if len(refs) > 1 else ():
             if name not in compared:
                 continue
-            values = self.y_values[li]
-            typed = [pid for pid in order if name in table.refs[pid]]
+            typed = [pid for pid in order if name in refs[pid]]
             root = typed[0]
-            rv = table.refs[root][name]
+            rv = refs[root][name]
             rootc[li] = self.y_value_code[li].get(rv, 0)
+            one = len(typed) == 1
+            key = (("yloc", li, rv, dist[root]) if one
+                   else ("ymulti", li, shape, ped.index(root),
+                         tuple((ped.index(u), refs[u][name]) for u in sorted(typed))))
+            todo.append((li, name, key, one))
+        # the row is a function of these keys: rows of families alike are computed once
+        row_key = ("yrow", loci, tuple(key for _, _, key, _ in todo))
+        hit = self._cache.get(row_key)
+        if hit is not None:
+            return hit[0].copy(), hit[1].copy()
+        table = None
+        vec = np.zeros(int(self.y_loc_off[-1]))
+        for li, name, key, one in todo:
+            values = self.y_values[li]
             if not values:
                 continue
-            sl = slice(int(self.y_loc_off[li]) + 1, int(self.y_loc_off[li + 1]))
-            if len(typed) == 1:
-                key = ("yloc", li, rv, table.dist[root])
-                got = self._cache.get(key)
-                if got is None:
-                    got = self._cache[key] = np.array([table.log_factor(name, v) for v in values])
-                vec[sl] = got
-            else:
-                vec[sl] = table.log_factors(name, values)
-        num = vec[self.y_flat].sum(axis=1) if nl else np.zeros(D)
-        vals[1:] = num + self._y_fterm(table.loci)
+            got = self._cache.get(key)
+            if got is None:
+                if table is None:
+                    table = y_lineage_table(ped, mp, refs, lin.y)
+                got = np.array([table.log_factor(name, v) for v in values] if one else table.log_factors(name, values))
+                self._cache[key] = got
+            vec[self._y_slices[li]] = got
+        num = vec[self.y_flat].sum(axis=1)
+        vals[1:] = num + self._y_fterm(loci)
+        self._cache[row_key] = (vals.copy(), rootc.copy())
         return vals, rootc
+
+    @property
+    def _y_slices(self) -> list[slice]:
+        got = self._cache.get("yslices")
+        if got is None:
+            off = [int(x) for x in self.y_loc_off]
+            got = self._cache["yslices"] = [slice(off[li] + 1, off[li + 1]) for li in range(len(self.y_loci))]
+        out: list[slice] = got
+        return out
+
+    def _lineage_of(self, fam: Family, mp: str, system: str) -> dict[str, int]:
+        """``y_lineage`` / ``mt_lineage`` of ``mp``, memoised by the pedigree's shape."""
+        ped = fam.pedigree
+        parent = ped.father if system == "Y" else ped.mother
+        key = ("line", system, parent.tobytes(), ped.sex, ped.index(mp))
+        got = self._cache.get(key)
+        if got is None:  # by position in the pedigree (ids differ between families of one shape)
+            line = (y_lineage if system == "Y" else mt_lineage)(ped, mp)
+            got = self._cache[key] = tuple((ped.index(pid), d) for pid, d in line.items())
+        return {ped.ids[i]: d for i, d in got}
 
     def y_mismatches(self, codes: NDArray[np.intp], rootc: NDArray[np.int16]) -> NDArray[np.int16]:
         """Y mismatches of remains haplotypes ``codes`` against rows with reference codes ``rootc``."""
@@ -272,7 +323,7 @@ class LineageEncoding:
     def mt_reference(self, fam: Family, mp: str) -> tuple[MtHaplotype, int] | None:
         """The nearest typed maternal-line reference of ``mp`` and its number of links."""
         lin = self.lineage
-        dist = mt_lineage(fam.pedigree, mp)
+        dist = self._lineage_of(fam, mp, "mt")
         refs = {pid: h for pid in fam.pedigree.ids if pid in dist and pid != mp and (h := lin.mt_of(pid)) is not None}
         ref0 = nearest(dist, sorted(refs))
         return None if ref0 is None else (refs[ref0], dist[ref0])
@@ -289,8 +340,15 @@ class LineageEncoding:
         if got is None:
             return vals, mm
         ref, k = got
+        row_key = ("mtrow", ref.range, tuple(ref.sites.items()), k)  # the row is a function of these
+        hit = self._cache.get(row_key)
+        if hit is not None:
+            return hit[0].copy(), hit[1].copy()
         rate = lin.mt.rate
-        ref_plain = _plain(ref)
+        pkey = ("plain", row_key[2])
+        ref_plain = self._cache.get(pkey)
+        if ref_plain is None:
+            ref_plain = self._cache[pkey] = _plain(ref)
         for rng, codes, odd in self._mt_groups():
             common = range_intersection(rng, ref.range)
             length = range_length(common)
@@ -311,7 +369,15 @@ class LineageEncoding:
                 mm[c + 1] = d
                 if d <= 1:
                     p = mt_transmission(d, k, rate, length)
-                    vals[c + 1] = -math.inf if p == 0.0 else math.log(p) - self.mt_log_f(h, common)
+                    if p == 0.0:
+                        vals[c + 1] = -math.inf
+                        continue
+                    fkey = ("mtf", c, common)
+                    lf = self._cache.get(fkey)
+                    if lf is None:
+                        lf = self._cache[fkey] = self.mt_log_f(h, common)
+                    vals[c + 1] = math.log(p) - lf
+        self._cache[row_key] = (vals.copy(), mm.copy())
         return vals, mm
 
 
