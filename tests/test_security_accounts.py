@@ -207,3 +207,102 @@ def test_totp_is_for_reviewers_and_administrators(client: TestClient) -> None:
         assert assert_error_shape(r, 403)["code"] == "forbidden"
     r = client.post("/api/auth/totp/setup", json={"password": password_of("admin")}, headers=bearer(client, "admin"))
     assert r.status_code == 200
+
+
+# ---------------------------------------------------------------------------
+# TOTP secrets sealed at rest (service/secret_box.py)
+# ---------------------------------------------------------------------------
+
+
+def _stored_totp(client: TestClient, username: str) -> tuple[str | None, str | None]:
+    from sqlalchemy import select
+
+    from opendvi.store.models import User
+
+    with client.app.state.sessionmaker() as db:  # type: ignore[attr-defined]
+        u = db.scalars(select(User).where(User.username == username)).one()
+        return u.totp_secret, u.totp_pending
+
+
+def _enable_totp(client: TestClient, username: str) -> pyotp.TOTP:
+    h = bearer(client, username)
+    secret = client.post("/api/auth/totp/setup", json={"password": password_of(username)}, headers=h).json()["secret"]
+    totp = pyotp.TOTP(secret)
+    assert client.post("/api/auth/totp/enable", json={"code": totp.now()}, headers=h).status_code == 200
+    return totp
+
+
+def test_totp_secrets_are_sealed_in_the_database(client: TestClient) -> None:
+    h = bearer(client, "reviewer")
+    secret = client.post("/api/auth/totp/setup", json={"password": password_of("reviewer")},
+                         headers=h).json()["secret"]
+    _stored, pending = _stored_totp(client, "reviewer")
+    assert pending is not None and pending.startswith("enc1:") and secret not in pending
+    totp = pyotp.TOTP(secret)
+    assert client.post("/api/auth/totp/enable", json={"code": totp.now()}, headers=h).status_code == 200
+    stored, pending = _stored_totp(client, "reviewer")
+    assert pending is None and stored is not None and stored.startswith("enc1:") and secret not in stored
+    import time
+
+    assert _login(client, "reviewer", password_of("reviewer"), totp=totp.at(time.time() + 30)).status_code == 200
+
+
+def test_a_secret_that_does_not_open_refuses_the_sign_in(client: TestClient) -> None:
+    """A lost or replaced key is a 503, never "no second factor"; a sealed secret copied onto another
+    user's row does not open either."""
+    import time
+
+    from sqlalchemy import update
+
+    from opendvi.service.secret_box import SecretBox
+    from opendvi.store.models import User
+
+    totp = _enable_totp(client, "reviewer")
+    app: Any = client.app
+    right = app.state.secret_box
+    app.state.secret_box = SecretBox(b"another key, as after a restore without secrets.key")
+    r = _login(client, "reviewer", password_of("reviewer"), totp=totp.at(time.time() + 30))
+    assert assert_error_shape(r, 503)["code"] == "unavailable"
+    app.state.secret_box = right
+    stored, _pending = _stored_totp(client, "reviewer")
+    with app.state.sessionmaker() as db:
+        db.execute(update(User).where(User.username == "admin").values(totp_secret=stored))
+        db.commit()
+    r = _login(client, "admin", password_of("admin"), totp=totp.at(time.time() + 30))
+    assert assert_error_shape(r, 503)["code"] == "unavailable"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_secrets_stored_in_the_clear_are_sealed_at_start(backend: str, tmp_path: Path) -> None:
+    import time
+
+    from sqlalchemy import update
+
+    from opendvi.service.secret_box import is_sealed
+    from opendvi.store import db as store_db
+    from opendvi.store.models import User
+
+    secret = pyotp.random_base32()
+    with migrated_engine(backend, tmp_path) as engine:
+        client = TestClient(make_app(engine, demo=False))
+        with store_db.transaction(store_db.session_factory(engine)) as db:  # as an earlier version stored it
+            db.execute(update(User).where(User.username == "reviewer").values(totp_secret=secret))
+        again = TestClient(make_app(engine, demo=False, users=False))  # a restart on the same database
+        stored, _pending = _stored_totp(again, "reviewer")
+        assert stored is not None and is_sealed(stored) and secret not in stored
+        ok = _login(again, "reviewer", password_of("reviewer"), totp=pyotp.TOTP(secret).at(time.time() + 30))
+        assert ok.status_code == 200, ok.text
+        del client
+
+
+def test_the_key_file_is_private_and_kept(tmp_path: Path) -> None:
+    import stat
+
+    from opendvi.service.secret_box import KEY_FILE, box_for
+    from opendvi.store import db as store_db
+
+    engine = store_db.make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    sealed = box_for(tmp_path, engine=engine).seal("JBSWY3DPEHPK3PXP", context="user 1 totp")
+    assert stat.S_IMODE((tmp_path / KEY_FILE).stat().st_mode) == 0o600
+    assert box_for(tmp_path, engine=engine).open(sealed, context="user 1 totp") == "JBSWY3DPEHPK3PXP"
+    engine.dispose()

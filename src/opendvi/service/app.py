@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opendvi import __version__, i18n
-from opendvi.service import errors
+from opendvi.service import errors, secret_box
 from opendvi.service.admission import ADMISSION_ENV, DEFAULT_CONCURRENT_READS, AdmissionMiddleware
 from opendvi.service.deps import SESSION_COOKIE
 from opendvi.service.limits import BodyLimitMiddleware
@@ -147,6 +147,11 @@ def create_app(*, settings: Settings | None = None, engine: Engine | None = None
     app.state.engine = engine
     # reads begin without a lock; writes call store_db.begin_write (docs/service.md, Concurrency)
     app.state.sessionmaker = store_db.session_factory(engine, reads_first=True)
+    # second-factor secrets sealed at rest, the key beside the configured database (service/secret_box.py)
+    app.state.secret_box = secret_box.box_for(
+        (settings.data_dir or store_db.default_data_dir()) if configured else None, engine=engine)
+    if migrate:  # once per database start, before the workers (opendvi serve --workers N) begin
+        secret_box.seal_stored_totp(app.state.sessionmaker, app.state.secret_box)
     app.state.templates = Jinja2Templates(directory=str(TEMPLATES))
     app.state.templates.env.auto_reload = False  # compiled once per process: no stat() per page
     # identifiers go into URLs percent-encoded whole ("/", "#", "?", spaces): {{ x|u }}

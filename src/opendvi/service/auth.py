@@ -32,6 +32,7 @@ from opendvi.service import security
 from opendvi.service.access import check_user_change
 from opendvi.service.deps import SESSION_COOKIE, Principal, client_address
 from opendvi.service.errors import APIError
+from opendvi.service.secret_box import SecretBox, SecretUnavailable, totp_context
 from opendvi.service.settings import password_problem
 from opendvi.service.throttle import LoginThrottle
 from opendvi.service.writes import writing
@@ -54,6 +55,23 @@ class SignedIn:
     @property
     def must_change_password(self) -> bool:
         return bool(self.user.must_change_password)
+
+
+def _box(request: Request) -> SecretBox:
+    return request.app.state.secret_box
+
+
+def _opened(request: Request, user: User, stored: str) -> str:
+    """The user's TOTP secret out of its seal; 503 when it does not open (never "no second factor")."""
+    try:
+        return _box(request).open(stored, context=totp_context(user.id))
+    except SecretUnavailable:
+        raise APIError(503, _("the second factor cannot be checked: the service's key of sealed secrets is "
+                              "missing or wrong; ask the administrator"), code="unavailable") from None
+
+
+def _sealed(request: Request, user: User, secret: str) -> str:
+    return _box(request).seal(secret, context=totp_context(user.id))
 
 
 def throttle_of(request: Request) -> LoginThrottle:
@@ -113,7 +131,7 @@ def sign_in(db: Session, request: Request, *, username: str, password: str, totp
     if ok and user is not None and user.totp_secret:
         if not totp_code:
             raise APIError(401, _("enter the 6-digit code of your authenticator app"), code="totp_required")
-        step = security.totp_step(user.totp_secret, totp_code)
+        step = security.totp_step(_opened(request, user, user.totp_secret), totp_code)
         if step is None:
             ok = False
         else:
@@ -228,16 +246,17 @@ def totp_setup(db: Session, request: Request, principal: Principal, *, password:
     _check_own_password(db, request, user, password)
     secret = security.new_totp_secret()
     with writing(db):
-        repo.set_totp(db, user=user, secret=user.totp_secret, pending=secret, by=user.username)
+        repo.set_totp(db, user=user, secret=user.totp_secret, pending=_sealed(request, user, secret),
+                      by=user.username)
     return {"secret": secret, "uri": security.totp_uri(secret, user.username)}
 
 
-def totp_enable(db: Session, principal: Principal, *, code: str) -> None:
+def totp_enable(db: Session, request: Request, principal: Principal, *, code: str) -> None:
     _may_totp(principal)
     user = principal.user
     if not user.totp_pending:
         raise APIError(409, _("set up the second factor first (POST /api/auth/totp/setup)"), code="conflict")
-    step = security.totp_step(user.totp_pending, code)
+    step = security.totp_step(_opened(request, user, user.totp_pending), code)
     if step is None:
         raise APIError(422, _("the code does not match: check the authenticator's clock and try again"),
                        code="invalid")

@@ -39,8 +39,6 @@ import json
 import logging
 import os
 import re
-import secrets
-import stat
 import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -50,6 +48,7 @@ from typing import Any
 from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session
 
+from opendvi.store import keys
 from opendvi.store.models import AuditEntry, AuditHead
 
 GENESIS = "0" * 64
@@ -250,31 +249,10 @@ def anchor_path(url: str | Any, data_dir: Path) -> Path:
 def load_key(directory: Path, *, create: bool) -> bytes | None:
     """``OPENDVI_AUDIT_KEY``, else ``directory/audit.key`` (created 0600 with a
     random key when ``create``); ``None`` when there is none."""
-    env = os.environ.get("OPENDVI_AUDIT_KEY")
-    if env:
-        if len(env) < 32:
-            raise AnchorError("OPENDVI_AUDIT_KEY must be at least 32 characters")
-        return env.encode("utf-8")
-    p = directory / KEY_FILE
-    if p.exists():
-        mode = stat.S_IMODE(p.stat().st_mode)
-        if mode & 0o077:
-            log.warning("the audit key %s is readable by others (mode %o); chmod 600 it", p, mode)
-        key = p.read_bytes().strip()
-        if len(key) < 32:
-            raise AnchorError(f"the audit key {p} is too short (damaged?)")
-        return key
-    if not create:
-        return None
     try:
-        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # created at the same moment by another process
-        return load_key(directory, create=False)
-    try:
-        os.write(fd, secrets.token_hex(32).encode("ascii") + b"\n")
-    finally:
-        os.close(fd)
-    return p.read_bytes().strip()
+        return keys.load_key(directory, file=KEY_FILE, env="OPENDVI_AUDIT_KEY", create=create)
+    except keys.KeyFileError as exc:
+        raise AnchorError(str(exc)) from None
 
 
 def anchor_for(url: str | Any, data_dir: Path, *, create_key: bool = True) -> Anchor:

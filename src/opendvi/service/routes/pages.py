@@ -185,7 +185,7 @@ def account_totp_setup(request: Request, db: DB, password: str = Form(..., max_l
 def account_totp_enable(request: Request, db: DB, code: str = Form(..., max_length=16),
                         principal: Principal = P("account.totp")) -> Response:
     try:
-        auth.totp_enable(db, principal, code=code)
+        auth.totp_enable(db, request, principal, code=code)
     except APIError as exc:
         if exc.status in (409, 422):
             return _account(request, principal, status_code=exc.status, error=exc.message)

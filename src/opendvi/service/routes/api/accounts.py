@@ -105,9 +105,10 @@ def totp_setup(body: PasswordIn, request: Request, db: DB,
 
 
 @router.post("/auth/totp/enable", tags=["auth"], response_model=s.TotpStateOut)
-def totp_enable(body: TotpCodeIn, db: DB, principal: Principal = P("account.totp")) -> dict[str, Any]:
+def totp_enable(body: TotpCodeIn, request: Request, db: DB,
+                principal: Principal = P("account.totp")) -> dict[str, Any]:
     """Enable the second factor with a code of the secret set up; sign-ins then need ``totp``."""
-    auth.totp_enable(db, principal, code=body.code)
+    auth.totp_enable(db, request, principal, code=body.code)
     return {"ok": True, "totp": True}
 
 
