@@ -10,8 +10,10 @@ the ranking of a paternal against a maternal cousin by the kit's systems.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,6 +28,7 @@ from opendvi.core.pedigree import Individual, Pedigree
 from opendvi.power import PowerSettings, family_power
 from opendvi.power import _lineage as power_lineage
 from opendvi.workflows.results import power_json
+from tests.clikit import run
 
 I = Individual  # noqa: E741
 
@@ -214,3 +217,20 @@ def test_case_without_lineage__no_lineage_in_the_output() -> None:
     res = family_power(case_of(None, None), "F", candidates=[["PC"], ["MC"]])
     assert "lineage" not in power_json([res])[0]
     assert all(not c.summary.lineage for c in res.next)
+
+
+def test_cli_power__shows_the_lineage_terms(tmp_path: Path) -> None:
+    from opendvi.io.case_json import write_case
+
+    path = tmp_path / "case.json"
+    write_case(case_of(y_system(), mt_system(), haplotypes={"AU": PersonHaplotypes(mt=MT_HAPS[0])}), path)
+    table = run("power", str(path), "--candidates", "PC,MC")
+    assert table.returncode == 0, table.stderr
+    text = " ".join(table.stdout.split())  # the console wraps long lines
+    assert "lineage mt: E[log10 LR]" in text and "the line of AU (3 links; exact)" in text
+    assert "lineage E[log10 LR]" in text and "Y 0." in text
+    out = run("power", str(path), "--format", "json", "--candidates", "PC,MC")
+    r = json.loads(out.stdout)[0]
+    assert r["lineage"]["mt"]["reference"] == "AU"
+    pc = next(c for c in r["next"] if c["candidate"] == "PC")
+    assert set(pc["lineage"]) == {"Y", "mt"} and pc["lineage"]["Y"]["links"] == 4

@@ -88,13 +88,19 @@ def power(
             mt.add_row(m.marker, f"{m.ep:.4f}", f"{m.e_lr:.4g}", f"{m.e_log10_lr:.3f}",
                        f"{math.sqrt(m.var_log10_lr):.3f}", m.mutation)
         out.print(mt)
+        for term in s.lineage:  # Y-STR / mtDNA: independent of the markers, in the totals above
+            how = "exact" if term.method == "exact" else f"simulation, {term.nsim} draws, seed {term.seed}"
+            out.print(f"lineage {term.system}: E[log10 LR] {term.e_log10_lr:.3f} "
+                      f"(sd {math.sqrt(term.var_log10_lr):.3f}), E[LR] {term.e_lr:.4g}; "
+                      f"the line of {term.reference} ({term.links} links; {how})", markup=False)
         if r.next:
             nt = Table(title="next relative to type (expected after typing, best first)", title_justify="left")
-            for col in ("rank", "candidate", "exclusion", "E[log10 LR]", "IP(1e4)"):
+            for col in ("rank", "candidate", "exclusion", "E[log10 LR]", "IP(1e4)", "lineage E[log10 LR]"):
                 nt.add_column(escape(col), justify="left" if col == "candidate" else "right")
             for k, c in enumerate(r.next, start=1):
                 nt.add_row(str(k), c.name, f"{c.summary.ep_total:.6f}", f"{c.summary.e_log10_lr:.2f}",
-                           _pct(c.summary.inclusion.at(1e4)) if 1e4 in c.summary.inclusion.thresholds else "-")
+                           _pct(c.summary.inclusion.at(1e4)) if 1e4 in c.summary.inclusion.thresholds else "-",
+                           ", ".join(f"{t.system} {t.e_log10_lr:.2f}" for t in c.summary.lineage) or "-")
             out.print(nt)
         for note in r.notes:
             out.print(f"note: {note}", markup=False)

@@ -435,6 +435,8 @@ def _finish(enc: Encoded, state: tuple[NDArray[Any], ...], thr: list[tuple[NDArr
 
 
 def _fingerprint(enc: Encoded) -> str:
+    from opendvi.core.lineage_mt import variant_text
+
     h = hashlib.sha256()
     h.update(json.dumps([m.name for m in enc.markers]).encode())
     h.update(json.dumps([list(m.alleles) for m in enc.markers]).encode())
@@ -448,10 +450,14 @@ def _fingerprint(enc: Encoded) -> str:
     h.update(repr(enc.theta).encode())
     if enc.lineage is not None:  # the haplotypes and databases of every person
         lin = enc.lineage.lineage
+        spelt: dict[Any, str] = {}  # MtHaplotype.variants, each variant spelt once
         for pid in sorted(lin.haplotypes):
             ph = lin.haplotypes[pid]
             y = sorted(ph.y.items()) if ph.y else None
-            mt = [list(ph.mt.range), list(ph.mt.variants)] if ph.mt is not None else None
+            mt = None
+            if ph.mt is not None:
+                mt = [list(ph.mt.range), [spelt.get(sb) or spelt.setdefault(sb, variant_text(*sb))
+                                          for sb in sorted(ph.mt.sites.items())]]
             h.update(json.dumps([pid, y, mt]).encode())
         if lin.y is not None:
             h.update(json.dumps([lin.y.database.digest, [(m.name, m.rate, m.copies) for m in lin.y.markers]]).encode())

@@ -142,13 +142,17 @@ class LineageEncoding:
         col, vcode, mat, counts = got
         if any(k not in col for k in loci):
             x, n = 0, 0
-        else:
-            cols = [col[k] for k in loci]
-            sub = mat[:, cols]
-            typed = (sub >= 0).all(axis=1)
-            want = np.array([vcode[k].get(h[k], -2) for k in loci], dtype=np.int32)
-            n = int(counts[typed].sum())
-            x = int(counts[typed & (sub == want[None, :]).all(axis=1)].sum())
+        else:  # the database projected on these loci: counts by value codes (once per set of loci)
+            proj = self._cache.get(("yproj", loci))
+            if proj is None:
+                sub = mat[:, [col[k] for k in loci]]
+                typed = (sub >= 0).all(axis=1)
+                by: Counter[tuple[int, ...]] = Counter()
+                for row, c in zip(sub[typed].tolist(), counts[typed].tolist(), strict=True):
+                    by[tuple(row)] += c
+                proj = self._cache[("yproj", loci)] = (by, int(counts[typed].sum()))
+            by, n = proj
+            x = by.get(tuple(vcode[k].get(h[k], -2) for k in loci), 0)
         return math.log(count_frequency(x, n, db.estimator))
 
     def mt_log_f(self, h: MtHaplotype, spans: Spans) -> float:
