@@ -83,8 +83,15 @@ def page_candidates(
                      .selectinload(MissingPerson.family)))
     stmt = filter_candidates(stmt, operation=operation, q=q, min_log10_lr=min_log10_lr, max_log10_lr=max_log10_lr,
                              unreviewed=unreviewed)
+    count_stmt = None
+    if not q:  # counted without the joins no filter needs (each candidate has one remains, one family)
+        counted = select(Candidate.id).where(Candidate.run_id == (rid if rid is not None else -1))
+        if operation is not None:
+            counted = counted.join(Remains, Remains.id == Candidate.remains_id)
+        count_stmt = filter_candidates(counted, operation=operation, min_log10_lr=min_log10_lr,
+                                       max_log10_lr=max_log10_lr, unreviewed=unreviewed)
     return paginate(session, stmt, page=page, per_page=per_page, sort=sort, tiebreak=Candidate.id,
-                    sorts={"log10_lr": [Candidate.log10_lr], "posterior": [Candidate.posterior],
+                    count_stmt=count_stmt, sorts={"log10_lr": [Candidate.log10_lr], "posterior": [Candidate.posterior],
                            "remains": [Remains.barcode, Candidate.rank], "family": [Family.code]})
 
 
