@@ -47,8 +47,7 @@ from opendvi.dvi.components import (
     solve_component_model,
 )
 from opendvi.dvi.errors import DVIError
-from opendvi.dvi.lineage_joint import with_lineage
-from opendvi.dvi.pairwise import PairwiseResult, pairwise_lr
+from opendvi.dvi.pairwise import PairwiseResult, combined_pairwise_lr
 from opendvi.dvi.problem import DVIProblem, Placement, safe_exp
 
 __all__ = ["JointResult", "JointRow", "assignment_loglik", "k_best", "solve_joint"]
@@ -203,7 +202,7 @@ def solve_joint(
     the null likelihoods of families in large components and outside every
     component are then not computed; LRs, posteriors and GLRs are the same.
     """
-    pw = pairwise if pairwise is not None else with_lineage(problem, pairwise_lr(problem))
+    pw = pairwise if pairwise is not None else combined_pairwise_lr(problem)
     if candidates is None:
         candidates = candidate_pairings(problem, pw, lr_threshold=lr_threshold, max_exclusions=max_exclusions)
     comps: list[Component] = []

@@ -37,7 +37,6 @@ from opendvi.core.pedigree import Pedigree
 from opendvi.dvi.errors import DVIError
 
 if TYPE_CHECKING:
-    from opendvi.dvi.pairwise import PairwiseResult
     from opendvi.dvi.problem import DVIProblem, Placement
 
 
@@ -224,18 +223,6 @@ def _mt_path_links(ped: Pedigree, a: str, b: str) -> set[str]:
     ua, ub = up(a), up(b)
     common = next(x for x in ua if x in set(ub))
     return set(ua[: ua.index(common)]) | set(ub[: ub.index(common)])
-
-
-def with_lineage(problem: DVIProblem, pw: PairwiseResult) -> PairwiseResult:
-    """``pw`` (autosomal pairwise LRs) with each finite entry times the
-    pairing's lineage LR: the combined LR. ``pw`` itself without lineage data."""
-    if problem.case.lineage is None:
-        return pw
-    for rid, row in pw.log_lr.items():
-        for mp, v in row.items():
-            if v != -math.inf:
-                row[mp] = combined_log_lr({"autosomal": v, "lineage": problem.lineage_factors.pair_log_lr(rid, mp)})
-    return pw
 
 
 def brothers_notes(problem: DVIProblem) -> list[str]:

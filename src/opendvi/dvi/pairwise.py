@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from opendvi.core.lineage_lr import combined_log_lr
 from opendvi.core.rules import counts_as_exclusion, lr_is_one, safe_exp
 from opendvi.dvi.problem import DVIProblem
 
@@ -116,3 +117,17 @@ def pairwise_lr(problem: DVIProblem, *, keep_markers: bool = False) -> PairwiseR
             if keep_markers:
                 res.per_marker[(rid, mp)] = per
     return res
+
+
+def combined_pairwise_lr(problem: DVIProblem) -> PairwiseResult:
+    """The pairwise LRs of ``problem`` with each finite autosomal LR times the pairing's lineage LR:
+    the combined LR (``lineage.md``); the autosomal ones where the case has no lineage data."""
+    pw = pairwise_lr(problem)
+    if problem.case.lineage is None:
+        return pw
+    factors = problem.lineage_factors
+    combined = {rid: {mp: v if v == -math.inf else
+                      combined_log_lr({"autosomal": v, "lineage": factors.pair_log_lr(rid, mp)})
+                      for mp, v in row.items()}
+                for rid, row in pw.log_lr.items()}
+    return replace(pw, log_lr=combined)

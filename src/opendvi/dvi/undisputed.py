@@ -15,8 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from opendvi.core.lineage_lr import combined_log_lr
-from opendvi.dvi.lineage_joint import with_lineage
-from opendvi.dvi.pairwise import PairwiseResult, pairwise_lr, pairwise_marker_log_lr
+from opendvi.dvi.pairwise import PairwiseResult, combined_pairwise_lr, pairwise_marker_log_lr
 from opendvi.dvi.problem import DVIProblem, safe_exp
 
 DEFAULT_THRESHOLD = 1e4
@@ -102,7 +101,7 @@ def find_undisputed(
 
         raise DVIError(f"the undisputed threshold must be > 1, found {threshold}")
     found: list[Undisputed] = []
-    pw = pairwise if pairwise is not None else with_lineage(problem, pairwise_lr(problem))
+    pw = pairwise if pairwise is not None else combined_pairwise_lr(problem)
     if candidates is None:
         return _find_all(problem, threshold, pw, found)
     cands = {r: tuple(candidates.get(r, ())) for r in problem.remains}
@@ -153,4 +152,4 @@ def _find_all(problem: DVIProblem, threshold: float, pw: PairwiseResult, found: 
         for rid, mp, v in pairs:
             found.append(Undisputed(problem.family_of(mp), mp, rid, v, step))
         problem = problem.with_identified({rid: mp for rid, mp, _ in pairs})
-        pw = with_lineage(problem, pairwise_lr(problem))
+        pw = combined_pairwise_lr(problem)

@@ -28,8 +28,8 @@ from opendvi.core.case import Case
 from opendvi.dvi.components import MAX_ASSIGNMENTS, UNASSIGNED
 from opendvi.dvi.errors import DVIError
 from opendvi.dvi.joint import JointResult, solve_joint
-from opendvi.dvi.lineage_joint import brothers_notes, with_lineage
-from opendvi.dvi.pairwise import PairwiseResult, pairwise_lr
+from opendvi.dvi.lineage_joint import brothers_notes
+from opendvi.dvi.pairwise import PairwiseResult, combined_pairwise_lr
 from opendvi.dvi.problem import DVIProblem
 from opendvi.dvi.undisputed import DEFAULT_THRESHOLD, UndisputedResult, find_undisputed
 
@@ -167,7 +167,7 @@ def solve_case(case: Case, options: SolveOptions | None = None, *, ignore_sex: b
             use_screen = False
     if not use_screen:
         problem = DVIProblem(case, ignore_sex=ignore_sex)
-        pw = with_lineage(problem, pairwise_lr(problem))  # screening's LRs are already combined
+        pw = combined_pairwise_lr(problem)  # screening's LRs are already combined
     notes = list(problem.notes) + notes
     t1 = time.perf_counter()
     # exclusion reduction
