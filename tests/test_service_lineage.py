@@ -18,7 +18,7 @@ import copy
 import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +96,7 @@ def expected(whole: tuple[dict[str, Any], str, str], tmp_path_factory: pytest.Te
     return dict(json.loads(out.stdout))
 
 
-def _world(backend: str, tmp_path: Path, whole: dict[str, Any]) -> Iterator[dict[str, Any]]:
+def _world(backend: str, tmp_path: Path, whole: dict[str, Any]) -> Generator[dict[str, Any], None, None]:
     with migrated_engine(backend, tmp_path) as engine:
         app = make_app(engine, demo=False)
         client = TestClient(app)
