@@ -29,6 +29,8 @@ def worker(
 ) -> None:
     """Execute queued matching runs (until SIGTERM or Ctrl-C; a run in progress goes back to the queue)."""
     import logging
+
+    lower_priority()
     from dataclasses import replace
 
     from opendvi.service.worker import WorkerConfig, run_forever
@@ -58,6 +60,19 @@ def worker(
             p.terminate()
         for p in procs:
             p.join(30)
+
+
+#: environment variable: how much lower the workers' CPU priority is than the service's (``nice``; 0: the same)
+NICE_ENV = "OPENDVI_WORKER_NICE"
+DEFAULT_NICE = 10
+
+
+def lower_priority() -> None:
+    """A matching run is batch work: on a machine it shares with the service, the pages and the API
+    come first (``nice`` 10 by default; the run still gets every cycle nobody else wants)."""
+    step = int(os.environ.get(NICE_ENV) or DEFAULT_NICE)
+    if step > 0 and hasattr(os, "nice"):
+        os.nice(step)
 
 
 def start_embedded_worker(url: str) -> subprocess.Popen[bytes]:
