@@ -147,6 +147,8 @@ def _power_panel() -> dict[str, str]:
                            "E[log10 LR] %(e)s · method %(method)s"),
         "next": gettext("Suggested next sample: %(candidate)s (expected P(LR ≥ 10⁴) %(ip)s, E[log10 LR] %(e)s)"),
         "none": gettext("No untyped relative to suggest."),
+        "lineage": gettext("Lineage %(system)s: the line of %(reference)s (%(links)s links) adds E[log10 LR] %(e)s"),
+        "next_lineage": gettext("of which lineage %(system)s: E[log10 LR] %(e)s"),
         "plot_alt": gettext("distribution of log10 LR of the true missing person %(missing)s"),
         "failed": gettext("power cannot be computed"),
         "percent": gettext("%(value)s %%"),

@@ -39,10 +39,18 @@
       add(box, "p", t("summary", {missing: r.missing, ip: ip === null ? "-" : pct(ip),
                                   ep: fixed(r.exclusion.total, 4), e: fixed(r.lr.e_log10_lr, 2),
                                   method: messages["method." + r.method] || r.method}), "power-summary");
+      Object.keys(r.lineage || {}).forEach(function (sys) {  // Y-STR / mtDNA terms, in the totals above
+        var l = r.lineage[sys];
+        add(box, "p", t("lineage", {system: sys, reference: l.reference, links: l.links,
+                                    e: fixed(l.e_log10_lr, 2)}), "power-lineage");
+      });
       if (r.next && r.next.length) {
         var best = r.next[0];
         add(box, "p", t("next", {candidate: best.candidate, ip: pct(best.inclusion["1e4"]),
                                  e: fixed(best.e_log10_lr, 2)}), "power-next ok");
+        Object.keys(best.lineage || {}).forEach(function (sys) {
+          add(box, "p", t("next_lineage", {system: sys, e: fixed(best.lineage[sys].e_log10_lr, 2)}), "power-lineage");
+        });
       } else {
         add(box, "p", t("none"), "power-next");
       }
