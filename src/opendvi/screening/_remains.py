@@ -26,7 +26,8 @@ memory), and the pairs at or above the threshold are kept.
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Sequence
+import time
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -58,6 +59,8 @@ class RemainsLinks:
     threshold: float
     by_system: dict[str, np.ndarray] = field(default_factory=dict)
     mismatches: dict[str, np.ndarray] = field(default_factory=dict)
+    #: seconds: ``tables`` (classes and tables), ``kernel`` (the sums and the pairs kept)
+    timings: dict[str, float] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.log_lr)
@@ -178,6 +181,8 @@ def _block(codes, offsets, sizes, tables, sex, extra_codes, extra_offsets, extra
                 b = codes[j, m]
                 if codes[i, m] >= 0 and b >= 0:
                     t += tables[base[m] + b]
+                    if t == -np.inf:  # an exclusion: the pair is done
+                        break
             if t != -np.inf:
                 for s in range(n_x):
                     v = extra_tables[xbase[s] + extra_codes[j, s]]
@@ -205,11 +210,14 @@ def screen_remains(
     lineage: CaseLineage | None = None,
     threshold: float | None = None,
     block_floats: int = BLOCK_FLOATS,
+    progress: Callable[[int, int], None] | None = None,
 ) -> RemainsLinks:
     """Every pair of ``samples`` (sexes resolved, as :class:`opendvi.dvi.DVIProblem` has them) with
     direct-match LR >= ``threshold`` (None: every pair, -inf included): the numbers of
     :func:`opendvi.core.direct_match.direct_match_log_lr` and, with lineage data,
-    :func:`opendvi.dvi.remains.group_remains`' combined LR and systems."""
+    :func:`opendvi.dvi.remains.group_remains`' combined LR and systems. ``progress(rows done, rows)``
+    after each block of rows (it may raise to stop)."""
+    t0 = time.perf_counter()
     n = len(samples)
     ids = tuple(s.id for s in samples)
     lin = lineage if lineage is not None and lineage.systems else None
@@ -228,6 +236,7 @@ def screen_remains(
     xoff, xsizes, xflat = _flat([ltabs[s][1] for s in systems])
     log_t = -math.inf if threshold is None else math.log(threshold)
     rows = max(1, block_floats // max(n, 1))
+    t1 = time.perf_counter()
     ii: list[np.ndarray] = []
     jj: list[np.ndarray] = []
     vv: list[np.ndarray] = []
@@ -239,9 +248,12 @@ def screen_remains(
         ii.append((a + r0).astype(np.int64))
         jj.append(b.astype(np.int64))
         vv.append(out[a, b])
+        if progress is not None:
+            progress(r1, n)
     i = np.concatenate(ii) if ii else np.zeros(0, dtype=np.int64)
     j = np.concatenate(jj) if jj else np.zeros(0, dtype=np.int64)
     v = np.concatenate(vv) if vv else np.zeros(0)
+    t2 = time.perf_counter()
     by: dict[str, np.ndarray] = {}
     mism: dict[str, np.ndarray] = {}
     if lin is not None:
@@ -258,4 +270,5 @@ def screen_remains(
             code, tab, mis = ltabs[s]
             by[s] = tab[code[i], code[j]]
             mism[s] = mis[code[i], code[j]]
-    return RemainsLinks(ids, i, j, v, -math.inf if threshold is None else float(threshold), by, mism)
+    return RemainsLinks(ids, i, j, v, -math.inf if threshold is None else float(threshold), by, mism,
+                        {"tables": t1 - t0, "kernel": t2 - t1})

@@ -218,7 +218,8 @@ def execute(factory: Factory, run_id: int, *, worker: str, config: WorkerConfig,
         t_load = time.perf_counter() - t0
         progress("loading", PHASE_END["loading"])
         t_frag = time.perf_counter()
-        links = fragments.link_fragments(stored.case, threshold=float(params.get("fragment_threshold", 1e4)))
+        links = fragments.link_fragments(stored.case, threshold=float(params.get("fragment_threshold", 1e4)),
+                                         progress=lambda _d, _n: progress("fragments", PHASE_END["loading"]))
         t_frag = time.perf_counter() - t_frag
         result = match_case(case, top_k=int(params.get("top_k", 10)),
                             lr_threshold=float(params.get("lr_threshold", 1e4)), progress=progress,

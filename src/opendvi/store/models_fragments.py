@@ -1,5 +1,5 @@
 """Fragments of one person across bags and exchanges (``docs/service.md``, fragments;
-``docs/decisions/0007-fragment-groups.md``).
+``docs/decisions/0008-fragment-groups.md``).
 
 * ``fragment_links``: the pairs of remains a matching run found with a direct-match LR at or above
   its fragment threshold (and the other pairs inside a group, so that a conflict shows), per run;

@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -50,15 +50,17 @@ class FragmentLinks:
     conflicts: list[tuple[str, str, float]]
 
 
-def link_fragments(case: Case, *, threshold: float = DEFAULT_GROUP_THRESHOLD) -> FragmentLinks:
+def link_fragments(case: Case, *, threshold: float = DEFAULT_GROUP_THRESHOLD,
+                   progress: Callable[[int, int], None] | None = None) -> FragmentLinks:
     """The fragment links and groups of every remains of ``case`` (``match-remains``' numbers: the
     case's markers, theta and lineage, sexes resolved as :class:`opendvi.dvi.DVIProblem` does);
-    never n x n in memory."""
+    never n x n in memory. ``progress(rows done, rows)`` after each block of rows (it may raise to stop)."""
     problem = DVIProblem(replace(case, families=(), pairings=None))
     samples = list(problem.remains.values())
     ids = [s.id for s in samples]
     lineage = case.lineage if case.lineage is not None and case.lineage.systems else None
-    res = screen_remains(samples, problem.markers, theta=problem.theta, lineage=lineage, threshold=threshold)
+    res = screen_remains(samples, problem.markers, theta=problem.theta, lineage=lineage, threshold=threshold,
+                         progress=progress)
     pairs: dict[tuple[str, str], FragmentPair] = {}
     for k, (a, b, v) in enumerate(res.pairs()):
         by, mis = res.systems_of(k)

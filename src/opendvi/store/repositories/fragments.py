@@ -1,4 +1,4 @@
-"""Fragments of one person (``docs/decisions/0007-fragment-groups.md``): the links a matching run found
+"""Fragments of one person (``docs/decisions/0008-fragment-groups.md``): the links a matching run found
 between remains, the groups it suggests, and an analyst's proposal, a reviewer's confirmation (four
 eyes: not the proposer) or a split; every change audited."""
 
@@ -106,8 +106,9 @@ def store_fragments(
         suggested.append({"group": grp.id, "remains": list(g)})
     counts = {"links": sum(1 for r in rows if r["linked"]), "pairs_in_groups": sum(1 for r in rows if not r["linked"]),
               "groups": len(groups), "suggested": len(suggested)}
-    audit.append(session, action="fragments.suggest", username=None, object_type="matching_run", object_id=run_id,
-                 details={"threshold": threshold, **counts, "suggested": suggested})
+    # object: the run's suggested groups (the run's own entries, "matching_run", stay its job's)
+    audit.append(session, action="fragments.suggest", username=None, object_type="fragment_groups",
+                 object_id=run_id, details={"run": run_id, "threshold": threshold, **counts, "suggested": suggested})
     return counts
 
 
