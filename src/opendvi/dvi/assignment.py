@@ -255,9 +255,10 @@ class Solution:
     targets: tuple[int, ...]
 
 
-def _allowed(model: Model, cons: Constraints) -> tuple[list[int], set[int], set[int]]:
-    """Options allowed by ``cons``, units that must choose a non-empty option,
-    remains that must be identified."""
+def _allowed(model: Model, cons: Constraints,
+             among: frozenset[int] | None = None) -> tuple[list[int], set[int], set[int]]:
+    """Options allowed by ``cons`` (among ``among``, default all), units that must choose a non-empty
+    option, remains that must be identified."""
     forced = dict(cons.forced)
     must_unit: set[int] = set()
     need: dict[int, list[tuple[int, int]]] = {}
@@ -273,7 +274,8 @@ def _allowed(model: Model, cons: Constraints) -> tuple[list[int], set[int], set[
         need_m.setdefault(u, []).append(m)
     must_remains = {r for r, m in cons.forbidden if m < 0}
     keep = []
-    for k, o in enumerate(model.options):
+    for k in sorted(among) if among is not None else range(len(model.options)):
+        o = model.options[k]
         ok = True
         ms = set()
         for r, m in o.pairs:
@@ -291,9 +293,11 @@ def _allowed(model: Model, cons: Constraints) -> tuple[list[int], set[int], set[
     return keep, must_unit, must_remains
 
 
-def solve_best(model: Model, cons: Constraints = Constraints(), *, time_limit: float = 120.0) -> Solution | None:
-    """The best assignment under ``cons`` (None when there is none)."""
-    keep, must_unit, must_remains = _allowed(model, cons)
+def solve_best(model: Model, cons: Constraints = Constraints(), *, time_limit: float = 120.0,
+               only: frozenset[int] | None = None) -> Solution | None:
+    """The best assignment under ``cons`` (None when there is none); with ``only``, the best that uses
+    only those options (the caller proves that the best it wants uses no other)."""
+    keep, must_unit, must_remains = _allowed(model, cons, only)
     for u in must_unit:
         if not any(model.options[k].unit == u for k in keep):
             return None

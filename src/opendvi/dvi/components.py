@@ -360,6 +360,7 @@ def _call_glrs(
             pen = min(alts)
             slack = 1e-7 * (1.0 + abs(value))
             lower[(r, m)] = max(lo, best.score - value + pen - slack)
+    groups = _positive_groups(model)
     t_glr = time.perf_counter()
     for k in best.chosen:
         o = model.options[k]
@@ -375,12 +376,51 @@ def _call_glrs(
                 comp.glr_not_computed += 1
                 continue
             budget[0] -= 1
+            # the best with (r, m) forbidden differs from the best only in r's group (below)
+            only = groups[1][groups[0][r]] if o.score > 0 else None
             try:
-                alt = solve_best(model, Constraints(forbidden=frozenset({(r, m)})))
+                alt = solve_best(model, Constraints(forbidden=frozenset({(r, m)})), only=only)
             except ComponentTooHardError:
                 continue
-            g = math.inf if alt is None else best.score - alt.score
+            here = best.score if only is None else math.fsum(model.options[j].score for j in best.chosen if j in only)
+            g = math.inf if alt is None else here - alt.score
             comp.glr_remains[rid] = comp.glr_missing[mp] = g
+
+
+def _positive_groups(model: Model) -> tuple[dict[int, int], list[frozenset[int]]]:
+    """The connected groups of the options of positive score (remains and families linked by them):
+    remains -> group, and each group's options. Leaving a family's option out is always allowed, so
+    an option of score <= 0 can be dropped from any assignment without lowering it: the best under
+    forbidden pairings uses positive options only and is the best of each group on its own. So the
+    best with a pairing of remains r forbidden differs from the best only in r's group, whose
+    integer program is small where the component, linked by its weak candidates, is one."""
+    parent = list(range(len(model.remains) + len(model.units)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    n_r = len(model.remains)
+    positive = [k for k, o in enumerate(model.options) if o.score > 0]
+    for k in positive:
+        o = model.options[k]
+        a = find(n_r + o.unit)
+        for r, _m in o.pairs:
+            b = find(r)
+            if a != b:
+                parent[b] = a
+    roots: dict[int, int] = {}
+    members: list[set[int]] = []
+    for k in positive:
+        root = find(n_r + model.options[k].unit)
+        if root not in roots:
+            roots[root] = len(members)
+            members.append(set())
+        members[roots[root]].add(k)
+    group_of = {r: roots[find(r)] for r in range(n_r) if find(r) in roots}
+    return group_of, [frozenset(m) for m in members]
 
 
 def not_solved(problem: DVIProblem, comp: Component, message: str) -> Component:
