@@ -361,3 +361,24 @@ def test_re_import__same_haplotypes_no_version_changed_ones_a_new_version(
     assert [v["version"] for v in versions] == [1, 2]
     assert versions[0]["haplotypes"]["Y"][locus] == old and versions[1]["haplotypes"]["Y"][locus] == "40"
     assert versions[0]["genotypes"] == versions[1]["genotypes"]
+
+
+def test_a_new_lineage_database_makes_the_runs_candidates_stale(
+        fresh: dict[str, Any], whole: tuple[dict[str, Any], str, str]) -> None:
+    client, h, app = fresh["client"], fresh["h"], fresh["app"]
+    assert client.post("/api/operations/L/imports", json=whole[0], headers=h["lab"]).status_code == 201
+    run = match(client, app, h["dvi"], "L", top_k=10, lr_threshold=1e4)
+    c = next(x for x in _candidates(client, h["dvi"], run["id"])
+             if (x["remains"], x["missing_person"]) == (TRUE_REMAINS, TRUE_MISSING))
+    doc = copy.deepcopy(whole[0])
+    doc["lineage"]["Y"]["database"]["haplotypes"] = doc["lineage"]["Y"]["database"]["haplotypes"][:200]
+    assert client.post("/api/operations/L/imports", json=doc, headers=h["lab"]).status_code == 201
+    r = client.post("/api/identifications", json={"candidate_id": c["id"]}, headers=h["dvi"])
+    err = assert_error_shape(r, 409)
+    assert "lineage (Y-STR, mtDNA) databases changed" in json.dumps(err)
+    # a new run records the new database, and its candidates rest on current evidence
+    run2 = match(client, app, h["dvi"], "L", top_k=10, lr_threshold=1e4)
+    assert run2["lineage_databases"]["Y"]["haplotypes"] < run["lineage_databases"]["Y"]["haplotypes"]
+    c2 = next(x for x in _candidates(client, h["dvi"], run2["id"])
+              if (x["remains"], x["missing_person"]) == (TRUE_REMAINS, TRUE_MISSING))
+    assert client.post("/api/identifications", json={"candidate_id": c2["id"]}, headers=h["dvi"]).status_code == 201

@@ -33,6 +33,7 @@ from opendvi.store.models import (
     User,
     utcnow,
 )
+from opendvi.store.repositories.lineage import operation_lineage
 from opendvi.store.repositories.queries import Page, add_unique, filter_candidates, filter_identifications, paginate
 from opendvi.store.repositories.remains import current_profile
 from opendvi.store.repositories.runs import as_aware, current_run_id
@@ -163,7 +164,7 @@ class DecisionPolicy:
 EVIDENCE_RULES = {
     "superseded_run": "its matching run was superseded by a later run of the operation",
     "newer_profile": "a profile it rests on has a newer version",
-    "newer_frequencies": "the operation's allele frequencies changed after its run",
+    "newer_frequencies": "the operation's allele frequencies (or its Y-STR / mtDNA databases) changed after its run",
     "missing_person_identified": "the missing person already has another active identification",
     "pedigree_changed": "the family's pedigree or its references changed after the run (a relative added, a "
                         "sample linked, a consent withdrawn: opendvi.store.liaison)",
@@ -253,6 +254,10 @@ def evidence_problems(
     if op is not None and op.frequency_database_id != run.frequency_database_id:
         problems.append(("newer_frequencies", f"operation {op.code}'s allele frequencies changed after run "
                                               f"#{run.id}: run matching again"))
+    if op is not None and {s: r.id for s, r in operation_lineage(session, operation=op).items()} != {
+            s: d["id"] for s, d in (run.lineage_databases or {}).items()}:
+        problems.append(("newer_frequencies", f"operation {op.code}'s lineage (Y-STR, mtDNA) databases changed "
+                                              f"after run #{run.id}: run matching again"))
     return problems + _missing_person_identified(session, candidate, exclude_identification)
 
 
