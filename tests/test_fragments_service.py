@@ -96,12 +96,14 @@ def test_fragments_in_two_operations_grouped_confirmed_matched_as_one(world: dic
     mine = next(g for g in groups if {x, y} <= {m["barcode"] for m in g["members"]})
     assert {m["operation"] for m in mine["members"]} == {"A", "B"}
     # every link of every remains: the pairs at or above the threshold, with match-remains' LR
-    linked = {}
+    linked: dict[frozenset[str], float] = {}
     for rid in {r["id"] for r in whole["remains"]}:
         for ln in _get(world, "/api/fragment-links", remains=rid):
             if ln["linked"]:
-                linked[(ln["a"], ln["b"])] = ln["log10_lr"]
-    want = {tuple(sorted(k)): v for k, v in ref.matching.log_lr.items() if v >= math.log(1e4)}
+                linked[frozenset((ln["a"], ln["b"]))] = ln["log10_lr"]
+    assert linked == {frozenset((ln["a"], ln["b"])): ln["log10_lr"]
+                      for ln in _get(world, "/api/fragment-links") if ln["linked"]}
+    want = {frozenset(k): v for k, v in ref.matching.log_lr.items() if v >= math.log(1e4)}
     assert set(linked) == set(want)
     for k, v in want.items():
         assert linked[k] == pytest.approx(v / LOG10, abs=1e-9)

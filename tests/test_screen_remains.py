@@ -35,7 +35,7 @@ def _close(a: float, b: float) -> bool:
 @st.composite
 def samples(draw: st.DrawFn) -> list[Sample]:
     n = draw(st.integers(2, 7))
-    out = []
+    out: list[Sample] = []
     for k in range(n):
         gts = {}
         for m in MARKERS:
@@ -48,7 +48,8 @@ def samples(draw: st.DrawFn) -> list[Sample]:
         sex = draw(st.sampled_from([None, "M", "F"]))
         d = draw(st.sampled_from([0.0, 0.0, 0.1, 0.3]))
         # a few copies: equal profiles, the fragments the screen looks for
-        if out and draw(st.booleans()):
+        copy: bool = draw(st.booleans())
+        if out and copy:
             src = out[draw(st.integers(0, len(out) - 1))]
             gts, sex = dict(src.genotypes), src.sex
         out.append(Sample(f"R{k}", sex=sex, genotypes=gts, dropout=d))

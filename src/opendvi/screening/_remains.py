@@ -123,7 +123,7 @@ def _marker_table(m: Marker, samples: Sequence[Sample], theta: float) -> tuple[n
 def _hashable(x: object) -> Hashable:
     try:
         hash(x)
-        return x  # type: ignore[return-value]
+        return x
     except TypeError:
         return repr(x)
 
@@ -136,8 +136,8 @@ def _lineage_tables(lineage: CaseLineage, samples: Sequence[Sample]) -> dict[str
         keys: list[Hashable | None] = []
         for s in samples:
             if system == "Y":
-                y = lineage.y_of(s.id)
-                keys.append((tuple(sorted((k, tuple(v)) for k, v in y.items())) if y else None, s.sex))
+                hy = lineage.y_of(s.id)
+                keys.append((tuple(sorted((k, tuple(v)) for k, v in hy.items())) if hy else None, s.sex))
             else:
                 mt = lineage.mt_of(s.id)
                 keys.append(("mt", None if mt is None else _hashable(mt)))

@@ -26,7 +26,8 @@ class FragmentGroupState(enum.StrEnum):
     suggested = "suggested"
     proposed = "proposed"
     confirmed = "confirmed"
-    split = "split"
+    #: (not ``split``: a ``str`` method's name)
+    dissolved = "split"
 
 
 #: a remains is in at most one group in these states

@@ -278,7 +278,7 @@ def split_fragment_group(session: Session, *, group_id: int, by: User, reason: s
         update(FragmentGroup).where(FragmentGroup.id == g.id, FragmentGroup.state.in_(
             [FragmentGroupState.suggested.value, *ACTIVE_GROUP_STATES]),
             FragmentGroup.version == (version if version is not None else g.version))
-        .values(state=FragmentGroupState.split.value, version=FragmentGroup.version + 1, decided_by_id=by.id,
+        .values(state=FragmentGroupState.dissolved.value, version=FragmentGroup.version + 1, decided_by_id=by.id,
                 decided_at=utcnow(), decision_reason=reason)
         .execution_options(synchronize_session=False))
     if result.rowcount != 1:  # type: ignore[attr-defined]
