@@ -382,3 +382,22 @@ def test_a_new_lineage_database_makes_the_runs_candidates_stale(
     c2 = next(x for x in _candidates(client, h["dvi"], run2["id"])
               if (x["remains"], x["missing_person"]) == (TRUE_REMAINS, TRUE_MISSING))
     assert client.post("/api/identifications", json={"candidate_id": c2["id"]}, headers=h["dvi"]).status_code == 201
+
+
+def test_the_candidates_export_carries_each_systems_lr(ran: dict[str, Any]) -> None:
+    import csv
+    import io
+
+    client, h = ran["client"], ran["h"]
+    r = client.get("/api/exports/candidates.csv", params={"run": ran["run"]["id"]}, headers=h["dvi"])
+    assert r.status_code == 200, r.text
+    rows = list(csv.DictReader(io.StringIO(r.text.lstrip("\ufeff"))))
+    by_id = {c["id"]: c for c in _candidates(client, h["dvi"], ran["run"]["id"])}
+    assert rows and len(rows) == len(by_id)
+    for row in rows:
+        c = by_id[int(row["candidate_id"])]
+        for system in ("autosomal", "Y", "mt"):
+            x = c["log10_lr_by_system"][system]
+            assert (row[f"log10_lr_{system}"] == "") if x is None else math.isclose(
+                float(row[f"log10_lr_{system}"]), x, rel_tol=1e-12, abs_tol=1e-12)
+        assert {s: int(row[f"mismatches_{s}"]) for s in ("Y", "mt")} == c["mismatches"]

@@ -41,6 +41,7 @@ from opendvi.store.models import (
     Family,
     Identification,
     IdentificationState,
+    MatchingRun,
     MissingPerson,
     MissingPersonDetails,
     Operation,
@@ -151,17 +152,28 @@ def candidate_columns() -> list[tuple[str, str]]:
             ("exclusions", _("Exclusions")), ("n_markers", _("Markers compared"))]
 
 
+def _lineage_columns(systems: Sequence[str]) -> list[tuple[str, str]]:
+    """Each system's log10 LR and each lineage system's mismatches (a run with Y-STR / mtDNA data)."""
+    return ([("log10_lr_autosomal", _("log10 LR, autosomal"))]
+            + [(f"log10_lr_{s}", _("log10 LR, %(system)s", system=s)) for s in systems]
+            + [(f"mismatches_{s}", _("Mismatches, %(system)s", system=s)) for s in systems])
+
+
 def candidates_export(
     db: Session, *, run_id: int | None = None, operation: Operation | None = None, q: str | None = None,
     min_log10_lr: float | None = None, max_log10_lr: float | None = None, unreviewed: bool = False,
 ) -> Export:
     """The candidates of a run (default: the current, latest finished one) with the filters of
-    ``GET /api/candidates`` (:func:`opendvi.store.repositories.page_candidates`), in id order.
+    ``GET /api/candidates`` (:func:`opendvi.store.repositories.page_candidates`), in id order; a run
+    with lineage data adds each system's log10 LR and the lineage mismatches.
     Candidates carry codes and barcodes only: no role sees a name here."""
     rid = run_id if run_id is not None else repo.current_run_id(db)
+    run = db.get(MatchingRun, rid) if rid is not None else None
+    systems = [s for s in ("Y", "mt") if run is not None and s in (run.lineage_databases or {})]
     stmt: Any = (
         select(Candidate.id, Candidate.run_id, Operation.code, Remains.barcode, MissingPerson.code, Family.code,
-               Candidate.rank, Candidate.log10_lr, Candidate.posterior, Candidate.exclusions, Candidate.n_markers)
+               Candidate.rank, Candidate.log10_lr, Candidate.posterior, Candidate.exclusions, Candidate.n_markers,
+               *((Candidate.systems,) if systems else ()))
         .join(Remains, Remains.id == Candidate.remains_id).join(Operation, Operation.id == Remains.operation_id)
         .join(MissingPerson, MissingPerson.id == Candidate.missing_person_id)
         .join(Family, Family.id == MissingPerson.family_id)
@@ -170,11 +182,19 @@ def candidates_export(
                                   max_log10_lr=max_log10_lr, unreviewed=unreviewed)
 
     def rows(_db: Session, raw: list[Any]) -> list[list[Any]]:
-        return [list(r) for r in raw]
+        if not systems:
+            return [list(r) for r in raw]
+        out = []
+        for r in raw:
+            sy = r[-1] or {}
+            by, mis = sy.get("log10_lr", {}), sy.get("mismatches", {})
+            out.append([*r[:-1], by.get("autosomal"), *(by.get(s) for s in systems), *(mis.get(s) for s in systems)])
+        return out
 
     filters = {"run": rid, "operation": operation.code if operation else None, "q": q,
                "min_log10_lr": min_log10_lr, "max_log10_lr": max_log10_lr, "unreviewed": unreviewed}
-    return Export("candidates", candidate_columns(), stmt, Candidate.id, rows, filters)
+    columns = candidate_columns() + (_lineage_columns(systems) if systems else [])
+    return Export("candidates", columns, stmt, Candidate.id, rows, filters)
 
 
 def identification_columns(*, names: bool) -> list[tuple[str, str]]:
