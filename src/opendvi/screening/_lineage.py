@@ -142,17 +142,13 @@ class LineageEncoding:
         col, vcode, mat, counts = got
         if any(k not in col for k in loci):
             x, n = 0, 0
-        else:  # the database projected on these loci: counts by value codes (once per set of loci)
-            proj = self._cache.get(("yproj", loci))
-            if proj is None:
-                sub = mat[:, [col[k] for k in loci]]
-                typed = (sub >= 0).all(axis=1)
-                by: Counter[tuple[int, ...]] = Counter()
-                for row, c in zip(sub[typed].tolist(), counts[typed].tolist(), strict=True):
-                    by[tuple(row)] += c
-                proj = self._cache[("yproj", loci)] = (by, int(counts[typed].sum()))
-            by, n = proj
-            x = by.get(tuple(vcode[k].get(h[k], -2) for k in loci), 0)
+        else:
+            cols = [col[k] for k in loci]
+            sub = mat[:, cols]
+            typed = (sub >= 0).all(axis=1)
+            want = np.array([vcode[k].get(h[k], -2) for k in loci], dtype=np.int32)
+            n = int(counts[typed].sum())
+            x = int(counts[typed & (sub == want[None, :]).all(axis=1)].sum())
         return math.log(count_frequency(x, n, db.estimator))
 
     def mt_log_f(self, h: MtHaplotype, spans: Spans) -> float:
@@ -251,10 +247,35 @@ class LineageEncoding:
                 got = np.array([table.log_factor(name, v) for v in values] if one else table.log_factors(name, values))
                 self._cache[key] = got
             vec[self._y_slices[li]] = got
-        num = vec[self.y_flat].sum(axis=1)
-        vals[1:] = num + self._y_fterm(loci)
+        vals[1:] = self._y_sum(vec) + self._y_fterm(loci)
         self._cache[row_key] = (vals.copy(), rootc.copy())
         return vals, rootc
+
+    def _y_sum(self, vec: FloatArray) -> FloatArray:
+        """``vec[y_flat].sum(axis=1)``: Σ_loci of each remains haplotype's entries. A haplotype with
+        an entry -inf at some locus sums to -inf; the others (few: within reach of the line at every
+        locus) are found locus by locus, most selective first, and summed as that sum does (the same
+        rows of ``vec[y_flat]``, the same reduction, so the same bits)."""
+        flat_t = self._cache.get("yflatT")
+        if flat_t is None:
+            flat_t = self._cache["yflatT"] = np.ascontiguousarray(self.y_flat.T)
+        fin = np.isfinite(vec)
+        if fin.all():
+            out: FloatArray = vec[self.y_flat].sum(axis=1)
+            return out
+        order = self._cache.get("yorder")
+        if order is None:  # the loci with most values first: they leave fewest haplotypes in reach
+            order = self._cache["yorder"] = [int(i) for i in np.argsort([-len(v) for v in self.y_values],
+                                                                         kind="stable")]
+        idx = np.flatnonzero(fin[flat_t[order[0]]])
+        for li in order[1:]:
+            if not idx.size:
+                break
+            idx = idx[fin[flat_t[li, idx]]]
+        out = np.full(len(self.y_haps), -math.inf)
+        if idx.size:
+            out[idx] = vec[self.y_flat[idx]].sum(axis=1)
+        return out
 
     @property
     def _y_slices(self) -> list[slice]:
@@ -289,8 +310,11 @@ class LineageEncoding:
             got = np.zeros(len(self.y_haps))
             for c, h in enumerate(self.y_haps):
                 comp = tuple(name for name in loci if name in h)
-                if comp:
-                    got[c] = -self.y_log_f(h, comp)
+                if comp:  # the same loci compared under another set of the rows' loci: counted once
+                    lf = self._cache.get(("ylf", c, comp))
+                    if lf is None:
+                        lf = self._cache[("ylf", c, comp)] = self.y_log_f(h, comp)
+                    got[c] = -lf
             self._cache[key] = got
         out: FloatArray = got
         return out
