@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from opendvi.core.case import Case, Sample
@@ -25,26 +25,15 @@ from opendvi.dvi.remains import DEFAULT_GROUP_THRESHOLD, consensus_profile, grou
 from opendvi.screening import screen_remains
 from opendvi.store.repositories import CandidateRow, FragmentLinkRow, store_fragments
 
-__all__ = ["FragmentLinks", "FragmentPair", "consensus_id", "expand_candidates", "link_fragments",
+__all__ = ["FragmentLinks", "consensus_id", "expand_candidates", "link_fragments",
            "merge_confirmed", "store_links"]
-
-
-@dataclass(frozen=True)
-class FragmentPair:
-    a: str
-    b: str
-    #: ln of the combined direct-match LR
-    log_lr: float
-    #: at or above the threshold (else: a pair inside a group)
-    linked: bool
-    by_system: dict[str, float] = field(default_factory=dict)
-    mismatches: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class FragmentLinks:
     threshold: float
-    pairs: list[FragmentPair]
+    #: the pairs at or above the threshold (``linked``) and the other pairs inside groups
+    pairs: list[FragmentLinkRow]
     groups: list[list[str]]
     #: pairs inside a group with LR below 1
     conflicts: list[tuple[str, str, float]]
@@ -61,10 +50,10 @@ def link_fragments(case: Case, *, threshold: float = DEFAULT_GROUP_THRESHOLD,
     lineage = case.lineage if case.lineage is not None and case.lineage.systems else None
     res = screen_remains(samples, problem.markers, theta=problem.theta, lineage=lineage, threshold=threshold,
                          progress=progress)
-    pairs: dict[tuple[str, str], FragmentPair] = {}
+    pairs: dict[tuple[str, str], FragmentLinkRow] = {}
     for k, (a, b, v) in enumerate(res.pairs()):
         by, mis = res.systems_of(k)
-        pairs[(a, b)] = FragmentPair(a, b, v, True, by, mis)
+        pairs[(a, b)] = FragmentLinkRow(a, b, v, True, by, mis)
     groups = group_links(ids, zip(res.i.tolist(), res.j.tolist(), strict=True))
     pos = {r: k for k, r in enumerate(ids)}
     conflicts = []
@@ -75,7 +64,7 @@ def link_fragments(case: Case, *, threshold: float = DEFAULT_GROUP_THRESHOLD,
             key = (a, b) if pos[a] < pos[b] else (b, a)
             if key not in pairs:
                 by, mis = inner.systems_of(k)
-                pairs[key] = FragmentPair(key[0], key[1], v, False, by, mis)
+                pairs[key] = FragmentLinkRow(key[0], key[1], v, False, by, mis)
             if v < 0:
                 conflicts.append((key[0], key[1], v))
     return FragmentLinks(threshold, list(pairs.values()), groups, conflicts)
@@ -141,8 +130,7 @@ def store_links(session: Any, *, run_id: int, remains: Mapping[str, tuple[int, i
                 merged: Mapping[str, Sequence[str]]) -> dict[str, Any]:
     """Store a finishing run's fragment links and suggested groups (``remains``: barcode -> (remains id,
     profile id), as :class:`opendvi.store.repositories.StoredCase` has them); what the run records."""
-    rows = [FragmentLinkRow(p.a, p.b, p.log_lr, p.linked, p.by_system, p.mismatches) for p in links.pairs]
     counts = store_fragments(session, run_id=run_id, remains_ids={b: r for b, (r, _p) in remains.items()},
-                             links=rows, groups=links.groups, threshold=links.threshold)
+                             links=links.pairs, groups=links.groups, threshold=links.threshold)
     return {"threshold": links.threshold, **counts, "conflicts": len(links.conflicts),
             "matched_as_one": {cid: list(m) for cid, m in merged.items()}}

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from opendvi.store import audit
@@ -185,6 +186,23 @@ def _check_free(session: Session, remains_ids: Iterable[int], *, except_group: i
                             "split that group first")
 
 
+def _transition(session: Session, g: FragmentGroup, *, from_states: Sequence[str], version: int | None,
+                extra: Sequence[Any] = (), **values: Any) -> None:
+    """One conditional UPDATE of the group (its id, one of ``from_states``, the version read): the first
+    of two concurrent changes wins, the second gets :class:`ConflictError`."""
+    result = session.execute(
+        update(FragmentGroup).where(and_(FragmentGroup.id == g.id, FragmentGroup.state.in_(list(from_states)),
+                                         FragmentGroup.version == (version if version is not None else g.version),
+                                         *extra))
+        .values(version=FragmentGroup.version + 1, **values).execution_options(synchronize_session=False))
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.expire(g)
+        cur = session.get(FragmentGroup, g.id)
+        raise ConflictError(f"fragment group {g.id} is {cur.state if cur else 'gone'} (version "
+                            f"{cur.version if cur else '?'}): it was changed by someone else, or this does not "
+                            "apply to it; reload")
+
+
 def propose_fragment_group(session: Session, *, by: User, group_id: int | None = None,
                            barcodes: Sequence[str] = (), note: str = "", version: int | None = None) -> FragmentGroup:
     """A DVI analyst proposes a group: a suggested one (``group_id``), or remains of his choice
@@ -197,21 +215,14 @@ def propose_fragment_group(session: Session, *, by: User, group_id: int | None =
         if g.state != FragmentGroupState.suggested.value:
             raise ConflictError(f"fragment group {g.id} is {g.state}: only a suggested group is proposed")
         _check_free(session, [m.remains_id for m in g.members])
-        result = session.execute(
-            update(FragmentGroup).where(FragmentGroup.id == g.id,
-                                        FragmentGroup.state == FragmentGroupState.suggested.value,
-                                        FragmentGroup.version == (version if version is not None else g.version))
-            .values(state=FragmentGroupState.proposed.value, version=FragmentGroup.version + 1, proposed_by_id=by.id,
-                    proposed_at=utcnow(), proposal_note=note)
-            .execution_options(synchronize_session=False))
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            raise ConflictError(f"fragment group {g.id} was changed by someone else; reload")
-        session.execute(update(FragmentGroupMember).where(FragmentGroupMember.group_id == g.id).values(active=True)
-                        .execution_options(synchronize_session=False))
-        try:
-            session.flush()
-        except Exception as exc:  # the partial unique index: someone else was first
-            raise ConflictError(f"a remains of fragment group {g.id} was grouped at the same time; reload") from exc
+        _transition(session, g, from_states=[FragmentGroupState.suggested.value], version=version,
+                    state=FragmentGroupState.proposed.value, proposed_by_id=by.id, proposed_at=utcnow(),
+                    proposal_note=note)
+        try:  # the caller's transaction is rolled back on the error
+            session.execute(update(FragmentGroupMember).where(FragmentGroupMember.group_id == g.id)
+                            .values(active=True).execution_options(synchronize_session=False))
+        except IntegrityError:  # the partial unique index: someone else was first
+            raise ConflictError(f"a remains of fragment group {g.id} was grouped at the same time; reload") from None
         session.expire(g)
     else:
         codes = sorted({b.strip() for b in barcodes if b.strip()})
@@ -242,19 +253,9 @@ def confirm_fragment_group(session: Session, *, group_id: int, by: User, version
         raise PermissionDeniedError("only a reviewer confirms a fragment group")
     if g.proposed_by_id == by.id:
         raise PermissionDeniedError(f"fragment group {g.id}: you proposed it, so another reviewer must confirm it")
-    result = session.execute(
-        update(FragmentGroup).where(and_(FragmentGroup.id == g.id,
-                                         FragmentGroup.state == FragmentGroupState.proposed.value,
-                                         FragmentGroup.version == (version if version is not None else g.version),
-                                         FragmentGroup.proposed_by_id != by.id))
-        .values(state=FragmentGroupState.confirmed.value, version=FragmentGroup.version + 1, decided_by_id=by.id,
-                decided_at=utcnow(), decision_reason=reason or None)
-        .execution_options(synchronize_session=False))
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        session.expire(g)
-        cur = session.get(FragmentGroup, group_id)
-        raise ConflictError(f"fragment group {group_id} is {cur.state if cur else 'gone'} (version "
-                            f"{cur.version if cur else '?'}): only a proposed group is confirmed; reload")
+    _transition(session, g, from_states=[FragmentGroupState.proposed.value], version=version,
+                extra=[FragmentGroup.proposed_by_id != by.id], state=FragmentGroupState.confirmed.value,
+                decided_by_id=by.id, decided_at=utcnow(), decision_reason=reason or None)
     session.expire(g)
     g = get_fragment_group(session, group_id=group_id)
     audit.append(session, action="fragments.confirm", username=by.username, object_type="fragment_group",
@@ -274,15 +275,9 @@ def split_fragment_group(session: Session, *, group_id: int, by: User, reason: s
     g = get_fragment_group(session, group_id=group_id)
     if g.state == FragmentGroupState.confirmed.value and by.role != Role.reviewer:
         raise PermissionDeniedError(f"fragment group {g.id} is confirmed: only a reviewer may split it")
-    result = session.execute(
-        update(FragmentGroup).where(FragmentGroup.id == g.id, FragmentGroup.state.in_(
-            [FragmentGroupState.suggested.value, *ACTIVE_GROUP_STATES]),
-            FragmentGroup.version == (version if version is not None else g.version))
-        .values(state=FragmentGroupState.dissolved.value, version=FragmentGroup.version + 1, decided_by_id=by.id,
+    _transition(session, g, from_states=[FragmentGroupState.suggested.value, *ACTIVE_GROUP_STATES],
+                version=version, state=FragmentGroupState.dissolved.value, decided_by_id=by.id,
                 decided_at=utcnow(), decision_reason=reason)
-        .execution_options(synchronize_session=False))
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise ConflictError(f"fragment group {group_id} was changed by someone else or is split already; reload")
     session.execute(update(FragmentGroupMember).where(FragmentGroupMember.group_id == g.id).values(active=False)
                     .execution_options(synchronize_session=False))
     session.expire(g)
