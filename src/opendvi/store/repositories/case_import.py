@@ -15,7 +15,7 @@ from opendvi.core.case import Family as CaseFamily
 from opendvi.io.case_json import case_to_dict
 from opendvi.store.errors import ImportValidationError
 from opendvi.store.models import Donor, Family, MissingPerson, Operation, Remains, User
-from opendvi.store.repositories.bulk import write_family_rows
+from opendvi.store.repositories.bulk import in_values, write_family_rows
 from opendvi.store.repositories.imports import (
     ImportSummary,
     begin_import,
@@ -115,7 +115,7 @@ class _Existing:
 def _families_of(session: Session, code: Any, family_id: Any, codes: Sequence[str]) -> dict[str, str]:
     """Code -> family code of the rows (missing persons, donors) whose ``code`` is one of ``codes``."""
     rows = session.execute(select(code, Family.code).join(Family, Family.id == family_id)
-                           .where(code.in_(codes)).order_by(code))
+                           .where(in_values(session, code, codes)).order_by(code))
     return {c: fam for c, fam in rows}
 
 
@@ -124,7 +124,7 @@ def _read_existing(session: Session, *, case: Case, operation: Operation,
     remains = existing_remains(session, [r.id for r in case.remains])
     fam_codes = [f.id for f in case.families]
     families = {f.code: f for f in session.execute(
-        select(Family).where(Family.code.in_(fam_codes)).options(selectinload(Family.members))
+        select(Family).where(in_values(session, Family.code, fam_codes)).options(selectinload(Family.members))
         .order_by(Family.code)).scalars()} if fam_codes else {}
     mp_codes = [mp for f in case.families for mp in f.missing]
     donor_codes = list(_donor_codes(case, donor_barcodes))
@@ -137,7 +137,8 @@ def _read_existing(session: Session, *, case: Case, operation: Operation,
         missing_persons=_families_of(session, MissingPerson.code, MissingPerson.family_id, mp_codes),
         donors=_families_of(session, Donor.barcode, Donor.family_id, donor_codes),
         remains_among_donors=list(session.execute(
-            select(Remains.barcode).where(Remains.barcode.in_(donor_codes)).order_by(Remains.barcode)).scalars())
+            select(Remains.barcode).where(in_values(session, Remains.barcode, donor_codes))
+            .order_by(Remains.barcode)).scalars())
         if donor_codes else [],
     )
     return _Existing(remains=remains, families=families, known=known)
@@ -183,7 +184,7 @@ def import_case(
     write_remains(session, samples=case.remains, existing=existing.remains, operation=operation, imp=imp,
                   summary=summary, laboratory=laboratory, kit=kit, untyped_profiles=False, haplotypes=haplotypes)
     donors = {d.barcode: d for d in session.execute(
-        select(Donor).where(Donor.barcode.in_(list(_donor_codes(case, bc_of))))).scalars()}
+        select(Donor).where(in_values(session, Donor.barcode, list(_donor_codes(case, bc_of))))).scalars()}
     counts = write_family_rows(session, families=case.families, existing=existing.families,
                                known_missing=existing.known.missing_persons, donors=donors, donor_barcodes=bc_of,
                                typed=lambda f: _typed(case, f), pedigree_rows=_pedigree_rows, import_id=imp.id,

@@ -19,7 +19,7 @@ from opendvi.store import audit
 from opendvi.store.audit import canonical_json
 from opendvi.store.errors import ImportValidationError
 from opendvi.store.models import Donor, FrequencyDatabase, Import, Operation, Remains, User
-from opendvi.store.repositories.bulk import write_remains_rows
+from opendvi.store.repositories.bulk import in_values, write_remains_rows
 
 __all__ = ["ImportSummary", "get_or_create_frequency_database", "import_frequencies", "import_remains_profiles"]
 
@@ -159,7 +159,7 @@ def existing_remains(session: Session, barcodes: Sequence[str]) -> dict[str, Rem
     if not barcodes:
         return {}
     return {r.barcode: r for r in session.execute(
-        select(Remains).where(Remains.barcode.in_(barcodes)).options(selectinload(Remains.operation))
+        select(Remains).where(in_values(session, Remains.barcode, barcodes)).options(selectinload(Remains.operation))
         .order_by(Remains.barcode)).scalars()}
 
 
@@ -206,7 +206,7 @@ def import_remains_profiles(
     Familias import). Every problem is listed; nothing is written on error."""
     barcodes = [smp.id for smp in samples]
     existing = existing_remains(session, barcodes)
-    donors = set(session.execute(select(Donor.barcode).where(Donor.barcode.in_(barcodes))).scalars()) \
+    donors = set(session.execute(select(Donor.barcode).where(in_values(session, Donor.barcode, barcodes))).scalars()) \
         if barcodes else set()
     problems = _profile_problems(samples, operation=operation, existing=existing, donors=donors)
     if problems:
