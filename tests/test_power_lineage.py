@@ -41,8 +41,9 @@ PED = Pedigree([
     I("MP", "FA", "MO", "M"),
 ])
 MARKERS = tuple(make_marker(f"A{i}", ["1", "2", "3", "4"], [0.1, 0.2, 0.3, 0.4]) for i in range(4))
-Y_HAPS = ({"DYS1": ("10",), "DYS2": ("14",)}, {"DYS1": ("11",), "DYS2": ("14",)},
-          {"DYS1": ("12",), "DYS2": ("15",)}, {"DYS1": ("12",), "DYS2": ("14",)})
+Y_HAPS: tuple[dict[str, tuple[str, ...]], ...] = (
+    {"DYS1": ("10",), "DYS2": ("14",)}, {"DYS1": ("11",), "DYS2": ("14",)},
+    {"DYS1": ("12",), "DYS2": ("15",)}, {"DYS1": ("12",), "DYS2": ("14",)})
 Y_COUNTS = (5, 3, 2, 1)
 MT_HAPS = (MtHaplotype.parse("16024-16569", ["16519C"]), MtHaplotype.parse("16024-16569", ["16519C", "16311C"]),
            MtHaplotype.parse("16024-16569", []))
@@ -64,7 +65,7 @@ def case_of(y: YSystem | None, mt: MtSystem | None, *, genotypes: dict[str, Any]
     return Case("c", MARKERS, families=(fam,), lineage=CaseLineage(y=y, mt=mt, haplotypes=haplotypes or {}))
 
 
-def distribution(p: Sequence[float], lv: Sequence[float]) -> dict[float, float]:
+def distribution(p: Any, lv: Any) -> dict[float, float]:
     out: dict[float, float] = {}
     for a, b in zip(p, lv, strict=True):
         key = round(float(b), 10)
@@ -96,7 +97,8 @@ def brute_force_y(k: int, rates: tuple[float, float], lines: Sequence[tuple[dict
             p = kstep(d1, k, rates[0]) * kstep(d2, k, rates[1])
             if p == 0.0:
                 continue
-            v = {"DYS1": (str(int(h["DYS1"][0]) + d1),), "DYS2": (str(int(h["DYS2"][0]) + d2),)}
+            v: dict[str, tuple[str, ...]] = {"DYS1": (str(int(h["DYS1"][0]) + d1),),
+                                             "DYS2": (str(int(h["DYS2"][0]) + d2),)}
             key = round(math.log10(p / augmented(v)), 10)
             out[key] = out.get(key, 0.0) + w * p
     return out
@@ -126,7 +128,8 @@ def test_mt_typed_aunt__one_atom_equal_to_the_engine() -> None:
     case = case_of(None, mt_system(), haplotypes={"AU": PersonHaplotypes(mt=hap)})
     (term,) = family_power(case, "F").summary.lineage
     assert (term.reference, term.links) == ("AU", 3)
-    engine = mt_lineage_lr(PED, "MP", {"AU": hap}, hap, case.lineage.mt)  # type: ignore[union-attr]
+    assert case.lineage is not None and case.lineage.mt is not None
+    engine = mt_lineage_lr(PED, "MP", {"AU": hap}, hap, case.lineage.mt)
     assert list(term.atoms_p) == [1.0]
     assert term.atoms_l[0] == pytest.approx(engine.log_lr / math.log(10), rel=1e-12)
 
@@ -160,7 +163,8 @@ def test_y_typed_uncle__conditional_walk_and_engine_lr() -> None:
     (term,) = family_power(case, "F").summary.lineage
     assert (term.reference, term.links) == ("UN", 3)
     assert_same_distribution(distribution(term.atoms_p, term.atoms_l), brute_force_y(3, rates, [(hap, 1.0)]))
-    engine = y_lineage_lr(PED, "MP", {"UN": hap}, hap, case.lineage.y)  # type: ignore[union-attr]
+    assert case.lineage is not None and case.lineage.y is not None
+    engine = y_lineage_lr(PED, "MP", {"UN": hap}, hap, case.lineage.y)
     assert float(term.atoms_l.max()) == pytest.approx(engine.log_lr / math.log(10), rel=1e-12)
 
 

@@ -84,7 +84,7 @@ class PowerSettings:
 def inclusion_of(markers: Sequence[MarkerPower], settings: PowerSettings, *, seed_offset: int = 0,
                  lineage: Sequence[LineagePower] = ()) -> Inclusion:
     """Inclusion power of independent markers and lineage terms (exact or simulated, as the settings say)."""
-    atoms = [(m.atoms_p, m.atoms_l) for m in (*markers, *lineage)]
+    atoms = [(m.atoms_p, m.atoms_l) for m in markers] + [(t.atoms_p, t.atoms_l) for t in lineage]
     if settings.method in ("auto", "exact"):
         inc = exact_inclusion(atoms, settings.thresholds, grid=settings.grid,
                               max_bins=settings.max_bins if settings.method == "auto" else 1 << 62)
@@ -126,7 +126,8 @@ class Summary:
 
     @property
     def log10_e_lr(self) -> float:
-        return math.fsum(math.log10(x.e_lr) for x in (*self.markers, *self.lineage) if x.e_lr > 0)
+        e = [m.e_lr for m in self.markers] + [t.e_lr for t in self.lineage]
+        return math.fsum(math.log10(x) for x in e if x > 0)
 
     def lineage_json(self) -> dict[str, Any]:
         """Each lineage term (``{"Y": {...}, "mt": {...}}``; empty without lineage data)."""
