@@ -26,6 +26,7 @@ from opendvi.dvi.remains import consensus_profile
 from opendvi.io.case_json import case_from_dict, case_to_dict
 from opendvi.screening import simulate_case
 from opendvi.store.models import AuditEntry
+from opendvi.workflows.fragments import link_fragments
 from opendvi.workflows.identify import match_remains
 from tests.servicekit import BACKENDS, assert_error_shape, bearer, make_app, match, migrated_engine
 
@@ -174,3 +175,50 @@ def test_propose_by_hand_and_bad_input(world: dict[str, Any]) -> None:
     assert [m["barcode"] for m in g["members"]] == sorted([x, y])
     # the intake officer (names side) does not read remains
     assert world["client"].get("/api/fragment-groups", headers=world["h"]["intake"]).status_code == 403
+
+
+def test_an_exchange_links_only_its_new_remains_and_equals_a_full_run(world: dict[str, Any]) -> None:
+    x, _y = world["pair"]
+    run1 = _run(world)
+    assert run1["parameters"]["fragments"]["remains_relinked"] == "all"
+    # a new exchange: another fragment of x's person (x's profile, one marker lost)
+    whole = copy.deepcopy(world["whole"])
+    src = next(r for r in whole["remains"] if r["id"] == x)
+    frag = copy.deepcopy(src)
+    frag["id"] = "C-FRAG"
+    frag["genotypes"].pop(next(iter(frag["genotypes"])))
+    doc = {**copy.deepcopy(whole), "remains": [frag], "families": []}
+    r = world["client"].post("/api/operations", json={"code": "C", "name": "C"}, headers=world["h"]["lab"])
+    assert r.status_code == 201, r.text
+    r = world["client"].post("/api/operations/C/imports", json=doc, headers=world["h"]["lab"])
+    assert r.status_code == 201, r.text
+    run2 = _run(world)
+    assert run2["parameters"]["fragments"]["remains_relinked"] == 1
+    whole["remains"].append(frag)
+    ref = match_remains(case_from_dict(whole), threshold=1e4)
+    got = {frozenset((ln["a"], ln["b"])): ln["log10_lr"] for ln in _get(world, "/api/fragment-links") if ln["linked"]}
+    want = {frozenset(k): v / LOG10 for k, v in ref.matching.log_lr.items() if v >= math.log(1e4)}
+    assert set(got) == set(want) and any("C-FRAG" in k for k in want)
+    for k, v in want.items():
+        assert got[k] == pytest.approx(v, abs=1e-9)
+
+
+def test_incremental_links_equal_a_full_computation() -> None:
+    case, _ = simulate_case(families=5, remains=40, seed=8, share_fragments=0.3)
+    old_remains = list(case.remains[:30])
+    prev = link_fragments(replace(case, remains=tuple(old_remains)), threshold=1e4)
+    # one old remains re-typed (a marker lost), ten new ones
+    retyped = old_remains[3]
+    gts = dict(retyped.genotypes)
+    gts.pop(next(iter(gts)))
+    now = replace(case, remains=(*old_remains[:3], replace(retyped, genotypes=gts), *old_remains[4:],
+                                 *case.remains[30:]))
+    changed = {retyped.id} | {r.id for r in case.remains[30:]}
+    full = link_fragments(now, threshold=1e4)
+    inc = link_fragments(now, threshold=1e4, changed=changed, carried=[p for p in prev.pairs if p.linked])
+    assert inc.relinked == len(changed) and full.relinked is None
+    assert inc.groups == full.groups and len(full.groups) >= 2
+    f = {(p.a, p.b, p.linked): p.log_lr for p in full.pairs}
+    i = {(p.a, p.b, p.linked): p.log_lr for p in inc.pairs}
+    assert set(f) == set(i)
+    assert all(i[k] == pytest.approx(v, abs=1e-9) for k, v in f.items())

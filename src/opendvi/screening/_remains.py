@@ -211,12 +211,14 @@ def screen_remains(
     threshold: float | None = None,
     block_floats: int = BLOCK_FLOATS,
     progress: Callable[[int, int], None] | None = None,
+    first_rows: int | None = None,
 ) -> RemainsLinks:
     """Every pair of ``samples`` (sexes resolved, as :class:`opendvi.dvi.DVIProblem` has them) with
     direct-match LR >= ``threshold`` (None: every pair, -inf included): the numbers of
     :func:`opendvi.core.direct_match.direct_match_log_lr` and, with lineage data,
     :func:`opendvi.dvi.remains.group_remains`' combined LR and systems. ``progress(rows done, rows)``
-    after each block of rows (it may raise to stop)."""
+    after each block of rows (it may raise to stop). ``first_rows``: only the pairs of the first
+    ``first_rows`` samples with any other (an incremental run puts the new ones first)."""
     t0 = time.perf_counter()
     n = len(samples)
     ids = tuple(s.id for s in samples)
@@ -240,8 +242,9 @@ def screen_remains(
     ii: list[np.ndarray] = []
     jj: list[np.ndarray] = []
     vv: list[np.ndarray] = []
-    for r0 in range(0, n, rows):
-        r1 = min(n, r0 + rows)
+    stop = n if first_rows is None else min(n, max(0, first_rows))
+    for r0 in range(0, stop, rows):
+        r1 = min(stop, r0 + rows)
         out = np.empty((r1 - r0, n))
         _block(codes, offsets, sizes, flat, sex, xcodes, xoff, xsizes, xflat, r0, r1, out)
         a, b = np.nonzero(out >= log_t)
@@ -249,7 +252,7 @@ def screen_remains(
         jj.append(b.astype(np.int64))
         vv.append(out[a, b])
         if progress is not None:
-            progress(r1, n)
+            progress(r1, stop)
     i = np.concatenate(ii) if ii else np.zeros(0, dtype=np.int64)
     j = np.concatenate(jj) if jj else np.zeros(0, dtype=np.int64)
     v = np.concatenate(vv) if vv else np.zeros(0)

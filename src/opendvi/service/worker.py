@@ -213,12 +213,17 @@ def execute(factory: Factory, run_id: int, *, worker: str, config: WorkerConfig,
                                 top_k=int(params.get("top_k", 10)), lr_threshold=float(params.get("lr_threshold", 1e4)),
                                 frequency_database_sha256=run.frequency_database_sha256,
                                 mutation_models=run.mutation_models)
+            # fragments: an incremental run links only the remains changed since the previous run
+            frag_threshold = float(params.get("fragment_threshold", 1e4))
+            changed, carried = fragments.previous_links(
+                db, inputs=inputs, case=stored.case, profile_ids={b: p for b, (_r, p) in stored.remains.items()},
+                threshold=frag_threshold)
             end_read(db)  # nothing held while computing
             db.rollback()
         t_load = time.perf_counter() - t0
         progress("loading", PHASE_END["loading"])
         t_frag = time.perf_counter()
-        links = fragments.link_fragments(stored.case, threshold=float(params.get("fragment_threshold", 1e4)),
+        links = fragments.link_fragments(stored.case, threshold=frag_threshold, changed=changed, carried=carried,
                                          progress=lambda _d, _n: progress("fragments", PHASE_END["loading"]))
         t_frag = time.perf_counter() - t_frag
         result = match_case(case, top_k=int(params.get("top_k", 10)),

@@ -9,12 +9,13 @@
 * :func:`merge_confirmed`: a confirmed group is matched as one person: its members leave the case and
   its consensus profile (:func:`opendvi.dvi.remains.consensus_profile`) takes their place;
 * :func:`expand_candidates`: the consensus' candidates, one row for each member, marked;
-* :func:`store_links`: the run's links and suggested groups into the database.
+* :func:`store_links`: the run's links and suggested groups into the database;
+  :func:`previous_links`: what an incremental run starts from.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -26,7 +27,7 @@ from opendvi.screening import screen_remains
 from opendvi.store.repositories import CandidateRow, FragmentLinkRow, store_fragments
 
 __all__ = ["FragmentLinks", "consensus_id", "expand_candidates", "link_fragments",
-           "merge_confirmed", "store_links"]
+           "merge_confirmed", "previous_links", "store_links"]
 
 
 @dataclass(frozen=True)
@@ -37,25 +38,45 @@ class FragmentLinks:
     groups: list[list[str]]
     #: pairs inside a group with LR below 1
     conflicts: list[tuple[str, str, float]]
+    #: the remains whose pairs were computed (None: all; an incremental run: the changed ones)
+    relinked: int | None = None
 
 
 def link_fragments(case: Case, *, threshold: float = DEFAULT_GROUP_THRESHOLD,
-                   progress: Callable[[int, int], None] | None = None) -> FragmentLinks:
+                   progress: Callable[[int, int], None] | None = None, changed: Collection[str] | None = None,
+                   carried: Sequence[FragmentLinkRow] = ()) -> FragmentLinks:
     """The fragment links and groups of every remains of ``case`` (``match-remains``' numbers: the
     case's markers, theta and lineage, sexes resolved as :class:`opendvi.dvi.DVIProblem` does);
-    never n x n in memory. ``progress(rows done, rows)`` after each block of rows (it may raise to stop)."""
+    never n x n in memory. ``progress(rows done, rows)`` after each block of rows (it may raise to stop).
+
+    Incremental (``changed``: the remains new or re-typed since the run that linked ``carried``, with the
+    same markers, theta and threshold): only the pairs with a changed remains are computed (the changed
+    remains are put first, and only their rows of the upper triangle are summed); the carried links of
+    two unchanged remains are kept: the same links as a full computation."""
     problem = DVIProblem(replace(case, families=(), pairings=None))
     samples = list(problem.remains.values())
     ids = [s.id for s in samples]
+    pos = {r: k for k, r in enumerate(ids)}
     lineage = case.lineage if case.lineage is not None and case.lineage.systems else None
+    first = None
+    if changed is not None:
+        new = set(changed)
+        samples = [s for s in samples if s.id in new] + [s for s in samples if s.id not in new]
+        first = sum(1 for s in samples if s.id in new)
     res = screen_remains(samples, problem.markers, theta=problem.theta, lineage=lineage, threshold=threshold,
-                         progress=progress)
+                         progress=progress, first_rows=first)
     pairs: dict[tuple[str, str], FragmentLinkRow] = {}
     for k, (a, b, v) in enumerate(res.pairs()):
         by, mis = res.systems_of(k)
+        if pos[a] > pos[b]:
+            a, b = b, a
         pairs[(a, b)] = FragmentLinkRow(a, b, v, True, by, mis)
-    groups = group_links(ids, zip(res.i.tolist(), res.j.tolist(), strict=True))
-    pos = {r: k for k, r in enumerate(ids)}
+    if changed is not None:
+        for ln in carried:
+            if ln.a in pos and ln.b in pos and ln.a not in new and ln.b not in new:
+                key = (ln.a, ln.b) if pos[ln.a] < pos[ln.b] else (ln.b, ln.a)
+                pairs[key] = replace(ln, a=key[0], b=key[1])
+    groups = group_links(ids, ((pos[a], pos[b]) for a, b in pairs))
     conflicts = []
     for g in groups:
         inner = screen_remains([problem.remains[r] for r in g], problem.markers, theta=problem.theta,
@@ -67,7 +88,7 @@ def link_fragments(case: Case, *, threshold: float = DEFAULT_GROUP_THRESHOLD,
                 pairs[key] = FragmentLinkRow(key[0], key[1], v, False, by, mis)
             if v < 0:
                 conflicts.append((key[0], key[1], v))
-    return FragmentLinks(threshold, list(pairs.values()), groups, conflicts)
+    return FragmentLinks(threshold, list(pairs.values()), groups, conflicts, first)
 
 
 def consensus_id(group_id: int) -> str:
@@ -133,4 +154,23 @@ def store_links(session: Any, *, run_id: int, remains: Mapping[str, tuple[int, i
     counts = store_fragments(session, run_id=run_id, remains_ids={b: r for b, (r, _p) in remains.items()},
                              links=links.pairs, groups=links.groups, threshold=links.threshold)
     return {"threshold": links.threshold, **counts, "conflicts": len(links.conflicts),
+            "remains_relinked": "all" if links.relinked is None else links.relinked,
             "matched_as_one": {cid: list(m) for cid, m in merged.items()}}
+
+
+def previous_links(session: Any, *, inputs: Any, case: Case, profile_ids: Mapping[str, int],
+                   threshold: float) -> tuple[set[str] | None, list[FragmentLinkRow]]:
+    """What :func:`link_fragments` may start from: the remains changed since the previous finished run
+    and that run's links, when the incremental plan (``inputs``: :class:`opendvi.workflows.incremental.
+    RunInputs`) is not a full run and that run linked with the same threshold; else ``(None, [])``."""
+    from opendvi.store.repositories import linked_pairs_of_run
+    from opendvi.workflows.incremental import plan, remains_fingerprint
+
+    if inputs.previous is None or inputs.previous_run is None or plan(inputs.previous, inputs.current).full:
+        return None, []
+    carried = linked_pairs_of_run(session, run_id=inputs.previous_run, threshold=threshold)
+    if carried is None:
+        return None, []
+    before = inputs.previous.remains
+    changed = {r.id for r in case.remains if before.get(r.id) != remains_fingerprint(r, profile_ids.get(r.id))}
+    return changed, carried

@@ -25,9 +25,20 @@ from opendvi.store.models_fragments import (
 )
 from opendvi.store.repositories.queries import add_unique
 
-__all__ = ["FRAGMENT_CHUNK", "FragmentLinkRow", "confirm_fragment_group", "confirmed_fragment_groups",
-           "fragment_groups", "fragment_links_of", "get_fragment_group", "links_between", "propose_fragment_group",
-           "split_fragment_group", "store_fragments"]
+__all__ = [
+    "FRAGMENT_CHUNK",
+    "FragmentLinkRow",
+    "confirm_fragment_group",
+    "confirmed_fragment_groups",
+    "fragment_groups",
+    "fragment_links_of",
+    "get_fragment_group",
+    "linked_pairs_of_run",
+    "links_between",
+    "propose_fragment_group",
+    "split_fragment_group",
+    "store_fragments",
+]
 
 LOG10 = math.log(10.0)
 #: links per INSERT statement
@@ -61,6 +72,26 @@ def confirmed_fragment_groups(session: Session) -> dict[int, list[str]]:
         .order_by(FragmentGroup.id, Remains.barcode)
     ):
         out.setdefault(int(gid), []).append(barcode)
+    return out
+
+
+def linked_pairs_of_run(session: Session, *, run_id: int, threshold: float) -> list[FragmentLinkRow] | None:
+    """The pairs run ``run_id`` linked (LR at or above its threshold), when that run computed fragment links
+    with ``threshold``; None otherwise (a run of an earlier version, another threshold)."""
+    params = session.scalar(select(MatchingRun.parameters).where(MatchingRun.id == run_id)) or {}
+    frag = params.get("fragments") if isinstance(params, dict) else None
+    if not isinstance(frag, dict) or frag.get("threshold") != threshold:
+        return None
+    a, b = Remains.__table__.alias("a"), Remains.__table__.alias("b")
+    out = []
+    for ba, bb, lr, by, mis in session.execute(
+        select(a.c.barcode, b.c.barcode, FragmentLink.log10_lr, FragmentLink.by_system, FragmentLink.mismatches)
+        .join(a, a.c.id == FragmentLink.remains_a_id).join(b, b.c.id == FragmentLink.remains_b_id)
+        .where(FragmentLink.run_id == run_id, FragmentLink.linked)
+    ):
+        out.append(FragmentLinkRow(ba, bb, -math.inf if lr is None else lr * LOG10, True,
+                                   {k: -math.inf if v is None else v * LOG10 for k, v in (by or {}).items()},
+                                   dict(mis or {})))
     return out
 
 
