@@ -93,8 +93,9 @@ def _copy(session: Session, table: Any, rows: Sequence[dict[str, Any]]) -> None:
     json_cols = {c.key for c in cols if isinstance(c.type, JSON)}
     names = ", ".join(f'"{c.name}"' for c in cols)
     sql = f'COPY "{table.name}" ({names}) FROM STDIN'
+    dbapi: Any = session.connection().connection.driver_connection  # psycopg's, in this transaction
     try:
-        with session.connection().connection.driver_connection.cursor() as cur, cur.copy(sql) as cp:
+        with dbapi.cursor() as cur, cur.copy(sql) as cp:
             for r in rows:
                 cp.write_row([json.dumps(r.get(c.key, fixed[c.key])) if c.key in json_cols
                               else r.get(c.key, fixed[c.key]) for c in cols])
