@@ -84,9 +84,12 @@ def _frequencies(db: Session, operation: str | None) -> tuple[str, FrequencyData
     raise APIError(409, _("no operation has markers yet: import a case or frequencies first"), code="conflict")
 
 
-def _family_row(db: Session, fam: Family, *, prefix: bool = False) -> dict[str, Any]:
+def _family_row(db: Session, fam: Family, *, prefix: bool = False,
+                lineage: dict[str, Any] | None = None) -> dict[str, Any]:
     """The family as dvi-case/1; with ``prefix`` member ids become "FAMILY::ID"
-    (member codes are unique within a family only, ids within a case)."""
+    (member codes are unique within a family only, ids within a case); with ``lineage``
+    (:func:`_lineage_content`), the donors' haplotypes of its systems and Y loci."""
+    y_loci = {m["name"] for m in (lineage or {}).get("Y", {}).get("markers", [])}
     mps = {mp.member_id for mp in repo.missing_of(db, family=fam)}
     donors = {d.member_id: d for d in repo.donors_of(db, family=fam)}
     members = []
@@ -104,14 +107,31 @@ def _family_row(db: Session, fam: Family, *, prefix: bool = False) -> dict[str, 
                 row["genotypes"] = prof.genotypes
                 if prof.dropout:
                     row["dropout"] = prof.dropout
+                haps = {"Y": {k: v for k, v in (prof.haplotypes or {}).get("Y", {}).items() if k in y_loci},
+                        "mt": (prof.haplotypes or {}).get("mt")} if lineage else {}
+                haps = {s: h for s, h in haps.items() if s in (lineage or {}) and h}
+                if haps:
+                    row["haplotypes"] = haps
         members.append(row)
     return {"id": fam.code, "members": members}
 
 
-def _case(fdb: FrequencyDatabase, rows: list[dict[str, Any]]) -> tuple[Case, str]:
+def _lineage_content(db: Session, op_code: str) -> dict[str, Any]:
+    """The operation's lineage databases (Y-STR, mtDNA) as dvi-case/1 ``lineage``; empty without:
+    the power of a family then counts the lineage markers of its donors (``docs/power.md``)."""
+    dbs = repo.operation_lineage(db, operation=repo.get_operation(db, code=op_code))
+    return {s: r.content for s, r in dbs.items()}
+
+
+def _case(fdb: FrequencyDatabase, rows: list[dict[str, Any]],
+          lineage: dict[str, Any] | None = None) -> tuple[Case, str]:
     data = {"format": "dvi-case/1", "name": "power", "theta": fdb.theta, "markers": fdb.markers, "remains": [],
             "families": [r for r in rows if any(m.get("missing") for m in r["members"])]}
-    key = hashlib.sha256((fdb.sha256 + json.dumps(data["families"], sort_keys=True)).encode()).hexdigest()
+    text = fdb.sha256 + json.dumps(data["families"], sort_keys=True)
+    if lineage:
+        data["lineage"] = lineage
+        text += json.dumps(lineage, sort_keys=True)
+    key = hashlib.sha256(text.encode()).hexdigest()
     try:
         return case_from_dict(data), key
     except OpenDVIError as exc:
@@ -123,7 +143,8 @@ def family_result(db: Session, code: str, operation: str | None) -> tuple[str, l
     untyped relative ranked as the next sample."""
     op_code, fdb = _frequencies(db, operation)
     fam = repo.get_family(db, code=code)
-    case, key = _case(fdb, [_family_row(db, fam)])
+    lineage = _lineage_content(db, op_code)
+    case, key = _case(fdb, [_family_row(db, fam, lineage=lineage)], lineage)
     if not case.families:
         raise APIError(409, _("family %(family)s has no missing person", family=code), code="conflict")
 
