@@ -565,7 +565,7 @@ class LoginThrottleKey(Base):
     last: Mapped[float] = mapped_column(Float, default=0.0)
 
 
-# the lineage tables (their own module), registered on Base.metadata with the rest
+# tables in their own modules (fragments, lineage, run inputs), registered on Base.metadata with the rest
+from opendvi.store.models_fragments import FragmentGroup, FragmentGroupMember, FragmentLink  # noqa: E402,F401
 from opendvi.store.models_lineage import LineageDatabase, OperationLineage  # noqa: E402,F401
 from opendvi.store.models_runs import MatchingRunInputs  # noqa: E402,F401
-from opendvi.store.models_fragments import FragmentGroup, FragmentGroupMember, FragmentLink  # noqa: E402,F401
