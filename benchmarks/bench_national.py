@@ -25,8 +25,8 @@ end. Steps, one or more rows each:
 7. ``page``: the remains list, a family page, a remains' page with its candidates and the audit
    trail in headless Chromium (Debian's ``/usr/bin/chromium`` through Playwright; skipped with a
    note when absent): the time to the ``load`` event, best of 3, the first beside it; a screenshot
-   of each in ``benchmarks/results/national/`` (``OPENDVI_BENCH_ARTIFACTS`` elsewhere). Target:
-   under 1 s.
+   of each in ``build/test-artifacts/national/`` (under ``$OPENDVI_TEST_ARTIFACTS`` as the browser
+   tests', or ``$OPENDVI_BENCH_ARTIFACTS``). Target: under 1 s.
 
 Sizes: the issue's national sizes by default (30,000 remains, 50,000 families, an exchange of 6,000,
 100 references); ``--quick`` a small case CI runs in about a minute (200 x 300, 40, 10);
@@ -70,7 +70,9 @@ TOP_K = 10
 LR_THRESHOLD = 1e4
 SEED = 2026
 READERS = 50
-ARTIFACTS = Path(os.environ.get("OPENDVI_BENCH_ARTIFACTS", HERE / "results" / "national"))
+#: the pages' screenshots: test artefacts, as the browser tests' (build/ is not committed)
+_TEST_ARTIFACTS = Path(os.environ.get("OPENDVI_TEST_ARTIFACTS", HERE.parent / "build" / "test-artifacts"))
+ARTIFACTS = Path(os.environ.get("OPENDVI_BENCH_ARTIFACTS") or _TEST_ARTIFACTS / "national")
 
 
 @dataclass(frozen=True)
