@@ -238,7 +238,7 @@ def test_plan__global_changes_mean_a_full_run_and_say_why() -> None:
     # a remains with an allele absent from the frequency table renormalises every frequency of that marker
     r0 = case.remains[0]
     m = next(iter(r0.genotypes))
-    odd = replace(case, remains=(replace(r0, genotypes={**r0.genotypes, m: ("99.9", "99.9")}),) + case.remains[1:])
+    odd = replace(case, remains=(replace(r0, genotypes={**r0.genotypes, m: ("99.9", "99.9")}), *case.remains[1:]))
     assert incremental.plan(a, _state(odd, 3)).reasons == [incremental.GLOBAL_REASONS["unseen_alleles"]]
     # a profile version is a change even with the same data
     v1 = incremental.current_state(case, profile_ids={r0.id: 1}, top_k=3, lr_threshold=THRESHOLD,
@@ -251,3 +251,54 @@ def test_plan__global_changes_mean_a_full_run_and_say_why() -> None:
     v1.lists = {r0.id: (False, [("M1", -math.inf, 2), ("M2", -1.5, 0)])}
     doc = json.loads(json.dumps(v1.to_json(), allow_nan=False))  # what PostgreSQL's JSON accepts
     assert incremental.RunState.from_json(doc) == v1
+
+
+def test_glrs_of_a_giant_component__restricted_solves_equal_the_plain_ones() -> None:
+    """The GLR solves of a large component run over the call's group of options that can matter
+    (``dvi.components._call_glrs``); they equal the GLRs without the identification threshold's
+    restriction, or are lower bounds at that threshold and below the plain GLR."""
+    from opendvi.dvi import DVIProblem, PairwiseResult, solve_joint
+    from opendvi.dvi.workflow import SolveOptions
+
+    case, _ = simulate_case(families=70, remains=60, seed=4)
+    ref = screen(case, top=6, threshold=None)
+    kept: dict[str, list[str]] = {r.id: [] for r in case.remains}
+    for rid, mp, _v, _x in ref.pairs():
+        kept[rid].append(mp)
+    problem = DVIProblem(replace(case, pairings={r: tuple(v) for r, v in kept.items()}))
+    pw = PairwiseResult(remains=tuple(problem.remains), missing=tuple(problem.missing))
+    for rid in problem.remains:
+        pw.log_lr[rid], pw.exclusions[rid] = {}, {}
+    for rid, mp, v, x in ref.pairs():
+        if mp in problem.admissible[rid]:
+            pw.log_lr[rid][mp], pw.exclusions[rid][mp] = v, x
+    enough = math.log(SolveOptions().threshold)
+    plain = solve_joint(problem, pw, top=1, glr_floor=0.0, absolute=False)
+    fast = solve_joint(problem, pw, top=1, glr_floor=0.0, glr_enough=enough, absolute=False)
+    assert max(len(c.remains) for c in plain.components) >= 40  # one large component, solved by the model
+    assert plain.rows[0].assignment == fast.rows[0].assignment
+    g_plain, g_fast = plain.glr(), fast.glr()
+    bound = {r for c in fast.components for r in c.remains if r in c.glr_bound}
+    assert g_fast
+    for rid, g in g_fast.items():
+        if rid in bound:
+            assert enough - 1e-9 <= g <= g_plain[rid] + 1e-9, (rid, g, g_plain[rid])
+        elif math.isnan(g):  # not a call, or not computed: the same in both
+            assert math.isnan(g_plain[rid]), rid
+        else:
+            assert g == pytest.approx(g_plain[rid], abs=1e-8), rid
+    assert any(not math.isnan(g) for g in g_fast.values())
+    # an independent reference: the best with the pairing removed from the case, solved in full
+    calls = [(rid, mp) for rid, mp in plain.rows[0].assignment.items() if not math.isnan(g_plain.get(rid, math.nan))]
+    assert calls
+    for rid, mp in calls[:6]:
+        without = DVIProblem(replace(case, pairings={**{r: tuple(v) for r, v in kept.items()},
+                                                     rid: tuple(x for x in kept[rid] if x != mp)}))
+        pw2 = PairwiseResult(remains=pw.remains, missing=pw.missing)
+        for r in pw.log_lr:
+            pw2.log_lr[r] = {m: v for m, v in pw.log_lr[r].items() if (r, m) != (rid, mp)}
+            pw2.exclusions[r] = {m: v for m, v in pw.exclusions[r].items() if (r, m) != (rid, mp)}
+        alt = solve_joint(without, pw2, top=1, glr_floor=math.inf, absolute=False)
+        want = plain.rows[0].log_lr - alt.rows[0].log_lr
+        assert g_plain[rid] == pytest.approx(want, abs=1e-8), rid
+        assert enough - 1e-9 <= g_fast[rid] <= want + 1e-9 if rid in bound else g_fast[rid] == pytest.approx(want)

@@ -360,7 +360,15 @@ def _call_glrs(
             pen = min(alts)
             slack = 1e-7 * (1.0 + abs(value))
             lower[(r, m)] = max(lo, best.score - value + pen - slack)
-    groups = _positive_groups(model)
+    # Weak duality restricts the groups further: an assignment scoring above best - glr_enough uses
+    # options whose reduced costs (each >= 0) add up to less than LP - best + glr_enough, so only
+    # those options (and the best's own) can make a GLR below glr_enough; a solve over them that
+    # leaves the GLR at or above glr_enough proves that bound (reported as a lower bound).
+    eligible: set[int] | None = None
+    if lp is not None and len(lp[2]) == len(model.options):
+        cut = lp[0] - best.score + glr_enough + 1e-6 * (1.0 + abs(lp[0]))
+        eligible = {k for k, dk in lp[2].items() if dk <= cut} | set(best.chosen)
+    groups = _positive_groups(model, eligible)
     t_glr = time.perf_counter()
     for k in best.chosen:
         o = model.options[k]
@@ -384,10 +392,13 @@ def _call_glrs(
                 continue
             here = best.score if only is None else math.fsum(model.options[j].score for j in best.chosen if j in only)
             g = math.inf if alt is None else here - alt.score
+            if eligible is not None and only is not None and g >= glr_enough - 1e-9:
+                g = max(glr_enough, lower[(r, m)])
+                comp.glr_bound.update({rid, mp})
             comp.glr_remains[rid] = comp.glr_missing[mp] = g
 
 
-def _positive_groups(model: Model) -> tuple[dict[int, int], list[frozenset[int]]]:
+def _positive_groups(model: Model, among: set[int] | None = None) -> tuple[dict[int, int], list[frozenset[int]]]:
     """The connected groups of the options of positive score (remains and families linked by them):
     remains -> group, and each group's options. Leaving a family's option out is always allowed, so
     an option of score <= 0 can be dropped from any assignment without lowering it: the best under
@@ -403,7 +414,7 @@ def _positive_groups(model: Model) -> tuple[dict[int, int], list[frozenset[int]]
         return i
 
     n_r = len(model.remains)
-    positive = [k for k, o in enumerate(model.options) if o.score > 0]
+    positive = [k for k, o in enumerate(model.options) if o.score > 0 and (among is None or k in among)]
     for k in positive:
         o = model.options[k]
         a = find(n_r + o.unit)
