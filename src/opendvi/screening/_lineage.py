@@ -19,7 +19,8 @@ the full ln LR of every such haplotype as that missing person
   row, only haplotypes with at most one difference carry a finite LR. They
   are found through an index of "deletion neighbourhoods" (a haplotype's
   variant set and the sets with one variant removed: two haplotypes without
-  heteroplasmy differ at <= 1 site only if they share such a key) and
+  heteroplasmy differ at <= 1 site only if they share such a key; keys as
+  XORs of 64-bit hashes of the variants, a hit confirmed on the sets) and
   checked exactly; haplotypes with a heteroplasmy (or odd variants) are
   compared directly. Everything else is an exclusion (two or more
   differences).
@@ -31,6 +32,7 @@ pairings.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -81,10 +83,6 @@ def _tokens(h: MtHaplotype, spans: Spans) -> frozenset[tuple[tuple[int, int], st
     if h.range == spans:  # every variant lies in the haplotype's range
         return frozenset(h.sites.items())
     return frozenset((s, b) for s, b in h.sites.items() if in_range(s[0], spans))
-
-
-def _keys(tokens: frozenset[tuple[tuple[int, int], str]]) -> list[frozenset[tuple[tuple[int, int], str]]]:
-    return [tokens, *(tokens - {t} for t in tokens)]
 
 
 @dataclass
@@ -143,11 +141,13 @@ class LineageEncoding:
         if any(k not in col for k in loci):
             x, n = 0, 0
         else:
-            cols = [col[k] for k in loci]
-            sub = mat[:, cols]
-            typed = (sub >= 0).all(axis=1)
+            proj = self._cache.get(("ydbsub", loci))
+            if proj is None:  # the database's columns of these loci, once per set of loci
+                sub = mat[:, [col[k] for k in loci]]
+                typed = (sub >= 0).all(axis=1)
+                proj = self._cache[("ydbsub", loci)] = (sub, typed, int(counts[typed].sum()))
+            sub, typed, n = proj
             want = np.array([vcode[k].get(h[k], -2) for k in loci], dtype=np.int32)
-            n = int(counts[typed].sum())
             x = int(counts[typed & (sub == want[None, :]).all(axis=1)].sum())
         return math.log(count_frequency(x, n, db.estimator))
 
@@ -334,18 +334,38 @@ class LineageEncoding:
         out: list[tuple[Spans, NDArray[np.intp], list[int]]] = got
         return out
 
-    def _mt_index(self, rng: Spans, common: Spans, codes: NDArray[np.intp]) -> dict[Any, list[int]]:
+    def _hkeys(self, tokens: frozenset[tuple[tuple[int, int], str]]) -> list[int]:
+        """The keys of the deletion neighbourhood (module docstring) as integers: the XOR of the
+        tokens' 64-bit hashes, and that of each set with one token removed (equal sets, equal
+        keys; a candidate found by them is checked exactly)."""
+        ids = self._cache.setdefault("mttok", {})
+        vals = []
+        full = 0
+        for t in tokens:
+            v = ids.get(t)
+            if v is None:
+                v = ids[t] = int.from_bytes(hashlib.blake2b(repr(t).encode(), digest_size=8).digest(), "little")
+            vals.append(v)
+            full ^= v
+        return [full, *(full ^ v for v in vals)]
+
+    def _mt_index(self, rng: Spans, common: Spans, codes: NDArray[np.intp]) -> tuple[
+            dict[int, list[int]], dict[int, frozenset[tuple[tuple[int, int], str]]]]:
+        """The plain haplotypes of one range by their keys over ``common`` (:meth:`_hkeys`), and
+        their tokens there."""
         key = ("mtindex", rng, common)
         got = self._cache.get(key)
         if got is None:
-            got = {}
-            for c in codes:
-                h = self.mt_haps[int(c)]
+            index: dict[int, list[int]] = {}
+            tokens: dict[int, frozenset[tuple[tuple[int, int], str]]] = {}
+            for c in codes.tolist():
+                h = self.mt_haps[c]
                 if _plain(h):
-                    for k in _keys(_tokens(h, common)):
-                        got.setdefault(k, []).append(int(c))
-            self._cache[key] = got
-        out: dict[Any, list[int]] = got
+                    tokens[c] = tk = _tokens(h, common)
+                    for k in self._hkeys(tk):
+                        index.setdefault(k, []).append(c)
+            got = self._cache[key] = (index, tokens)
+        out: tuple[dict[int, list[int]], dict[int, frozenset[tuple[tuple[int, int], str]]]] = got
         return out
 
     def mt_reference(self, fam: Family, mp: str) -> tuple[MtHaplotype, int] | None:
@@ -384,11 +404,15 @@ class LineageEncoding:
                 continue
             vals[codes + 1] = -math.inf
             mm[codes + 1] = MT_MANY
-            if ref_plain:
-                index = self._mt_index(rng, common, codes)
+            if ref_plain:  # plain ones sharing a key with the reference, and the odd ones
+                index, tokens = self._mt_index(rng, common, codes)
+                tr = _tokens(ref, common)
                 cand: set[int] = set(odd)
-                for key in _keys(_tokens(ref, common)):
-                    cand.update(index.get(key, ()))
+                for key in self._hkeys(tr):
+                    for c in index.get(key, ()):
+                        th = tokens[c]
+                        if len(th - tr) <= 1 and len(tr - th) <= 1:
+                            cand.add(c)
             else:
                 cand = {int(c) for c in codes}
             for c in cand:
