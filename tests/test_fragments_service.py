@@ -165,6 +165,19 @@ def test_fragments_in_two_operations_grouped_confirmed_matched_as_one(world: dic
 def test_propose_by_hand_and_bad_input(world: dict[str, Any]) -> None:
     x, y = world["pair"]
     _run(world)
+    # the remains page's forms: the analyst proposes the suggested group, the reviewer sees the confirm form
+    client, h = world["client"], world["h"]
+    gid = next(g["id"] for g in _get(world, "/api/fragment-groups", state="suggested", remains=x))
+    r = client.post(f"/fragment-groups/{gid}/propose", data={"back": x, "note": "page"}, headers=h["dvi"],
+                    follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].endswith(f"#fragment-group-{gid}")
+    assert _get(world, f"/api/fragment-groups/{gid}")["state"] == "proposed"
+    page = client.get(f"/remains/{x}", headers=h["reviewer"]).text
+    assert f'action="/fragment-groups/{gid}/confirm"' in page and f'action="/fragment-groups/{gid}/split"' in page
+    assert f'action="/fragment-groups/{gid}/confirm"' not in client.get(f"/remains/{x}", headers=h["dvi"]).text
+    r = client.post(f"/fragment-groups/{gid}/split", data={"back": x, "reason": "page"}, headers=h["dvi"],
+                    follow_redirects=False)
+    assert r.status_code == 303 and _get(world, f"/api/fragment-groups/{gid}")["state"] == "split"
     assert_error_shape(world["client"].post("/api/fragment-groups", json={"remains": [x]},
                                             headers=world["h"]["dvi"]), 422)
     assert_error_shape(world["client"].post("/api/fragment-groups", json={"remains": [x, "NO-SUCH"]},
