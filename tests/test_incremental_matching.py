@@ -156,7 +156,10 @@ def test_exchange_and_retyped_reference__only_those_recomputed__candidates_equal
     assert run5["recomputed"]["reasons"] == ["full: top_k changed"]
     page = client.get("/operations/A", headers=h["dvi"])
     assert page.status_code == 200
-    assert "full run" in page.text and "incremental: " in page.text
+    assert run5["recomputed"]["causes"] == ["top_k"]
+    assert "full run: top-K changed" in page.text and "full run: no earlier run to start from" in page.text
+    assert "incremental: 100 remains screened" in page.text or rec["remains_rescreened"]
+    assert "100 remains new; 1 family changed" in page.text
 
 
 # ---------------------------------------------------------------------------

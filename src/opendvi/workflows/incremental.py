@@ -164,6 +164,8 @@ class Plan:
 
     full: bool
     reasons: list[str]
+    #: why a full run, as keys of :data:`GLOBAL_REASONS` or "no_previous" (the pages translate them)
+    causes: list[str] = field(default_factory=list)
     new_remains: list[str] = field(default_factory=list)
     retyped_remains: list[str] = field(default_factory=list)
     removed_remains: list[str] = field(default_factory=list)
@@ -189,7 +191,7 @@ class Plan:
                                 "kept lists)")
             if len(reasons) == 0:
                 reasons.append("nothing changed: every candidate carried over")
-        return {"mode": "full" if self.full else "incremental", "reasons": reasons,
+        return {"mode": "full" if self.full else "incremental", "reasons": reasons, "causes": list(self.causes),
                 "remains_screened": n_remains if self.full else
                 len(self.new_remains) + len(self.retyped_remains) + len(self.rescreened),
                 "families_screened": n_families if self.full else len(self.new_families) + len(self.changed_families),
@@ -220,13 +222,14 @@ def current_state(case: Case, *, profile_ids: Mapping[str, int], top_k: int, lr_
 def plan(previous: RunState | None, current: RunState) -> Plan:
     """Full, or which remains and families changed since ``previous``."""
     if previous is None:
-        return Plan(full=True, reasons=["full: no earlier finished run with recorded inputs"])
+        return Plan(full=True, reasons=["full: no earlier finished run with recorded inputs"], causes=["no_previous"])
     changed = [k for k in current.globals if previous.globals.get(k) != current.globals[k]]
     if changed:
         return Plan(full=True, reasons=list(dict.fromkeys(
-            GLOBAL_REASONS.get(k, f"full: {k} changed") for k in changed)))
+            GLOBAL_REASONS.get(k, f"full: {k} changed") for k in changed)), causes=changed)
     if current.globals.get("lineage") or current.globals.get("pairings"):
-        return Plan(full=True, reasons=[GLOBAL_REASONS["lineage" if current.globals.get("lineage") else "pairings"]])
+        why = "lineage" if current.globals.get("lineage") else "pairings"
+        return Plan(full=True, reasons=[GLOBAL_REASONS[why]], causes=[why])
     p = Plan(full=False, reasons=[])
     for rid, fp in current.remains.items():
         old = previous.remains.get(rid)
@@ -402,21 +405,42 @@ def kept_lists(case: Case, *, previous: RunState | None, plan_: Plan, top_k: int
     return out
 
 
-def _per_marker_of(case: Case, promoted: Mapping[str, set[str]], family_of: Mapping[str, str], out: Kept) -> None:
-    """The per-marker ln LRs of pairings kept deeper in the previous run that are now candidates: one
-    small screening of those remains against those families, every pairing kept."""
-    rids = set().union(*promoted.values())
-    fids = {family_of[mp] for mp in promoted}
-    remains = [r for r in case.remains if r.id in rids]
-    families = [f for f in case.families if f.id in fids]
-    sub = replace(case, remains=tuple(remains), families=tuple(families))
-    n_rows = sum(len(f.missing) for f in families)
-    res = _screen(sub, top=n_rows, threshold=None, per_marker=True)
-    assert res.log_lr_by_marker is not None
-    for i, (rid, mp, _v, _x) in enumerate(res.pairs()):
-        if rid in promoted.get(mp, ()):
-            out.per_marker[(rid, mp)] = res.log_lr_by_marker[i].tolist()
-    out.markers = out.markers or res.markers
+def _per_marker_of(case: Case, promoted: Mapping[str, set[str]], family_of: Mapping[str, str], out: Kept,
+                   max_pairs: int = 2_000_000) -> None:
+    """The per-marker ln LRs of pairings kept deeper in the previous run that are now candidates: small
+    screenings of those remains against those families, every pairing kept, in groups of remains whose
+    pairs stay under ``max_pairs``."""
+    wanted: dict[str, set[str]] = {}
+    for mp, rids in promoted.items():
+        for rid in rids:
+            wanted.setdefault(rid, set()).add(mp)
+    fams = {f.id: f for f in case.families}
+    by_id = {r.id: r for r in case.remains}
+    group: list[str] = []
+    group_fams: set[str] = set()
+
+    def flush() -> None:
+        families = [f for f in case.families if f.id in group_fams]
+        sub = replace(case, remains=tuple(by_id[r] for r in group), families=tuple(families))
+        n_rows = sum(len(f.missing) for f in families)
+        res = _screen(sub, top=n_rows, threshold=None, per_marker=True)
+        assert res.log_lr_by_marker is not None
+        for i, (rid, mp, _v, _x) in enumerate(res.pairs()):
+            if mp in wanted[rid]:
+                out.per_marker[(rid, mp)] = res.log_lr_by_marker[i].tolist()
+        out.markers = out.markers or res.markers
+
+    for rid in sorted(wanted):
+        mine = {family_of[mp] for mp in wanted[rid]}
+        both = group_fams | mine
+        if group and (len(group) + 1) * sum(len(fams[f].missing) for f in both) > max_pairs:
+            flush()
+            group, group_fams = [], set()
+            both = mine
+        group.append(rid)
+        group_fams = both
+    if group:
+        flush()
 
 
 @dataclass
