@@ -205,17 +205,17 @@ def screen(
         n_remains=enc.n_remains, n_rows=enc.n_rows, n_markers=len(enc.markers), width=enc.width, n_shards=len(specs)
     )
     wd: Path | None = Path(work_dir) if work_dir is not None else None
-    settings = {
-        "format": "opendvi-screen-shards/2",
-        "fingerprint": fingerprint or _fingerprint(enc),
-        "top": top,
-        "threshold": threshold,
-        "shard_size": shard_size,
-        "n_shards": len(specs),
-        **({"per_marker": True} if per_marker else {}),
-    }
     done: set[int] = set()
-    if wd is not None:
+    if wd is not None:  # the settings (and the case's fingerprint) serve only to resume from a work dir
+        settings = {
+            "format": "opendvi-screen-shards/2",
+            "fingerprint": fingerprint or _fingerprint(enc),
+            "top": top,
+            "threshold": threshold,
+            "shard_size": shard_size,
+            "n_shards": len(specs),
+            **({"per_marker": True} if per_marker else {}),
+        }
         done = _open_work_dir(wd, settings)
         _lock(wd)
     try:
