@@ -462,14 +462,16 @@ def main() -> None:
     if args.remains or args.families:
         base = Sizes.parse(f"{args.remains or base.remains}x{args.families or base.families}")
     sizes = Sizes(base.remains, base.families, args.exchange or base.exchange, args.references or base.references)
+    t0 = time.perf_counter()
     rows = run(quick=args.quick, pg=args.pg, sizes=sizes, backends=tuple(args.backends.split(",")))
     for r in rows:
         print(r)
     if args.out:
-        sys.path.insert(0, str(HERE))
         import run as runner
 
-        args.out.write_text(runner.markdown("national", rows, runner.machine(), quick=args.quick, seconds=0.0))
+        md = runner.markdown("national", rows, runner.machine(), quick=args.quick, seconds=time.perf_counter() - t0)
+        args.out.write_text(md.replace("`python benchmarks/run.py`", "`python benchmarks/bench_national.py "
+                                       + " ".join(a for a in sys.argv[1:] if "://" not in a) + "`"))
 
 
 if __name__ == "__main__":
