@@ -69,12 +69,20 @@ def _default_base(site: tuple[int, int]) -> frozenset[str]:
     return IUPAC["-"] if site[1] > 0 else frozenset(rcrs()[site[0] - 1])
 
 
+#: (site, base) -> whether that variant is plain (:func:`_plain`); a few thousand distinct variants
+_PLAIN_VARIANT: dict[tuple[tuple[int, int], str], bool] = {}
+
+
 def _plain(h: MtHaplotype) -> bool:
     """Every variant one base, other than the rCRS (or "no insertion"): then
     two haplotypes differ at a site exactly when their variants there differ."""
-    for s, b in h.sites.items():
-        bases = IUPAC.get(b)
-        if bases is None or len(bases) != 1 or bases & _default_base(s):
+    for sb in h.sites.items():
+        ok = _PLAIN_VARIANT.get(sb)
+        if ok is None:
+            s, b = sb
+            bases = IUPAC.get(b)
+            ok = _PLAIN_VARIANT[sb] = not (bases is None or len(bases) != 1 or bases & _default_base(s))
+        if not ok:
             return False
     return True
 
@@ -254,8 +262,8 @@ class LineageEncoding:
     def _y_sum(self, vec: FloatArray) -> FloatArray:
         """``vec[y_flat].sum(axis=1)``: Σ_loci of each remains haplotype's entries. A haplotype with
         an entry -inf at some locus sums to -inf; the others (few: within reach of the line at every
-        locus) are found locus by locus, most selective first, and summed as that sum does (the same
-        rows of ``vec[y_flat]``, the same reduction, so the same bits)."""
+        locus), found from the entries' finiteness, are summed as that sum does (the same rows of
+        ``vec[y_flat]``, the same reduction, so the same bits)."""
         flat_t = self._cache.get("yflatT")
         if flat_t is None:
             flat_t = self._cache["yflatT"] = np.ascontiguousarray(self.y_flat.T)
@@ -263,15 +271,7 @@ class LineageEncoding:
         if fin.all():
             out: FloatArray = vec[self.y_flat].sum(axis=1)
             return out
-        order = self._cache.get("yorder")
-        if order is None:  # the loci with most values first: they leave fewest haplotypes in reach
-            order = self._cache["yorder"] = [int(i) for i in np.argsort([-len(v) for v in self.y_values],
-                                                                         kind="stable")]
-        idx = np.flatnonzero(fin[flat_t[order[0]]])
-        for li in order[1:]:
-            if not idx.size:
-                break
-            idx = idx[fin[flat_t[li, idx]]]
+        idx = np.flatnonzero(fin[flat_t].all(axis=0))
         out = np.full(len(self.y_haps), -math.inf)
         if idx.size:
             out[idx] = vec[self.y_flat[idx]].sum(axis=1)
