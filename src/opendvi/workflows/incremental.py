@@ -406,7 +406,7 @@ def kept_lists(case: Case, *, previous: RunState | None, plan_: Plan, top_k: int
 
 
 def _per_marker_of(case: Case, promoted: Mapping[str, set[str]], family_of: Mapping[str, str], out: Kept,
-                   max_pairs: int = 2_000_000) -> None:
+                   max_pairs: int = 250_000) -> None:
     """The per-marker ln LRs of pairings kept deeper in the previous run that are now candidates: small
     screenings of those remains against those families, every pairing kept, in groups of remains whose
     pairs stay under ``max_pairs``."""
