@@ -41,7 +41,7 @@ def lr_distribution_png(result: FamilyPower, *, width: float = 7.0, height: floa
     from matplotlib.figure import Figure
 
     s = result.summary
-    atoms = [(m.atoms_p, m.atoms_l) for m in s.markers]
+    atoms = [(m.atoms_p, m.atoms_l) for m in s.markers] + [(t.atoms_p, t.atoms_l) for t in s.lineage]
     pmf, start, h, _k = grid_pmf(atoms, grid=1e-3, max_bins=1 << 20)
     x = start + h * np.arange(len(pmf))
     edges_lo = math.floor(float(x[0]) / BIN) * BIN if len(x) else 0.0
