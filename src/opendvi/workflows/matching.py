@@ -16,8 +16,8 @@ from opendvi.core.rules import unevaluable_family_note
 from opendvi.dvi import UNASSIGNED, DVIError, DVIProblem, PairwiseResult, solve_joint
 from opendvi.dvi.workflow import SolveOptions
 from opendvi.store.repositories import CandidateRow
-from opendvi.workflows.candidate_systems import candidate_systems
 from opendvi.workflows import incremental
+from opendvi.workflows.candidate_systems import candidate_systems
 from opendvi.workflows.incremental import RunState
 
 LOG10 = math.log(10.0)
