@@ -113,6 +113,8 @@ def make_app(engine: Engine, *, demo: bool = True, users: bool = True, **setting
     from opendvi.service.app import create_app
     from opendvi.service.settings import Settings
 
+    # a locked sign-in's 429 is answered at once here (service/admission.py; test_service_admission times it)
+    settings.setdefault("signin_refusal_delay", 0.0)
     app = create_app(settings=Settings(environment="test", **settings), engine=engine)
     # the bootstrap admin's password is one-time; the tests' admin has changed it already
     bootstrap.ensure_admin(app.state.sessionmaker, password=ADMIN_PASSWORD, must_change_password=False)

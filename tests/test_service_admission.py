@@ -5,6 +5,7 @@ starts."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from starlette.types import Message, Receive, Scope, Send
@@ -152,3 +153,40 @@ def test_queues_belong_to_their_event_loop() -> None:
     for _ in range(2):
         app.gates.clear()
         asyncio.run(contended())
+
+
+def _answering(status: int) -> Any:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    return app
+
+
+def test_a_locked_sign_in_is_answered_late_without_holding_its_place() -> None:
+    """A 429 to a sign-in is sent after the delay; meanwhile the next sign-in is worked on (the place
+    was given back first); other answers and other routes are not delayed."""
+
+    async def go() -> None:
+        loop = asyncio.get_running_loop()
+        sent: list[tuple[str, float]] = []
+
+        def recorder(name: str) -> Send:
+            async def send(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    sent.append((name, loop.time()))
+            return send
+
+        locked = AdmissionMiddleware(_answering(429), limit=2, refusal_delay=0.3)
+        t0 = loop.time()
+        first = asyncio.create_task(locked(_scope("POST", "/api/auth/login"), _noop_receive, recorder("first")))
+        await _settle()
+        ok = AdmissionMiddleware(_answering(200), limit=2, refusal_delay=0.3)
+        ok._queues = locked._queues  # the same process: the same sign-in queue
+        await ok(_scope("POST", "/login"), _noop_receive, recorder("second"))
+        await locked(_scope("GET", "/api/me"), _noop_receive, recorder("read 429"))
+        await first
+        assert [name for name, _t in sent] == ["second", "read 429", "first"]  # not behind the delayed one
+        assert dict(sent)["first"] - t0 >= 0.29
+
+    asyncio.run(go())

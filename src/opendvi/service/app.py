@@ -183,7 +183,8 @@ def create_app(*, settings: Settings | None = None, engine: Engine | None = None
     app.add_middleware(i18n.LocaleMiddleware)
     # outermost: reads queue first come, first served before any work is done for them (admission.py)
     app.add_middleware(AdmissionMiddleware,
-                       limit=int(os.environ.get(ADMISSION_ENV) or DEFAULT_CONCURRENT_READS))
+                       limit=int(os.environ.get(ADMISSION_ENV) or DEFAULT_CONCURRENT_READS),
+                       refusal_delay=settings.signin_refusal_delay)
     return app
 
 

@@ -13,6 +13,8 @@
                            (default 5; a client address: four times as many)
 ``OPENDVI_LOGIN_LOCK_MAX`` longest lock after failed sign-ins, s (default 900)
 ``OPENDVI_LOGIN_PARALLEL`` argon2 checks at once (default 2; more wait)
+``OPENDVI_SIGNIN_REFUSAL_DELAY`` seconds before a locked sign-in's 429 is
+                           sent (default 1; waited without a thread)
 ``OPENDVI_DECISION_MIN_LR`` the decision policy: below this LR a proposal or
                            confirmation needs a reason (default 10000, as
                            ``opendvi solve``)
@@ -68,6 +70,8 @@ class Settings:
     login_failures: int = 5
     login_lock_max_s: float = 900.0
     login_parallel: int = 2
+    #: seconds before a locked sign-in's 429 is sent (service/admission.py)
+    signin_refusal_delay: float = 1.0
     #: the decision policy (OPENDVI_DECISION_MIN_LR, OPENDVI_DECISION_MIN_POSTERIOR); default: opendvi solve's
     decision_min_lr: float = _SOLVE.threshold
     decision_min_posterior: float = _SOLVE.min_posterior
@@ -98,6 +102,7 @@ class Settings:
             login_failures=int(env.get("OPENDVI_LOGIN_FAILURES", "5")),
             login_lock_max_s=float(env.get("OPENDVI_LOGIN_LOCK_MAX", "900")),
             login_parallel=int(env.get("OPENDVI_LOGIN_PARALLEL", "2")),
+            signin_refusal_delay=float(env.get("OPENDVI_SIGNIN_REFUSAL_DELAY", "1")),
             decision_min_lr=_number(env, "OPENDVI_DECISION_MIN_LR", _SOLVE.threshold),
             decision_min_posterior=_number(env, "OPENDVI_DECISION_MIN_POSTERIOR", _SOLVE.min_posterior),
         )
@@ -110,9 +115,10 @@ class Settings:
             weak = password_problem(self.admin_password)
             if weak and not self.development:
                 raise SettingsError(f"OPENDVI_ADMIN_PASSWORD is refused outside development: {weak}")
-        if self.max_body_bytes < 1024 or self.login_failures < 1 or self.login_parallel < 1:
+        if self.max_body_bytes < 1024 or self.login_failures < 1 or self.login_parallel < 1 \
+                or self.signin_refusal_delay < 0:
             raise SettingsError("OPENDVI_MAX_BODY_MB, OPENDVI_LOGIN_FAILURES and OPENDVI_LOGIN_PARALLEL must be "
-                                "positive")
+                                "positive, OPENDVI_SIGNIN_REFUSAL_DELAY not negative")
         if not (self.decision_min_lr >= 1.0 and 0.0 <= self.decision_min_posterior <= 1.0):
             raise SettingsError("OPENDVI_DECISION_MIN_LR must be at least 1 and OPENDVI_DECISION_MIN_POSTERIOR "
                                 f"between 0 and 1, found {self.decision_min_lr:g} and {self.decision_min_posterior:g}")
