@@ -401,3 +401,48 @@ def test_the_candidates_export_carries_each_systems_lr(ran: dict[str, Any]) -> N
             assert (row[f"log10_lr_{system}"] == "") if x is None else math.isclose(
                 float(row[f"log10_lr_{system}"]), x, rel_tol=1e-12, abs_tol=1e-12)
         assert {s: int(row[f"mismatches_{s}"]) for s in ("Y", "mt")} == c["mismatches"]
+
+
+# ---------------------------------------------------------------------------
+# profile tables (GeneMapper) carry Y-STR loci: stored as the haplotype, beside the mtDNA one
+# ---------------------------------------------------------------------------
+
+
+def _gm_wide(samples: dict[str, dict[str, str]]) -> bytes:
+    """A GeneMapper ID-X wide export (one row per sample, "a, b" calls)."""
+    markers = list(next(iter(samples.values())))
+    lines = ["\t".join(["Sample File", "Sample Name", *markers])]
+    lines += ["\t".join(["A01.fsa", sid, *(calls[m] for m in markers)]) for sid, calls in samples.items()]
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def _current_haplotypes(app: Any, barcode: str) -> Any:
+    with app.state.sessionmaker() as db:
+        rem = db.scalars(select(Remains).where(Remains.barcode == barcode)).one()
+        return db.scalars(select(Profile).where(Profile.remains_id == rem.id)
+                          .order_by(Profile.version.desc())).first().haplotypes
+
+
+def test_a_genemapper_export_with_y_loci__stored_as_the_haplotype_beside_the_mt(
+        fresh: dict[str, Any], whole: tuple[dict[str, Any], str, str]) -> None:
+    client, h, app = fresh["client"], fresh["h"], fresh["app"]
+    doc = whole[0]
+    assert client.post("/api/operations/L/imports", json=doc, headers=h["lab"]).status_code == 201
+    rem = doc["remains"][0]
+    before = _current_haplotypes(app, rem["id"])
+    y_locus = next(k for k, v in rem["haplotypes"]["Y"].items() if v.isdigit())
+    auto = {m: ", ".join(g) for m, g in rem["genotypes"].items()}
+    new_y = str(int(rem["haplotypes"]["Y"][y_locus]) + 1)  # a re-typing of one Y locus
+    files = {"file": ("run.txt", _gm_wide({rem["id"]: {**auto, y_locus: new_y}}), "text/plain")}
+    r = client.post("/api/operations/L/imports/file", files=files, headers=h["lab"])
+    assert r.status_code in (200, 201), r.text
+    after = _current_haplotypes(app, rem["id"])
+    assert after["Y"] == {y_locus: new_y}  # the file's Y loci
+    assert after["mt"] == before["mt"]  # the mtDNA haplotype is kept
+    # a Y locus the operation's Y-STR database does not have: 422 naming the sample and locus, nothing written
+    counts = _counts(app)
+    files = {"file": ("run2.txt", _gm_wide({rem["id"]: {**auto, "DYS999": "12"}}), "text/plain")}
+    r = client.post("/api/operations/L/imports/file", files=files, headers=h["lab"])
+    problems = assert_error_shape(r, 422)["details"]
+    assert any("sample V000001: Y-STR locus DYS999 is not in the operation's Y-STR database" in p for p in problems)
+    assert _counts(app) == counts

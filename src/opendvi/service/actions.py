@@ -114,6 +114,7 @@ def import_file(
     """Import an uploaded file of any format :data:`FILE_FORMATS` lists
     (the format is told from the name and the first line): all or nothing."""
     from opendvi.io.convert import load
+    from opendvi.io.lineage_json import y_haplotype_to_dict
 
     _check_size(raw, filename)
     if Path(filename).suffix.lower() == ".json" or raw.lstrip()[:1] == b"{":
@@ -123,7 +124,8 @@ def import_file(
         try:  # the upload as it came, named as the user named it
             ds = load(io.BytesIO(raw), filename=filename)
             notes = list(ds.notes)
-            samples = ds.profiles.samples(notes=notes) if ds.profiles is not None else None
+            samples, y_haps = ds.profiles.samples_and_haplotypes(notes=notes) if ds.profiles is not None \
+                else (None, {})
         except OpenDVIError as exc:
             raise ImportValidationError([str(exc)], filename=filename) from None
         sha = hashlib.sha256(raw).hexdigest()
@@ -135,7 +137,9 @@ def import_file(
         elif samples is not None:
             summary = repo.import_remains_profiles(db, samples=samples, operation=operation, filename=filename,
                                                    sha256=sha, file_format=ds.format, by=principal.user,
-                                                   notes=notes, laboratory=laboratory, kit=kit)
+                                                   notes=notes, laboratory=laboratory, kit=kit,
+                                                   y_haplotypes={sid: y_haplotype_to_dict(h)
+                                                                 for sid, h in y_haps.items()})
         else:
             raise ImportValidationError(
                 [_("a %(format)s file is not imported through the service; accepted: %(accepted)s",

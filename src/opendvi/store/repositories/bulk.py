@@ -156,9 +156,12 @@ def _new_version(cur: CurrentProfile | None, genotypes: dict[str, list[str]], dr
 
 def write_remains_rows(session: Session, *, samples: Sequence[Sample], existing: Mapping[str, Remains],
                        operation_id: int, import_id: int, laboratory: str | None, kit: str | None,
-                       untyped_profiles: bool, haplotypes: Mapping[str, Any] | None = None) -> tuple[int, int]:
+                       untyped_profiles: bool, haplotypes: Mapping[str, Any] | None = None,
+                       merge_haplotypes: bool = False) -> tuple[int, int]:
     """Register the samples' new remains and the sex of known ones, and add their profile versions
-    (``untyped_profiles``: a sample without genotypes gets one too); (remains new, remains re-typed)."""
+    (``untyped_profiles``: a sample without genotypes gets one too); (remains new, remains re-typed).
+    ``merge_haplotypes``: the systems given replace the current version's, the others are kept (a
+    profile table carries Y-STR loci, never mtDNA)."""
     haps = haplotypes or {}
     ids = {bc: r.id for bc, r in existing.items()}
     for smp in samples:
@@ -177,7 +180,10 @@ def write_remains_rows(session: Session, *, samples: Sequence[Sample], existing:
         rid = ids[smp.id]
         gts = profile_genotypes(smp.genotypes)
         cur = current.get(rid)
-        nv = _new_version(cur, gts, smp.dropout, haps.get(smp.id))
+        given = haps.get(smp.id)
+        if merge_haplotypes and given is not None and cur is not None:
+            given = {**(cur.haplotypes or {}), **given}
+        nv = _new_version(cur, gts, smp.dropout, given)
         if nv is None:
             continue
         rows.append({"remains_id": rid, "donor_id": None, "version": nv[0], "genotypes": gts,

@@ -20,6 +20,7 @@ from opendvi.store.audit import canonical_json
 from opendvi.store.errors import ImportValidationError
 from opendvi.store.models import Donor, FrequencyDatabase, Import, Operation, Remains, User
 from opendvi.store.repositories.bulk import in_values, write_remains_rows
+from opendvi.store.repositories.lineage import operation_lineage
 
 __all__ = ["ImportSummary", "get_or_create_frequency_database", "import_frequencies", "import_remains_profiles"]
 
@@ -142,14 +143,15 @@ def import_frequencies(
 def write_remains(session: Session, *, samples: Sequence[Sample], existing: Mapping[str, Remains],
                   operation: Operation, imp: Import, summary: ImportSummary, laboratory: str | None,
                   kit: str | None, untyped_profiles: bool,
-                  haplotypes: Mapping[str, dict[str, Any]] | None = None) -> None:
+                  haplotypes: Mapping[str, dict[str, Any]] | None = None, merge_haplotypes: bool = False) -> None:
     """Register the samples' remains (new ones, or the sex of known ones) and add their profile
     versions; ``untyped_profiles``: a sample without genotypes gets a profile version too;
     ``haplotypes``: barcode -> Y / mtDNA haplotypes (a sample typed only for them gets a version).
     Bulk writes (:mod:`opendvi.store.repositories.bulk`): a few statements, none per sample."""
     new, retyped = write_remains_rows(session, samples=samples, existing=existing, operation_id=operation.id,
                                       import_id=imp.id, laboratory=laboratory, kit=kit,
-                                      untyped_profiles=untyped_profiles, haplotypes=haplotypes)
+                                      untyped_profiles=untyped_profiles, haplotypes=haplotypes,
+                                      merge_haplotypes=merge_haplotypes)
     summary.remains_new += new
     summary.remains_retyped += retyped
 
@@ -200,22 +202,37 @@ def import_remains_profiles(
     laboratory: str | None = None,
     kit: str | None = None,
     notes: Sequence[str] = (),
+    y_haplotypes: Mapping[str, dict[str, str]] | None = None,
 ) -> ImportSummary:
     """Import post-mortem profiles (GeneMapper, CODIS CMF, profile tables) into
     an operation that already has its markers (from a ``dvi-case/1`` or
-    Familias import). Every problem is listed; nothing is written on error."""
+    Familias import). ``y_haplotypes``: barcode -> the Y-STR haplotype the file
+    carries (``dvi-case/1`` spelling), stored with the profile version beside
+    the mtDNA haplotype it had; its loci must be in the operation's Y-STR
+    database when it has one. Every problem is listed; nothing is written on error."""
     barcodes = [smp.id for smp in samples]
     existing = existing_remains(session, barcodes)
     donors = set(session.execute(select(Donor.barcode).where(in_values(session, Donor.barcode, barcodes))).scalars()) \
         if barcodes else set()
     problems = _profile_problems(samples, operation=operation, existing=existing, donors=donors)
+    y_db = operation_lineage(session, operation=operation).get("Y") if y_haplotypes else None
+    notes = list(notes)
+    if y_db is not None:
+        loci = {m["name"] for m in y_db.content.get("markers", [])}
+        problems += [f"sample {sid}: Y-STR locus {locus} is not in the operation's Y-STR database "
+                     f"({', '.join(sorted(loci))})"
+                     for sid, h in (y_haplotypes or {}).items() for locus in h if locus not in loci]
+    elif y_haplotypes:
+        notes.append(f"{len(y_haplotypes)} Y-STR haplotype(s) stored; operation {operation.code} has no Y-STR "
+                     "database yet, so matching does not use them")
     if problems:
         raise ImportValidationError(problems, filename=filename)
     imp = begin_import(session, operation=operation, file_format=file_format, filename=filename, sha256=sha256,
                        by=by)
     summary = ImportSummary(import_id=imp.id, operation=operation.code, notes=list(notes))
     write_remains(session, samples=samples, existing=existing, operation=operation, imp=imp, summary=summary,
-                  laboratory=laboratory, kit=kit, untyped_profiles=True)
+                  laboratory=laboratory, kit=kit, untyped_profiles=True,
+                  haplotypes={sid: {"Y": h} for sid, h in (y_haplotypes or {}).items()}, merge_haplotypes=True)
     finish_import(session, imp=imp, summary=summary.as_dict(), action="import.profiles", by=by,
                   details={"format": file_format})
     return summary
