@@ -12,7 +12,7 @@ from opendvi.service.deps import DB, P, Principal
 from opendvi.service.writes import writing
 from opendvi.store import repositories as repo
 
-router = APIRouter()
+router = APIRouter(include_in_schema=False)  # pages: not in the API documentation
 
 
 def _back(barcode: str, group_id: int) -> Response:

@@ -55,7 +55,8 @@ def fragment_links(db: DB, remains: Annotated[str | None, Query(max_length=200, 
     return [fv.link_public(ln) for ln in repo.fragment_links_of(db, remains=r)]
 
 
-@router.post("/fragment-groups", tags=["fragments"], status_code=201, response_model=s.FragmentGroupOut)
+@router.post("/fragment-groups", tags=["fragments"], status_code=201, response_model=s.FragmentGroupOut,
+             summary="Propose remains as one person")
 def propose_new_group(body: GroupProposeIn, db: DB, principal: Principal = P("fragments.propose")) -> dict[str, Any]:
     """Propose remains of one's choice as one person (e.g. a part of a split group); 409 if one of them
     is in an active group."""
@@ -64,7 +65,8 @@ def propose_new_group(body: GroupProposeIn, db: DB, principal: Principal = P("fr
     return fv.group_public(db, g)
 
 
-@router.post("/fragment-groups/{group_id}/propose", tags=["fragments"], response_model=s.FragmentGroupOut)
+@router.post("/fragment-groups/{group_id}/propose", tags=["fragments"], response_model=s.FragmentGroupOut,
+             summary="Propose a suggested fragment group")
 def propose_group(group_id: Id, db: DB, body: GroupActionIn | None = None,
                   principal: Principal = P("fragments.propose")) -> dict[str, Any]:
     """Propose a suggested group (a DVI analyst)."""
@@ -74,7 +76,8 @@ def propose_group(group_id: Id, db: DB, body: GroupActionIn | None = None,
     return fv.group_public(db, g)
 
 
-@router.post("/fragment-groups/{group_id}/confirm", tags=["fragments"], response_model=s.FragmentGroupOut)
+@router.post("/fragment-groups/{group_id}/confirm", tags=["fragments"], response_model=s.FragmentGroupOut,
+             summary="Confirm a fragment group")
 def confirm_group(group_id: Id, db: DB, body: GroupActionIn | None = None,
                   principal: Principal = P("fragments.decide")) -> dict[str, Any]:
     """Confirm a proposed group (a reviewer who did not propose it); later runs match it as one person."""
@@ -84,7 +87,8 @@ def confirm_group(group_id: Id, db: DB, body: GroupActionIn | None = None,
     return fv.group_public(db, g)
 
 
-@router.post("/fragment-groups/{group_id}/split", tags=["fragments"], response_model=s.FragmentGroupOut)
+@router.post("/fragment-groups/{group_id}/split", tags=["fragments"], response_model=s.FragmentGroupOut,
+             summary="Split a fragment group")
 def split_group(group_id: Id, body: GroupActionIn, db: DB,
                 principal: Principal = P("fragments.split")) -> dict[str, Any]:
     """Split a group, with a reason (a confirmed one: a reviewer); its remains are matched one by one."""
