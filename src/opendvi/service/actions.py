@@ -18,7 +18,7 @@ from opendvi import __version__
 from opendvi.core.errors import OpenDVIError
 from opendvi.i18n import gettext as _
 from opendvi.i18n import lazy, translate
-from opendvi.io.case_json import CaseDocumentError, case_from_dict, load_json, parse_markers
+from opendvi.service import offload
 from opendvi.service.deps import Principal
 from opendvi.service.policy import EVIDENCE_OVERRIDABLE
 from opendvi.service.writes import writing
@@ -52,32 +52,17 @@ def import_case(
     laboratory: str | None = None,
     kit: str | None = None,
 ) -> repo.ImportSummary:
-    """Import a ``dvi-case/1`` document (parsed JSON or raw bytes): all or nothing."""
+    """Import a ``dvi-case/1`` document (parsed JSON or raw bytes): all or nothing. Parsed and checked in
+    the import process (:mod:`opendvi.service.offload`), then written in one short transaction. The
+    ``Import`` row's SHA-256 is that of ``raw``, the bytes as they came (the API's JSON body too); of
+    ``data`` in canonical form (sorted keys) when there are no bytes."""
     with writing(db, begin=False):
         if raw is not None:
             _check_size(raw, filename)
-            try:  # size, nesting and number of values checked before parsing (opendvi.io.limits)
-                data = load_json(raw.removeprefix(b"\xef\xbb\xbf"), path=filename)
-            except OpenDVIError as exc:
-                raise ImportValidationError([str(exc)], filename=filename) from None
-            except RecursionError:
-                raise ImportValidationError([_("%(file)s: the JSON is nested too deeply", file=filename)],
-                                            filename=filename) from None
-        body = raw if raw is not None else json.dumps(data, sort_keys=True).encode("utf-8")
-        try:
-            case = case_from_dict(data, path=filename)
-            case.with_unseen_alleles()
-        except CaseDocumentError as exc:  # every problem of the document, one a line
-            raise ImportValidationError(exc.lines(), filename=filename) from None
-        except OpenDVIError as exc:
-            raise ImportValidationError([str(exc)], filename=filename) from None
-        except (TypeError, ValueError, KeyError, AttributeError) as exc:
-            raise ImportValidationError([_("%(file)s: malformed dvi-case/1 document (%(why)s)", file=filename,
-                                           why=exc)],
-                                        filename=filename) from None
-        except RecursionError:
-            raise ImportValidationError([_("%(file)s: the document is nested too deeply", file=filename)],
-                                        filename=filename) from None
+            body = raw
+        else:
+            body = json.dumps(data, sort_keys=True).encode("utf-8")
+        case = offload.parse(offload.case_from_upload, raw, data if raw is None else None, filename)
         begin_write(db)  # parsed and checked: one short write transaction
         operation = repo.get_operation(db, code=operation_code)
         return repo.import_case(db, case=case, operation=operation, filename=filename,
@@ -113,37 +98,27 @@ def import_file(
 ) -> repo.ImportSummary:
     """Import an uploaded file of any format :data:`FILE_FORMATS` lists
     (the format is told from the name and the first line): all or nothing."""
-    from opendvi.io.convert import load
-    from opendvi.io.lineage_json import y_haplotype_to_dict
-
     _check_size(raw, filename)
     if Path(filename).suffix.lower() == ".json" or raw.lstrip()[:1] == b"{":
         return import_case(db, principal=principal, operation_code=operation_code, data=None, raw=raw,
                            filename=filename, laboratory=laboratory, kit=kit)
     with writing(db, begin=False):
-        try:  # the upload as it came, named as the user named it
-            ds = load(io.BytesIO(raw), filename=filename)
-            notes = list(ds.notes)
-            samples, y_haps = ds.profiles.samples_and_haplotypes(notes=notes) if ds.profiles is not None \
-                else (None, {})
-        except OpenDVIError as exc:
-            raise ImportValidationError([str(exc)], filename=filename) from None
+        parsed = offload.parse(offload.file_from_upload, raw, filename)  # in the import process
         sha = hashlib.sha256(raw).hexdigest()
         begin_write(db)
         operation = repo.get_operation(db, code=operation_code)
-        if ds.case is not None:
-            summary = repo.import_case(db, case=ds.case, operation=operation, filename=filename, sha256=sha,
-                                       by=principal.user, notes=notes, laboratory=laboratory, kit=kit)
-        elif samples is not None:
-            summary = repo.import_remains_profiles(db, samples=samples, operation=operation, filename=filename,
-                                                   sha256=sha, file_format=ds.format, by=principal.user,
-                                                   notes=notes, laboratory=laboratory, kit=kit,
-                                                   y_haplotypes={sid: y_haplotype_to_dict(h)
-                                                                 for sid, h in y_haps.items()})
+        if parsed.case is not None:
+            summary = repo.import_case(db, case=parsed.case, operation=operation, filename=filename, sha256=sha,
+                                       by=principal.user, notes=parsed.notes, laboratory=laboratory, kit=kit)
+        elif parsed.samples is not None:
+            summary = repo.import_remains_profiles(db, samples=parsed.samples, operation=operation,
+                                                   filename=filename, sha256=sha, file_format=parsed.format,
+                                                   by=principal.user, notes=parsed.notes, laboratory=laboratory,
+                                                   kit=kit, y_haplotypes=parsed.y_haplotypes)
         else:
             raise ImportValidationError(
                 [_("a %(format)s file is not imported through the service; accepted: %(accepted)s",
-                   format=ds.format, accepted="; ".join(file_formats().values()))], filename=filename)
+                   format=parsed.format, accepted="; ".join(file_formats().values()))], filename=filename)
         return summary
 
 
@@ -206,8 +181,6 @@ def import_families(
     sex, missing, sample barcode) with the reference profiles of its members
     from a profiles file (CSV, Excel, GeneMapper or CODIS CMF) matched by
     sample barcode; markers are the operation's. All or nothing."""
-    from opendvi.io.convert import assemble_case, load
-
     with writing(db, begin=False):
         for raw_, name_ in ((families_raw, families_name), (profiles_raw, profiles_name)):
             if raw_ is not None:
@@ -218,34 +191,9 @@ def import_families(
             raise ImportValidationError(
                 [_("operation %(operation)s has no markers yet: import a dvi-case/1 or Familias file first",
                    operation=operation.code)], filename=families_name)
-        notes: list[str] = []
-        try:  # the uploads as they came, named as the user named them
-            workbook = Path(families_name).suffix.lower() in (".xlsx", ".xlsm")
-            fds = load(io.BytesIO(families_raw), "xlsx" if workbook else "families-csv", filename=families_name)
-            if fds.family_table is None:
-                raise ImportValidationError(
-                    [_("%(file)s: no families sheet (columns family, id, father, mother, sex, missing, sample)",
-                       file=families_name)], filename=families_name)
-            table = fds.family_table
-            samples: dict[str, Any] = {}
-            if profiles_raw is None and fds.profiles is not None:  # a workbook with a profiles sheet
-                notes.extend(fds.notes)
-                samples = {s.id: s for s in fds.profiles.samples(notes=notes)}
-            if profiles_raw is not None:
-                ds = load(io.BytesIO(profiles_raw), filename=profiles_name or "profiles")
-                notes.extend(ds.notes)
-                if ds.profiles is None:
-                    raise ImportValidationError(
-                        [_("%(file)s: a %(format)s file holds no profiles", file=profiles_name,
-                           format=ds.format)], filename=families_name)
-                samples = {s.id: s for s in ds.profiles.samples(notes=notes)}
-            families = table.build(samples, notes=notes)
-            markers = parse_markers(fdb.markers)
-            case = assemble_case(name=operation.code, families=families, markers=markers, theta=fdb.theta,
-                                 notes=notes)
-        except OpenDVIError as exc:
-            raise ImportValidationError([str(exc)], filename=families_name) from None
-        barcodes = {(fid, pid): code for fid, _people, _miss, codes in table.families for pid, code in codes.items()}
+        case, notes, barcodes = offload.parse(  # in the import process
+            offload.families_from_upload, families_raw, families_name, profiles_raw, profiles_name,
+            fdb.markers, fdb.theta, operation.code)
         sha = hashlib.sha256(families_raw + (profiles_raw or b"")).hexdigest()
         begin_write(db)
         filename = families_name if profiles_name is None else f"{families_name} + {profiles_name}"[:255]

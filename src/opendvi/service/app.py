@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opendvi import __version__, i18n
-from opendvi.service import errors, secret_box
+from opendvi.service import errors, offload, secret_box
 from opendvi.service.admission import ADMISSION_ENV, DEFAULT_CONCURRENT_READS, AdmissionMiddleware
 from opendvi.service.deps import SESSION_COOKIE
 from opendvi.service.limits import BodyLimitMiddleware
@@ -130,7 +130,9 @@ def create_app(*, settings: Settings | None = None, engine: Engine | None = None
 
         anyio.to_thread.current_default_thread_limiter().total_tokens = max(
             2, int(os.environ.get(THREADS_ENV) or DEFAULT_THREADS))
-        yield
+        # uploads parsed and checked in a process of their own, not under the readers' lock (service/offload.py)
+        with offload.import_pool(warm=settings.environment != "test"):
+            yield
 
     app = FastAPI(
         lifespan=lifespan,
