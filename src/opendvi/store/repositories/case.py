@@ -6,15 +6,15 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import and_, func, null, select
+from sqlalchemy.orm import Session
 
 from opendvi.core.case import Case, Family, Sample
 from opendvi.core.pedigree import Individual, Pedigree
 from opendvi.core.profiles import Genotype, make_genotype
 from opendvi.io.case_json import parse_markers
 from opendvi.store.errors import ConflictError
-from opendvi.store.models import Donor, FrequencyDatabase, MissingPerson, Operation, Profile, Remains
+from opendvi.store.models import Donor, FrequencyDatabase, MissingPerson, Operation, PedigreeMember, Profile, Remains
 from opendvi.store.models import Family as DbFamily
 from opendvi.store.repositories.lineage import operation_lineage, stored_lineage
 
@@ -31,9 +31,18 @@ class StoredCase:
     missing: dict[str, int]  # missing person code -> id
 
 
+def _stored_genotype(a: Any, who: str, marker: str) -> Genotype | None:
+    """A stored genotype: a list of 1 or 2 allele labels as an import stores them (already normalised:
+    :func:`make_genotype` would return them as they are) taken as it is; anything else through
+    :func:`make_genotype`."""
+    if type(a) is list and 0 < len(a) < 3 and all(type(x) is str and x and x == x.strip() for x in a):
+        return tuple(a)
+    return make_genotype(a, who=who, marker=marker)
+
+
 def _genotypes(raw: Mapping[str, Any], names: Collection[str], who: str) -> dict[str, Genotype]:
     """A stored profile's genotypes at ``names`` (untyped left out)."""
-    return {m: gt for m, a in raw.items() if m in names and (gt := make_genotype(a, who=who, marker=m)) is not None}
+    return {m: gt for m, a in raw.items() if m in names and (gt := _stored_genotype(a, who, m)) is not None}
 
 
 def _remains(session: Session, names: Collection[str], *, lineage: bool = False,
@@ -45,9 +54,9 @@ def _remains(session: Session, names: Collection[str], *, lineage: bool = False,
     samples: list[Sample] = []
     ids: dict[str, tuple[int, int]] = {}
     haps: dict[str, tuple[str | None, Any]] = {}
-    for rid, barcode, sex, pid, genotypes, dropout, haplotypes in session.execute(
+    for rid, barcode, sex, pid, genotypes, dropout, haplotypes in session.connection().execute(
         select(Remains.id, Remains.barcode, Remains.sex, Profile.id, Profile.genotypes, Profile.dropout,
-               Profile.haplotypes)
+               _haplotypes(lineage))
         .join(cur, cur.c.rid == Remains.id)
         .join(Profile, and_(Profile.remains_id == Remains.id, Profile.version == cur.c.v))
         .order_by(Remains.barcode)
@@ -60,14 +69,20 @@ def _remains(session: Session, names: Collection[str], *, lineage: bool = False,
     return samples, ids, haps
 
 
-def _donor_profiles(session: Session) -> dict[int, tuple[Any, float, Any]]:
-    """Pedigree member id -> (genotypes, dropout, haplotypes) of its donor's current, usable profile."""
+def _haplotypes(lineage: bool) -> Any:
+    """The profiles' haplotypes column, or NULL without lineage evidence (not decoded for nothing)."""
+    return Profile.haplotypes if lineage else null().label("haplotypes")
+
+
+def _donor_profiles(session: Session, *, lineage: bool = True) -> dict[int, tuple[Any, float, Any]]:
+    """Pedigree member id -> (genotypes, dropout, haplotypes) of its donor's current, usable profile
+    (haplotypes None without ``lineage``)."""
     dcur = (select(Profile.donor_id.label("did"), func.max(Profile.version).label("v"))
             .where(Profile.donor_id.is_not(None)).group_by(Profile.donor_id).subquery())
     return {
         member_id: (genotypes, dropout, haplotypes)
-        for member_id, genotypes, dropout, haplotypes in session.execute(
-            select(Donor.member_id, Profile.genotypes, Profile.dropout, Profile.haplotypes)
+        for member_id, genotypes, dropout, haplotypes in session.connection().execute(
+            select(Donor.member_id, Profile.genotypes, Profile.dropout, _haplotypes(lineage))
             .join(dcur, dcur.c.did == Donor.id)
             .join(Profile, and_(Profile.donor_id == Donor.id, Profile.version == dcur.c.v))
             .where(Donor.profile_usable)  # consent withdrawn: the profile is not used
@@ -75,27 +90,35 @@ def _donor_profiles(session: Session) -> dict[int, tuple[Any, float, Any]]:
     }
 
 
-def _families(session: Session, names: Collection[str]
+def _families(session: Session, names: Collection[str], *, lineage: bool = True,
               ) -> tuple[list[Family], dict[str, int], dict[tuple[str, str], Any]]:
     """The families with a missing person, missing person code -> id, and (family, member) -> the
-    haplotypes of the member's donor profile."""
-    donor_profiles = _donor_profiles(session)
+    haplotypes of the member's donor profile (none without ``lineage``). Columns, not ORM objects."""
+    donor_profiles = _donor_profiles(session, lineage=lineage)
+    conn = session.connection()
     mps = {member_id: (mp_id, code) for member_id, mp_id, code in
-           session.execute(select(MissingPerson.member_id, MissingPerson.id, MissingPerson.code))}
+           conn.execute(select(MissingPerson.member_id, MissingPerson.id, MissingPerson.code))}
+    members: dict[int, list[tuple[int, str, str | None, str | None, str | None]]] = {}
+    for fid, mid, code, father, mother, sex in conn.execute(
+            select(PedigreeMember.family_id, PedigreeMember.id, PedigreeMember.code, PedigreeMember.father,
+                   PedigreeMember.mother, PedigreeMember.sex)
+            .order_by(PedigreeMember.family_id, PedigreeMember.position, PedigreeMember.id)):
+        members.setdefault(fid, []).append((mid, code, father, mother, sex))
     families: list[Family] = []
     missing: dict[str, int] = {}
     haps: dict[tuple[str, str], Any] = {}
-    for fam in session.execute(select(DbFamily).options(selectinload(DbFamily.members))
-                               .order_by(DbFamily.code)).scalars():
-        its_missing = tuple(m.code for m in fam.members if m.id in mps)
+    for fam_id, fam_code in conn.execute(select(DbFamily.id, DbFamily.code).order_by(DbFamily.code)):
+        its = members.get(fam_id, [])
+        its_missing = tuple(code for mid, code, *_rest in its if mid in mps)
         if not its_missing:
             continue
-        missing.update((m.code, mps[m.id][0]) for m in fam.members if m.id in mps)
-        profiles = {m.code: donor_profiles[m.id] for m in fam.members if m.id in donor_profiles}
+        missing.update((code, mps[mid][0]) for mid, code, *_rest in its if mid in mps)
+        profiles = {code: donor_profiles[mid] for mid, code, *_rest in its if mid in donor_profiles}
         genotypes = {code: _genotypes(gts, names, code) for code, (gts, _d, _h) in profiles.items()}
-        haps.update(((fam.code, code), h) for code, (_g, _d, h) in profiles.items() if h)
+        haps.update(((fam_code, code), h) for code, (_g, _d, h) in profiles.items() if h)
         families.append(Family(
-            id=fam.code, pedigree=Pedigree([Individual(m.code, m.father, m.mother, m.sex) for m in fam.members]),
+            id=fam_code, pedigree=Pedigree([Individual(code, father, mother, sex)
+                                            for _mid, code, father, mother, sex in its]),
             genotypes={code: gts for code, gts in genotypes.items() if gts}, missing=its_missing,
             dropout={code: float(d) for code, (_g, d, _h) in profiles.items() if d}))
     return families, missing, haps
@@ -116,7 +139,7 @@ def build_case(session: Session, *, operation: Operation,
     names = {m.name for m in markers}
     dbs = operation_lineage(session, operation=operation, ids=lineage_databases)
     remains, remains_ids, remains_haps = _remains(session, names, lineage=bool(dbs))
-    families, missing, member_haps = _families(session, names)
+    families, missing, member_haps = _families(session, names, lineage=bool(dbs))
     lineage = None
     if dbs:
         families, lineage = stored_lineage(dbs, families=families, remains=remains_haps, members=member_haps)
