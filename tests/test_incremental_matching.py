@@ -269,12 +269,7 @@ def test_glrs_of_a_giant_component__restricted_solves_equal_the_plain_ones() -> 
     for rid, mp, _v, _x in ref.pairs():
         kept[rid].append(mp)
     problem = DVIProblem(replace(case, pairings={r: tuple(v) for r, v in kept.items()}))
-    pw = PairwiseResult(remains=tuple(problem.remains), missing=tuple(problem.missing))
-    for rid in problem.remains:
-        pw.log_lr[rid], pw.exclusions[rid] = {}, {}
-    for rid, mp, v, x in ref.pairs():
-        if mp in problem.admissible[rid]:
-            pw.log_lr[rid][mp], pw.exclusions[rid][mp] = v, x
+    pw = PairwiseResult.from_pairs(problem, {(rid, mp): (v, x) for rid, mp, v, x in ref.pairs()})
     enough = math.log(SolveOptions().threshold)
     plain = solve_joint(problem, pw, top=1, glr_floor=0.0, absolute=False)
     fast = solve_joint(problem, pw, top=1, glr_floor=0.0, glr_enough=enough, absolute=False)

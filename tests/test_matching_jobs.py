@@ -157,12 +157,7 @@ def _assert_equals_screening(world: dict[str, Any], run_id: int) -> None:
     for rid, mp, _v, _x in ref.pairs():
         kept[rid].append(mp)
     problem = DVIProblem(replace(case, pairings={r: tuple(v) for r, v in kept.items()}))
-    pw = PairwiseResult(remains=tuple(problem.remains), missing=tuple(problem.missing))
-    for rid in problem.remains:
-        pw.log_lr[rid], pw.exclusions[rid] = {}, {}
-    for rid, mp, v, x in ref.pairs():
-        if mp in problem.admissible[rid]:
-            pw.log_lr[rid][mp], pw.exclusions[rid][mp] = v, x
+    pw = PairwiseResult.from_pairs(problem, {(rid, mp): (v, x) for rid, mp, v, x in ref.pairs()})
     opts = SolveOptions()
     joint = solve_joint(problem, pw, top=1, glr_floor=math.log(opts.probable_threshold) - 1e-9,
                         glr_enough=math.log(opts.threshold))

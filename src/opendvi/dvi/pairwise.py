@@ -10,7 +10,7 @@ markers at which V = M is impossible once the mutation models are removed
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from opendvi.core.lineage_lr import combined_log_lr
@@ -29,6 +29,21 @@ class PairwiseResult:
     log_lr: dict[str, dict[str, float]] = field(default_factory=dict)
     exclusions: dict[str, dict[str, int]] = field(default_factory=dict)
     per_marker: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
+
+    @classmethod
+    def from_pairs(cls, problem: DVIProblem, pairs: Mapping[tuple[str, str], tuple[float, int]]) -> PairwiseResult:
+        """The result of given pairings' numbers (a screening's, say):
+        ``pairs[(remains, missing)] = (log LR, exclusions)``. Only the
+        pairings admissible in ``problem`` are kept (in the order of
+        ``pairs``); every remains of ``problem`` has a row, empty or not."""
+        out = cls(remains=tuple(problem.remains), missing=tuple(problem.missing))
+        for rid in problem.remains:
+            out.log_lr[rid], out.exclusions[rid] = {}, {}
+        for (rid, mp), (v, x) in pairs.items():
+            if rid in out.log_lr and mp in problem.admissible[rid]:
+                out.log_lr[rid][mp] = v
+                out.exclusions[rid][mp] = x
+        return out
 
     def lr(self, rid: str, mp: str) -> float | None:
         v = self.log_lr.get(rid, {}).get(mp)

@@ -113,13 +113,7 @@ def match_case(
         if n not in notes and not n.startswith("pairings:"):
             notes.append(n)
     # the joint step works on the screening's numbers; per-marker LRs come from its tables too
-    pw = PairwiseResult(remains=tuple(problem.remains), missing=tuple(problem.missing))
-    for rid in problem.remains:
-        pw.log_lr[rid], pw.exclusions[rid] = {}, {}
-    for (rid, mp), (v, x, _rank) in screened.items():
-        if rid in pw.log_lr and mp in problem.admissible[rid]:
-            pw.log_lr[rid][mp] = v
-            pw.exclusions[rid][mp] = x
+    pw = PairwiseResult.from_pairs(problem, {pair: (v, x) for pair, (v, x, _rank) in screened.items()})
     t2 = time.perf_counter()
     timings["per_marker"] = t2 - t1
     report("joint", PHASE_END["per-marker LRs"])
