@@ -231,21 +231,23 @@ def plan(previous: RunState | None, current: RunState) -> Plan:
         why = "lineage" if current.globals.get("lineage") else "pairings"
         return Plan(full=True, reasons=[GLOBAL_REASONS[why]], causes=[why])
     p = Plan(full=False, reasons=[])
-    for rid, fp in current.remains.items():
-        old = previous.remains.get(rid)
-        if old is None:
-            p.new_remains.append(rid)
-        elif old != fp:
-            p.retyped_remains.append(rid)
-    p.removed_remains = sorted(set(previous.remains) - set(current.remains))
-    for fid, fp in current.families.items():
-        old = previous.families.get(fid)
-        if old is None:
-            p.new_families.append(fid)
-        elif old != fp:
-            p.changed_families.append(fid)
-    p.removed_families = sorted(set(previous.families) - set(current.families))
+    p.new_remains, p.retyped_remains, p.removed_remains = _diff(previous.remains, current.remains)
+    p.new_families, p.changed_families, p.removed_families = _diff(previous.families, current.families)
     return p
+
+
+def _diff(previous: Mapping[str, str], current: Mapping[str, str]) -> tuple[list[str], list[str], list[str]]:
+    """The ids new in ``current`` and those whose fingerprint changed (both in ``current``'s order),
+    and those gone from it (sorted)."""
+    new: list[str] = []
+    changed: list[str] = []
+    for key, fp in current.items():
+        old = previous.get(key)
+        if old is None:
+            new.append(key)
+        elif old != fp:
+            changed.append(key)
+    return new, changed, sorted(set(previous) - set(current))
 
 
 # ---------------------------------------------------------------------------
