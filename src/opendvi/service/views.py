@@ -15,21 +15,8 @@ from sqlalchemy.orm import Session
 from opendvi.core.rules import json_number
 from opendvi.service.deps import Principal
 from opendvi.service.errors import APIError
+from opendvi.store import models
 from opendvi.store import repositories as repo
-from opendvi.store.models import (
-    AuditEntry,
-    Candidate,
-    Donor,
-    Family,
-    Identification,
-    IdentificationState,
-    MatchingRun,
-    MissingPerson,
-    Operation,
-    PedigreeMember,
-    Remains,
-    User,
-)
 from opendvi.workflows.results import format_lr as lr_text  # the one rule of an LR in text
 
 
@@ -50,12 +37,12 @@ def iso(x: Any) -> str | None:
     return str(x.isoformat())
 
 
-def user_public(u: User) -> dict[str, Any]:
+def user_public(u: models.User) -> dict[str, Any]:
     return {"username": u.username, "full_name": u.full_name, "role": u.role.value, "active": u.active,
             "must_change_password": bool(u.must_change_password), "totp": bool(u.totp_secret)}
 
 
-def operation_public(db: Session, op: Operation, *, counts: bool = False) -> dict[str, Any]:
+def operation_public(db: Session, op: models.Operation, *, counts: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {
         "code": op.code, "name": op.name, "kind": op.kind, "received_on": iso(op.received_on),
         "expected_count": op.expected_count,
@@ -68,7 +55,7 @@ def operation_public(db: Session, op: Operation, *, counts: bool = False) -> dic
     return out
 
 
-def run_public(run: MatchingRun) -> dict[str, Any]:
+def run_public(run: models.MatchingRun) -> dict[str, Any]:
     """A matching run: its job (status, progress, phase, timings, counts, families skipped, error) and
     its provenance."""
     return {
@@ -88,8 +75,8 @@ def run_public(run: MatchingRun) -> dict[str, Any]:
     }
 
 
-def remains_row(r: Remains, best_log10_lr: float | None, versions: dict[int, tuple[int, int]],
-                active: dict[int, Identification]) -> dict[str, Any]:
+def remains_row(r: models.Remains, best_log10_lr: float | None, versions: dict[int, tuple[int, int]],
+                active: dict[int, models.Identification]) -> dict[str, Any]:
     """A remains in a list: the page's batch queries give its profile and identification."""
     ver = versions.get(r.id)
     ident = active.get(r.id)
@@ -108,7 +95,7 @@ def remains_page_public(db: Session, page: Any) -> dict[str, Any]:
     from sqlalchemy import func, select
     from sqlalchemy.orm import selectinload
 
-    from opendvi.store.models import ACTIVE_STATES, Profile
+    from opendvi.store.models import ACTIVE_STATES, Identification, Profile
 
     ids = [r.id for r, _best in page.items]
     versions: dict[int, tuple[int, int]] = {}
@@ -126,10 +113,10 @@ def remains_page_public(db: Session, page: Any) -> dict[str, Any]:
     return page.as_dict([remains_row(r, best, versions, active) for r, best in page.items])
 
 
-def remains_public(db: Session, r: Remains, *, profiles: bool = False) -> dict[str, Any]:
+def remains_public(db: Session, r: models.Remains, *, profiles: bool = False) -> dict[str, Any]:
     versions = repo.profiles_of(db, remains=r)
-    active = repo.list_identifications(db, remains=r, states=[IdentificationState.proposed,
-                                                                 IdentificationState.confirmed])
+    active = repo.list_identifications(db, remains=r, states=[models.IdentificationState.proposed,
+                                                                 models.IdentificationState.confirmed])
     out = remains_row(r, None, {r.id: (versions[-1].version, len(versions[-1].genotypes))} if versions else {},
                       {r.id: active[0]} if active else {})
     del out["best_log10_lr"], out["best_lr"]
@@ -142,7 +129,7 @@ def remains_public(db: Session, r: Remains, *, profiles: bool = False) -> dict[s
     return out
 
 
-def candidate_public(c: Candidate, *, per_marker: bool = False) -> dict[str, Any]:
+def candidate_public(c: models.Candidate, *, per_marker: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": c.id, "run_id": c.run_id, "remains": c.remains.barcode, "missing_person": c.missing_person.code,
         "family": c.missing_person.family.code, "log10_lr": c.log10_lr, "lr": lr_text(c.log10_lr),
@@ -168,12 +155,12 @@ def candidate_public(c: Candidate, *, per_marker: bool = False) -> dict[str, Any
     return out
 
 
-def person_name(db: Session, mp: MissingPerson) -> str | None:
+def person_name(db: Session, mp: models.MissingPerson) -> str | None:
     det = repo.missing_person_details(db, missing_person=mp)
     return det.full_name if det else None
 
 
-def identification_public(db: Session, i: Identification, principal: Principal) -> dict[str, Any]:
+def identification_public(db: Session, i: models.Identification, principal: Principal) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": i.id, "state": i.state.value, "version": i.version, "remains": i.remains.barcode,
         "operation": i.remains.operation.code, "missing_person": i.missing_person.code,
@@ -184,7 +171,7 @@ def identification_public(db: Session, i: Identification, principal: Principal) 
         "decided_by": i.decided_by.username if i.decided_by else None, "decided_at": iso(i.decided_at),
         "decision_reason": i.decision_reason,
     }
-    if principal.can("names.read") and i.state == IdentificationState.confirmed:
+    if principal.can("names.read") and i.state == models.IdentificationState.confirmed:
         out["missing_person_name"] = person_name(db, i.missing_person)
     return out
 
@@ -193,7 +180,7 @@ def identification_public(db: Session, i: Identification, principal: Principal) 
 _HIDDEN: Any = object()
 
 
-def _member_row(m: PedigreeMember, *, missing: bool, donor: Donor | None, profile_version: int | None,
+def _member_row(m: models.PedigreeMember, *, missing: bool, donor: models.Donor | None, profile_version: int | None,
                 name: str | None) -> dict[str, Any]:
     """A pedigree member as the API shows it; ``name`` (a missing person's) unless it is ``_HIDDEN``."""
     row: dict[str, Any] = {"id": m.code, "father": m.father, "mother": m.mother, "sex": m.sex, "missing": missing,
@@ -206,16 +193,16 @@ def _member_row(m: PedigreeMember, *, missing: bool, donor: Donor | None, profil
     return row
 
 
-def family_public(db: Session, fam: Family, principal: Principal) -> dict[str, Any]:
+def family_public(db: Session, fam: models.Family, principal: Principal) -> dict[str, Any]:
     return families_public(db, [fam], principal)[0]
 
 
-def families_public(db: Session, fams: list[Family], principal: Principal) -> list[dict[str, Any]]:
+def families_public(db: Session, fams: list[models.Family], principal: Principal) -> list[dict[str, Any]]:
     """A page of families as :func:`family_public` shows each (members loaded with the families), in a
     fixed number of batch queries (donors, missing persons, profile versions, names), none per family."""
     from sqlalchemy import func, select
 
-    from opendvi.store.models import MissingPersonDetails, Profile
+    from opendvi.store.models import Donor, MissingPerson, MissingPersonDetails, Profile
 
     ids = [f.id for f in fams]
     if not ids:
@@ -246,6 +233,6 @@ def families_public(db: Session, fams: list[Family], principal: Principal) -> li
     return out
 
 
-def audit_public(e: AuditEntry) -> dict[str, Any]:
+def audit_public(e: models.AuditEntry) -> dict[str, Any]:
     return {"seq": e.seq, "at": e.at, "username": e.username, "action": e.action, "object_type": e.object_type,
             "object_id": e.object_id, "details": json.loads(e.details), "hash": e.hash, "prev_hash": e.prev_hash}
