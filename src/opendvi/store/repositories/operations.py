@@ -69,12 +69,18 @@ def _dashboard_statement() -> Any:
         return (select(func.count(Identification.id)).join(Remains, Remains.id == Identification.remains_id)
                 .where(Remains.operation_id == op_id, Identification.state == state).scalar_subquery())
 
+    def remains_with(*where: Any) -> Any:
+        """The operation's remains that have a row: ``EXISTS``, one probe of a covering index a remains
+        (``profiles (remains_id, version)``, ``candidates (run_id, remains_id, log10_lr)``), the plan
+        SQLite takes with or without ``ANALYZE`` (a ``count(DISTINCT)`` over a join read every
+        candidate of the run with LR > 1 from the table until then: 42 -> 4 ms at 50,000 candidates)."""
+        return select(func.count(Remains.id)).where(Remains.operation_id == op_id, *where).scalar_subquery()
+
     return select(
         select(func.count(Remains.id)).where(Remains.operation_id == op_id).scalar_subquery(),
-        select(func.count(func.distinct(Profile.remains_id))).join(Remains, Remains.id == Profile.remains_id)
-        .where(Remains.operation_id == op_id).scalar_subquery(),
-        select(func.count(func.distinct(Candidate.remains_id))).join(Remains, Remains.id == Candidate.remains_id)
-        .where(Candidate.run_id == run_id, Candidate.log10_lr > 0, Remains.operation_id == op_id).scalar_subquery(),
+        remains_with(select(Profile.id).where(Profile.remains_id == Remains.id).exists()),
+        remains_with(select(Candidate.id).where(Candidate.run_id == run_id, Candidate.remains_id == Remains.id,
+                                                Candidate.log10_lr > 0).exists()),
         idents(IdentificationState.proposed),
         idents(IdentificationState.confirmed),
         select(func.count(MatchingRun.id)).where(MatchingRun.operation_id == op_id).scalar_subquery(),

@@ -1,0 +1,110 @@
+"""The dashboard's counts (``repositories.operation_dashboard``): each remains counted once, only the
+operation's own, only the current run's candidates with LR > 1; and, on SQLite, the plan that keeps
+them cheap at national scale without ``ANALYZE`` (covering indexes, no ``count(DISTINCT)`` sort)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from opendvi.data import demo_case_path
+from opendvi.io.case_json import read_case
+from opendvi.store import db as store_db
+from opendvi.store import repositories as repo
+from opendvi.store.models import (
+    Candidate,
+    Identification,
+    IdentificationState,
+    MatchingRun,
+    MissingPerson,
+    Operation,
+    Profile,
+    Remains,
+    Role,
+    RunStatus,
+)
+from opendvi.store.repositories import operations as operations_repo
+from tests.servicekit import BACKENDS, migrated_engine
+
+backends = pytest.mark.parametrize("backend", BACKENDS)
+
+
+def _run(db: Any, op: Operation, status: RunStatus, lrs: dict[str, list[float | None]]) -> None:
+    """A run of ``status`` with candidates ``barcode -> [log10 LR, ...]`` (None: LR 0)."""
+    run = MatchingRun(operation_id=op.id, software_version="t", engine="t",
+                      frequency_database_id=op.frequency_database_id, frequency_database_sha256="0" * 64,
+                      mutation_models={}, parameters={}, status=status.value)
+    db.add(run)
+    db.flush()
+    mps = list(db.execute(select(MissingPerson.id).order_by(MissingPerson.id)).scalars())
+    for barcode, values in lrs.items():
+        rem = db.execute(select(Remains).where(Remains.barcode == barcode)).scalar_one()
+        pid = db.execute(select(Profile.id).where(Profile.remains_id == rem.id)).scalars().first()
+        for rank, v in enumerate(values, start=1):
+            db.add(Candidate(run_id=run.id, remains_id=rem.id, remains_profile_id=pid, missing_person_id=mps[rank],
+                             log10_lr=v, posterior=0.0, exclusions=0, n_markers=1, rank=rank, per_marker={}))
+    db.flush()
+
+
+@backends
+def test_operation_dashboard__counts_each_remains_once_in_its_operation_and_current_run(
+        backend: str, tmp_path: Path) -> None:
+    case = read_case(demo_case_path())
+    with migrated_engine(backend, tmp_path) as engine:
+        factory = store_db.session_factory(engine)
+        with store_db.transaction(factory) as db:
+            op = repo.create_operation(db, code="EX-1", name="one", expected_count=12, by="t")
+            other = repo.create_operation(db, code="EX-2", name="two", by="t")
+            repo.import_case(db, case=case, operation=op, filename="demo.json", sha256="0" * 64, by=None)
+            other.frequency_database_id = op.frequency_database_id
+            bc = [r.id for r in case.remains]
+            first = db.execute(select(Remains).where(Remains.barcode == bc[0])).scalar_one()
+            p1 = db.execute(select(Profile).where(Profile.remains_id == first.id)).scalar_one()
+            db.add(Profile(remains_id=first.id, version=2, genotypes=p1.genotypes))  # re-typed: typed once
+            db.add(Remains(barcode="UNTYPED", operation_id=op.id))  # received, not typed
+            db.add(Remains(barcode="ELSEWHERE", operation_id=other.id))
+            db.flush()
+            elsewhere = db.execute(select(Remains).where(Remains.barcode == "ELSEWHERE")).scalar_one()
+            db.add(Profile(remains_id=elsewhere.id, version=1, genotypes={}))
+            db.flush()
+            _run(db, op, RunStatus.finished, {bc[1]: [3.0], bc[2]: [5.0]})  # an older run: not counted
+            # the current run: bc[0] two candidates with LR > 1 (once), bc[1] LR < 1, bc[2] LR 0, bc[3] LR 1
+            _run(db, op, RunStatus.finished, {bc[0]: [7.5, 2.0], bc[1]: [-0.5, -3.0], bc[2]: [None],
+                                              bc[3]: [0.0], bc[4]: [1e-6], "ELSEWHERE": [9.0]})
+            _run(db, op, RunStatus.failed, {bc[5]: [9.0]})  # newer but not finished: not counted
+            uid = repo.create_user(db, username="r", password_hash="x", role=Role.reviewer, by="t").id
+            mps = list(db.execute(select(MissingPerson.id).order_by(MissingPerson.id)).scalars())
+            rem_id = {r.barcode: r.id for r in db.execute(select(Remains)).scalars()}
+            for k, (barcode, state) in enumerate([(bc[0], IdentificationState.proposed),
+                                                  (bc[1], IdentificationState.confirmed),
+                                                  (bc[2], IdentificationState.rejected),
+                                                  ("ELSEWHERE", IdentificationState.confirmed)]):
+                db.add(Identification(remains_id=rem_id[barcode], missing_person_id=mps[k], state=state,
+                                      proposed_by_id=uid))
+        with factory() as db:
+            dash = repo.operation_dashboard(db, operation=repo.get_operation(db, code="EX-1"))
+            assert dash == {"expected": 12, "received": len(bc) + 1, "typed": len(bc), "matched": 2,
+                            "proposed": 1, "confirmed": 1, "runs": 3}
+            dash2 = repo.operation_dashboard(db, operation=repo.get_operation(db, code="EX-2"))
+            assert dash2 == {"expected": None, "received": 1, "typed": 1, "matched": 1, "proposed": 0,
+                             "confirmed": 1, "runs": 0}
+
+
+def test_operation_dashboard__sqlite_plan_reads_covering_indexes_without_analyze(tmp_path: Path) -> None:
+    """No ``sqlite_stat1``: the matched and typed counts probe the covering indexes once a remains (the
+    plan that does not grow with the run's candidates), with no temporary B-tree for ``DISTINCT``."""
+    with migrated_engine("sqlite", tmp_path) as engine, engine.connect() as conn:
+        assert not conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE name = 'sqlite_stat1'").all()
+        compiled = operations_repo._dashboard_statement().compile(engine)
+        params = compiled.construct_params({"op_id": 1})
+        args = tuple(params[k] for k in compiled.positiontup or ())
+        plan = [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", args)]
+    text = "\n".join(plan)
+    assert "COVERING INDEX ix_candidates_run_remains_lr (run_id=? AND remains_id=? AND log10_lr>?)" in text, text
+    assert "COVERING INDEX uq_profiles_remains_version (remains_id=?)" in text \
+        or "COVERING INDEX sqlite_autoindex_profiles_2 (remains_id=?)" in text, text
+    assert "TEMP B-TREE" not in text, text
+    assert not any(line.startswith("SCAN candidates") or line.startswith("SCAN profiles") for line in plan), text
