@@ -13,38 +13,27 @@ from sqlalchemy import select
 from opendvi.data import demo_case_path
 from opendvi.io.case_json import read_case
 from opendvi.store import db as store_db
+from opendvi.store import models as m
 from opendvi.store import repositories as repo
-from opendvi.store.models import (
-    Candidate,
-    Identification,
-    IdentificationState,
-    MatchingRun,
-    MissingPerson,
-    Operation,
-    Profile,
-    Remains,
-    Role,
-    RunStatus,
-)
 from opendvi.store.repositories import operations as operations_repo
 from tests.servicekit import BACKENDS, migrated_engine
 
 backends = pytest.mark.parametrize("backend", BACKENDS)
 
 
-def _run(db: Any, op: Operation, status: RunStatus, lrs: dict[str, list[float | None]]) -> None:
+def _run(db: Any, op: m.Operation, status: m.RunStatus, lrs: dict[str, list[float | None]]) -> None:
     """A run of ``status`` with candidates ``barcode -> [log10 LR, ...]`` (None: LR 0)."""
-    run = MatchingRun(operation_id=op.id, software_version="t", engine="t",
+    run = m.MatchingRun(operation_id=op.id, software_version="t", engine="t",
                       frequency_database_id=op.frequency_database_id, frequency_database_sha256="0" * 64,
                       mutation_models={}, parameters={}, status=status.value)
     db.add(run)
     db.flush()
-    mps = list(db.execute(select(MissingPerson.id).order_by(MissingPerson.id)).scalars())
+    mps = list(db.execute(select(m.MissingPerson.id).order_by(m.MissingPerson.id)).scalars())
     for barcode, values in lrs.items():
-        rem = db.execute(select(Remains).where(Remains.barcode == barcode)).scalar_one()
-        pid = db.execute(select(Profile.id).where(Profile.remains_id == rem.id)).scalars().first()
+        rem = db.execute(select(m.Remains).where(m.Remains.barcode == barcode)).scalar_one()
+        pid = db.execute(select(m.Profile.id).where(m.Profile.remains_id == rem.id)).scalars().first()
         for rank, v in enumerate(values, start=1):
-            db.add(Candidate(run_id=run.id, remains_id=rem.id, remains_profile_id=pid, missing_person_id=mps[rank],
+            db.add(m.Candidate(run_id=run.id, remains_id=rem.id, remains_profile_id=pid, missing_person_id=mps[rank],
                              log10_lr=v, posterior=0.0, exclusions=0, n_markers=1, rank=rank, per_marker={}))
     db.flush()
 
@@ -61,28 +50,28 @@ def test_operation_dashboard__counts_each_remains_once_in_its_operation_and_curr
             repo.import_case(db, case=case, operation=op, filename="demo.json", sha256="0" * 64, by=None)
             other.frequency_database_id = op.frequency_database_id
             bc = [r.id for r in case.remains]
-            first = db.execute(select(Remains).where(Remains.barcode == bc[0])).scalar_one()
-            p1 = db.execute(select(Profile).where(Profile.remains_id == first.id)).scalar_one()
-            db.add(Profile(remains_id=first.id, version=2, genotypes=p1.genotypes))  # re-typed: typed once
-            db.add(Remains(barcode="UNTYPED", operation_id=op.id))  # received, not typed
-            db.add(Remains(barcode="ELSEWHERE", operation_id=other.id))
+            first = db.execute(select(m.Remains).where(m.Remains.barcode == bc[0])).scalar_one()
+            p1 = db.execute(select(m.Profile).where(m.Profile.remains_id == first.id)).scalar_one()
+            db.add(m.Profile(remains_id=first.id, version=2, genotypes=p1.genotypes))  # re-typed: typed once
+            db.add(m.Remains(barcode="UNTYPED", operation_id=op.id))  # received, not typed
+            db.add(m.Remains(barcode="ELSEWHERE", operation_id=other.id))
             db.flush()
-            elsewhere = db.execute(select(Remains).where(Remains.barcode == "ELSEWHERE")).scalar_one()
-            db.add(Profile(remains_id=elsewhere.id, version=1, genotypes={}))
+            elsewhere = db.execute(select(m.Remains).where(m.Remains.barcode == "ELSEWHERE")).scalar_one()
+            db.add(m.Profile(remains_id=elsewhere.id, version=1, genotypes={}))
             db.flush()
-            _run(db, op, RunStatus.finished, {bc[1]: [3.0], bc[2]: [5.0]})  # an older run: not counted
+            _run(db, op, m.RunStatus.finished, {bc[1]: [3.0], bc[2]: [5.0]})  # an older run: not counted
             # the current run: bc[0] two candidates with LR > 1 (once), bc[1] LR < 1, bc[2] LR 0, bc[3] LR 1
-            _run(db, op, RunStatus.finished, {bc[0]: [7.5, 2.0], bc[1]: [-0.5, -3.0], bc[2]: [None],
+            _run(db, op, m.RunStatus.finished, {bc[0]: [7.5, 2.0], bc[1]: [-0.5, -3.0], bc[2]: [None],
                                               bc[3]: [0.0], bc[4]: [1e-6], "ELSEWHERE": [9.0]})
-            _run(db, op, RunStatus.failed, {bc[5]: [9.0]})  # newer but not finished: not counted
-            uid = repo.create_user(db, username="r", password_hash="x", role=Role.reviewer, by="t").id
-            mps = list(db.execute(select(MissingPerson.id).order_by(MissingPerson.id)).scalars())
-            rem_id = {r.barcode: r.id for r in db.execute(select(Remains)).scalars()}
-            for k, (barcode, state) in enumerate([(bc[0], IdentificationState.proposed),
-                                                  (bc[1], IdentificationState.confirmed),
-                                                  (bc[2], IdentificationState.rejected),
-                                                  ("ELSEWHERE", IdentificationState.confirmed)]):
-                db.add(Identification(remains_id=rem_id[barcode], missing_person_id=mps[k], state=state,
+            _run(db, op, m.RunStatus.failed, {bc[5]: [9.0]})  # newer but not finished: not counted
+            uid = repo.create_user(db, username="r", password_hash="x", role=m.Role.reviewer, by="t").id
+            mps = list(db.execute(select(m.MissingPerson.id).order_by(m.MissingPerson.id)).scalars())
+            rem_id = {r.barcode: r.id for r in db.execute(select(m.Remains)).scalars()}
+            for k, (barcode, state) in enumerate([(bc[0], m.IdentificationState.proposed),
+                                                  (bc[1], m.IdentificationState.confirmed),
+                                                  (bc[2], m.IdentificationState.rejected),
+                                                  ("ELSEWHERE", m.IdentificationState.confirmed)]):
+                db.add(m.Identification(remains_id=rem_id[barcode], missing_person_id=mps[k], state=state,
                                       proposed_by_id=uid))
         with factory() as db:
             dash = repo.operation_dashboard(db, operation=repo.get_operation(db, code="EX-1"))
