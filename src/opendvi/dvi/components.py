@@ -35,6 +35,7 @@ from opendvi.dvi.errors import DVIError
 from opendvi.dvi.pairwise import PairwiseResult
 from opendvi.dvi.posterior import Marginals, certified_marginals, exact_sums, glr_lower_bounds
 from opendvi.dvi.problem import DVIProblem, Placement
+from opendvi.dvi.relaxation import PackingRelaxation
 
 #: Components with at most this many assignments are enumerated; larger ones
 #: go to the exact optimiser and the exact (or certified) sums.
@@ -368,7 +369,11 @@ def _call_glrs(
     if lp is not None and len(lp[2]) == len(model.options):
         cut = lp[0] - best.score + glr_enough + 1e-6 * (1.0 + abs(lp[0]))
         eligible = {k for k, dk in lp[2].items() if dk <= cut} | set(best.chosen)
-    groups = _positive_groups(model, eligible)
+    # each solve: HiGHS's relaxation of the options that can matter (positive, eligible, the best's
+    # own), warm from the previous solve; it proves its answer optimal (dvi/relaxation.py) or the
+    # integer program over the call's group of positive options decides
+    relax: PackingRelaxation | None = None
+    groups: tuple[dict[int, int], list[frozenset[int]]] | None = None
     t_glr = time.perf_counter()
     for k in best.chosen:
         o = model.options[k]
@@ -384,15 +389,27 @@ def _call_glrs(
                 comp.glr_not_computed += 1
                 continue
             budget[0] -= 1
-            # the best with (r, m) forbidden differs from the best only in r's group (below)
-            only = groups[1][groups[0][r]] if o.score > 0 else None
-            try:
-                alt = solve_best(model, Constraints(forbidden=frozenset({(r, m)})), only=only)
-            except ComponentTooHardError:
-                continue
-            here = best.score if only is None else math.fsum(model.options[j].score for j in best.chosen if j in only)
-            g = math.inf if alt is None else here - alt.score
-            if eligible is not None and only is not None and g >= glr_enough - 1e-9:
+            if relax is None:
+                relax = PackingRelaxation(model, [j for j, oj in enumerate(model.options) if oj.score > 0 and (
+                    eligible is None or j in eligible)] + [j for j in best.chosen if model.options[j].score <= 0])
+            found = relax.best_without([(r, m)])
+            if found is not None:
+                g = best.score - found[0]
+                restricted = eligible is not None
+            else:
+                if groups is None:
+                    groups = _positive_groups(model, eligible)
+                # the best with (r, m) forbidden differs from the best only in r's group (below)
+                only = groups[1][groups[0][r]] if o.score > 0 else None
+                try:
+                    alt = solve_best(model, Constraints(forbidden=frozenset({(r, m)})), only=only)
+                except ComponentTooHardError:
+                    continue
+                here = best.score if only is None else math.fsum(
+                    model.options[j].score for j in best.chosen if j in only)
+                g = math.inf if alt is None else here - alt.score
+                restricted = eligible is not None and only is not None
+            if restricted and g >= glr_enough - 1e-9:
                 g = max(glr_enough, lower[(r, m)])
                 comp.glr_bound.update({rid, mp})
             comp.glr_remains[rid] = comp.glr_missing[mp] = g
