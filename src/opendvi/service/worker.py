@@ -13,8 +13,10 @@ one row in ``matching_runs`` with ``status = 'queued'``) and executed here:
   :func:`opendvi.workflows.matching.match_case` computes with no transaction
   open; a heartbeat thread renews the lease every ``heartbeat_s`` and reads
   the cancel flag; progress and phase are written in short transactions (at
-  most twice a second); candidates are stored in chunks (Core bulk inserts),
-  each chunk its own short transaction; the run ends finished (with its
+  most twice a second); candidates are stored in chunks (``COPY`` on
+  PostgreSQL, one ``executemany`` on SQLite; an incremental run's carried rows
+  keep the JSON they were stored with), each chunk its own short transaction
+  inserted only while the lease is held; the run ends finished (with its
   audit entry), failed (the error) or cancelled - a run that did not finish
   keeps no candidates, and readers only ever see finished runs' candidates;
 * **recover**: a run whose lease expired (its worker was killed, the machine
@@ -44,7 +46,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from opendvi.store import repositories as repo
-from opendvi.store.db import begin_write, end_read
+from opendvi.store.db import end_read, transaction
 from opendvi.store.models import Candidate, FrequencyDatabase, MatchingRun, Operation, RunStatus, utcnow
 from opendvi.store.repositories.run_inputs import save_inputs
 from opendvi.workflows import fragments
@@ -103,16 +105,9 @@ Factory = sessionmaker[Session]
 
 
 def _write(factory: Factory, fn: Callable[[Session], Any]) -> Any:
-    """``fn`` in one short write transaction."""
-    with factory() as db:
-        try:
-            begin_write(db)
-            out = fn(db)
-            db.commit()
-            return out
-        except BaseException:
-            db.rollback()
-            raise
+    """``fn`` in one short write transaction (:func:`opendvi.store.db.transaction`)."""
+    with transaction(factory) as db:
+        return fn(db)
 
 
 def recover(factory: Factory, *, max_attempts: int = 2) -> list[tuple[int, str]]:
@@ -239,7 +234,8 @@ def execute(factory: Factory, run_id: int, *, worker: str, config: WorkerConfig,
             def store(db: Session, part: list[Any] = part) -> bool:
                 held, _cancel = repo.touch_run(db, run_id=run_id, worker=worker, lease=config.lease)
                 if held:  # the chunk goes in only while the run is still this worker's
-                    repo.insert_candidates(db, run_id=run_id, stored=stored, candidates=part)
+                    repo.insert_candidates(db, run_id=run_id, stored=stored, candidates=part,
+                                           serialised=inputs.carried_json)
                 return held
 
             if not _write(factory, store):

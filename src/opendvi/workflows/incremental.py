@@ -73,14 +73,13 @@ def family_fingerprint(fam: Family) -> str:
 def unseen_alleles(case: Case) -> dict[str, list[str]]:
     """Marker -> the alleles of the case absent from the frequency table (added at the minimum frequency,
     then renormalised: every frequency of that marker depends on them, ``Case.with_unseen_alleles``)."""
-    index = {m.name: m.index for m in case.markers}
-    out: dict[str, set[str]] = {}
-    for _who, _sex, gts in case.all_genotypes():
+    seen: dict[str, set[str]] = {m.name: set() for m in case.markers}
+    for gts in [r.genotypes for r in case.remains] + [g for f in case.families for g in f.genotypes.values()]:
         for m, gt in gts.items():
-            for a in gt:
-                if m in index and a not in index[m]:
-                    out.setdefault(m, set()).add(a)
-    return {m: sorted(v) for m, v in sorted(out.items())}
+            if (alleles := seen.get(m)) is not None:
+                alleles.update(gt)
+    index = {m.name: m.index for m in case.markers}
+    return {m: sorted(v) for m, a in sorted(seen.items()) if (v := a.difference(index[m]))}
 
 
 def case_globals(case: Case, *, top_k: int, lr_threshold: float, frequency_database_sha256: str,
@@ -453,6 +452,8 @@ class RunInputs:
     previous: RunState | None
     previous_run: int | None
     carried_rows: dict[tuple[str, str], dict[str, Any]]
+    #: ``carried_rows`` with the JSON each was stored as: a carried row is stored with it again
+    carried_json: dict[tuple[str, str], tuple[dict[str, Any], str]] = field(default_factory=dict)
 
 
 def run_inputs(session: Any, *, run_id: int, case: Case, profile_ids: Mapping[str, int], top_k: int,
@@ -469,4 +470,5 @@ def run_inputs(session: Any, *, run_id: int, case: Case, profile_ids: Mapping[st
     prev = RunState.from_json(found[1])
     if plan(prev, cur).full:
         return RunInputs(cur, prev, found[0], {})
-    return RunInputs(cur, prev, found[0], carried_per_marker(session, run_id=found[0]))
+    carried = carried_per_marker(session, run_id=found[0])
+    return RunInputs(cur, prev, found[0], {k: pm for k, (pm, _raw) in carried.items()}, carried)

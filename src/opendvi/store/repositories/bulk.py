@@ -24,8 +24,8 @@ from opendvi.core.case import Sample
 from opendvi.store.errors import ConflictError
 from opendvi.store.models import Donor, Family, MissingPerson, PedigreeMember, Profile, Remains
 
-__all__ = ["CurrentProfile", "current_profiles", "in_values", "insert_returning", "insert_rows", "profile_genotypes",
-           "write_family_rows", "write_remains_rows"]
+__all__ = ["CurrentProfile", "JSONText", "current_profiles", "in_values", "insert_returning", "insert_rows",
+           "profile_genotypes", "write_family_rows", "write_remains_rows"]
 
 #: ids per ``IN`` list (well under SQLite's and PostgreSQL's limits on bound parameters)
 IN_CHUNK = 5000
@@ -75,12 +75,16 @@ def current_profiles(session: Session, column: Any, ids: Sequence[int]) -> dict[
     return out
 
 
-def _copy(session: Session, table: Any, rows: Sequence[dict[str, Any]]) -> None:
-    """PostgreSQL: ``rows`` into ``table`` through ``COPY`` (the columns' Python defaults filled in here),
-    some ten times faster than INSERTs with bound parameters. A constraint refusing a row raises
-    :class:`sqlalchemy.exc.IntegrityError`, as an INSERT would."""
-    import psycopg
+class JSONText(str):
+    """A JSON column's value already serialised (``json.dumps`` of it, read back from the database):
+    :func:`insert_rows` writes it as it is instead of serialising it again."""
 
+
+def _row_values(table: Any, rows: Sequence[dict[str, Any]],
+                processors: Mapping[str, Any] | None = None) -> tuple[list[Any], Iterable[list[Any]]]:
+    """The columns of ``table`` but its primary key, and each row's values for them: the columns'
+    Python defaults filled in, JSON serialised (a :class:`JSONText` as it is), ``processors`` (column key
+    -> the dialect's bind processor) applied to the others."""
     cols = [c for c in table.c if not c.primary_key]
 
     def default(c: Any) -> Any:
@@ -89,18 +93,46 @@ def _copy(session: Session, table: Any, rows: Sequence[dict[str, Any]]) -> None:
             return None
         return d.arg(None) if d.is_callable else d.arg
 
-    fixed = {c.key: default(c) for c in cols}
-    json_cols = {c.key for c in cols if isinstance(c.type, JSON)}
+    def to_json(v: Any) -> Any:
+        return v if isinstance(v, JSONText) else json.dumps(v)
+
+    def processed(proc: Any) -> Any:
+        return lambda v: None if v is None else proc(v)
+
+    procs = processors or {}
+    spec = [(c.key, default(c), to_json if isinstance(c.type, JSON)
+             else processed(procs[c.key]) if procs.get(c.key) is not None else None) for c in cols]
+    return cols, ([r.get(k, d) if conv is None else conv(r.get(k, d)) for k, d, conv in spec] for r in rows)
+
+
+def _copy(session: Session, table: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """PostgreSQL: ``rows`` into ``table`` through ``COPY`` (the columns' Python defaults filled in here),
+    some ten times faster than INSERTs with bound parameters. A constraint refusing a row raises
+    :class:`sqlalchemy.exc.IntegrityError`, as an INSERT would."""
+    import psycopg
+
+    cols, values = _row_values(table, rows)
     names = ", ".join(f'"{c.name}"' for c in cols)
     sql = f'COPY "{table.name}" ({names}) FROM STDIN'
     dbapi: Any = session.connection().connection.driver_connection  # psycopg's, in this transaction
     try:
         with dbapi.cursor() as cur, cur.copy(sql) as cp:
-            for r in rows:
-                cp.write_row([json.dumps(r.get(c.key, fixed[c.key])) if c.key in json_cols
-                              else r.get(c.key, fixed[c.key]) for c in cols])
+            for v in values:
+                cp.write_row(v)
     except psycopg.IntegrityError as exc:
         raise IntegrityError(sql, None, exc) from None
+
+
+def _executemany(session: Session, table: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """SQLite: ``rows`` into ``table`` by one ``executemany`` of the driver (the values bound as the
+    columns' types bind them; JSON serialised once, :class:`JSONText` as it is), without the per-row
+    work of a Core INSERT."""
+    dialect = session.get_bind().dialect
+    processors = {c.key: c.type._cached_bind_processor(dialect) for c in table.c if not isinstance(c.type, JSON)}
+    cols, values = _row_values(table, rows, processors)
+    names = ", ".join(f'"{c.name}"' for c in cols)
+    sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join("?" for _c in cols)})'
+    session.connection().exec_driver_sql(sql, [tuple(v) for v in values])
 
 
 def _postgresql(session: Session) -> bool:
@@ -108,14 +140,15 @@ def _postgresql(session: Session) -> bool:
 
 
 def insert_rows(session: Session, model: Any, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert ``rows`` into ``model``: multi-row INSERTs (Core's: the ORM's bulk path splits rows by
-    their NULLs), ``COPY`` on PostgreSQL."""
+    """Insert ``rows`` into ``model`` (a column a row leaves out gets its Python default): ``COPY`` on
+    PostgreSQL, the driver's ``executemany`` on SQLite; a JSON value may come serialised already
+    (:class:`JSONText`)."""
     if not rows:
         return
     if _postgresql(session):
         _copy(session, model.__table__, rows)
     else:
-        session.execute(insert(model.__table__), list(rows))
+        _executemany(session, model.__table__, rows)
 
 
 def insert_returning(session: Session, model: Any, rows: Sequence[dict[str, Any]],

@@ -4,9 +4,10 @@ its candidates' per-marker LRs, read by the next run; a finished run's state and
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Text, cast, delete, select, update
 from sqlalchemy.orm import Session
 
 from opendvi.store.models import Candidate, MatchingRun, MissingPerson, Remains, RunStatus
@@ -27,10 +28,12 @@ def previous_inputs(session: Session, *, before: int) -> tuple[int, dict[str, An
     return None if inputs is None else (int(run_id), dict(inputs))
 
 
-def carried_per_marker(session: Session, *, run_id: int) -> dict[tuple[str, str], dict[str, Any]]:
-    """``(barcode, missing person code) -> per_marker`` of the run's candidates (one query)."""
-    return {(barcode, code): per_marker for barcode, code, per_marker in session.execute(
-        select(Remains.barcode, MissingPerson.code, Candidate.per_marker)
+def carried_per_marker(session: Session, *, run_id: int) -> dict[tuple[str, str], tuple[dict[str, Any], str]]:
+    """``(barcode, missing person code) -> (per_marker, its stored JSON)`` of the run's candidates (one
+    query of columns; each JSON decoded once, and kept: the next run stores a carried row's as it is,
+    :func:`opendvi.store.repositories.insert_candidates`)."""
+    return {(barcode, code): (json.loads(raw), raw) for barcode, code, raw in session.connection().execute(
+        select(Remains.barcode, MissingPerson.code, cast(Candidate.per_marker, Text))
         .join(Remains, Remains.id == Candidate.remains_id)
         .join(MissingPerson, MissingPerson.id == Candidate.missing_person_id)
         .where(Candidate.run_id == run_id))}

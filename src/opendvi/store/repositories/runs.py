@@ -3,18 +3,19 @@ heartbeat, candidates, end, cancel, recovery after a lost worker."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from opendvi.i18n import gettext as _
 from opendvi.store import audit
 from opendvi.store.errors import ConflictError, NotFoundError
 from opendvi.store.models import Candidate, MatchingRun, Operation, RunStatus, User, utcnow
+from opendvi.store.repositories.bulk import JSONText, insert_rows
 from opendvi.store.repositories.case import StoredCase
 from opendvi.store.repositories.lineage import lineage_provenance, operation_lineage
 
@@ -132,20 +133,37 @@ def touch_run(
     return True, bool(cancel)
 
 
+def _same_values(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """``a`` holds the very objects ``b`` holds (a copy of it): a carried row's per-marker LRs, unchanged."""
+    return len(a) == len(b) and all(a.get(k, _ABSENT) is v for k, v in b.items())
+
+
+_ABSENT = object()
+
+
 def insert_candidates(session: Session, *, run_id: int, stored: StoredCase, candidates: Sequence[CandidateRow],
-                      chunk: int = CANDIDATE_CHUNK) -> int:
-    """Bulk-insert candidates (Core ``insert()`` of lists of dicts, ``chunk`` rows per statement)."""
+                      chunk: int = CANDIDATE_CHUNK,
+                      serialised: Mapping[tuple[str, str], tuple[Mapping[str, Any], str]] | None = None) -> int:
+    """Bulk-insert candidates (:func:`opendvi.store.repositories.bulk.insert_rows`: ``COPY`` on PostgreSQL,
+    the driver's ``executemany`` on SQLite; ``chunk`` rows at a time). ``serialised``: ``(remains, missing
+    person) -> (per_marker, its JSON)`` as an earlier run stored them (incremental matching carries them
+    over): a row carrying that very per_marker is stored with that JSON, not serialised again."""
+    known = serialised or {}
     n = 0
     for i in range(0, len(candidates), chunk):
         rows = []
         for c in candidates[i:i + chunk]:
             rid, pid = stored.remains[c.remains]
+            per_marker: Any = c.per_marker
+            got = known.get((c.remains, c.missing))
+            if got is not None and _same_values(per_marker, got[0]):
+                per_marker = JSONText(got[1])
             rows.append({"run_id": run_id, "remains_id": rid, "remains_profile_id": pid,
                          "missing_person_id": stored.missing[c.missing], "log10_lr": c.log10_lr,
                          "posterior": c.posterior, "exclusions": c.exclusions, "n_markers": c.n_markers,
-                         "rank": c.rank, "per_marker": c.per_marker, "log10_glr": c.log10_glr,
+                         "rank": c.rank, "per_marker": per_marker, "log10_glr": c.log10_glr,
                          "glr_bound": c.glr_bound, "systems": c.systems})
-        session.execute(insert(Candidate), rows)
+        insert_rows(session, Candidate, rows)
         n += len(rows)
     return n
 
