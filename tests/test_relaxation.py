@@ -45,7 +45,8 @@ def test_every_answer__the_exact_best_with_the_pairing_forbidden(seed: int) -> N
         score, chosen = got
         assert score == pytest.approx(_brute_best(model, forbidden), abs=1e-9), pair
         assert score == pytest.approx(model.score(chosen), abs=1e-12)
-        rows = [("u", model.options[k].unit) for k in chosen] + [("r", r) for k in chosen for r, _ in model.options[k].pairs]
+        rows = [("u", model.options[k].unit) for k in chosen]
+        rows += [("r", r) for k in chosen for r, _ in model.options[k].pairs]
         assert len(rows) == len(set(rows)), pair  # a packing
         assert not any(set(model.options[k].pairs) & forbidden for k in chosen)
         alt = solve_best(model, Constraints(forbidden=frozenset(forbidden)))
@@ -92,3 +93,14 @@ def test_no_banner_on_standard_output() -> None:
 
 def _tiny() -> Model:
     return Model(("V0",), ("M0",), ("F0",), (0,), [Option(0, ((0, 0),), 5.0, 5.0)], 0.0)
+
+
+def test_no_positive_option__no_answer_and_the_integer_program_decides() -> None:
+    from opendvi.dvi.components import _best_only
+
+    model = Model(("V0",), ("M0",), ("F0",), (0,), [Option(0, ((0, 0),), -5.0, -5.0)], 0.0)
+    assert _best_only(model) is None  # an empty relaxation proves nothing
+    assert PackingRelaxation(model).best_without(()) == (0.0, ())
+    other = _random_model(3, 6, [1, 2, 1, 3, 1], 0.5)
+    tl = _best_only(other)
+    assert tl is not None and tl.solutions[0].score == pytest.approx(_brute_best(other, set()), abs=1e-9)

@@ -26,6 +26,7 @@ from opendvi.dvi.assignment import (
     Constraints,
     Model,
     Solution,
+    TopList,
     build_model,
     lp_penalties,
     solve_best,
@@ -312,7 +313,9 @@ def solve_component_model(
         and len(comp.remains) <= MAX_ENUMERATED_REMAINS
     ):
         return solve_component(problem, comp, prior=prior)
-    tl = k_best_model(model, top, max_solves=max_solves, max_seconds=MAX_TOP_SECONDS)
+    tl = _best_only(model) if top == 1 else None
+    if tl is None:
+        tl = k_best_model(model, top, max_solves=max_solves, max_seconds=MAX_TOP_SECONDS)
     comp.top_complete = tl.complete
     comp.assignments = [(s.score, model.loglik(s.chosen), _names(model, s.targets)) for s in tl.solutions]
     marg: Marginals
@@ -335,6 +338,17 @@ def solve_component_model(
         budget = glr_budget if glr_budget is not None else [MAX_GLR_SOLVES]
         _call_glrs(model, comp, tl.solutions[0], budget, glr_floor=glr_floor, glr_enough=glr_enough)
     return comp
+
+
+def _best_only(model: Model) -> TopList | None:
+    """The best assignment alone from the relaxation of the positive options (an option of score
+    <= 0 never raises an assignment), where it proves its answer (``dvi/relaxation.py``); None
+    where it does not (the integer program then decides)."""
+    found = PackingRelaxation(model, [k for k, o in enumerate(model.options) if o.score > 0]).best_without(())
+    if found is None:
+        return None
+    chosen = tuple(sorted(found[1]))
+    return TopList([Solution(model.score(chosen), chosen, model.targets_of(chosen))], True, 1)
 
 
 def _call_glrs(

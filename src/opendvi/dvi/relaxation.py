@@ -80,8 +80,12 @@ class PackingRelaxation:
                 jj.append(j)
         a = csc_array((np.ones(len(ii)), (np.array(ii, dtype=np.int64), np.array(jj, dtype=np.int64))),
                       shape=(n_rows, len(opts)))
-        self._rows = n_rows
-        self._n_units = n_u
+        self._a = a
+        #: the columns holding each pairing
+        self._cols_of: dict[tuple[int, int], list[int]] = {}
+        for j, o in enumerate(opts):
+            for pair in o.pairs:
+                self._cols_of.setdefault(pair, []).append(j)
         self._scores = np.array([o.score for o in opts], dtype=float)
         lp = highspy.HighsLp()
         lp.num_col_ = len(opts)
@@ -106,10 +110,7 @@ class PackingRelaxation:
         missing index) removed, as (score, chosen options), among the relaxation's options; None when
         the relaxation does not prove its rounded solution optimal (the caller then solves the
         integer program)."""
-        model = self.model
-        banned = set(forbidden)
-        cols = sorted({self._col[k] for r, _m in banned for k in model.by_remains[r]
-                       if k in self._col and any(p in banned for p in model.options[k].pairs)})
+        cols = sorted({j for pair in forbidden for j in self._cols_of.get(pair, ())})
         h = self._h
         for j in cols:
             h.changeColBounds(j, 0.0, 0.0)
@@ -122,19 +123,15 @@ class PackingRelaxation:
         finally:
             for j in cols:
                 h.changeColBounds(j, 0.0, 1.0)
-        picked = [int(j) for j in np.nonzero(x > 0.5)[0]]
-        chosen = tuple(self._options[j] for j in picked)
-        used = np.zeros(self._rows, dtype=np.int64)
-        for k in chosen:
-            o = model.options[k]
-            if o.pairs and any(p in banned for p in o.pairs):
-                return None
-            used[o.unit] += 1
-            for r, _m in o.pairs:
-                used[self._n_units + r] += 1
-        if used.size and int(used.max(initial=0)) > 1:
+        pick = x > 0.5
+        if cols and pick[cols].any():  # a forbidden option (bounds 0): never, but proven here
             return None
-        score = math.fsum(float(self._scores[j]) for j in picked)
+        used = self._a @ pick.astype(float)  # each family and each remains at most once
+        if used.size and float(used.max()) > 1.5:
+            return None
+        picked = np.nonzero(pick)[0]
+        chosen = tuple(self._options[int(j)] for j in picked)
+        score = math.fsum(self._scores[picked].tolist())
         if score < value - _TOL * (1.0 + abs(value)):
             return None  # fractional: the relaxation proves nothing about this rounding
         return score, chosen
