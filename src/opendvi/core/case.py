@@ -105,8 +105,19 @@ class Case:
         """Add alleles observed in the case but absent from the frequency
         table (``likelihood.md``: minimum frequency, then renormalise).
 
-        Returns the new case and one note per added allele.
+        Returns the new case and one note per added allele. The answer is kept on the (immutable)
+        case: a run asks it of the same case at several steps (screening, the joint step).
         """
+        memo = self.__dict__.get("_with_unseen_alleles")
+        if memo is not None:
+            return memo[0], list(memo[1])
+        case, notes = self._add_unseen_alleles()
+        object.__setattr__(self, "_with_unseen_alleles", (case, tuple(notes)))
+        if case is not self:  # complete now: asked again, it is itself
+            object.__setattr__(case, "_with_unseen_alleles", (case, ()))
+        return case, notes
+
+    def _add_unseen_alleles(self) -> tuple[Case, list[str]]:
         by_name = {m.name: m for m in self.markers}
         extra: dict[str, list[str]] = {}
         for who, _sex, gts in self.all_genotypes():
