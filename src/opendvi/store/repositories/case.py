@@ -35,8 +35,15 @@ def _stored_genotype(a: Any, who: str, marker: str) -> Genotype | None:
     """A stored genotype: a list of 1 or 2 allele labels as an import stores them (already normalised:
     :func:`make_genotype` would return them as they are) taken as it is; anything else through
     :func:`make_genotype`."""
-    if type(a) is list and 0 < len(a) < 3 and all(type(x) is str and x and x == x.strip() for x in a):
-        return tuple(a)
+    if type(a) is list:
+        if len(a) == 2:
+            x, y = a
+            if type(x) is str and type(y) is str and x and y and x == x.strip() and y == y.strip():
+                return (x, y)
+        elif len(a) == 1:
+            x = a[0]
+            if type(x) is str and x and x == x.strip():
+                return (x,)
     return make_genotype(a, who=who, marker=marker)
 
 
@@ -60,7 +67,7 @@ def _remains(session: Session, names: Collection[str], *, lineage: bool = False,
         .join(cur, cur.c.rid == Remains.id)
         .join(Profile, and_(Profile.remains_id == Remains.id, Profile.version == cur.c.v))
         .order_by(Remains.barcode)
-    ):
+    ).all():
         if any(m in names for m in genotypes) or (lineage and haplotypes):
             samples.append(Sample(barcode, sex, _genotypes(genotypes, names, barcode), float(dropout)))
             ids[barcode] = (rid, pid)
@@ -86,7 +93,7 @@ def _donor_profiles(session: Session, *, lineage: bool = True) -> dict[int, tupl
             .join(dcur, dcur.c.did == Donor.id)
             .join(Profile, and_(Profile.donor_id == Donor.id, Profile.version == dcur.c.v))
             .where(Donor.profile_usable)  # consent withdrawn: the profile is not used
-        )
+        ).all()
     }
 
 
@@ -97,17 +104,17 @@ def _families(session: Session, names: Collection[str], *, lineage: bool = True,
     donor_profiles = _donor_profiles(session, lineage=lineage)
     conn = session.connection()
     mps = {member_id: (mp_id, code) for member_id, mp_id, code in
-           conn.execute(select(MissingPerson.member_id, MissingPerson.id, MissingPerson.code))}
+           conn.execute(select(MissingPerson.member_id, MissingPerson.id, MissingPerson.code)).all()}
     members: dict[int, list[tuple[int, str, str | None, str | None, str | None]]] = {}
     for fid, mid, code, father, mother, sex in conn.execute(
             select(PedigreeMember.family_id, PedigreeMember.id, PedigreeMember.code, PedigreeMember.father,
                    PedigreeMember.mother, PedigreeMember.sex)
-            .order_by(PedigreeMember.family_id, PedigreeMember.position, PedigreeMember.id)):
+            .order_by(PedigreeMember.family_id, PedigreeMember.position, PedigreeMember.id)).all():
         members.setdefault(fid, []).append((mid, code, father, mother, sex))
     families: list[Family] = []
     missing: dict[str, int] = {}
     haps: dict[tuple[str, str], Any] = {}
-    for fam_id, fam_code in conn.execute(select(DbFamily.id, DbFamily.code).order_by(DbFamily.code)):
+    for fam_id, fam_code in conn.execute(select(DbFamily.id, DbFamily.code).order_by(DbFamily.code)).all():
         its = members.get(fam_id, [])
         its_missing = tuple(code for mid, code, *_rest in its if mid in mps)
         if not its_missing:

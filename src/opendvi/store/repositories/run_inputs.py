@@ -36,7 +36,7 @@ def carried_per_marker(session: Session, *, run_id: int) -> dict[tuple[str, str]
         select(Remains.barcode, MissingPerson.code, cast(Candidate.per_marker, Text))
         .join(Remains, Remains.id == Candidate.remains_id)
         .join(MissingPerson, MissingPerson.id == Candidate.missing_person_id)
-        .where(Candidate.run_id == run_id))}
+        .where(Candidate.run_id == run_id)).all()}
 
 
 def save_inputs(session: Session, *, run_id: int, inputs: dict[str, Any], recomputed: dict[str, Any],
