@@ -389,7 +389,9 @@ def _call_glrs(
     relax: PackingRelaxation | None = None
     groups: tuple[dict[int, int], list[frozenset[int]]] | None = None
     t_glr = time.perf_counter()
-    for k in best.chosen:
+    # strongest calls first: where the limits of solves and seconds stop the step, the GLRs left out
+    # are those of the weakest calls
+    for k in sorted(best.chosen, key=lambda j: -model.options[j].score):
         o = model.options[k]
         if o.score < glr_floor:
             continue
