@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from opendvi.data import demo_case_path
 from opendvi.service import offload
 from opendvi.store.models import AuditEntry, Import, Remains
-from tests.servicekit import assert_error_shape, bearer, make_app, migrated_engine
+from tests.servicekit import assert_error_shape, bearer, family_files, make_app, migrated_engine
 
 
 def _case(n: int, prefix: str) -> dict[str, Any]:
@@ -110,14 +110,20 @@ def test_bad_profile_table_is_refused_naming_file_line_and_field_nothing_written
     assert _counts(app) == before
 
 
-def test_profile_file_is_imported(world: dict[str, Any]) -> None:
-    client, app = world["client"], world["app"]
+def test_profile_file_and_families_template_are_imported(world: dict[str, Any]) -> None:
+    client = world["client"]
     assert client.post("/api/operations/OFF/imports", json=_case(1, "M"), headers=world["h"]).status_code == 201
     table = "sample,D3S1358,D3S1358,TH01,TH01\nP-1,14,15,6,9.3\nP-2,14,16,7,9.3\n"
     r = client.post("/api/operations/OFF/imports/file", files={"file": ("profiles.csv", table.encode(), "text/csv")},
                     headers=world["h"])
     assert r.status_code == 201, r.text
     assert r.json()["remains_new"] == 2
+    fam, prof = family_files("-OFF")
+    r = client.post("/api/operations/OFF/imports/families", headers=world["h"],
+                    files={"families": ("families.csv", fam, "text/csv"),
+                           "profiles": ("profiles.csv", prof, "text/csv")})
+    assert r.status_code == 201, r.text
+    assert (r.json()["families_new"], r.json()["donors_new"], r.json()["missing_persons_new"]) == (1, 2, 1)
 
 
 def test_the_pool_runs_in_the_requests_language_and_raises_the_same_refusal() -> None:
@@ -135,3 +141,17 @@ def test_the_pool_runs_in_the_requests_language_and_raises_the_same_refusal() ->
         assert there.value.problems == here.value.problems and str(there.value) == str(here.value)
         assert "deep.json" in there.value.problems[0]
     assert pool._executor is None
+
+
+def test_a_child_that_dies_fails_that_import_and_is_replaced() -> None:
+    import os
+    from concurrent.futures.process import BrokenProcessPool
+
+    with offload.import_pool(processes=1, warm=False) as pool:
+        assert pool is not None
+        first = pool.run(os.getpid)
+        assert first != os.getpid()
+        with pytest.raises(BrokenProcessPool):  # killed mid-parse (memory, a hostile file): a 500
+            pool.run(os._exit, 3)
+        second = pool.run(os.getpid)  # a fresh child for the next upload
+        assert second not in (first, os.getpid()) and not pool.disabled

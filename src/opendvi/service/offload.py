@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import multiprocessing
 import os
 import threading
@@ -32,6 +33,8 @@ from opendvi.core.case import Case, Sample
 from opendvi.core.errors import OpenDVIError
 from opendvi.i18n import gettext as _
 from opendvi.store.errors import ImportValidationError
+
+log = logging.getLogger("opendvi.service")
 
 #: environment variable: processes parsing imports per serving process (``0``: in the request's thread)
 PROCESSES_ENV = "OPENDVI_IMPORT_PROCESSES"
@@ -161,6 +164,19 @@ def _in_child(locale: str, fn: Callable[..., T], *args: Any) -> T | _Refused:
             return _Refused(exc.problems, str(exc))
 
 
+def _watch_parent(parent: int, every_s: float = 2.0) -> None:
+    """The child's initializer: it ends when its serving process is gone (killed without its
+    lifespan's shutdown), instead of waiting for uploads that will never come."""
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="opendvi-import-parent", daemon=True).start()
+
+
 def _ready() -> bool:
     """Run once at start: the child imports what parsing needs before the first upload comes."""
     from opendvi.io import case_json, convert  # noqa: F401
@@ -176,25 +192,38 @@ def _ready() -> bool:
 class ImportPool:
     """One worker process that parses uploads (``spawn``: the serving process has threads, and a
     forked child would inherit their locks). A child that dies (killed for memory by a hostile
-    file) fails that import with a 500 and is replaced for the next one."""
+    file) fails that import with a 500 and is replaced for the next one; a pool whose first child
+    cannot start (the main module re-runs in it, as multiprocessing does) parses inline from then on."""
 
     def __init__(self, processes: int = DEFAULT_PROCESSES) -> None:
         self.processes = processes
         self._lock = threading.Lock()
         self._executor: ProcessPoolExecutor | None = None
+        #: a child has answered once: a later death is the upload's doing, not the host's
+        self._started = False
+        #: no child could start here (a ``__main__`` that is not import-safe, no ``spawn``): parse inline
+        self.disabled = False
 
     def _get(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._executor is None:
-                self._executor = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"))
+                self._executor = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
+                                                     initializer=_watch_parent, initargs=(os.getpid(),))
             return self._executor
 
     def warm(self) -> None:
         """Start the process now (in the background: nothing waits for it)."""
-        self._get().submit(_ready)
+
+        def started(future: Any) -> None:
+            if not future.cancelled() and future.exception() is None:
+                self._started = True
+
+        self._get().submit(_ready).add_done_callback(started)
 
     def run(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` in the child, in the request's language; its refusal raised here."""
+        if self.disabled:
+            return fn(*args)
         executor = self._get()
         try:
             out = executor.submit(_in_child, i18n.get_locale(), fn, *args).result()
@@ -203,7 +232,12 @@ class ImportPool:
                 if self._executor is executor:
                     self._executor = None
             executor.shutdown(wait=False, cancel_futures=True)
-            raise
+            if self._started:
+                raise
+            log.warning("no import process could start; uploads are parsed in the serving threads")
+            self.disabled = True
+            return fn(*args)
+        self._started = True
         if isinstance(out, _Refused):
             refusal = ImportValidationError(out.problems)
             refusal.args = (out.message,)  # its message as the child wrote it (file name included)
