@@ -84,6 +84,18 @@ def test_bad_json_document_is_refused_naming_file_and_field_nothing_written(worl
     assert _counts(app) == before
 
 
+def test_a_body_that_is_no_case_is_refused_naming_file_and_line_nothing_written(world: dict[str, Any]) -> None:
+    client, app = world["client"], world["app"]
+    before = _counts(app)
+    json_h = {**world["h"], "content-type": "application/json"}
+    err = assert_error_shape(client.post("/api/operations/OFF/imports?filename=b.json", content=b'{\n "x": }',
+                                         headers=json_h), 422)
+    assert err["code"] == "import_invalid" and err["details"][0].startswith("b.json:2: invalid JSON")
+    err = assert_error_shape(client.post("/api/operations/OFF/imports", content=b"[1, 2]", headers=json_h), 422)
+    assert err["details"] == ["upload.json: the top level must be a JSON object"]
+    assert _counts(app) == before
+
+
 def test_bad_json_file_is_refused_naming_file_and_line_nothing_written(world: dict[str, Any]) -> None:
     client, app = world["client"], world["app"]
     text = json.dumps(_case(2, "SYN"), indent=1).replace('"sex"', '"sex" "x"', 1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from fastapi import Body, File, Form, Query, Request, UploadFile
+from fastapi import File, Form, Query, Request, UploadFile
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -56,19 +56,24 @@ def get_operation(code: Code, db: DB, principal: Principal = P("operations.read"
 # ---------------------------------------------------------------------------
 
 
-@router.post("/operations/{code}/imports", tags=["imports"], status_code=201, response_model=s.ImportOut)
+#: the JSON body of ``POST /operations/{code}/imports``, as the API documentation shows it (the route reads
+#: the bytes itself: parsed and checked in the import process, not on the event loop)
+_CASE_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "title": "Document", "description": "A dvi-case/1 document"}}}}}
+
+
+@router.post("/operations/{code}/imports", tags=["imports"], status_code=201, response_model=s.ImportOut,
+             openapi_extra=_CASE_BODY)
 async def import_case(
     code: Code,
     db: DB,
     request: Request,
-    document: dict[str, Any] = Body(..., description="A dvi-case/1 document"),
     filename: str = Query("upload.json", max_length=255),
     principal: Principal = P("imports.create"),
 ) -> dict[str, Any]:
     """Import a ``dvi-case/1`` case into the operation: all or nothing; a refusal lists every problem.
     The import records the SHA-256 of the body as it came."""
-    raw = await request.body()  # the bytes ``document`` was read from (kept by the request): parsed and
-    # checked again in the import process (service/offload.py), with the file limits, and hashed as they came
+    raw = await request.body()  # parsed (with the file limits) and checked in the import process
     summary = await run_in_threadpool(
         lambda: actions.import_case(db, principal=principal, operation_code=code, data=None, raw=raw,
                                     filename=filename)
