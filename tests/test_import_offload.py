@@ -167,3 +167,27 @@ def test_a_child_that_dies_fails_that_import_and_is_replaced() -> None:
             pool.run(os._exit, 3)
         second = pool.run(os.getpid)  # a fresh child for the next upload
         assert second not in (first, os.getpid()) and not pool.disabled
+
+
+def test_families_workbook_without_a_families_sheet__the_problem_itself() -> None:
+    """A workbook holding only profiles is refused naming what is missing (it was re-wrapped as
+    "import refused ... (1 problem(s))", the problem lost)."""
+    import io
+
+    import openpyxl
+
+    from opendvi.service import offload
+    from opendvi.store.errors import ImportValidationError
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.title = "profiles"
+    ws.append(["sample", "D3S1358"])
+    ws.append(["S1", "15,16"])
+    buf = io.BytesIO()
+    wb.save(buf)
+    with pytest.raises(ImportValidationError) as err:
+        offload.families_from_upload(buf.getvalue(), "fam.xlsx", None, None, [], 0.0, "x")
+    assert err.value.problems == ["fam.xlsx: no families sheet (columns family, id, father, mother, sex, missing, "
+                                  "sample)"]

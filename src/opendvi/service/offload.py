@@ -139,6 +139,8 @@ def families_from_upload(families_raw: bytes, families_name: str, profiles_raw: 
         families = table.build(samples, notes=notes)
         markers = parse_markers(markers_json)
         case = assemble_case(name=name, families=families, markers=markers, theta=theta, notes=notes)
+    except ImportValidationError:  # already naming the file and the problem
+        raise
     except OpenDVIError as exc:
         raise ImportValidationError([str(exc)], filename=families_name) from None
     barcodes = {(fid, pid): code for fid, _people, _miss, codes in table.families for pid, code in codes.items()}
