@@ -44,7 +44,8 @@ MAX_ASSIGNMENTS = 100_000
 #: Constrained solves spent on GLRs in one component (one per called remains
 #: and missing person); beyond it a GLR is reported as not computed.
 MAX_GLR_SOLVES = 3000
-#: Seconds the GLR solves may take in one component; beyond, a GLR is not computed.
+#: Seconds of the solving thread's CPU time (not the clock: a busy machine must not change which
+#: GLRs are computed) the GLR solves may take in one component; beyond, a GLR is not computed.
 MAX_GLR_SECONDS = 60.0
 #: Enumeration is depth-first (recursive): only components with at most this many remains.
 MAX_ENUMERATED_REMAINS = 200
@@ -388,7 +389,7 @@ def _call_glrs(
     # integer program over the call's group of positive options decides
     relax: PackingRelaxation | None = None
     groups: tuple[dict[int, int], list[frozenset[int]]] | None = None
-    t_glr = time.perf_counter()
+    t_glr = time.thread_time()
     # strongest calls first: where the limits of solves and seconds stop the step, the GLRs left out
     # are those of the weakest calls
     for k in sorted(best.chosen, key=lambda j: -model.options[j].score):
@@ -401,7 +402,7 @@ def _call_glrs(
                 comp.glr_remains[rid] = comp.glr_missing[mp] = lower[(r, m)]
                 comp.glr_bound.update({rid, mp})
                 continue
-            if budget[0] <= 0 or time.perf_counter() - t_glr > MAX_GLR_SECONDS:
+            if budget[0] <= 0 or time.thread_time() - t_glr > MAX_GLR_SECONDS:
                 comp.glr_not_computed += 1
                 continue
             budget[0] -= 1
