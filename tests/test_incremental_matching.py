@@ -300,3 +300,21 @@ def test_glrs_of_a_giant_component__restricted_solves_equal_the_plain_ones() -> 
         want = plain.rows[0].log_lr - alt.rows[0].log_lr
         assert g_plain[rid] == pytest.approx(want, abs=1e-8), rid
         assert enough - 1e-9 <= g_fast[rid] <= want + 1e-9 if rid in bound else g_fast[rid] == pytest.approx(want)
+
+
+def test_glrs_left_out_by_the_limits__a_note_says_how_many(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run whose GLR solves hit their limit says so in its notes (the calls stay undecided); without
+    the limit, no such note."""
+    import importlib
+
+    case, _ = simulate_case(families=70, remains=60, seed=4)
+    full = match_case(case, top_k=6)
+    assert not any("was not computed" in n for n in full.notes)
+    monkeypatch.setattr(importlib.import_module("opendvi.dvi.joint"), "MAX_GLR_SOLVES", 0)
+    limited = match_case(case, top_k=6)
+    note = next(n for n in limited.notes if "was not computed" in n)
+    assert "call(s) was not computed (limit of" in note and "left undecided" in note
+    def n_glr(res: MatchingResult) -> int:
+        return sum(c.log10_glr is not None for c in res.candidates)
+
+    assert n_glr(limited) < n_glr(full)

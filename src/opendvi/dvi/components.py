@@ -93,6 +93,14 @@ class Component:
     glr_not_computed: int = 0
     message: str = ""
 
+    def glr_limit_note(self) -> str:
+        """The note of calls whose GLR the limits left out ("" when none): the one text of it."""
+        if not self.glr_not_computed:
+            return ""
+        return (f"component of {self.remains[0]} ... ({len(self.remains)} remains): the GLR of "
+                f"{self.glr_not_computed} call(s) was not computed (limit of {MAX_GLR_SOLVES} solves or "
+                f"{MAX_GLR_SECONDS:g} s of CPU time, the weakest calls left out); those calls are left undecided")
+
     @property
     def size(self) -> int:
         """Assignments listed (all of them when enumerated)."""

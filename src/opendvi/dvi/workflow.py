@@ -211,11 +211,7 @@ def solve_case(case: Case, options: SolveOptions | None = None, *, ignore_sex: b
                 f"({len(c.remains)} remains, {len(c.missing)} missing persons) not solved: {c.message}"
             )
         if c.glr_not_computed:
-            notes.append(
-                f"component of {c.remains[0]} ... ({len(c.remains)} remains): the GLR of {c.glr_not_computed} "
-                "call(s) was not computed (limit of solves or 60 s, so it depends on the machine's speed); "
-                "those calls are left undecided"
-            )
+            notes.append(c.glr_limit_note())
         if not c.message and not c.top_complete:
             notes.append(
                 f"component of {c.remains[0]} ... ({len(c.remains)} remains): the list of its best assignments "

@@ -189,6 +189,8 @@ def _joint_posteriors(
                 if mp != UNASSIGNED and not math.isnan(g):
                     calls[(rid, mp)] = (g, rid in bound)
         for comp in joint.components:
+            if comp.glr_not_computed:
+                notes.append(comp.glr_limit_note())
             # exact marginals; beyond, the lower end of the certified interval, and a note says so
             for key, (low, _high) in comp.marginals.items():
                 posterior[key] = low
