@@ -191,7 +191,8 @@ def test_run__queued_executed_by_a_worker_process_polled_to_the_end_equals_scree
     assert run["status"] == "finished", run
     progress = [s["progress"] for s in seen]
     assert progress == sorted(progress) and run["progress"] == 1.0
-    assert set(run["timings"]) >= {"loading", "screening", "per_marker", "joint", "storing"}
+    assert set(run["timings"]) >= {"loading", "screening", "per_marker", "joint", "storing", "worker_cpu"}
+    assert run["timings"]["worker_cpu"] > 0
     assert run["counts"]["remains"] == 16 and run["counts"]["missing_persons"] == 13
     assert run["n_remains"] == 16 and run["started_at"] and run["finished_at"] and run["error"] is None
     assert run["software_version"].startswith("opendvi ") and len(run["frequency_database_sha256"]) == 64

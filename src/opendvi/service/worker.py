@@ -198,7 +198,7 @@ def execute(factory: Factory, run_id: int, *, worker: str, config: WorkerConfig,
             fdb = db.get(FrequencyDatabase, run.frequency_database_id)
             assert op is not None and fdb is not None
             params = dict(run.parameters)
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), time.process_time()
             lineage = {s: int(d["id"]) for s, d in (run.lineage_databases or {}).items()}  # those recorded
             stored = repo.build_case(db, operation=op, frequency_database=fdb, lineage_databases=lineage)
             # fragments (workflows/fragments.py): each confirmed group is matched as one person
@@ -242,7 +242,9 @@ def execute(factory: Factory, run_id: int, *, worker: str, config: WorkerConfig,
                 raise LostLease()
             progress("storing", PHASE_END["joint"] + (1 - PHASE_END["joint"]) * min(1.0, (i + chunk) / len(cands)))
         check()
-        timings = {"loading": t_load, "fragments": t_frag, **result.timings, "storing": time.perf_counter() - t1}
+        timings = {"loading": t_load, "fragments": t_frag, **result.timings, "storing": time.perf_counter() - t1,
+                   # the worker's CPU seconds, all threads: against the phases' clock time, what it was given
+                   "worker_cpu": time.process_time() - cpu0}
         params.update(result.parameters)
         if result.notes or frag_notes:
             params["notes"] = result.notes + frag_notes
