@@ -145,7 +145,15 @@ def build_model(
     units = tuple(f for f in families if f in with_missing)
     uidx = {f: i for i, f in enumerate(units)}
     unit_of_missing = tuple(uidx[problem.family_of(m)] for m in missing)
-    single = {r: problem.remains_loglik(r) for r in rem}
+    # each remains' own log-likelihood, computed where an option (or the absolute null) needs it
+    single: dict[str, float] = {}
+
+    def remains_ll(r: str) -> float:
+        v = single.get(r)
+        if v is None:
+            v = single[r] = problem.remains_loglik(r)
+        return v
+
     log_prior: dict[tuple[str, str], float] = {}
     for (rid, mp), w in (prior or {}).items():
         if w < 0:
@@ -165,7 +173,7 @@ def build_model(
         return v
 
     if absolute:
-        null = math.fsum([*(family_null(f) for f in units), *single.values()])
+        null = math.fsum([*(family_null(f) for f in units), *(remains_ll(r) for r in rem)])
     else:
         null = 0.0
     options: list[Option] = []
@@ -195,7 +203,8 @@ def build_model(
             else:
                 pl: tuple[Placement, ...] = tuple(sorted(placed))
                 v = problem.family_loglik(f, pl)
-                delta = -math.inf if v == -math.inf else v - family_null(f) - math.fsum(single[r] for _, r in placed)
+                own = math.fsum(remains_ll(r) for _, r in placed)
+                delta = -math.inf if v == -math.inf else v - family_null(f) - own
             lp = math.fsum(log_prior.get((r, m), 0.0) for m, r in placed)
             pairs = tuple(sorted((ridx[r], midx[m]) for m, r in placed))
             if delta == -math.inf or lp == -math.inf:
