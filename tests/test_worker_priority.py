@@ -1,4 +1,5 @@
-"""Matching workers run at a lower CPU priority than the service (``cli/worker_cmd.lower_priority``)."""
+"""Matching workers and import parsers run at a lower CPU priority than the service
+(``service/priority.lower_priority``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 
 import pytest
 
-CHILD = "import os; from opendvi.cli.worker_cmd import lower_priority; before = os.nice(0); lower_priority(); " \
+CHILD = "import os; from opendvi.service.priority import lower_priority; before = os.nice(0); lower_priority(); " \
         "print(os.nice(0) - before)"
 
 
@@ -21,3 +22,16 @@ def test_workers_yield_to_the_service(setting: str | None, expected: int) -> Non
     before = os.nice(0)
     out = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, check=True)
     assert int(out.stdout) == min(expected, 19 - before)  # nice stops at 19
+
+
+@pytest.mark.skipif(not hasattr(os, "nice"), reason="no nice() here")
+def test_the_import_parser_yields_to_the_service() -> None:
+    """The process that parses uploads (``service/offload.py``) lowers its own priority when it starts."""
+    from opendvi.service.offload import ImportPool
+
+    pool = ImportPool(1)
+    try:
+        child = pool.run(os.nice, 0)  # the child's niceness, read in the child
+    finally:
+        pool.close()
+    assert child == min(os.nice(0) + 10, 19)

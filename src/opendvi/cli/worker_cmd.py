@@ -15,6 +15,8 @@ from pathlib import Path
 
 import typer
 
+from opendvi.service.priority import lower_priority
+
 
 def worker(
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Folder of the SQLite database "
@@ -60,19 +62,6 @@ def worker(
             p.terminate()
         for p in procs:
             p.join(30)
-
-
-#: environment variable: how much lower the workers' CPU priority is than the service's (``nice``; 0: the same)
-NICE_ENV = "OPENDVI_WORKER_NICE"
-DEFAULT_NICE = 10
-
-
-def lower_priority() -> None:
-    """A matching run is batch work: on a machine it shares with the service, the pages and the API
-    come first (``nice`` 10 by default; the run still gets every cycle nobody else wants)."""
-    step = int(os.environ.get(NICE_ENV) or DEFAULT_NICE)
-    if step > 0 and hasattr(os, "nice"):
-        os.nice(step)
 
 
 def start_embedded_worker(url: str) -> subprocess.Popen[bytes]:

@@ -167,9 +167,14 @@ def _in_child(locale: str, fn: Callable[..., T], *args: Any) -> T | _Refused:
 
 
 def _watch_parent(parent: int, every_s: float = 2.0) -> None:
-    """The child's initializer: it ends when its serving process is gone (killed without its
+    """The child's initializer: its CPU priority below the serving threads' (parsing is batch work,
+    ``service/priority.py``), and it ends when its serving process is gone (killed without its
     lifespan's shutdown), instead of waiting for uploads that will never come."""
     import time
+
+    from opendvi.service.priority import lower_priority
+
+    lower_priority()
 
     def watch() -> None:
         while os.getppid() == parent:
