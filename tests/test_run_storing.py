@@ -1,5 +1,5 @@
 """A matching run's loading and storing (issue 9), on SQLite and PostgreSQL. A stored genotype already
-normalised is taken as it is, anything else goes through ``make_genotype`` (the same genotypes, the same
+normalised is taken as it is by ``make_genotype``, anything else goes its general way (the same genotypes, the same
 errors). Candidates go in through
 :func:`opendvi.store.repositories.bulk.insert_rows` (``COPY`` on PostgreSQL, the driver's ``executemany``
 on SQLite) with the values an ORM read gives back; an incremental run stores its carried rows with the
@@ -20,13 +20,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Text, cast, select
 
+from opendvi.core import profiles
 from opendvi.core.profiles import ProfileError, make_genotype
 from opendvi.io.case_json import case_to_dict
 from opendvi.screening import simulate_case
 from opendvi.store import db as store_db
 from opendvi.store import repositories as repo
 from opendvi.store.models import Candidate, FrequencyDatabase, MatchingRun, Operation
-from opendvi.store.repositories.case import _stored_genotype
 from opendvi.store.repositories.run_inputs import carried_per_marker
 from tests.servicekit import BACKENDS, bearer, make_app, match, migrated_engine
 
@@ -35,14 +35,16 @@ from tests.servicekit import BACKENDS, bearer, make_app, match, migrated_engine
     ["12", "13"], ["12"], ["9.3", "9.3"], [" 12", "13"], ["12", "13 "], ["12", ""], [""], [], None, [12, "13"],
     [12.0], ["12", "13", "14"], "12", ("12", "13"), [True], ["X"], [" "], ["12", None],
 ])
-def test_stored_genotype__as_make_genotype(alleles: Any) -> None:
+def test_make_genotype__the_stored_form_taken_as_it_is_equals_the_general_path(alleles: Any) -> None:
+    """``make_genotype`` takes a list already in normal form as it is; every input gives what the
+    general path (each allele checked and converted) gives, errors included."""
     try:
-        want: Any = make_genotype(alleles, who="V1", marker="M")
+        want: Any = profiles._normalise(alleles, who="V1", marker="M")
     except ProfileError as exc:
         with pytest.raises(ProfileError, match=str(exc).split(":")[0]):
-            _stored_genotype(alleles, "V1", "M")
+            make_genotype(alleles, who="V1", marker="M")
         return
-    got = _stored_genotype(alleles, "V1", "M")
+    got = make_genotype(alleles, who="V1", marker="M")
     assert got == want and type(got) is type(want)
 
 

@@ -20,8 +20,18 @@ Genotype = tuple[str, ...]
 def make_genotype(alleles: Sequence[object] | None, *, who: str, marker: str) -> Genotype | None:
     """Normalise a genotype read from a file: strings, 1 or 2 alleles.
 
-    ``None`` or an empty list means untyped (returns ``None``).
+    ``None`` or an empty list means untyped (returns ``None``). A list already in normal form (1 or 2
+    non-empty labels without surrounding blanks, as a stored profile holds them) is taken as it is:
+    a national run builds hundreds of thousands of genotypes from the database.
     """
+    if type(alleles) is list and 0 < len(alleles) <= 2 and all(
+            type(a) is str and a and a == a.strip() for a in alleles):
+        return tuple(alleles)
+    return _normalise(alleles, who=who, marker=marker)
+
+
+def _normalise(alleles: Sequence[object] | None, *, who: str, marker: str) -> Genotype | None:
+    """:func:`make_genotype` for any input (its checks and conversions, one allele at a time)."""
     if alleles is None:
         return None
     if isinstance(alleles, str) or not isinstance(alleles, Sequence):

@@ -31,25 +31,9 @@ class StoredCase:
     missing: dict[str, int]  # missing person code -> id
 
 
-def _stored_genotype(a: Any, who: str, marker: str) -> Genotype | None:
-    """A stored genotype: a list of 1 or 2 allele labels as an import stores them (already normalised:
-    :func:`make_genotype` would return them as they are) taken as it is; anything else through
-    :func:`make_genotype`."""
-    if type(a) is list:
-        if len(a) == 2:
-            x, y = a
-            if type(x) is str and type(y) is str and x and y and x == x.strip() and y == y.strip():
-                return (x, y)
-        elif len(a) == 1:
-            x = a[0]
-            if type(x) is str and x and x == x.strip():
-                return (x,)
-    return make_genotype(a, who=who, marker=marker)
-
-
 def _genotypes(raw: Mapping[str, Any], names: Collection[str], who: str) -> dict[str, Genotype]:
     """A stored profile's genotypes at ``names`` (untyped left out)."""
-    return {m: gt for m, a in raw.items() if m in names and (gt := _stored_genotype(a, who, m)) is not None}
+    return {m: gt for m, a in raw.items() if m in names and (gt := make_genotype(a, who=who, marker=m)) is not None}
 
 
 def _remains(session: Session, names: Collection[str], *, lineage: bool = False,
