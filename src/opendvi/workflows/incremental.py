@@ -451,9 +451,14 @@ class RunInputs:
     current: RunState
     previous: RunState | None
     previous_run: int | None
-    carried_rows: dict[tuple[str, str], dict[str, Any]]
-    #: ``carried_rows`` with the JSON each was stored as: a carried row is stored with it again
+    #: the previous run's candidates, ``(remains, missing) -> (per_marker, the JSON it was stored as)``:
+    #: a carried row is stored with that JSON again
     carried_json: dict[tuple[str, str], tuple[dict[str, Any], str]] = field(default_factory=dict)
+
+    @property
+    def carried_rows(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """``(remains, missing) -> per_marker`` of the previous run's candidates."""
+        return {k: pm for k, (pm, _raw) in self.carried_json.items()}
 
 
 def run_inputs(session: Any, *, run_id: int, case: Case, profile_ids: Mapping[str, int], top_k: int,
@@ -470,5 +475,4 @@ def run_inputs(session: Any, *, run_id: int, case: Case, profile_ids: Mapping[st
     prev = RunState.from_json(found[1])
     if plan(prev, cur).full:
         return RunInputs(cur, prev, found[0], {})
-    carried = carried_per_marker(session, run_id=found[0])
-    return RunInputs(cur, prev, found[0], {k: pm for k, (pm, _raw) in carried.items()}, carried)
+    return RunInputs(cur, prev, found[0], carried_per_marker(session, run_id=found[0]))
