@@ -371,7 +371,7 @@ def _matching(model: Model, keep: Sequence[int], must_remains: set[int]) -> list
     return [opt_at[(int(i), int(j))] for i, j in zip(ri.tolist(), ci.tolist(), strict=True) if j < mcols]
 
 
-def _packing_matrix(
+def packing_matrix(
     model: Model, keep: Sequence[int]
 ) -> tuple[list[int], dict[int, int], dict[int, int], csr_matrix]:
     """The constraint matrix of weighted set packing over the options ``keep``:
@@ -399,7 +399,7 @@ def _milp(
     model: Model, keep: Sequence[int], must_unit: set[int], must_remains: set[int], time_limit: float
 ) -> list[int] | None:
     """Weighted set packing as an integer program (HiGHS, relative gap 0)."""
-    _rem, upos, rpos, a = _packing_matrix(model, keep)
+    _rem, upos, rpos, a = packing_matrix(model, keep)
     n_rows = a.shape[0]
     lb = np.zeros(n_rows)
     for u in must_unit:
@@ -449,7 +449,7 @@ def lp_penalties(model: Model, cons: Constraints) -> tuple[float, dict[int, floa
     keep, must_unit, must_remains = _allowed(model, cons)
     if not keep:
         return None
-    rem, upos, rpos, a = _packing_matrix(model, keep)
+    rem, upos, rpos, a = packing_matrix(model, keep)
     n_rows = a.shape[0]
     eq = np.zeros(n_rows, dtype=bool)
     for u in must_unit:

@@ -26,9 +26,8 @@ from collections.abc import Collection, Iterable
 
 import highspy
 import numpy as np
-from scipy.sparse import csc_array
 
-from opendvi.dvi.assignment import Model
+from opendvi.dvi.assignment import Model, packing_matrix
 
 #: relative tolerance of "the rounded packing reaches the relaxation's value"
 _TOL = 1e-9
@@ -66,20 +65,10 @@ class PackingRelaxation:
     def __init__(self, model: Model, among: Collection[int] | None = None) -> None:
         self.model = model
         self._options = sorted(among) if among is not None else list(range(len(model.options)))
-        self._col = {k: j for j, k in enumerate(self._options)}
         opts = [model.options[k] for k in self._options]
-        n_u = len(model.units)
-        n_rows = n_u + len(model.remains)
-        ii: list[int] = []
-        jj: list[int] = []
-        for j, o in enumerate(opts):
-            ii.append(o.unit)
-            jj.append(j)
-            for r, _m in o.pairs:
-                ii.append(n_u + r)
-                jj.append(j)
-        a = csc_array((np.ones(len(ii)), (np.array(ii, dtype=np.int64), np.array(jj, dtype=np.int64))),
-                      shape=(n_rows, len(opts)))
+        # the packing's rows (each family, each remains at most once), one column per option
+        a = packing_matrix(model, self._options)[3].tocsc()
+        n_rows = a.shape[0]
         self._a = a
         #: the columns holding each pairing
         self._cols_of: dict[tuple[int, int], list[int]] = {}
