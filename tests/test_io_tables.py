@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from opendvi.core.case import Sample
-from opendvi.core.errors import FileFormatError
+from opendvi.core.errors import FileFormatError, one_line
 from opendvi.io.convert import Dataset, case_of, load, mutation_models
 from opendvi.io.frequencies import read_frequencies, read_ladder_csv
 from opendvi.io.normalise import marker_name, normalise_allele
@@ -261,6 +261,33 @@ def test_families_table__corrupted_files_raise_only_file_format_error(tmp_path: 
         case_of([load(p, "profiles-csv"), load(f, "families-csv")], name="t", freqs=read_frequencies(EUROPA), notes=[])
     except FileFormatError as exc:
         assert "\n" not in str(exc)
+
+
+@pytest.mark.parametrize(
+    ("header", "shown"),
+    [
+        ('"amily\nx",id,father,mother,sex,missing,sample', "header: amily\\nx, id"),  # a quoted cell spans lines
+        ("family,id,father,mother,sex,missing,sample,\"no\rte\"", "'no\\rte'"),  # an unknown column, CR inside
+    ],
+)
+def test_families_table__error_naming_a_cell_with_a_line_break_is_one_line(
+    tmp_path: Path, header: str, shown: str
+) -> None:
+    # found by the corruption test above: a header cell quoted across lines
+    # broke the message ("missing column ... (header: ...)") into two lines
+    f = tmp_path / "fam.csv"
+    f.write_text(header + "\n" + FAMILIES.split("\n", 1)[1], encoding="utf-8")
+    with pytest.raises(FileFormatError) as exc:
+        read_families_table(f)
+    assert "\n" not in str(exc.value) and "\r" not in str(exc.value)
+    assert shown in str(exc.value) and "fam.csv:1" in str(exc.value)
+
+
+def test_file_format_error__control_characters_escaped_in_message_and_field() -> None:
+    e = FileFormatError("bad value 'a\nb\x00'", path="x.csv", line=3, field="col\t1")
+    assert str(e) == "x.csv:3: col\\t1: bad value 'a\\nb\\x00'"
+    assert e.field == "col\\t1" and e.reason == "bad value 'a\\nb\\x00'"
+    assert one_line("Ωmega ✓") == "Ωmega ✓"  # only control characters change
 
 
 def test_dataset_defaults() -> None:

@@ -17,6 +17,7 @@ A message says what was expected, what was found, and where.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 
@@ -69,6 +70,18 @@ class LikelihoodError(OpenDVIError):
     too many untyped founders); the message says what to change."""
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def one_line(text: str) -> str:
+    """``text`` with every control character (newline, carriage return, tab,
+    NUL...) written as its escape (``\\n``, ``\\x00``), so that a value read
+    from a file cannot break a message into several lines."""
+    if not _CONTROL.search(text):
+        return text
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
 class FileFormatError(OpenDVIError):
     """A file cannot be read.
 
@@ -84,6 +97,11 @@ class FileFormatError(OpenDVIError):
         line: int | None = None,
         field: str | None = None,
     ) -> None:
+        # A message is one line wherever a value from the file enters it (a
+        # header cell quoted across lines, a stray carriage return): the CLI
+        # prints it as one line and the service returns it in one field.
+        message = one_line(message)
+        field = one_line(field) if field is not None else None
         self.path = path
         self.line = line
         self.field = field
