@@ -83,8 +83,9 @@ def test_operation_dashboard__counts_each_remains_once_in_its_operation_and_curr
 
 
 def test_operation_dashboard__sqlite_plan_reads_covering_indexes_without_analyze(tmp_path: Path) -> None:
-    """No ``sqlite_stat1``: the matched and typed counts probe the covering indexes once a remains (the
-    plan that does not grow with the run's candidates), with no temporary B-tree for ``DISTINCT``."""
+    """No ``sqlite_stat1``: the typed count probes a covering index once a remains, the matched count reads
+    the range of LR > 1 of the partial index of the rank-1 candidates (the plan that does not grow with
+    the run's candidates), with no temporary B-tree for ``DISTINCT``."""
     with migrated_engine("sqlite", tmp_path) as engine, engine.connect() as conn:
         assert not conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE name = 'sqlite_stat1'").all()
         operations = importlib.import_module("opendvi.store.repositories.operations")  # a private statement
@@ -93,7 +94,7 @@ def test_operation_dashboard__sqlite_plan_reads_covering_indexes_without_analyze
         args = tuple(params[k] for k in compiled.positiontup or ())
         plan = [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", args)]
     text = "\n".join(plan)
-    assert "COVERING INDEX ix_candidates_run_remains_lr (run_id=? AND remains_id=? AND log10_lr>?)" in text, text
+    assert "SEARCH candidates USING COVERING INDEX ix_candidates_run_best (run_id=? AND log10_lr>?)" in text, text
     assert "COVERING INDEX uq_profiles_remains_version (remains_id=?)" in text \
         or "COVERING INDEX sqlite_autoindex_profiles_2 (remains_id=?)" in text, text
     assert "TEMP B-TREE" not in text, text

@@ -422,6 +422,11 @@ class Candidate(Base):
         Index("ix_candidates_remains_run", "remains_id", "run_id"),
         # the best LR of each remains in a run from the index alone (lists, filters, dashboard; migration 0010)
         Index("ix_candidates_run_remains_lr", "run_id", "remains_id", "log10_lr"),
+        # each remains' best candidate of a run (rank 1: its largest log10 LR) in LR order: the remains list
+        # sorted by best LR walks it and stops at the page; its LR filters and the dashboard's matched count
+        # read a range of it (partial: one row a remains; ``rank`` in it to cover the reads; migration 0012)
+        Index("ix_candidates_run_best", "run_id", "log10_lr", "remains_id", "rank",
+              sqlite_where=text("rank = 1"), postgresql_where=text("rank = 1")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -433,6 +438,8 @@ class Candidate(Base):
     posterior: Mapped[float] = mapped_column(Float)
     exclusions: Mapped[int] = mapped_column(Integer)
     n_markers: Mapped[int] = mapped_column(Integer)
+    #: 1, 2, ... per remains in the run, best LR first: rank 1 holds the remains' largest ``log10_lr`` (LR 0
+    #: only when every one is), one row a remains (the remains list and the dashboard read it)
     rank: Mapped[int] = mapped_column(Integer)
     per_marker: Mapped[dict[str, Any]] = mapped_column(JSON)
     #: the GLR (log10) of the call, when the run's best joint assignment places this remains on this
