@@ -235,3 +235,66 @@ def test_incremental_links_equal_a_full_computation() -> None:
     i = {(p.a, p.b, p.linked): p.log_lr for p in inc.pairs}
     assert set(f) == set(i)
     assert all(i[k] == pytest.approx(v, abs=1e-9) for k, v in f.items())
+
+
+def _many_copies(n: int) -> Any:
+    """A simulated case plus ``n`` samples of one profile (a contamination shared by many samples)."""
+    case, _ = simulate_case(families=5, remains=30, seed=8, share_fragments=0.3)
+    src = case.remains[0]
+    copies = tuple(replace(src, id=f"COPY-{k:03d}") for k in range(n))
+    return replace(case, remains=(*case.remains, *copies))
+
+
+def test_many_samples_of_one_profile_keep_few_links_and_the_exact_groups(monkeypatch: pytest.MonkeyPatch) -> None:
+    """n samples of one profile would be n x n links: a remains keeps its strongest few, the groups are
+    still those of every link (``match-remains``' rule), and a group too large to compare pair by pair
+    is named in the run's notes instead of n x n inner pairs."""
+    from opendvi.workflows import fragments
+
+    monkeypatch.setattr(fragments, "MAX_LINKS_PER_REMAINS", 3)
+    monkeypatch.setattr(fragments, "MAX_REVIEWED_GROUP", 10)
+    case = _many_copies(40)
+    links = link_fragments(case, threshold=1e4)
+    ref = match_remains(case, threshold=1e4).matching
+    assert links.groups == [list(g) for g in ref.groups]
+    every = sum(1 for v in ref.log_lr.values() if v >= math.log(1e4))
+    kept = [p for p in links.pairs if p.linked]
+    assert links.dropped > 0 and len(kept) + links.dropped == every
+    per: dict[str, int] = {}
+    for p in kept:  # at most 3 per remains, counted on the remains listed first
+        per[p.a] = per.get(p.a, 0) + 1
+    assert max(per.values()) <= 3
+    big = [g for g in links.groups if len(g) > 10]
+    assert links.unreviewed == big and any("COPY-000" in g for g in big)
+    # no inner pair of the large group beyond its kept links; the small groups have all theirs
+    assert all(p.linked for p in links.pairs if p.a in big[0])
+    notes = links.notes()
+    assert any(f"group of {len(big[0])} remains" in n for n in notes)
+    assert any(f"{links.dropped} links" in n for n in notes)
+    # without copies nothing is left out and nothing is said
+    plain = link_fragments(replace(case, remains=case.remains[:30]), threshold=1e4)
+    assert plain.dropped == 0 and plain.unreviewed == [] and plain.notes() == []
+
+
+def test_a_run_that_left_links_out_is_followed_by_a_full_linking(world: dict[str, Any],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from opendvi.workflows import fragments
+
+    monkeypatch.setattr(fragments, "MAX_LINKS_PER_REMAINS", 2)
+    monkeypatch.setattr(fragments, "MAX_REVIEWED_GROUP", 5)
+    x, _y = world["pair"]
+    src = next(r for r in world["whole"]["remains"] if r["id"] == x)
+    doc = {**copy.deepcopy(world["whole"]), "families": [],
+           "remains": [{**copy.deepcopy(src), "id": f"COPY-{k}"} for k in range(8)]}
+    r = world["client"].post("/api/operations/A/imports", json=doc, headers=world["h"]["lab"])
+    assert r.status_code == 201, r.text
+    run1 = _run(world)
+    frag = run1["parameters"]["fragments"]
+    assert frag["links_dropped"] > 0 and frag["groups_unreviewed"] == 1
+    assert any("too large to compare pair by pair" in n for n in run1["parameters"]["notes"])
+    group = next(g for g in _get(world, "/api/fragment-groups") if "COPY-0" in
+                 [m["barcode"] for m in g["members"]])
+    assert len(group["members"]) == 10  # the 8 copies, x and its fragment y
+    # the next run cannot start from stored links that are not all the links: it links every remains
+    run2 = _run(world)
+    assert run2["parameters"]["fragments"]["remains_relinked"] == "all"

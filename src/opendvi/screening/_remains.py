@@ -61,6 +61,11 @@ class RemainsLinks:
     mismatches: dict[str, np.ndarray] = field(default_factory=dict)
     #: seconds: ``tables`` (classes and tables), ``kernel`` (the sums and the pairs kept)
     timings: dict[str, float] = field(default_factory=dict)
+    #: with ``max_per_row``: the connected sets of *every* pair at or above the threshold (a label per
+    #: sample, equal labels for samples linked directly or through others), and how many such pairs were
+    #: left out of ``i``/``j``/``log_lr`` (0 when none); None and 0 without
+    component: np.ndarray | None = None
+    dropped: int = 0
 
     def __len__(self) -> int:
         return len(self.log_lr)
@@ -193,6 +198,47 @@ def _block(codes, offsets, sizes, tables, sex, extra_codes, extra_offsets, extra
             out[ii, j] = t
 
 
+@njit(cache=True)
+def _union(parent, a, b):
+    """Union-find: join the sets of ``a[k]`` and ``b[k]`` for every k (path halving)."""
+    for k in range(a.shape[0]):
+        x, y = a[k], b[k]
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        while parent[y] != y:
+            parent[y] = parent[parent[y]]
+            y = parent[y]
+        if x != y:
+            if x < y:
+                parent[y] = x
+            else:
+                parent[x] = y
+
+
+@njit(cache=True)
+def _roots(parent):
+    out = np.empty_like(parent)
+    for k in range(parent.shape[0]):
+        x = k
+        while parent[x] != x:
+            x = parent[x]
+        out[k] = x
+    return out
+
+
+def _strongest(a: np.ndarray, b: np.ndarray, v: np.ndarray, most: int) -> np.ndarray:
+    """The positions of at most ``most`` pairs per row ``a`` (``a`` ascending, as ``np.nonzero`` gives it):
+    the largest ``v`` of each row, ties to the smaller ``b``."""
+    starts = np.flatnonzero(np.r_[True, a[1:] != a[:-1]]) if len(a) else np.zeros(0, dtype=np.int64)
+    ends = np.r_[starts[1:], len(a)]
+    keep = np.ones(len(a), dtype=bool)
+    for s0, s1 in zip(starts[(ends - starts) > most].tolist(), ends[(ends - starts) > most].tolist(), strict=True):
+        order = np.lexsort((b[s0:s1], -v[s0:s1]))
+        keep[s0 + order[most:]] = False
+    return keep
+
+
 def _flat(tables: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     sizes = np.array([t.shape[0] for t in tables], dtype=np.int64)
     offsets = np.zeros(len(tables), dtype=np.int64)
@@ -212,13 +258,19 @@ def screen_remains(
     block_floats: int = BLOCK_FLOATS,
     progress: Callable[[int, int], None] | None = None,
     first_rows: int | None = None,
+    max_per_row: int | None = None,
 ) -> RemainsLinks:
     """Every pair of ``samples`` (sexes resolved, as :class:`opendvi.dvi.DVIProblem` has them) with
     direct-match LR >= ``threshold`` (None: every pair, -inf included): the numbers of
     :func:`opendvi.core.direct_match.direct_match_log_lr` and, with lineage data,
     :func:`opendvi.dvi.remains.group_remains`' combined LR and systems. ``progress(rows done, rows)``
     after each block of rows (it may raise to stop). ``first_rows``: only the pairs of the first
-    ``first_rows`` samples with any other (an incremental run puts the new ones first)."""
+    ``first_rows`` samples with any other (an incremental run puts the new ones first).
+
+    ``max_per_row``: keep at most that many pairs ``(i, j > i)`` of each row ``i``, the strongest (ties
+    to the smaller j), so that many samples of one profile (a contamination, a data error) cannot
+    fill the memory with n x n pairs; ``component`` then still holds the connected sets of every
+    pair at or above the threshold, and ``dropped`` counts those left out."""
     t0 = time.perf_counter()
     n = len(samples)
     ids = tuple(s.id for s in samples)
@@ -243,14 +295,24 @@ def screen_remains(
     jj: list[np.ndarray] = []
     vv: list[np.ndarray] = []
     stop = n if first_rows is None else min(n, max(0, first_rows))
+    parent = np.arange(n, dtype=np.int64) if max_per_row is not None else None
+    dropped = 0
     for r0 in range(0, stop, rows):
         r1 = min(stop, r0 + rows)
         out = np.empty((r1 - r0, n))
         _block(codes, offsets, sizes, flat, sex, xcodes, xoff, xsizes, xflat, r0, r1, out)
         a, b = np.nonzero(out >= log_t)
-        ii.append((a + r0).astype(np.int64))
-        jj.append(b.astype(np.int64))
-        vv.append(out[a, b])
+        a = (a + r0).astype(np.int64)
+        b = b.astype(np.int64)
+        w = out[a - r0, b]
+        if parent is not None and max_per_row is not None:
+            _union(parent, a, b)
+            keep = _strongest(a, b, w, max(0, max_per_row))
+            dropped += int(len(keep) - keep.sum())
+            a, b, w = a[keep], b[keep], w[keep]
+        ii.append(a)
+        jj.append(b)
+        vv.append(w)
         if progress is not None:
             progress(r1, stop)
     i = np.concatenate(ii) if ii else np.zeros(0, dtype=np.int64)
@@ -274,4 +336,5 @@ def screen_remains(
             by[s] = tab[code[i], code[j]]
             mism[s] = mis[code[i], code[j]]
     return RemainsLinks(ids, i, j, v, -math.inf if threshold is None else float(threshold), by, mism,
-                        {"tables": t1 - t0, "kernel": t2 - t1})
+                        {"tables": t1 - t0, "kernel": t2 - t1},
+                        component=_roots(parent) if parent is not None else None, dropped=dropped)

@@ -246,6 +246,7 @@ def execute(factory: Factory, run_id: int, *, worker: str, config: WorkerConfig,
                    # the worker's CPU seconds, all threads: against the phases' clock time, what it was given
                    "worker_cpu": time.process_time() - cpu0}
         params.update(result.parameters)
+        frag_notes = frag_notes + links.notes()
         if result.notes or frag_notes:
             params["notes"] = result.notes + frag_notes
 

@@ -16,8 +16,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+import numpy as np
 
 from opendvi.core.case import Case, Sample
 from opendvi.core.lineage import PersonHaplotypes
@@ -30,6 +32,14 @@ __all__ = ["FragmentLinks", "consensus_id", "expand_candidates", "link_fragments
            "merge_confirmed", "previous_links", "store_links"]
 
 
+#: links kept per remains (its strongest, over the remains after it in the run's order): fragments of one
+#: person are a few to a few dozen parts; many samples of one profile (a contamination, a data error)
+#: would otherwise make n x n links
+MAX_LINKS_PER_REMAINS = 25
+#: the largest group whose every inner pair is computed and shown (conflicts): 4,950 pairs
+MAX_REVIEWED_GROUP = 100
+
+
 @dataclass(frozen=True)
 class FragmentLinks:
     threshold: float
@@ -40,6 +50,20 @@ class FragmentLinks:
     conflicts: list[tuple[str, str, float]]
     #: the remains whose pairs were computed (None: all; an incremental run: the changed ones)
     relinked: int | None = None
+    #: pairs at or above the threshold not kept (beyond :data:`MAX_LINKS_PER_REMAINS` of a remains)
+    dropped: int = 0
+    #: the groups larger than :data:`MAX_REVIEWED_GROUP`: their other inner pairs are not computed
+    unreviewed: list[list[str]] = field(default_factory=list)
+
+    def notes(self) -> list[str]:
+        """What a run says of links left out and groups too large to review pair by pair."""
+        out = [f"fragments: group of {len(g)} remains (first {g[0]}) too large to compare pair by pair "
+               f"(more than {MAX_REVIEWED_GROUP}): many samples of one profile, a contamination or a data "
+               "error? Review it before confirming" for g in self.unreviewed]
+        if self.dropped:
+            out.append(f"fragments: {self.dropped} links at or above the threshold not stored (at most "
+                       f"{MAX_LINKS_PER_REMAINS} per remains, the strongest); the groups are computed from all")
+        return out
 
 
 def link_fragments(case: Case, *, threshold: float = DEFAULT_GROUP_THRESHOLD,
@@ -63,8 +87,9 @@ def link_fragments(case: Case, *, threshold: float = DEFAULT_GROUP_THRESHOLD,
         new = set(changed)
         samples = [s for s in samples if s.id in new] + [s for s in samples if s.id not in new]
         first = sum(1 for s in samples if s.id in new)
+    ids_in_screen = [s.id for s in samples]
     res = screen_remains(samples, problem.markers, theta=problem.theta, lineage=lineage, threshold=threshold,
-                         progress=progress, first_rows=first)
+                         progress=progress, first_rows=first, max_per_row=MAX_LINKS_PER_REMAINS)
     pairs: dict[tuple[str, str], FragmentLinkRow] = {}
     for k, (a, b, v) in enumerate(res.pairs()):
         by, mis = res.systems_of(k)
@@ -76,9 +101,22 @@ def link_fragments(case: Case, *, threshold: float = DEFAULT_GROUP_THRESHOLD,
             if ln.a in pos and ln.b in pos and ln.a not in new and ln.b not in new:
                 key = (ln.a, ln.b) if pos[ln.a] < pos[ln.b] else (ln.b, ln.a)
                 pairs[key] = replace(ln, a=key[0], b=key[1])
-    groups = group_links(ids, ((pos[a], pos[b]) for a, b in pairs))
+    # the groups of every linked pair, the ones not kept included: each connected set the screening
+    # found is chained (first-second, second-third...), beside the kept and carried links
+    chained: list[tuple[int, int]] = []
+    if res.component is not None and res.dropped:
+        order = np.argsort(res.component, kind="stable")
+        lab = res.component[order]
+        same = np.flatnonzero(lab[1:] == lab[:-1])
+        chained = [(pos[ids_in_screen[x]], pos[ids_in_screen[y]])
+                   for x, y in zip(order[same].tolist(), order[same + 1].tolist(), strict=True)]
+    groups = group_links(ids, [*((pos[a], pos[b]) for a, b in pairs), *chained])
     conflicts = []
+    unreviewed = []
     for g in groups:
+        if len(g) > MAX_REVIEWED_GROUP:
+            unreviewed.append(g)
+            continue
         inner = screen_remains([problem.remains[r] for r in g], problem.markers, theta=problem.theta,
                                lineage=lineage, threshold=None)
         for k, (a, b, v) in enumerate(inner.pairs()):
@@ -88,7 +126,7 @@ def link_fragments(case: Case, *, threshold: float = DEFAULT_GROUP_THRESHOLD,
                 pairs[key] = FragmentLinkRow(key[0], key[1], v, False, by, mis)
             if v < 0:
                 conflicts.append((key[0], key[1], v))
-    return FragmentLinks(threshold, list(pairs.values()), groups, conflicts, first)
+    return FragmentLinks(threshold, list(pairs.values()), groups, conflicts, first, res.dropped, unreviewed)
 
 
 def consensus_id(group_id: int) -> str:
@@ -154,6 +192,8 @@ def store_links(session: Any, *, run_id: int, remains: Mapping[str, tuple[int, i
     counts = store_fragments(session, run_id=run_id, remains_ids={b: r for b, (r, _p) in remains.items()},
                              links=links.pairs, groups=links.groups, threshold=links.threshold)
     return {"threshold": links.threshold, **counts, "conflicts": len(links.conflicts),
+            # a run that left links out is not carried: the next run links every remains again
+            "links_dropped": links.dropped, "groups_unreviewed": len(links.unreviewed),
             "remains_relinked": "all" if links.relinked is None else links.relinked,
             "matched_as_one": {cid: list(m) for cid, m in merged.items()}}
 

@@ -77,11 +77,12 @@ def confirmed_fragment_groups(session: Session) -> dict[int, list[str]]:
 
 def linked_pairs_of_run(session: Session, *, run_id: int, threshold: float) -> list[FragmentLinkRow] | None:
     """The pairs run ``run_id`` linked (LR at or above its threshold), when that run computed fragment links
-    with ``threshold``; None otherwise (a run of an earlier version, another threshold)."""
+    with ``threshold`` and stored every one of them; None otherwise (a run of an earlier version, another
+    threshold, links left out)."""
     params = session.scalar(select(MatchingRun.parameters).where(MatchingRun.id == run_id)) or {}
     frag = params.get("fragments") if isinstance(params, dict) else None
-    if not isinstance(frag, dict) or frag.get("threshold") != threshold:
-        return None
+    if not isinstance(frag, dict) or frag.get("threshold") != threshold or frag.get("links_dropped"):
+        return None  # (a run that left links out: not every link is stored)
     a, b = Remains.__table__.alias("a"), Remains.__table__.alias("b")
     out = []
     for ba, bb, lr, by, mis in session.execute(
