@@ -19,7 +19,7 @@ Phases, one row each:
   back-off soon answers them 429 without an argon2 check). It comes right after
   ``idle``, on the same database, so that their ratio measures the flood alone;
 * ``import``: the readers while one client imports, back to back, a
-  ``dvi-case/1`` file of 100 new remains (one write transaction each) and
+  ``dvi-case/1`` file of 100 new remains of distinct people (one write transaction each) and
   another runs matching, one run after another (queued, then followed until
   the matching worker has finished it);
 
@@ -95,6 +95,52 @@ def _empty_pg(url: str) -> bool:
         engine.dispose()
 
 
+def _processes() -> dict[int, tuple[int, str, float, str]]:
+    """Every process of the machine: pid -> (parent pid, name, CPU seconds so far, command line)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        out[int(entry.name)] = (int(fields[1]), name, (int(fields[11]) + int(fields[12])) / tick, cmd)
+    return out
+
+
+def cpu_by_part(root: int) -> dict[str, float]:
+    """CPU seconds so far of the service's parts: the serving processes, the import parsers, the
+    matching worker (children of ``root``, the ``opendvi serve`` process, and theirs) and PostgreSQL's
+    processes (every process named ``postgres``: the benchmark's database server is assumed alone)."""
+    if not Path("/proc/self/stat").exists():  # pragma: no cover - not Linux
+        return {}
+    procs = _processes()
+    parts = {"serve": 0.0, "parser": 0.0, "worker": 0.0, "postgres": 0.0}
+    for pid, (ppid, name, cpu, cmd) in procs.items():
+        if name == "postgres" or cmd.startswith("postgres:"):
+            parts["postgres"] += cpu
+        elif pid == root:
+            parts["serve"] += cpu
+        elif ppid == root:
+            parts["worker" if " worker " in cmd else "serve"] += cpu
+        elif procs.get(ppid, (0,))[0] == root:
+            parts["parser"] += cpu
+    return parts
+
+
+#: what the import phase writes: ``both`` (as documented), ``imports`` or ``matching`` alone (to see what
+#: each costs; ``--writes``)
+WRITES = ["both"]
+
+#: the pid of the ``opendvi serve`` process :func:`server` started
+SERVER_PID: list[int] = []
+
+
 @contextlib.contextmanager
 def server(database_url: str | None) -> Iterator[str]:
     """``opendvi serve`` on a free port of 127.0.0.1, a fresh database; stopped on exit."""
@@ -111,6 +157,7 @@ def server(database_url: str | None) -> Iterator[str]:
                                  str(port), "--data-dir", tmp, "--matching-worker"], env=env, stdout=log,
                                 stderr=subprocess.STDOUT)
         base = f"http://{HOST}:{port}"
+        SERVER_PID[:] = [proc.pid]
         try:
             deadline = time.monotonic() + 120
             while True:
@@ -231,11 +278,24 @@ async def _reader(base: str, token: str, stop: float, out: list[tuple[str, float
 
 
 def _import_case(k: int) -> dict[str, Any]:
+    """The ``k``-th import: 100 new remains of unrelated people, typed at the demo's markers
+    (genotypes drawn from its frequencies, seeded by ``k``; the sexes of its remains in turn). Distinct
+    people, as an exchange brings: copies of one profile would make every run link thousands of
+    identical remains as one person's fragments, which measures that pathological case instead."""
     from opendvi.data import demo_case_path
 
     case = json.loads(Path(demo_case_path()).read_text())
+    rng = random.Random(k)
     template = case["remains"]
-    case["remains"] = [dict(template[i % len(template)], id=f"L{k}-{i}") for i in range(100)]
+    markers = [m for m in case["markers"] if m.get("chromosome", "autosomal") == "autosomal"]
+
+    def person(i: int) -> dict[str, Any]:
+        sex = template[i % len(template)].get("sex")
+        gts = {m["name"]: sorted(rng.choices(m["alleles"], weights=m["frequencies"], k=2), key=float)
+               for m in markers}
+        return {"id": f"L{k}-{i}", "sex": sex, "genotypes": gts}
+
+    case["remains"] = [person(i) for i in range(100)]
     case["families"] = []
     return case
 
@@ -316,7 +376,10 @@ async def _phase(base: str, tokens: list[str], lab: str, dvi: str, phase: str, s
         codes: list[int] = []
         tasks = [_reader(base, tokens[i % len(tokens)], stop, samples) for i in range(clients)]
         if phase == "import":
-            tasks += [_writer(client, base, lab, dvi, stop, done), _matcher(client, base, dvi, stop, done)]
+            if WRITES[0] in ("both", "imports"):
+                tasks.append(_writer(client, base, lab, dvi, stop, done))
+            if WRITES[0] in ("both", "matching"):
+                tasks.append(_matcher(client, base, dvi, stop, done))
         if phase == "signin_flood":
             tasks += [_flooder(base, stop, codes) for _ in range(FLOODERS)]
         await asyncio.gather(*tasks)
@@ -334,6 +397,10 @@ async def _phase(base: str, tokens: list[str], lab: str, dvi: str, phase: str, s
         "write_errors": sum(1 for d in done if d.split()[-1] not in ("200", "201")),
         "flood": len(codes), "flood_429": sum(1 for c in codes if c == 429),
         "error_kinds": "; ".join(f"{k}: {n}" for k, n in sorted(FAILURES.items())),
+        # each read's own p99, slowest first: which read makes the tail
+        "p99_by_read_ms": " ".join(f"{p} {v}" for p, v in sorted(
+            ((p, round(_pct([ms for q, ms, _s in samples if q == p], 0.99), 1)) for p in {q for q, _m, _s in samples}),
+            key=lambda pv: -pv[1])),
         # the machine's 1-minute load average at the phase's end: other work on it slows the service
         "load_1m": round(os.getloadavg()[0], 2),
     }
@@ -350,7 +417,11 @@ def _sign_in_clients(base: str, n: int) -> list[str]:
     return tokens
 
 
-def _one_backend(backend: str, database_url: str | None, seconds: float, sessions: int) -> list[dict[str, Any]]:
+PHASES = ("one_client", "idle", "signin_flood", "import")
+
+
+def _one_backend(backend: str, database_url: str | None, seconds: float, sessions: int,
+                 phases: tuple[str, ...] = PHASES) -> list[dict[str, Any]]:
     import httpx
 
     rows = []
@@ -364,9 +435,14 @@ def _one_backend(backend: str, database_url: str | None, seconds: float, session
         idle_dash = None
         # the flood right after idle: both on the same database (the import phase adds thousands of remains,
         # which the dashboard counts), so that their ratio measures the flood alone
-        for phase in ("one_client", "idle", "signin_flood", "import"):
+        for phase in phases:
+            cpu0 = cpu_by_part(SERVER_PID[0])
             row = asyncio.run(_phase(base, tokens, lab, dvi, phase, min(seconds, 15.0) if phase == "one_client"
                                      else seconds))
+            cpu1 = cpu_by_part(SERVER_PID[0])
+            # where the machine's CPU went during the phase (seconds): the readers' share is "serve" less
+            # what the writes cost there; "postgres" holds the database's side of both
+            row["cpu_s"] = " ".join(f"{k} {cpu1[k] - cpu0.get(k, 0.0):.1f}" for k in cpu1)
             if phase == "idle":
                 idle_dash = row["dashboard_p99_ms"]
             row["dashboard_p99_vs_idle"] = round(row["dashboard_p99_ms"] / idle_dash, 2) \
@@ -376,15 +452,16 @@ def _one_backend(backend: str, database_url: str | None, seconds: float, session
     return rows
 
 
-def run(quick: bool = False, pg: str | None = None) -> list[dict[str, Any]]:
-    seconds = 10.0 if quick else 60.0
+def run(quick: bool = False, pg: str | None = None, *, backends: tuple[str, ...] = ("sqlite", "postgresql"),
+        phases: tuple[str, ...] = PHASES, seconds: float | None = None) -> list[dict[str, Any]]:
+    seconds = seconds or (10.0 if quick else 60.0)
     sessions = 10 if quick else CLIENTS
-    rows = _one_backend("sqlite", None, seconds, sessions)
-    url = _pg_url(pg)
+    rows = _one_backend("sqlite", None, seconds, sessions, phases) if "sqlite" in backends else []
+    url = _pg_url(pg) if "postgresql" in backends else None
     if url and _empty_pg(url):
         from opendvi.store.db import database_url
 
-        rows += _one_backend("postgresql", database_url(url=url), seconds, sessions)
+        rows += _one_backend("postgresql", database_url(url=url), seconds, sessions, phases)
     return rows
 
 
@@ -392,8 +469,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="10 s phases instead of 60 s")
     parser.add_argument("--pg", help="PostgreSQL URL of a test database (EMPTIED)")
+    parser.add_argument("--seconds", type=float, help="each phase's length (default 60, 10 with --quick)")
+    parser.add_argument("--writes", default="both", choices=("both", "imports", "matching"),
+                        help="the import phase's writers: both (the documented phase), or one alone")
+    parser.add_argument("--backends", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
+    parser.add_argument("--phases", default=",".join(PHASES),
+                        help="comma-separated, in this order: " + ", ".join(PHASES) + " (the flood's ratio needs idle)")
     args = parser.parse_args()
-    for row in run(quick=args.quick, pg=args.pg):
+    phases = tuple(p for p in PHASES if p in args.phases.split(","))
+    WRITES[0] = args.writes
+    for row in run(quick=args.quick, pg=args.pg, backends=tuple(args.backends.split(",")), phases=phases,
+                   seconds=args.seconds):
         print(row)
 
 

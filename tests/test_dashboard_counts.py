@@ -99,3 +99,47 @@ def test_operation_dashboard__sqlite_plan_reads_covering_indexes_without_analyze
         or "COVERING INDEX sqlite_autoindex_profiles_2 (remains_id=?)" in text, text
     assert "TEMP B-TREE" not in text, text
     assert not any(line.startswith("SCAN candidates") or line.startswith("SCAN profiles") for line in plan), text
+
+
+@backends
+def test_operation_dashboard__counts_computed_once_per_change_of_the_data(backend: str, tmp_path: Path) -> None:
+    """The counts are kept while the data's version (audit head, newest ids) is the same: a page read
+    again runs no counting statement; a remains added (even without an audit entry), an audited change
+    and another database with the same ids each give their own, fresh counts."""
+    from sqlalchemy import event
+
+    from opendvi.store import audit
+
+    counted: list[str] = []
+
+    def record(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
+        if "count(remains.id)" in statement.lower():
+            counted.append(statement)
+
+    def dashboard(factory: Any) -> dict[str, Any]:
+        with store_db.transaction(factory) as db:
+            return repo.operation_dashboard(db, operation=repo.get_operation(db, code="EX-1"))
+
+    case = read_case(demo_case_path())
+    with migrated_engine(backend, tmp_path) as engine, \
+            migrated_engine("sqlite", tmp_path / "other") as other_engine:
+        event.listen(engine, "before_cursor_execute", record)
+        factory = store_db.session_factory(engine)
+        with store_db.transaction(factory) as db:
+            op = repo.create_operation(db, code="EX-1", name="one", by="t")
+            repo.import_case(db, case=case, operation=op, filename="demo.json", sha256="0" * 64, by=None)
+        first = dashboard(factory)
+        assert first["received"] == len(case.remains) and len(counted) == 1
+        assert dashboard(factory) == first and len(counted) == 1  # nothing changed: nothing counted
+        with store_db.transaction(factory) as db:  # a row without an audit entry
+            db.add(m.Remains(barcode="UNTYPED", operation_id=repo.get_operation(db, code="EX-1").id))
+        assert dashboard(factory)["received"] == len(case.remains) + 1 and len(counted) == 2
+        with store_db.transaction(factory) as db:  # an audited change
+            audit.append(db, action="test.touch", username="t", object_type="operation", object_id="EX-1")
+        assert dashboard(factory)["received"] == len(case.remains) + 1 and len(counted) == 3
+        # another database whose operation has the same id and whose audit head has the same number
+        other = store_db.session_factory(other_engine)
+        with store_db.transaction(other) as db:
+            repo.create_operation(db, code="EX-1", name="one", by="t")
+        assert dashboard(other)["received"] == 0
+        event.remove(engine, "before_cursor_execute", record)

@@ -13,6 +13,7 @@ from opendvi.i18n import gettext as _
 from opendvi.store import audit
 from opendvi.store.errors import ConflictError
 from opendvi.store.models import (
+    AuditHead,
     Candidate,
     Identification,
     IdentificationState,
@@ -91,11 +92,41 @@ def _dashboard_statement() -> Any:
     )
 
 
+#: the dashboard's counts by (operation, version of the data): every write they depend on is audited (an
+#: import, a run queued or ended, a decision, a remains changed), so while the audit chain's head (its
+#: sequence number and hash: unique to one database's history) is the same, so are the counts; the
+#: newest remains, profile, run and identification ids join it, so that a row added without an audit
+#: entry cannot leave a count behind. The most-read statement, whose cost grows with the operation's
+#: remains (30 ms at 15,000 on PostgreSQL), then runs once per change of the data in each process, not
+#: once per page (its key is a few index look-ups)
+_COUNTS: dict[tuple[Any, ...], tuple[int, ...]] = {}
+_COUNTS_KEPT = 256
+
+
+@functools.cache
+def _data_version_statement() -> Any:
+    return select(
+        select(AuditHead.seq).where(AuditHead.id == 1).scalar_subquery(),
+        select(AuditHead.hash).where(AuditHead.id == 1).scalar_subquery(),
+        select(func.max(Remains.id)).scalar_subquery(),
+        select(func.max(Profile.id)).scalar_subquery(),
+        select(func.max(MatchingRun.id)).scalar_subquery(),
+        select(func.max(Identification.id)).scalar_subquery(),
+    )
+
+
 def operation_dashboard(session: Session, *, operation: Operation) -> dict[str, int | None]:
     """Counts: remains received, typed, matched (a candidate with LR > 1 in
     the latest run), proposed and confirmed (active identifications)."""
-    row = session.execute(_dashboard_statement(), {"op_id": operation.id}).one()
-    received, typed, matched, proposed, confirmed, runs = (int(x or 0) for x in row)
+    key = (operation.id, *session.execute(_data_version_statement()).one())
+    counts = _COUNTS.get(key)
+    if counts is None:
+        row = session.execute(_dashboard_statement(), {"op_id": operation.id}).one()
+        counts = tuple(int(x or 0) for x in row)
+        if len(_COUNTS) >= _COUNTS_KEPT:
+            _COUNTS.clear()
+        _COUNTS[key] = counts
+    received, typed, matched, proposed, confirmed, runs = counts
     return {"expected": operation.expected_count, "received": received, "typed": typed, "matched": matched,
             IdentificationState.proposed.value: proposed, IdentificationState.confirmed.value: confirmed,
             "runs": runs}
