@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 #: environment variable: reads worked on at once per process (``0``: no queues)
 ADMISSION_ENV = "OPENDVI_CONCURRENT_READS"
-DEFAULT_CONCURRENT_READS = 2
+DEFAULT_CONCURRENT_READS = 3
 READ_METHODS = frozenset({"GET", "HEAD"})
 SIGN_IN_PATHS = frozenset({"/api/auth/login", "/login"})
 #: sign-ins worked on at once per process

@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opendvi import __version__, i18n
-from opendvi.service import errors, offload, secret_box
+from opendvi.service import collector, errors, offload, secret_box
 from opendvi.service.admission import ADMISSION_ENV, DEFAULT_CONCURRENT_READS, AdmissionMiddleware
 from opendvi.service.deps import SESSION_COOKIE
 from opendvi.service.limits import BodyLimitMiddleware
@@ -187,6 +187,8 @@ def create_app(*, settings: Settings | None = None, engine: Engine | None = None
     app.add_middleware(AdmissionMiddleware,
                        limit=int(os.environ.get(ADMISSION_ENV) or DEFAULT_CONCURRENT_READS),
                        refusal_delay=settings.signin_refusal_delay)
+    if settings.environment != "test" and collector.enabled():  # (a test process keeps Python's collector)
+        app.add_middleware(collector.FreezeWhenWarm)  # long-lived objects out of later collections
     return app
 
 
