@@ -143,3 +143,42 @@ def test_operation_dashboard__counts_computed_once_per_change_of_the_data(backen
             repo.create_operation(db, code="EX-1", name="one", by="t")
         assert dashboard(other)["received"] == 0
         event.remove(engine, "before_cursor_execute", record)
+
+
+def test_operation_dashboard__concurrent_readers_after_a_change_count_once(tmp_path: Path) -> None:
+    """Four readers arriving together after a change: one runs the counting statement, the others
+    take its counts (the same numbers)."""
+    import threading
+
+    from sqlalchemy import event
+
+    counted: list[str] = []
+    with migrated_engine("sqlite", tmp_path) as engine:
+        factory = store_db.session_factory(engine)
+        with store_db.transaction(factory) as db:
+            repo.create_operation(db, code="EX-1", name="one", by="t")
+        gate = threading.Barrier(4)
+
+        def record(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
+            if "count(remains.id)" in statement.lower():
+                counted.append(statement)
+
+        event.listen(engine, "before_cursor_execute", record)
+        results: list[Any] = []
+
+        reads = store_db.session_factory(engine, reads_first=True)  # as the service reads: no write lock
+
+        def read() -> None:
+            with reads() as db:
+                op = repo.get_operation(db, code="EX-1")
+                gate.wait()
+                results.append(repo.operation_dashboard(db, operation=op))
+
+        threads = [threading.Thread(target=read) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        event.remove(engine, "before_cursor_execute", record)
+    assert len(results) == 4 and all(r == results[0] for r in results)
+    assert len(counted) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -101,6 +102,7 @@ def _dashboard_statement() -> Any:
 #: once per page (its key is a few index look-ups)
 _COUNTS: dict[tuple[Any, ...], tuple[int, ...]] = {}
 _COUNTS_KEPT = 256
+_COUNTING = threading.Lock()
 
 
 @functools.cache
@@ -121,11 +123,16 @@ def operation_dashboard(session: Session, *, operation: Operation) -> dict[str, 
     key = (operation.id, *session.execute(_data_version_statement()).one())
     counts = _COUNTS.get(key)
     if counts is None:
-        row = session.execute(_dashboard_statement(), {"op_id": operation.id}).one()
-        counts = tuple(int(x or 0) for x in row)
-        if len(_COUNTS) >= _COUNTS_KEPT:
-            _COUNTS.clear()
-        _COUNTS[key] = counts
+        # one request of the process counts after a change; the others that arrive meanwhile wait for
+        # its counts rather than each running the same statement
+        with _COUNTING:
+            counts = _COUNTS.get(key)
+            if counts is None:
+                row = session.execute(_dashboard_statement(), {"op_id": operation.id}).one()
+                counts = tuple(int(x or 0) for x in row)
+                if len(_COUNTS) >= _COUNTS_KEPT:
+                    _COUNTS.clear()
+                _COUNTS[key] = counts
     received, typed, matched, proposed, confirmed, runs = counts
     return {"expected": operation.expected_count, "received": received, "typed": typed, "matched": matched,
             IdentificationState.proposed.value: proposed, IdentificationState.confirmed.value: confirmed,
