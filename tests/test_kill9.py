@@ -190,7 +190,15 @@ def _kill_cycles(url: str, reset: Any, n: int, rng: random.Random, window: float
         child.start()
         assert started.wait(60), "the child did not start"
         delay = rng.uniform(0.0, window)
-        time.sleep(delay)
+        if cycle % 3 == 1:
+            # every third kill aimed at an import: a demo-sized import takes tens of milliseconds, which a
+            # kill at a uniform moment of the window may never meet on a fast (or warm) machine
+            t0 = time.monotonic()
+            while stage.value < 2 and time.monotonic() - t0 < 30:
+                time.sleep(0.0005)
+            delay = round(time.monotonic() - t0, 3)
+        else:
+            time.sleep(delay)
         assert child.is_alive(), f"cycle {cycle}: the child ended before the kill (exit {child.exitcode})"
         os.kill(child.pid, signal.SIGKILL)  # type: ignore[arg-type]
         where = STAGES[stage.value]

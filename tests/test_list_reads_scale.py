@@ -18,13 +18,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event, func, insert, select
 from sqlalchemy.orm import Session, selectinload
 
+import opendvi.store.repositories.remains as remains_repo
 from opendvi.io.case_json import case_from_dict, case_to_dict
 from opendvi.screening import simulate_case
 from opendvi.store import db as store_db
 from opendvi.store import models as m
 from opendvi.store import repositories as repo
 from opendvi.store.models_fragments import FragmentGroup, FragmentGroupMember
-from opendvi.store.repositories import remains as remains_repo
 from opendvi.store.repositories.queries import Page, paginate
 from opendvi.store.repositories.remains import _active_identification, _state_filter, _text_filter
 from opendvi.store.repositories.runs import current_run_id
