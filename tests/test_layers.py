@@ -87,3 +87,13 @@ def test_packages_import_only_inner_layers() -> None:
             if target != pkg and target not in ALLOWED[pkg] and target not in OPEN and target != "__version__":
                 wrong.append(f"{rel}:{line} imports opendvi.{target}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_every_folder_of_modules_is_a_regular_package() -> None:
+    """A folder of modules without ``__init__.py`` is a namespace package: pytest's doctest collection imported
+    ``service/routes/api/accounts.py`` a second time under another name (``api.accounts``), which added its
+    routes to the shared router again (duplicate operation ids in the OpenAPI document)."""
+    src = Path(__file__).resolve().parents[1] / "src" / "opendvi"
+    missing = sorted(str(d.relative_to(src)) for d in {p.parent for p in src.rglob("*.py")}
+                     if not (d / "__init__.py").is_file())
+    assert missing == []

@@ -15,11 +15,13 @@ import copy
 import math
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +116,40 @@ def _poll(world: dict[str, Any], run_id: int, until: set[str], timeout: float = 
             return seen
         assert time.monotonic() < deadline, f"run {run_id} still {run['status']} after {timeout} s"
         time.sleep(0.05)
+
+
+@contextmanager
+def _runs_table_held(world: dict[str, Any], run_id: int, timeout: float = 60.0) -> Iterator[None]:
+    """Wait until the run is running, then hold every write to the runs table (reads go on) while the block runs.
+
+    SQLite: a ``BEGIN IMMEDIATE`` of another connection (WAL readers are not blocked); PostgreSQL: ``LOCK TABLE
+    matching_runs IN EXCLUSIVE MODE`` (plain reads are not blocked). The worker's progress, heartbeat and finish
+    all write that table, so the run stays ``running`` until the block has ended."""
+    engine = world["engine"]
+    deadline = time.monotonic() + timeout
+    with engine.connect() as conn:
+        while conn.scalar(select(MatchingRun.status).where(MatchingRun.id == run_id)) != RunStatus.running:
+            conn.rollback()
+            assert time.monotonic() < deadline, f"run {run_id} not running after {timeout} s"
+            time.sleep(0.002)
+        conn.rollback()
+    if world["backend"] == "sqlite":
+        lock = sqlite3.connect(str(engine.url.database), isolation_level=None, timeout=30)
+        try:
+            lock.execute("BEGIN IMMEDIATE")
+            status = lock.execute("SELECT status FROM matching_runs WHERE id = ?", (run_id,)).fetchone()[0]
+            assert status == RunStatus.running.value, f"run {run_id} ended before its writes were held: {status}"
+            yield
+            lock.execute("ROLLBACK")
+        finally:
+            lock.close()
+        return
+    with engine.connect() as conn:
+        conn.exec_driver_sql("LOCK TABLE matching_runs IN EXCLUSIVE MODE")
+        status = conn.scalar(select(MatchingRun.status).where(MatchingRun.id == run_id))
+        assert status == RunStatus.running, f"run {run_id} ended before its writes were held: {status}"
+        yield
+        conn.rollback()
 
 
 def _candidates(world: dict[str, Any], run_id: int) -> dict[str, list[dict[str, Any]]]:
@@ -253,9 +289,12 @@ def test_worker_killed_with_sigkill__the_run_is_resumed_by_the_next_worker(world
     run_id = _start(world)
     proc = _worker(world, lease=3.0)
     try:
-        _poll(world, run_id, {"running"}, timeout=60)
-        os.kill(proc.pid, signal.SIGKILL)
-        assert proc.wait(10) == -signal.SIGKILL
+        # the run of this small case takes a few hundred milliseconds: seen running (polled in the database, every
+        # few milliseconds), its next write to the runs table is held back, so that the kill lands in the middle
+        # (without the hold, a fast machine finished the run between two polls of the API)
+        with _runs_table_held(world, run_id):
+            os.kill(proc.pid, signal.SIGKILL)
+            assert proc.wait(10) == -signal.SIGKILL
     finally:
         if proc.poll() is None:
             proc.kill()
