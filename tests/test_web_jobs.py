@@ -50,15 +50,16 @@ def test_operation_page_shows_the_runs_progress_live(served: dict[str, Any], bro
     worker = subprocess.Popen([sys.executable, "-m", "opendvi.cli.main", "worker", "--once", "--data-dir",
                                str(served["data_dir"])], env=env)
     try:
-        # the page, not reloaded, shows the run's progress and then the finished run, from the API
-        page.wait_for_function("() => window.__notReloaded === 42 && "
-                               "document.querySelector('#active-run').dataset.done === 'finished'",
-                               timeout=180_000)
+        # the page, not reloaded, shows the run's progress and then the finished run, from the API; read in
+        # the same call that sees it finished (the page reloads itself 1.5 s later: a busy machine can take
+        # longer than that between two calls)
+        seen = page.wait_for_function(
+            "() => window.__notReloaded === 42 && document.querySelector('#active-run').dataset.done === 'finished'"
+            " && [window.__notReloaded, document.querySelector('#run-status').textContent, "
+            "document.querySelector('#run-progress').value, document.querySelector('#run-percent').textContent]",
+            timeout=180_000).json_value()
     finally:
         assert worker.wait(180) == 0
-    seen = page.evaluate("() => [window.__notReloaded, document.querySelector('#run-status').textContent, "
-                         "document.querySelector('#run-progress').value, "
-                         "document.querySelector('#run-percent').textContent]")
     assert seen == [42, "finished", 1, "100 %"], seen
     webkit.shot(page, "jobs-02-finished-live")
     # then it reloads itself and shows the run's results and the history

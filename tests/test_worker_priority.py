@@ -35,3 +35,31 @@ def test_the_import_parser_yields_to_the_service() -> None:
     finally:
         pool.close()
     assert child == min(os.nice(0) + 10, 19)
+
+
+THREADS = """
+import os, threading
+from opendvi.service.priority import lower_priority
+started, stop = threading.Event(), threading.Event()
+def early():
+    started.set()
+    stop.wait()
+t = threading.Thread(target=early)  # as OpenBLAS's threads, started when NumPy is imported
+t.start()
+started.wait()
+lower_priority()
+tids = sorted(int(x) for x in os.listdir("/proc/self/task"))
+print(len(tids), *{os.getpriority(os.PRIO_PROCESS, tid) for tid in tids})
+stop.set()
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="threads' priorities are Linux's")
+def test_threads_started_before_are_lowered_too() -> None:
+    """On Linux a priority is a thread's: a thread started before ``lower_priority`` kept ``nice`` 0 (the
+    worker's two OpenBLAS threads did) until each thread of the process was set."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENDVI_WORKER_NICE"}
+    before = os.nice(0)
+    out = subprocess.run([sys.executable, "-c", THREADS], env=env, capture_output=True, text=True, check=True)
+    n, *values = out.stdout.split()
+    assert int(n) >= 2 and values == [str(min(before + 10, 19))]

@@ -48,6 +48,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from opendvi.store import repositories as repo
 from opendvi.store.db import end_read, transaction
 from opendvi.store.models import Candidate, FrequencyDatabase, MatchingRun, Operation, RunStatus, utcnow
+from opendvi.store.models_fragments import FragmentLink
+from opendvi.store.repositories.bulk import refresh_statistics
 from opendvi.store.repositories.run_inputs import save_inputs
 from opendvi.workflows import fragments
 from opendvi.workflows.incremental import run_inputs
@@ -256,6 +258,8 @@ def execute(factory: Factory, run_id: int, *, worker: str, config: WorkerConfig,
             if result.state is not None:  # incremental matching: what the next run starts from
                 save_inputs(db, run_id=run_id, inputs=result.state.to_json(), recomputed=result.recomputed,
                             keep_previous=inputs.previous_run)
+            # the pages read the newest finished run's rows: its statistics go public with it (bulk.py)
+            refresh_statistics(db, Candidate, FragmentLink)
             return repo.end_run(db, run_id=run_id, worker=worker, status=RunStatus.finished,
                                 n_remains=len(stored.case.remains),
                                 n_missing=sum(len(f.missing) for f in stored.case.families),
