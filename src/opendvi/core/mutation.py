@@ -28,6 +28,8 @@ FloatArray = NDArray[np.float64]
 
 MODELS = ("trivial", "equal", "proportional", "stepwise", "onestep", "custom")
 TRANSFORMS = (None, "stationary")
+#: how far ``p S`` may be from ``p`` for a stationary version ``S`` of a model
+STATIONARY_TOLERANCE = 1e-12
 _ROW_TOL = 1e-9
 
 
@@ -310,6 +312,14 @@ def stationary(M: FloatArray, p: FloatArray, *, marker: str) -> FloatArray:
             "(the scaled mutation rate of some allele exceeds 1)"
         )
     S = np.eye(n) + d[:, None] * (M - np.eye(n))
+    # the answer checked, not trusted: where some alleles almost never mutate into the others (a
+    # stepwise model with rate2 = 1e-204 and a microvariant), the system is so ill-conditioned that
+    # v is wrong in the third digit and S would silently not keep the frequencies
+    if float(np.max(np.abs(p @ S - p))) > STATIONARY_TOLERANCE:
+        raise MutationModelError(
+            f"marker {marker}: the stationary transform cannot be computed accurately for this model "
+            "(some alleles almost never mutate into the others)"
+        )
     return S
 
 
