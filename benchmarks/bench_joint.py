@@ -20,6 +20,13 @@ Rows:
   certified bounds, and of brute-force enumeration where it is possible
   (up to 3 x 10^6 assignments).
 
+* ``joint.glr``: the joint step of a matching run (``workflows.matching.match_case``, ``top_k`` 10, one
+  component) on a case of ``opendvi.screening.simulate_case``, twice in one process: the calls' GLRs
+  by :class:`opendvi.dvi.relaxation.LocalRelaxation` (a small program over the rows near each change)
+  and by the reference, :class:`~opendvi.dvi.relaxation.PackingRelaxation` (the whole component's
+  relaxation re-solved warm for each call): the joint step's seconds of each, their ratio, the GLRs
+  computed and the largest difference between the two's GLRs and posteriors.
+
 Run alone: ``python benchmarks/bench_joint.py [--quick]``; the exchange
 sizes can be chosen with ``OPENDVI_BENCH_JOINT_SIZES=200,1000``.
 """
@@ -190,6 +197,40 @@ SWEEP = [
 ]
 
 
+def _glr_row(n_rem: int, n_fam: int, seed: int) -> dict[str, Any]:
+    import opendvi.dvi.components  # noqa: F401  (the module, not the function of that name)
+    from opendvi.dvi.relaxation import LocalRelaxation, PackingRelaxation
+    from opendvi.screening import simulate_case
+    from opendvi.workflows.matching import match_case
+
+    comps = sys.modules["opendvi.dvi.components"]
+    case, _truth = simulate_case(families=n_fam, remains=n_rem, seed=seed)
+    seconds: dict[str, float] = {}
+    out: dict[str, dict[tuple[str, str], tuple[float | None, float]]] = {}
+    components = 0
+    try:
+        for name, cls in (("local", LocalRelaxation), ("whole", PackingRelaxation)):
+            comps.LocalRelaxation = cls  # type: ignore[attr-defined]
+            res = match_case(case, top_k=10, lr_threshold=1e4)
+            seconds[name] = res.timings["joint"]
+            components = int(res.counts["components"])
+            out[name] = {(c.remains, c.missing): (c.log10_glr, c.posterior) for c in res.candidates}
+    finally:
+        comps.LocalRelaxation = LocalRelaxation  # type: ignore[attr-defined]
+    a, b = out["local"], out["whole"]
+    same_set = all((a[k][0] is None) == (b[k][0] is None) for k in a) and a.keys() == b.keys()
+    d_glr = max((abs(a[k][0] - b[k][0]) for k in a if a[k][0] is not None and b[k][0] is not None), default=0.0)
+    d_post = max(abs(a[k][1] - b[k][1]) for k in a)
+    return {"benchmark": "joint.glr", "remains": n_rem, "families": n_fam, "largest_component": components,
+            "glrs": sum(v[0] is not None for v in a.values()), "same_glrs_computed": "yes" if same_set else "NO",
+            "local_seconds": round(seconds["local"], 2), "whole_seconds": round(seconds["whole"], 2),
+            "ratio": round(seconds["whole"] / seconds["local"], 2), "max_glr_difference": d_glr,
+            "max_posterior_difference": d_post}
+
+
+GLR_SIZES = [(2000, 3000), (5000, 8000), (10000, 15000)]
+
+
 def run(quick: bool) -> list[dict[str, Any]]:
     """Benchmark rows (``quick``: the 200-remains exchange and a short sweep)."""
     rows: list[dict[str, Any]] = []
@@ -200,6 +241,8 @@ def run(quick: bool) -> list[dict[str, Any]]:
         sizes = [int(x) for x in os.environ["OPENDVI_BENCH_JOINT_SIZES"].split(",")]
     for n in sizes:
         rows.append(_exchange_row(n, seed=n + 1))
+    for n_rem, n_fam in GLR_SIZES[:1] if quick else GLR_SIZES:
+        rows.append(_glr_row(n_rem, n_fam, seed=7))
     return rows
 
 

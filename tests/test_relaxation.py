@@ -10,10 +10,11 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from opendvi.dvi.assignment import Constraints, Model, Option, solve_best
-from opendvi.dvi.relaxation import PackingRelaxation
+from opendvi.dvi.relaxation import LocalRelaxation, PackingRelaxation
 
 from .test_joint_exact import _random_model
 
@@ -30,10 +31,11 @@ def _brute_best(model: Model, forbidden: set[tuple[int, int]]) -> float:
     return best
 
 
+@pytest.mark.parametrize("kind", [PackingRelaxation, LocalRelaxation])
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5, 6])
-def test_every_answer__the_exact_best_with_the_pairing_forbidden(seed: int) -> None:
+def test_every_answer__the_exact_best_with_the_pairing_forbidden(seed: int, kind: type[PackingRelaxation]) -> None:
     model = _random_model(seed, 6, [1, 2, 1, 3, 1], 0.5)
-    relax = PackingRelaxation(model)
+    relax = kind(model)
     pairs = sorted({p for o in model.options for p in o.pairs})
     answered = 0
     for pair in [None, *pairs]:  # repeated changes on one warm instance, each undone after
@@ -104,3 +106,32 @@ def test_no_positive_option__no_answer_and_the_integer_program_decides() -> None
     other = _random_model(3, 6, [1, 2, 1, 3, 1], 0.5)
     tl = _best_only(other)
     assert tl is not None and tl.solutions[0].score == pytest.approx(_brute_best(other, set()), abs=1e-9)
+
+
+@pytest.mark.parametrize("seed", [11, 13, 14])
+def test_local__the_whole_relaxation_s_answers_from_the_rows_near_the_change(seed: int) -> None:
+    """A component of 80 remains and 60 families: each pairing forbidden in turn, the small program over the rows
+    near it, the others priced at the whole relaxation's duals (:class:`LocalRelaxation`), gives the whole
+    relaxation's answer, and gives it by itself (without the whole relaxation) for most pairings."""
+    model = _random_model(seed, 80, [1, 2, 1, 1, 3, 1, 2, 1, 1, 1] * 6, 0.04)
+    positive = [k for k, o in enumerate(model.options) if o.score > 0]
+    whole, local = PackingRelaxation(model, positive), LocalRelaxation(model, positive)
+    assert local._x is not None  # the whole relaxation is integral here
+    pairs = sorted({p for k in positive for p in model.options[k].pairs})
+    by_itself = 0
+    for pair in pairs:
+        want = whole.best_without({pair})
+        alone = local._local(np.asarray(sorted(local._cols_of.get(pair, ())), dtype=np.int64))
+        got = local.best_without({pair})
+        if want is None:
+            assert alone is None and got is None, pair
+            continue
+        assert got is not None and got[0] == pytest.approx(want[0], abs=1e-9), pair
+        if alone is not None:
+            by_itself += 1
+            assert alone[0] == pytest.approx(want[0], abs=1e-9), pair
+            assert alone[0] == pytest.approx(model.score(alone[1]), abs=1e-9)
+            rows = [("u", model.options[k].unit) for k in alone[1]]
+            rows += [("r", r) for k in alone[1] for r, _ in model.options[k].pairs]
+            assert len(rows) == len(set(rows)) and not any(pair in model.options[k].pairs for k in alone[1])
+    assert len(pairs) > 100 and by_itself >= 0.9 * len(pairs), (by_itself, len(pairs))

@@ -36,7 +36,7 @@ from opendvi.dvi.errors import DVIError
 from opendvi.dvi.pairwise import PairwiseResult
 from opendvi.dvi.posterior import Marginals, certified_marginals, exact_sums, glr_lower_bounds
 from opendvi.dvi.problem import DVIProblem, Placement
-from opendvi.dvi.relaxation import PackingRelaxation
+from opendvi.dvi.relaxation import LocalRelaxation, PackingRelaxation
 
 #: Components with at most this many assignments are enumerated; larger ones
 #: go to the exact optimiser and the exact (or certified) sums.
@@ -415,7 +415,7 @@ def _call_glrs(
                 continue
             budget[0] -= 1
             if relax is None:
-                relax = PackingRelaxation(model, [j for j, oj in enumerate(model.options) if oj.score > 0 and (
+                relax = LocalRelaxation(model, [j for j, oj in enumerate(model.options) if oj.score > 0 and (
                     eligible is None or j in eligible)] + [j for j in best.chosen if model.options[j].score <= 0])
             found = relax.best_without([(r, m)])
             if found is not None:
