@@ -31,6 +31,13 @@ def _brute_best(model: Model, forbidden: set[tuple[int, int]]) -> float:
     return best
 
 
+def _is_packing(model: Model, chosen: tuple[int, ...]) -> bool:
+    """Each family and each remains used at most once by the options ``chosen``."""
+    rows = [("u", model.options[k].unit) for k in chosen]
+    rows += [("r", r) for k in chosen for r, _ in model.options[k].pairs]
+    return len(rows) == len(set(rows))
+
+
 @pytest.mark.parametrize("kind", [PackingRelaxation, LocalRelaxation])
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5, 6])
 def test_every_answer__the_exact_best_with_the_pairing_forbidden(seed: int, kind: type[PackingRelaxation]) -> None:
@@ -47,9 +54,7 @@ def test_every_answer__the_exact_best_with_the_pairing_forbidden(seed: int, kind
         score, chosen = got
         assert score == pytest.approx(_brute_best(model, forbidden), abs=1e-9), pair
         assert score == pytest.approx(model.score(chosen), abs=1e-12)
-        rows = [("u", model.options[k].unit) for k in chosen]
-        rows += [("r", r) for k in chosen for r, _ in model.options[k].pairs]
-        assert len(rows) == len(set(rows)), pair  # a packing
+        assert _is_packing(model, chosen), pair
         assert not any(set(model.options[k].pairs) & forbidden for k in chosen)
         alt = solve_best(model, Constraints(forbidden=frozenset(forbidden)))
         assert alt is not None and alt.score == pytest.approx(score, abs=1e-9)
@@ -131,7 +136,5 @@ def test_local__the_whole_relaxation_s_answers_from_the_rows_near_the_change(see
             by_itself += 1
             assert alone[0] == pytest.approx(want[0], abs=1e-9), pair
             assert alone[0] == pytest.approx(model.score(alone[1]), abs=1e-9)
-            rows = [("u", model.options[k].unit) for k in alone[1]]
-            rows += [("r", r) for k in alone[1] for r, _ in model.options[k].pairs]
-            assert len(rows) == len(set(rows)) and not any(pair in model.options[k].pairs for k in alone[1])
+            assert _is_packing(model, alone[1]) and not any(pair in model.options[k].pairs for k in alone[1])
     assert len(pairs) > 100 and by_itself >= 0.9 * len(pairs), (by_itself, len(pairs))

@@ -126,15 +126,19 @@ class PackingRelaxation:
         pick = x > 0.5
         if cols and pick[cols].any():  # a forbidden option (bounds 0): never, but proven here
             return None
+        return self._answer(pick, value)
+
+    def _answer(self, pick: np.ndarray, value: float) -> tuple[float, tuple[int, ...]] | None:
+        """The rounding ``pick`` of a solution of value ``value``, proven optimal for the relaxation, as
+        (score, chosen options): where it is a packing whose score reaches ``value``; None otherwise."""
         used = self._a @ pick.astype(float)  # each family and each remains at most once
         if used.size and float(used.max()) > 1.5:
             return None
         picked = np.nonzero(pick)[0]
-        chosen = tuple(self._options[int(j)] for j in picked)
         score = math.fsum(self._scores[picked].tolist())
         if score < value - _TOL * (1.0 + abs(value)):
             return None  # fractional: the relaxation proves nothing about this rounding
-        return score, chosen
+        return score, tuple(self._options[int(j)] for j in picked)
 
 
 #: rounds of growing the rows before a change is left to the whole relaxation
@@ -160,6 +164,7 @@ class LocalRelaxation(PackingRelaxation):
         super().__init__(model, among)
         self._csr = csr_matrix(self._a)
         self._x: np.ndarray | None = None
+        self._small: highspy.Highs | None = None
         h = self._h
         h.run()
         if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
@@ -168,7 +173,6 @@ class LocalRelaxation(PackingRelaxation):
                 self._x = (x > 0.5).astype(float)
                 self._y = np.maximum(np.asarray(h.getSolution().row_dual, dtype=float), 0.0)
                 self._d = self._scores - self._a.T @ self._y
-                self._small: highspy.Highs | None = None
 
     def best_without(self, forbidden: Iterable[tuple[int, int]]) -> tuple[float, tuple[int, ...]] | None:
         forbidden = list(forbidden)
@@ -204,9 +208,9 @@ class LocalRelaxation(PackingRelaxation):
             x[cols] = 0.0
             small = 0.0
             if cols.size:
-                sub = a[:, cols][rows].tocsc()
-                cost = d[cols] + a[:, cols][rows].T @ y[rows]  # c_j priced at y* outside R
-                sol = self._solve_small(cost, sub)
+                block = a[:, cols][rows]
+                cost = d[cols] + block.T @ y[rows]  # c_j priced at y* outside R
+                sol = self._solve_small(cost, block.tocsc())
                 if sol is None:
                     return None
                 small, x[cols] = sol
@@ -216,7 +220,7 @@ class LocalRelaxation(PackingRelaxation):
             emptied = (usage < 1.0 - 1e-9) & (y > 1e-12) & ~in_r
             value = float(c @ x)
             if not over.any() and bound - value <= _TOL * scale:
-                return self._rounded(x, value)
+                return self._answer(x > 0.5, value)
             grow = over | emptied
             if not grow.any():
                 return None  # a gap the rows cannot close (tolerances): the whole relaxation decides
@@ -247,16 +251,3 @@ class LocalRelaxation(PackingRelaxation):
         if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             return None
         return float(h.getInfo().objective_function_value), np.asarray(h.getSolution().col_value, dtype=float)
-
-    def _rounded(self, x: np.ndarray, value: float) -> tuple[float, tuple[int, ...]] | None:
-        """The solution proven optimal for the whole relaxation, answered as the whole relaxation
-        answers: a packing reaching the relaxation's value, or nothing."""
-        pick = x > 0.5
-        used = self._a @ pick.astype(float)
-        if used.size and float(used.max()) > 1.5:
-            return None
-        picked = np.nonzero(pick)[0]
-        score = math.fsum(self._scores[picked].tolist())
-        if score < value - _TOL * (1.0 + abs(value)):
-            return None
-        return score, tuple(self._options[int(j)] for j in picked)
